@@ -1,0 +1,60 @@
+# Shared by the rig's scripts: where things live, and how to read the kernel matrix.
+# shellcheck shell=bash
+
+RIG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOP=$(cd "$RIG_DIR/../.." && pwd)
+# Everything downloaded or generated for the VMs lives here (ignored by git), so a second
+# run neither downloads nor rebuilds what it already has.
+CACHE=${PFNIC_CACHE:-$TOP/.cache}
+MATRIX=$RIG_DIR/kernels.json
+
+rig_log() { printf 'rig: %s\n' "$*" >&2; }
+rig_die() { printf 'rig: error: %s\n' "$*" >&2; exit 1; }
+
+# matrix_names: the kernel names of the matrix, in order.
+matrix_names() {
+	node -e 'for (const k of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))) console.log(k.name)' "$MATRIX"
+}
+
+# matrix_get NAME FIELD: one field of a matrix entry (arrays print one item a line).
+matrix_get() {
+	node -e '
+		const [file, name, field] = process.argv.slice(1);
+		const k = JSON.parse(require("fs").readFileSync(file, "utf8")).find((e) => e.name === name);
+		if (!k) { console.error(`no kernel "${name}" in the matrix`); process.exit(2); }
+		const v = k[field];
+		if (v === undefined) process.exit(0);
+		console.log(Array.isArray(v) ? v.join("\n") : String(v));
+	' "$MATRIX" "$1" "$2"
+}
+
+# kernel_dir NAME: where a kernel's unpacked tree, vmlinux and initramfs are kept.
+kernel_dir() { printf '%s/kernels/%s\n' "$CACHE" "$1"; }
+
+# kernel_release NAME: its `uname -r`, once fetched.
+kernel_release() {
+	local f
+	f=$(kernel_dir "$1")/release
+	[ -s "$f" ] || rig_die "kernel $1 is not prepared: run test/vm/fetch-kernels.sh $1"
+	cat "$f"
+}
+
+# kernel_root NAME: the directory holding lib/modules/<release> and usr/src (empty = host /).
+kernel_root() {
+	if [ "$(matrix_get "$1" source)" = host ]; then
+		printf '\n'
+	else
+		printf '%s/root\n' "$(kernel_dir "$1")"
+	fi
+}
+
+# kernel_build_dir NAME: the kbuild tree to build out-of-tree modules against.
+kernel_build_dir() {
+	local rel root
+	rel=$(kernel_release "$1")
+	root=$(kernel_root "$1")
+	printf '%s/usr/src/linux-headers-%s\n' "$root" "$rel"
+}
+
+# elapsed SECONDS_START: whole seconds since then, for phase timings.
+elapsed() { echo $(($(date +%s) - $1)); }

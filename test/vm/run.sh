@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# run.sh [OPTIONS] NAME [--] COMMAND [ARG...]
+# Boot kernel NAME of the matrix in QEMU (TCG) with the host's root as the guest's root,
+# run COMMAND inside (from the top of this tree; test/vm/guest has set-up steps),
+# print its output, and exit with its status.
+#
+# Options:
+#   --mem SIZE         guest memory (default 2G)
+#   --numa             two NUMA nodes of half the memory each, one CPU each
+#   --dimm SIZE        add a hot-pluggable DIMM of SIZE, onlined as Movable memory
+#   --qmp PATH         a QMP socket at PATH, to hot-add or remove memory from the host
+#   --forward PORT     forward 127.0.0.1:PORT on the host to the guest's PORT
+#   --timeout SECONDS  power the guest off after this long (default 900)
+#   --console          copy the guest's kernel console to stderr as it runs
+#
+# Exit status: the command's; 124 if the guest timed out; 125 if it never ran the command
+# or stopped without reporting; 126 if the command passed but the kernel reported an oops,
+# BUG, warning or lockdep splat (the console log is printed).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+mem=2G numa=0 dimm= qmp= forward= timeout_s=900 console=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--mem) mem=$2; shift 2 ;;
+	--numa) numa=1; shift ;;
+	--dimm) dimm=$2; shift 2 ;;
+	--qmp) qmp=$2; shift 2 ;;
+	--forward) forward=$2; shift 2 ;;
+	--timeout) timeout_s=$2; shift 2 ;;
+	--console) console=1; shift ;;
+	--) shift; break ;;
+	-*) rig_die "unknown option $1" ;;
+	*) break ;;
+	esac
+done
+name=${1:?usage: run.sh [OPTIONS] NAME [--] COMMAND...}
+shift
+[ "${1:-}" = -- ] && shift
+[ $# -gt 0 ] || rig_die "no command to run in the guest"
+
+kdir=$(kernel_dir "$name")
+rel=$(kernel_release "$name")
+[ -s "$kdir/vmlinux" ] || rig_die "kernel $name has no vmlinux (run test/vm/fetch-kernels.sh $name)"
+"$RIG_DIR/mkinitrd.sh" "$name"
+
+# Not under /tmp: the guest mounts its own tmpfs there.
+mkdir -p "$CACHE/run"
+rundir=$(mktemp -d "$CACHE/run/vm.XXXXXX")
+trap 'rm -rf "$rundir"' EXIT
+log=$CACHE/logs/$name-$(date +%Y%m%d-%H%M%S)-$$.console.log
+mkdir -p "$CACHE/logs"
+
+# The guest reads this script through the 9p root, at the same path as on the host.
+{
+	printf 'cd %q || exit 125\n' "$TOP"
+	printf 'export PFNIC_TOP=%q PFNIC_RELEASE=%q\n' "$TOP" "$rel"
+	printf 'exec'
+	printf ' %q' "$@"
+	printf '\n'
+} > "$rundir/cmd.sh"
+chmod 644 "$rundir/cmd.sh"
+
+append="console=ttyS0 quiet panic=-1 oops=panic pfnic.run=$rundir/cmd.sh pfnic.kernel=$name"
+root=$(kernel_root "$name")
+[ -n "$root" ] && append+=" pfnic.modroot=$root"
+
+args=(-accel tcg -cpu max -smp 2 -nodefaults -display none -no-reboot
+	-kernel "$kdir/vmlinux" -initrd "$kdir/initrd.cpio.gz"
+	-fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
+	-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot
+	-serial "file:$log" -chardev stdio,id=out,signal=off -serial chardev:out)
+if [ "$numa" = 1 ]; then
+	half=$(( $(numfmt --from=iec "$mem") / 2 ))
+	args+=(-m "$mem" -object "memory-backend-ram,id=n0,size=$half" -object "memory-backend-ram,id=n1,size=$half"
+		-numa node,nodeid=0,memdev=n0,cpus=0 -numa node,nodeid=1,memdev=n1,cpus=1)
+elif [ -n "$dimm" ]; then
+	args+=(-m "$mem,slots=4,maxmem=16G" -object "memory-backend-ram,id=dimm0mem,size=$dimm"
+		-device pc-dimm,id=dimm0,memdev=dimm0mem)
+	append+=" memhp_default_state=online_movable"
+else
+	args+=(-m "$mem")
+fi
+[ -n "$qmp" ] && args+=(-qmp "unix:$qmp,server=on,wait=off")
+if [ -n "$forward" ]; then
+	# restrict=on: the guest reaches nothing outside; only the forwarded port comes in.
+	args+=(-netdev "user,id=lab,restrict=on,hostfwd=tcp:127.0.0.1:$forward-:$forward"
+		-device virtio-net-pci,netdev=lab)
+fi
+args+=(-append "$append")
+
+: > "$log"
+if [ "$console" = 1 ]; then
+	tail -n +1 -f "$log" >&2 &
+	tailer=$!
+	trap 'kill $tailer 2> /dev/null; rm -rf "$rundir"' EXIT
+fi
+set +e
+timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 "${args[@]}" < /dev/null
+qrc=$?
+set -e
+
+status=$(sed -n 's/^pfnic-rig: exit \([0-9]*\).*/\1/p' "$log" | tail -n 1)
+splat=$(grep -n -E 'BUG:|Oops|WARNING:|Call Trace|general protection|possible circular locking|INFO: task .* blocked|kernel panic|Kernel panic' "$log" || true)
+if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+	rig_log "guest $name timed out after ${timeout_s}s; console log: $log"
+	tail -n 30 "$log" >&2
+	exit 124
+fi
+if [ -z "$status" ]; then
+	rig_log "guest $name stopped without reporting a status (qemu exit $qrc); console log: $log"
+	tail -n 30 "$log" >&2
+	exit 125
+fi
+if [ -n "$splat" ]; then
+	rig_log "kernel $name reported a problem; console log: $log"
+	cat "$log" >&2
+	[ "$status" = 0 ] && exit 126
+fi
+exit "$status"
