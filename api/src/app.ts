@@ -1,0 +1,67 @@
+// The fastify application: plugins in order (external, then routes), one error handler.
+// server.ts runs it; tests build it and use inject().
+import { STATUS_CODES } from 'node:http';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import sensible from '@fastify/sensible';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+
+import { DeviceQueryError } from '../../control/src/index.js';
+import { deviceRoutes } from './routes/devices.js';
+import { healthRoutes } from './routes/health.js';
+import { version } from './version.js';
+
+export interface AppOptions {
+  logger?: FastifyServerOptions['logger'];
+}
+
+export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: options.logger ?? false }).withTypeProvider<TypeBoxTypeProvider>();
+
+  await app.register(sensible);
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'pfnic control plane',
+        description: 'RDMA devices, ports and memory regions of this host',
+        version,
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.setErrorHandler<FastifyError>((err, request, reply) => {
+    const status = err.statusCode ?? 500;
+    if (err.validation) {
+      return reply.status(400).send({
+        statusCode: 400,
+        error: 'Bad Request',
+        message: `invalid ${err.validationContext ?? 'request'}: ${err.message}`,
+      });
+    }
+    if (err instanceof DeviceQueryError) {
+      // The kernel or libibverbs said no: the reason helps the operator and reveals nothing.
+      request.log.warn({ err }, 'device query failed');
+      return reply.status(503).send({ statusCode: 503, error: 'Service Unavailable', message: err.message });
+    }
+    if (status >= 500) {
+      request.log.error({ err }, 'request failed');
+      return reply.status(500).send({
+        statusCode: 500, error: 'Internal Server Error', message: 'internal error; see the server log',
+      });
+    }
+    return reply.status(status).send({
+      statusCode: status, error: STATUS_CODES[status] ?? 'Error', message: err.message,
+    });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({
+      statusCode: 404, error: 'Not Found', message: `no route ${request.method} ${request.url}`,
+    }));
+
+  await app.register(healthRoutes);
+  await app.register(deviceRoutes);
+  return app;
+}

@@ -1,0 +1,35 @@
+// The API's own schemas (requests, errors, health). Device shapes come from the control
+// plane's model, which is their single source.
+import { Type, type Static } from 'typebox';
+
+export { Device } from '../../control/src/schema.js';
+
+/** Every error reply: the HTTP status, its name and a sentence saying what went wrong. */
+export const ErrorReply = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    error: Type.String(),
+    message: Type.String(),
+  },
+  { title: 'Error' },
+);
+export type ErrorReply = Static<typeof ErrorReply>;
+
+/** RDMA device names as the kernel forms them (mlx5_0, rxe0, rocep1s0f0, pfnic0). */
+export const DeviceName = Type.String({
+  pattern: '^[A-Za-z0-9_.-]{1,63}$',
+  description: 'an RDMA device name: 1 to 63 letters, digits, "_", "." or "-"',
+});
+
+export const DeviceParams = Type.Object({ name: DeviceName });
+export type DeviceParams = Static<typeof DeviceParams>;
+
+export const Health = Type.Object(
+  {
+    status: Type.Literal('ok'),
+    version: Type.String(),
+    uptime_s: Type.Number({ description: 'seconds since the server started' }),
+  },
+  { title: 'Health' },
+);
+export type Health = Static<typeof Health>;

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// pfnic's native addon: the few things only native code can do for the control plane.
+// Every call that touches the kernel runs on a worker thread (Napi::AsyncWorker) and
+// returns a promise; the event loop never waits on libibverbs or netlink.
+#include <endian.h>
+#include <napi.h>
+
+#include "rdma_query.h"
+
+namespace pfnic {
+namespace {
+
+Napi::BigInt u64(Napi::Env env, uint64_t v)
+{
+	return Napi::BigInt::New(env, v);
+}
+
+Napi::Object device_attrs(Napi::Env env, const ibv_device_attr_ex &ex)
+{
+	const ibv_device_attr &a = ex.orig_attr;
+	Napi::Object o = Napi::Object::New(env);
+
+	o.Set("fw_ver", a.fw_ver);
+	// The GUIDs are big-endian in the verbs ABI; hand out their numeric value.
+	o.Set("node_guid", u64(env, be64toh(a.node_guid)));
+	o.Set("sys_image_guid", u64(env, be64toh(a.sys_image_guid)));
+	o.Set("max_mr_size", u64(env, a.max_mr_size));
+	o.Set("page_size_cap", u64(env, a.page_size_cap));
+	o.Set("vendor_id", a.vendor_id);
+	o.Set("vendor_part_id", a.vendor_part_id);
+	o.Set("hw_ver", a.hw_ver);
+	o.Set("max_qp", a.max_qp);
+	o.Set("max_qp_wr", a.max_qp_wr);
+	o.Set("device_cap_flags", a.device_cap_flags);
+	o.Set("max_sge", a.max_sge);
+	o.Set("max_sge_rd", a.max_sge_rd);
+	o.Set("max_cq", a.max_cq);
+	o.Set("max_cqe", a.max_cqe);
+	o.Set("max_mr", a.max_mr);
+	o.Set("max_pd", a.max_pd);
+	o.Set("max_qp_rd_atom", a.max_qp_rd_atom);
+	o.Set("max_ee_rd_atom", a.max_ee_rd_atom);
+	o.Set("max_res_rd_atom", a.max_res_rd_atom);
+	o.Set("max_qp_init_rd_atom", a.max_qp_init_rd_atom);
+	o.Set("max_ee_init_rd_atom", a.max_ee_init_rd_atom);
+	o.Set("atomic_cap", static_cast<uint32_t>(a.atomic_cap));
+	o.Set("max_ee", a.max_ee);
+	o.Set("max_rdd", a.max_rdd);
+	o.Set("max_mw", a.max_mw);
+	o.Set("max_raw_ipv6_qp", a.max_raw_ipv6_qp);
+	o.Set("max_raw_ethy_qp", a.max_raw_ethy_qp);
+	o.Set("max_mcast_grp", a.max_mcast_grp);
+	o.Set("max_mcast_qp_attach", a.max_mcast_qp_attach);
+	o.Set("max_total_mcast_qp_attach", a.max_total_mcast_qp_attach);
+	o.Set("max_ah", a.max_ah);
+	o.Set("max_fmr", a.max_fmr);
+	o.Set("max_map_per_fmr", a.max_map_per_fmr);
+	o.Set("max_srq", a.max_srq);
+	o.Set("max_srq_wr", a.max_srq_wr);
+	o.Set("max_srq_sge", a.max_srq_sge);
+	o.Set("max_pkeys", a.max_pkeys);
+	o.Set("local_ca_ack_delay", a.local_ca_ack_delay);
+	o.Set("phys_port_cnt", a.phys_port_cnt);
+
+	o.Set("device_cap_flags_ex", u64(env, ex.device_cap_flags_ex));
+	o.Set("completion_timestamp_mask", u64(env, ex.completion_timestamp_mask));
+	o.Set("hca_core_clock", u64(env, ex.hca_core_clock));
+	o.Set("odp_general_caps", u64(env, ex.odp_caps.general_caps));
+	o.Set("odp_rc_caps", ex.odp_caps.per_transport_caps.rc_odp_caps);
+	o.Set("odp_uc_caps", ex.odp_caps.per_transport_caps.uc_odp_caps);
+	o.Set("odp_ud_caps", ex.odp_caps.per_transport_caps.ud_odp_caps);
+	o.Set("odp_xrc_caps", ex.xrc_odp_caps);
+	o.Set("max_dm_size", u64(env, ex.max_dm_size));
+	o.Set("max_wq_type_rq", ex.max_wq_type_rq);
+	o.Set("raw_packet_caps", ex.raw_packet_caps);
+	o.Set("pci_atomic_fetch_add", ex.pci_atomic_caps.fetch_add);
+	o.Set("pci_atomic_swap", ex.pci_atomic_caps.swap);
+	o.Set("pci_atomic_compare_swap", ex.pci_atomic_caps.compare_swap);
+	return o;
+}
+
+Napi::Object port_attrs(Napi::Env env, const PortInfo &p)
+{
+	const ibv_port_attr &a = p.attr;
+	Napi::Object o = Napi::Object::New(env);
+
+	o.Set("port", p.port);
+	o.Set("state", static_cast<uint32_t>(a.state));
+	o.Set("max_mtu", static_cast<uint32_t>(a.max_mtu));
+	o.Set("active_mtu", static_cast<uint32_t>(a.active_mtu));
+	o.Set("gid_tbl_len", a.gid_tbl_len);
+	o.Set("port_cap_flags", a.port_cap_flags);
+	o.Set("port_cap_flags2", a.port_cap_flags2);
+	o.Set("max_msg_sz", a.max_msg_sz);
+	o.Set("bad_pkey_cntr", a.bad_pkey_cntr);
+	o.Set("qkey_viol_cntr", a.qkey_viol_cntr);
+	o.Set("pkey_tbl_len", a.pkey_tbl_len);
+	o.Set("lid", a.lid);
+	o.Set("sm_lid", a.sm_lid);
+	o.Set("lmc", a.lmc);
+	o.Set("max_vl_num", a.max_vl_num);
+	o.Set("sm_sl", a.sm_sl);
+	o.Set("subnet_timeout", a.subnet_timeout);
+	o.Set("init_type_reply", a.init_type_reply);
+	o.Set("active_width", a.active_width);
+	o.Set("active_speed", a.active_speed);
+	o.Set("phys_state", a.phys_state);
+	o.Set("link_layer", a.link_layer);
+	o.Set("flags", a.flags);
+	if (p.netdev_index)
+		o.Set("netdev_index", *p.netdev_index);
+	if (p.netdev_name)
+		o.Set("netdev_name", *p.netdev_name);
+
+	Napi::Array gids = Napi::Array::New(env, p.gids.size());
+	for (size_t i = 0; i < p.gids.size(); i++) {
+		const GidInfo &g = p.gids[i];
+		Napi::Object go = Napi::Object::New(env);
+		go.Set("index", g.index);
+		go.Set("gid", g.gid);
+		go.Set("type", g.type);
+		go.Set("netdev_index", g.ndev_index);
+		go.Set("netdev_name", g.ndev_name);
+		gids.Set(i, go);
+	}
+	o.Set("gids", gids);
+	return o;
+}
+
+Napi::Object device_object(Napi::Env env, const DeviceInfo &d)
+{
+	Napi::Object o = Napi::Object::New(env);
+
+	o.Set("name", d.name);
+	o.Set("index", d.index);
+	o.Set("node_type", static_cast<int32_t>(d.node_type));
+	o.Set("transport_type", static_cast<int32_t>(d.transport_type));
+	o.Set("num_comp_vectors", d.num_comp_vectors);
+	o.Set("attr", device_attrs(env, d.attr));
+	Napi::Array ports = Napi::Array::New(env, d.ports.size());
+	for (size_t i = 0; i < d.ports.size(); i++)
+		ports.Set(i, port_attrs(env, d.ports[i]));
+	o.Set("ports", ports);
+	return o;
+}
+
+// Runs query_devices() off the main thread and settles a promise with the result.
+class QueryWorker : public Napi::AsyncWorker {
+public:
+	QueryWorker(Napi::Env env, std::optional<std::string> only, bool single)
+		: Napi::AsyncWorker(env, "pfnic:queryDevices"), deferred_(Napi::Promise::Deferred::New(env)),
+		  only_(std::move(only)), single_(single) {}
+
+	Napi::Promise promise() const { return deferred_.Promise(); }
+
+protected:
+	void Execute() override
+	{
+		try {
+			devices_ = query_devices(only_);
+		} catch (const QueryError &e) {
+			code_ = e.code();
+			SetError(e.what());
+		} catch (const std::exception &e) {
+			code_ = "EIO";
+			SetError(e.what());
+		}
+	}
+
+	void OnOK() override
+	{
+		Napi::Env env = Env();
+		if (single_) {
+			deferred_.Resolve(device_object(env, devices_.front()));
+			return;
+		}
+		Napi::Array list = Napi::Array::New(env, devices_.size());
+		for (size_t i = 0; i < devices_.size(); i++)
+			list.Set(i, device_object(env, devices_[i]));
+		deferred_.Resolve(list);
+	}
+
+	void OnError(const Napi::Error &error) override
+	{
+		Napi::Error e = Napi::Error::New(Env(), error.Message());
+		e.Set("code", code_);
+		deferred_.Reject(e.Value());
+	}
+
+private:
+	Napi::Promise::Deferred deferred_;
+	std::optional<std::string> only_;
+	bool single_;
+	std::vector<DeviceInfo> devices_;
+	std::string code_;
+};
+
+// queryDevices(): Promise<RawDevice[]>, every device libibverbs sees.
+Napi::Value QueryDevices(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	if (info.Length() != 0)
+		throw Napi::TypeError::New(env, "queryDevices() takes no arguments");
+	auto *worker = new QueryWorker(env, std::nullopt, false);
+	Napi::Promise promise = worker->promise();
+	worker->Queue();
+	return promise;
+}
+
+// queryDevice(name: string): Promise<RawDevice>; rejects with code ENODEV if there is
+// no such device.
+Napi::Value QueryDevice(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	if (info.Length() != 1 || !info[0].IsString())
+		throw Napi::TypeError::New(env, "queryDevice(name) needs one string argument");
+	std::string name = info[0].As<Napi::String>().Utf8Value();
+	if (name.empty() || name.size() > kMaxDeviceName || name.find('\0') != std::string::npos)
+		throw Napi::RangeError::New(env, "an RDMA device name is 1 to " +
+							 std::to_string(kMaxDeviceName) +
+							 " characters with no NUL");
+	auto *worker = new QueryWorker(env, std::move(name), true);
+	Napi::Promise promise = worker->promise();
+	worker->Queue();
+	return promise;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports)
+{
+	exports.Set("queryDevices", Napi::Function::New(env, QueryDevices, "queryDevices"));
+	exports.Set("queryDevice", Napi::Function::New(env, QueryDevice, "queryDevice"));
+	return exports;
+}
+
+} // namespace
+} // namespace pfnic
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports)
+{
+	return pfnic::Init(env, exports);
+}
+
+NODE_API_MODULE(pfnic_addon, InitAddon)

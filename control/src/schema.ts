@@ -1,0 +1,223 @@
+// The control plane's data model. Each TypeBox schema here is the one source of its
+// TypeScript type (Static<>), of the API's JSON Schema and of the OpenAPI document.
+import { Type, type Static } from 'typebox';
+
+/** A 64-bit value that JSON numbers cannot hold exactly, as lower-case hex ("0x1f"). */
+export const Hex = Type.String({ pattern: '^0x[0-9a-f]+$', description: 'hexadecimal' });
+
+/** A bit mask with the names of the bits it has; `unknown` holds bits we have no name for. */
+export const Flags = Type.Object(
+  {
+    value: Hex,
+    names: Type.Array(Type.String()),
+    unknown: Hex,
+  },
+  { title: 'Flags', description: 'a bit mask and the names of its set bits' },
+);
+export type Flags = Static<typeof Flags>;
+
+export const Gid = Type.Object(
+  {
+    index: Type.Integer({ minimum: 0 }),
+    gid: Type.String({ description: 'the GID in IPv6 notation, as ibv_devinfo prints it' }),
+    type: Type.String({ description: 'IB, RoCE v1 or RoCE v2' }),
+    netdev: Type.Union([Type.String(), Type.Null()], { description: 'the netdev the GID belongs to' }),
+  },
+  { title: 'Gid' },
+);
+export type Gid = Static<typeof Gid>;
+
+export const Port = Type.Object(
+  {
+    port: Type.Integer({ minimum: 1 }),
+    state: Type.String({ description: 'DOWN, INIT, ARMED, ACTIVE, ...' }),
+    phys_state: Type.String({ description: 'POLLING, LINK_UP, ...' }),
+    link_layer: Type.String({ description: 'InfiniBand, Ethernet or Unspecified' }),
+    max_mtu: Type.Integer({ description: 'bytes' }),
+    active_mtu: Type.Integer({ description: 'bytes' }),
+    active_width: Type.String(),
+    active_speed: Type.String(),
+    lid: Type.Integer(),
+    sm_lid: Type.Integer(),
+    lmc: Type.Integer(),
+    sm_sl: Type.Integer(),
+    max_vl_num: Type.Integer(),
+    max_msg_sz: Type.Integer(),
+    bad_pkey_cntr: Type.Integer(),
+    qkey_viol_cntr: Type.Integer(),
+    pkey_tbl_len: Type.Integer(),
+    gid_tbl_len: Type.Integer(),
+    subnet_timeout: Type.Integer(),
+    init_type_reply: Type.Integer(),
+    port_cap_flags: Flags,
+    port_cap_flags2: Flags,
+    netdev: Type.Union([Type.String(), Type.Null()], { description: 'as `rdma link` shows it' }),
+    netdev_index: Type.Union([Type.Integer(), Type.Null()]),
+    gids: Type.Array(Gid),
+  },
+  { title: 'Port' },
+);
+export type Port = Static<typeof Port>;
+
+/** Device limits, named as ibv_query_device reports them. */
+export const DeviceLimits = Type.Object(
+  {
+    max_qp: Type.Integer(),
+    max_qp_wr: Type.Integer(),
+    max_sge: Type.Integer(),
+    max_sge_rd: Type.Integer(),
+    max_cq: Type.Integer(),
+    max_cqe: Type.Integer(),
+    max_mr: Type.Integer(),
+    max_pd: Type.Integer(),
+    max_qp_rd_atom: Type.Integer(),
+    max_ee_rd_atom: Type.Integer(),
+    max_res_rd_atom: Type.Integer(),
+    max_qp_init_rd_atom: Type.Integer(),
+    max_ee_init_rd_atom: Type.Integer(),
+    max_ee: Type.Integer(),
+    max_rdd: Type.Integer(),
+    max_mw: Type.Integer(),
+    max_raw_ipv6_qp: Type.Integer(),
+    max_raw_ethy_qp: Type.Integer(),
+    max_mcast_grp: Type.Integer(),
+    max_mcast_qp_attach: Type.Integer(),
+    max_total_mcast_qp_attach: Type.Integer(),
+    max_ah: Type.Integer(),
+    max_fmr: Type.Integer(),
+    max_map_per_fmr: Type.Integer(),
+    max_srq: Type.Integer(),
+    max_srq_wr: Type.Integer(),
+    max_srq_sge: Type.Integer(),
+    max_pkeys: Type.Integer(),
+    local_ca_ack_delay: Type.Integer(),
+    max_wq_type_rq: Type.Integer(),
+  },
+  { title: 'DeviceLimits' },
+);
+export type DeviceLimits = Static<typeof DeviceLimits>;
+
+/** On-Demand Paging capabilities: general, then per transport. */
+export const OdpCaps = Type.Object(
+  {
+    general_caps: Flags,
+    rc_odp_caps: Flags,
+    uc_odp_caps: Flags,
+    ud_odp_caps: Flags,
+    xrc_odp_caps: Flags,
+  },
+  { title: 'OdpCaps' },
+);
+export type OdpCaps = Static<typeof OdpCaps>;
+
+export const Device = Type.Object(
+  {
+    name: Type.String(),
+    index: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'kernel device index' }),
+    node_type: Type.String({ description: 'ca, switch, router, rnic, ...' }),
+    transport: Type.String({ description: 'InfiniBand, iWARP, ...' }),
+    fw_ver: Type.String(),
+    node_guid: Type.String({ description: 'as ibv_devinfo prints it: four groups of four hex digits' }),
+    sys_image_guid: Type.String(),
+    vendor_id: Type.Integer(),
+    vendor_part_id: Type.Integer(),
+    hw_ver: Type.Integer(),
+    phys_port_cnt: Type.Integer(),
+    num_comp_vectors: Type.Integer(),
+    max_mr_size: Hex,
+    page_size_cap: Hex,
+    atomic_cap: Type.String({ description: 'ATOMIC_NONE, ATOMIC_HCA or ATOMIC_GLOB' }),
+    device_cap_flags: Flags,
+    device_cap_flags_ex: Flags,
+    completion_timestamp_mask: Hex,
+    hca_core_clock: Hex,
+    odp: OdpCaps,
+    limits: DeviceLimits,
+    ports: Type.Array(Port),
+  },
+  { title: 'Device' },
+);
+export type Device = Static<typeof Device>;
+
+// What the native binding hands over: raw verbs values. The facade checks every result
+// against this before it reaches the model, so no unchecked value crosses the boundary.
+const U32 = Type.Integer({ minimum: 0, maximum: 0xffffffff });
+const U64 = Type.BigInt();
+
+export const RawGid = Type.Object({
+  index: U32,
+  gid: Type.String(),
+  type: U32,
+  netdev_index: U32,
+  netdev_name: Type.String(),
+});
+
+export const RawPort = Type.Object({
+  port: U32,
+  state: U32,
+  max_mtu: U32,
+  active_mtu: U32,
+  gid_tbl_len: Type.Integer(),
+  port_cap_flags: U32,
+  port_cap_flags2: U32,
+  max_msg_sz: U32,
+  bad_pkey_cntr: U32,
+  qkey_viol_cntr: U32,
+  pkey_tbl_len: U32,
+  lid: U32,
+  sm_lid: U32,
+  lmc: U32,
+  max_vl_num: U32,
+  sm_sl: U32,
+  subnet_timeout: U32,
+  init_type_reply: U32,
+  active_width: U32,
+  active_speed: U32,
+  phys_state: U32,
+  link_layer: U32,
+  flags: U32,
+  netdev_index: Type.Optional(U32),
+  netdev_name: Type.Optional(Type.String()),
+  gids: Type.Array(RawGid),
+});
+export type RawPort = Static<typeof RawPort>;
+
+export const RawDeviceAttr = Type.Object({
+  fw_ver: Type.String(),
+  node_guid: U64,
+  sys_image_guid: U64,
+  max_mr_size: U64,
+  page_size_cap: U64,
+  vendor_id: U32,
+  vendor_part_id: U32,
+  hw_ver: U32,
+  device_cap_flags: U32,
+  atomic_cap: U32,
+  phys_port_cnt: U32,
+  device_cap_flags_ex: U64,
+  completion_timestamp_mask: U64,
+  hca_core_clock: U64,
+  odp_general_caps: U64,
+  odp_rc_caps: U32,
+  odp_uc_caps: U32,
+  odp_ud_caps: U32,
+  odp_xrc_caps: U32,
+  max_dm_size: U64,
+  raw_packet_caps: U32,
+  pci_atomic_fetch_add: U32,
+  pci_atomic_swap: U32,
+  pci_atomic_compare_swap: U32,
+  ...DeviceLimits.properties,
+});
+export type RawDeviceAttr = Static<typeof RawDeviceAttr>;
+
+export const RawDevice = Type.Object({
+  name: Type.String(),
+  index: Type.Integer(),
+  node_type: Type.Integer(),
+  transport_type: Type.Integer(),
+  num_comp_vectors: Type.Integer(),
+  attr: RawDeviceAttr,
+  ports: Type.Array(RawPort),
+});
+export type RawDevice = Static<typeof RawDevice>;
