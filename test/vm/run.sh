@@ -65,7 +65,7 @@ append="console=ttyS0 quiet panic=-1 oops=panic pfnic.run=$rundir/cmd.sh pfnic.k
 root=$(kernel_root "$name")
 [ -n "$root" ] && append+=" pfnic.modroot=$root"
 
-args=(-accel tcg -cpu max -smp 2 -nodefaults -display none -no-reboot
+args=(-accel "tcg${PFNIC_TCG_OPTS:+,$PFNIC_TCG_OPTS}" -cpu max -smp 2 -nodefaults -display none -no-reboot
 	-kernel "$kdir/vmlinux" -initrd "$kdir/initrd.cpio.gz"
 	-fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
 	-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot
@@ -85,20 +85,32 @@ fi
 if [ -n "$forward" ]; then
 	# restrict=on: the guest reaches nothing outside; only the forwarded port comes in.
 	args+=(-netdev "user,id=lab,restrict=on,hostfwd=tcp:127.0.0.1:$forward-:$forward"
-		-device virtio-net-pci,netdev=lab)
+		-device virtio-net-pci,netdev=lab,romfile=)
 fi
 args+=(-append "$append")
 
 : > "$log"
 if [ "$console" = 1 ]; then
-	tail -n +1 -f "$log" >&2 &
+	tail -n +1 -F "$log" 2> /dev/null >&2 &
 	tailer=$!
 	trap 'kill $tailer 2> /dev/null; rm -rf "$rundir"' EXIT
 fi
-set +e
-timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 "${args[@]}" < /dev/null
-qrc=$?
-set -e
+# Under TCG a guest can, rarely (about one boot in twenty), die while the kernel patches its
+# own text on two vCPUs at once, before it reaches the command. Such a boot is retried once,
+# said aloud; a guest that fails after the command has started is never retried.
+for attempt in 1 2; do
+	set +e
+	timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 "${args[@]}" < /dev/null
+	qrc=$?
+	set -e
+	grep -q '^pfnic-rig: running' "$log" && break
+	[ "$qrc" = 124 ] && break
+	[ "$attempt" = 2 ] && break
+	rig_log "guest $name died while booting (qemu exit $qrc), booting it again; its console: $log.boot$attempt"
+	grep -E 'Oops|BUG:|panic' "$log" | head -n 3 >&2 || true
+	mv "$log" "$log.boot$attempt"
+	: > "$log"
+done
 
 status=$(sed -n 's/^pfnic-rig: exit \([0-9]*\).*/\1/p' "$log" | tail -n 1)
 splat=$(grep -n -E 'BUG:|Oops|WARNING:|Call Trace|general protection|possible circular locking|INFO: task .* blocked|kernel panic|Kernel panic' "$log" || true)

@@ -1,0 +1,35 @@
+// The native addon's argument checks and its contract: promises, never a blocked loop.
+import t from 'tap';
+
+import { getDevice, listDevices, nativeBinding, DeviceNotFoundError } from '../control/src/index.js';
+
+t.test('the binding checks its arguments', async (t) => {
+  const b = nativeBinding() as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const queryDevice = b.queryDevice!;
+  const queryDevices = b.queryDevices!;
+  t.throws(() => queryDevice(), TypeError, 'queryDevice() without a name');
+  t.throws(() => queryDevice(42), TypeError, 'queryDevice(number)');
+  t.throws(() => queryDevice('a', 'b'), TypeError, 'queryDevice with two arguments');
+  t.throws(() => queryDevice(''), RangeError, 'an empty name');
+  t.throws(() => queryDevice('x'.repeat(64)), RangeError, 'a name longer than the kernel allows');
+  t.throws(() => queryDevice('rxe\u00000'), RangeError, 'a name with a NUL');
+  t.throws(() => queryDevices('extra'), TypeError, 'queryDevices takes no arguments');
+});
+
+t.test('queries return promises and the event loop keeps running', async (t) => {
+  const b = nativeBinding();
+  const pending = b.queryDevices();
+  t.ok(pending instanceof Promise, 'queryDevices returns a promise');
+  let ticked = false;
+  setImmediate(() => { ticked = true; });
+  const devices = await pending;
+  await new Promise((r) => setImmediate(r));
+  t.ok(ticked, 'the loop ran while the query was out');
+  t.ok(Array.isArray(devices), 'it resolves to a list');
+});
+
+t.test('the facade', async (t) => {
+  t.ok(Array.isArray(await listDevices()), 'listDevices resolves to a list');
+  await t.rejects(getDevice('nosuchdev0'), DeviceNotFoundError, 'an unknown device rejects with DeviceNotFoundError');
+  await t.rejects(getDevice('nosuchdev0'), { code: 'ENODEV', device: 'nosuchdev0' }, 'carrying ENODEV and the name');
+});

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# setup.sh: install and build everything pfnic needs on a Debian bookworm machine (as root).
+# Idempotent: a second run installs, downloads and rebuilds nothing that is already there.
+# Phases, each timed: packages (apt), node modules (npm), kernels (the VM matrix),
+# build (addon, TypeScript, pfnic.ko for every kernel).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+# Debian packages: the VM rig (qemu, busybox, kernels), rdma-core and the build tools.
+APT_PACKAGES=(
+	qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod
+	rdma-core ibverbs-utils ibverbs-providers libibverbs-dev perftest iproute2 numactl
+	build-essential cmake ninja-build pkg-config libmnl-dev xz-utils zstd
+	debian-archive-keyring ca-certificates
+)
+
+phase() {
+	local name=$1 t0
+	shift
+	t0=$(date +%s)
+	"$@"
+	printf 'setup: %-13s %4ss\n' "$name" $(($(date +%s) - t0))
+}
+
+install_packages() {
+	local missing=() p
+	for p in "${APT_PACKAGES[@]}"; do
+		dpkg-query -W -f '${Status}' "$p" 2> /dev/null | grep -q 'ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	[ "$(id -u)" = 0 ] || { echo "setup: run as root to install: ${missing[*]}" >&2; exit 1; }
+	echo "setup: installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+}
+
+check_node() {
+	local v
+	v=$(node -p 'process.versions.node' 2> /dev/null) || { echo "setup: Node.js 20.17 or newer is needed" >&2; exit 1; }
+	node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 17) ? 0 : 1)' ||
+		{ echo "setup: Node.js $v is too old; pfnic needs 20.17 or newer" >&2; exit 1; }
+}
+
+install_node_modules() {
+	# npm ci only when the lockfile changed since the last install.
+	if [ -f node_modules/.package-lock.json ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then
+		return 0
+	fi
+	npm ci --no-audit --no-fund --loglevel=error
+}
+
+build_all() {
+	# configure every time (about a second), so changed CMake options are always taken
+	{ npm run -s build:addon-configure && npm run -s build:addon-compile; } > build/cmake-js.log 2>&1 ||
+		{ cat build/cmake-js.log >&2; exit 1; }
+	npx --no-install tsc -p tsconfig.json
+	test/vm/build-driver.sh
+}
+
+mkdir -p build
+phase packages install_packages
+check_node
+phase node-modules install_node_modules
+phase kernels test/vm/fetch-kernels.sh
+phase build build_all

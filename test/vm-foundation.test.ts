@@ -1,0 +1,23 @@
+// Boots every kernel of the matrix (test/vm/kernels.json), creates rxe0 inside, and runs
+// test/guest/foundation.ts there: pfnic.ko loads and unloads, and the API started in the
+// guest reports rxe0 exactly as ibv_devinfo -v and `rdma` do. The guest prints TAP, which
+// becomes one subtest per kernel here.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+
+const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const matrix = JSON.parse(readFileSync(path.join(top, 'test/vm/kernels.json'), 'utf8')) as { name: string }[];
+const only = process.env.PFNIC_KERNELS?.split(',').filter(Boolean);
+
+for (const { name } of matrix) {
+  if (only && !only.includes(name)) continue;
+  const started = Date.now();
+  t.spawn('bash', [
+    path.join(top, 'test/vm/run.sh'), '--timeout', '600', name, '--',
+    'sh', '-c', 'test/vm/guest rxe && exec node dist/test/guest/foundation.js',
+  ], { cwd: top }, `kernel ${name}: rxe0 and the API, pfnic.ko load/unload`).then(() => {
+    t.comment(`kernel ${name}: guest suite took ${Math.round((Date.now() - started) / 1000)} s`);
+  });
+}
