@@ -13,11 +13,12 @@ const only = process.env.PFNIC_KERNELS?.split(',').filter(Boolean);
 
 for (const { name } of matrix) {
   if (only && !only.includes(name)) continue;
-  const started = Date.now();
-  t.spawn('bash', [
-    path.join(top, 'test/vm/run.sh'), '--timeout', '600', name, '--',
-    'sh', '-c', 'test/vm/guest rxe && exec node dist/test/guest/foundation.js',
-  ], { cwd: top }, `kernel ${name}: rxe0 and the API, pfnic.ko load/unload`).then(() => {
+  t.test(`kernel ${name}`, async (t) => {
+    const started = Date.now();
+    await t.spawn('bash', [
+      path.join(top, 'test/vm/run.sh'), '--timeout', '600', name, '--',
+      'sh', '-c', 'test/vm/guest rxe && exec node dist/test/guest/foundation.js',
+    ], { cwd: top }, 'rxe0 and the API, pfnic.ko load/unload');
     t.comment(`kernel ${name}: guest suite took ${Math.round((Date.now() - started) / 1000)} s`);
   });
 }
