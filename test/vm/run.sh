@@ -103,7 +103,7 @@ for attempt in 1 2; do
 	timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 "${args[@]}" < /dev/null
 	qrc=$?
 	set -e
-	grep -q '^pfnic-rig: running' "$log" && break
+	grep -q -E '^pfnic-rig: (running|exit)' "$log" && break
 	[ "$qrc" = 124 ] && break
 	[ "$attempt" = 2 ] && break
 	rig_log "guest $name died while booting (qemu exit $qrc), booting it again; its console: $log.boot$attempt"
