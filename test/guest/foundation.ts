@@ -81,6 +81,14 @@ t.test(`the API reports ${IBDEV} as ibv_devinfo and rdma do (kernel ${kernel})`,
     return;
   }
   compareDevice(t, dev, parsed.fields);
+  // rxe gained ODP in Linux 6.15: from there on its capabilities must show, not just match.
+  const [major = 0, minor = 0] = (await sh('uname', ['-r'])).split('.').map(Number);
+  if (major > 6 || (major === 6 && minor >= 15)) {
+    t.ok(dev.odp.general_caps.names.includes('ODP_SUPPORT'), 'rxe on this kernel reports ODP_SUPPORT');
+    t.ok(dev.odp.rc_odp_caps.names.includes('SUPPORT_WRITE'), 'and RC ODP for RDMA WRITE');
+  } else {
+    t.same(dev.odp.general_caps.names, [], 'rxe on this kernel reports no ODP');
+  }
   t.equal(dev.ports.length, parsed.ports.length, 'same number of ports');
   for (const p of parsed.ports) {
     const mine = dev.ports.find((x) => x.port === p.port);

@@ -44,7 +44,7 @@ rel=$(kernel_release "$name")
 [ -s "$kdir/vmlinux" ] || rig_die "kernel $name has no vmlinux (run test/vm/fetch-kernels.sh $name)"
 "$RIG_DIR/mkinitrd.sh" "$name"
 
-# Not under /tmp: the guest mounts its own tmpfs there.
+# The command script, where the guest finds it through the shared root.
 mkdir -p "$CACHE/run"
 rundir=$(mktemp -d "$CACHE/run/vm.XXXXXX")
 trap 'rm -rf "$rundir"' EXIT
