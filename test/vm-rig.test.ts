@@ -14,14 +14,14 @@ const runSh = path.join(top, 'test/vm/run.sh');
 const kernel = '6.1';
 
 t.test('--numa: the guest has two NUMA nodes', async (t) => {
-  await t.spawn('bash', [runSh, '--numa', kernel, '--', 'sh', '-c',
+  await t.spawn('bash', [runSh, '--timeout', '300', '--numa', kernel, '--', 'sh', '-c',
     'n=$(ls -d /sys/devices/system/node/node[0-9]* | wc -l); ' +
     'echo 1..1; [ "$n" = 2 ] && echo "ok 1 - two nodes" || echo "not ok 1 - $n nodes"'],
   { cwd: top }, 'numa guest');
 });
 
 t.test('--dimm: its memory is Movable and goes offline', async (t) => {
-  await t.spawn('bash', [runSh, '--dimm', '512M', kernel, '--', 'sh', '-c',
+  await t.spawn('bash', [runSh, '--timeout', '300', '--dimm', '512M', kernel, '--', 'sh', '-c',
     'b=$(test/vm/guest movable-blocks); echo 1..2; ' +
     '[ $(echo $b | wc -w) -ge 4 ] && echo "ok 1 - Movable blocks: $(echo $b)" || echo "not ok 1 - Movable: $b"; ' +
     'for x in $b; do echo offline > /sys/devices/system/memory/$x/state || f=1; done; ' +
@@ -33,7 +33,7 @@ t.test('--qmp: memory hot-added while the guest runs', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'pfnic-qmp-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const sock = path.join(dir, 'qmp.sock');
-  const guest = spawn('bash', [runSh, '--dimm', '256M', '--qmp', sock, kernel, '--',
+  const guest = spawn('bash', [runSh, '--timeout', '300', '--dimm', '256M', '--qmp', sock, kernel, '--',
     'test/guest/memory-hotadd.sh'], { cwd: top, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   const ready = new Promise<void>((resolve) => {

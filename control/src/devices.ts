@@ -1,5 +1,6 @@
 // The typed facade over the native binding: every RDMA device the host has (rxe, pfnic,
 // real HCAs), as the model in schema.ts describes it.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -53,9 +54,13 @@ let binding: NativeBinding | undefined;
 /** The native binding, loaded on first use. */
 export function nativeBinding(): NativeBinding {
   if (!binding) {
+    const file = addonPath();
+    if (!existsSync(file)) {
+      throw new Error(`pfnic's native addon is not built (npm run build:addon): no ${file}`);
+    }
     const require = createRequire(import.meta.url);
-    const loaded: unknown = require(addonPath());
-    if (!isBinding(loaded)) throw new Error(`${addonPath()} is not pfnic's addon`);
+    const loaded: unknown = require(file);
+    if (!isBinding(loaded)) throw new Error(`${file} is not pfnic's addon`);
     binding = loaded;
   }
   return binding;
