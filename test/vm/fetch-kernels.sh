@@ -14,8 +14,10 @@ set -euo pipefail
 
 MIRROR=${PFNIC_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+declare -A UPDATED=()  # suites whose lists this run has fetched
 
-# apt_for SUITE: private apt options whose state lives under .cache/apt/<suite>.
+# apt_for SUITE [refresh]: private apt options whose state lives under .cache/apt/<suite>;
+# the package lists are fetched when there are none, or when asked to refresh them.
 apt_for() {
 	local d=$CACHE/apt/$1
 	mkdir -p "$d/lists/partial" "$d/archives/partial" "$d/state"
@@ -25,9 +27,10 @@ apt_for() {
 		-o "Dir::State::Lists=$d/lists" -o "Dir::Cache=$d" -o "Dir::Cache::Archives=$d/archives"
 		-o "Dir::State::status=$d/state/status" -o APT::Architecture=amd64 -o Debug::NoLocking=1
 		-o APT::Get::List-Cleanup=0 -o APT::Sandbox::User=root)
-	if ! ls "$d/lists/"*_Packages* > /dev/null 2>&1; then
+	if { [ "${2:-}" = refresh ] && [ -z "${UPDATED[$1]:-}" ]; } || ! ls "$d/lists/"*_Packages* > /dev/null 2>&1; then
 		rig_log "apt update ($1, private lists)"
 		apt-get "${APT[@]}" -qq update
+		UPDATED[$1]=1
 	fi
 }
 
@@ -115,7 +118,8 @@ prepare_archive_kernel() {
 		return 0
 	fi
 	suite=$(matrix_get "$name" suite)
-	apt_for "$suite"
+	# Lists kept from an earlier run may name a kernel the archive has since dropped.
+	apt_for "$suite" refresh
 	# The suite's newest kernel ABI, read from its headers metapackage.
 	abi=$(apt-cache "${APT[@]}" show linux-headers-amd64 | sed -n 's/^Depends:.*linux-headers-\([^ ,]*\)-amd64 .*/\1/p' | head -n 1)
 	[ -n "$abi" ] || rig_die "cannot tell which kernel $suite ships"
