@@ -2,14 +2,283 @@
 /*
  * pfnic: a page-fault-capable software RDMA HCA.
  *
- * Types and prototypes shared by the driver's files.
+ * Types and prototypes shared by the driver's files. The split follows the hardware the
+ * driver models: pfnic_main.c (module, devices), pfnic_verbs.c (device-level verbs).
  */
 #ifndef PFNIC_H
 #define PFNIC_H
 
+#include <linux/completion.h>
+#include <linux/kref.h>
+#include <linux/mmu_notifier.h>
+#include <linux/netdevice.h>
+#include <linux/workqueue.h>
+#include <rdma/ib_verbs.h>
+
 #include "pfnic_compat.h"
+#include "uapi/pfnic-abi.h"
 
 #define PFNIC_DRV_NAME "pfnic"
 #define PFNIC_DRV_VERSION "0.1.0"
+
+/* The one port every pfnic device has. */
+#define PFNIC_PORT 1
+
+/* Device limits, reported by query_device and enforced by the verbs. */
+#define PFNIC_MAX_PD		(1 << 16)
+#define PFNIC_MAX_QP		(1 << 16)
+#define PFNIC_MAX_QP_WR		(1 << 14)
+#define PFNIC_MAX_SGE		32
+#define PFNIC_MAX_CQ		(1 << 16)
+#define PFNIC_MAX_CQE		((1 << 16) - 1)
+#define PFNIC_MAX_MR		(1 << 16)
+#define PFNIC_MAX_RD_ATOM	128
+#define PFNIC_GID_TABLE_LEN	16
+/* QPNs 0 and 1 are the special QPs; pfnic numbers its RC QPs from here. */
+#define PFNIC_FIRST_QPN		0x10
+
+/* Device counters, shown by `rdma statistic show link <dev>/1` (hw counters). */
+enum pfnic_stat {
+	PFNIC_STAT_PAGE_FAULTS,		/* page-fault events the engine raised */
+	PFNIC_STAT_PAGES_FAULTED,	/* pages the ODP core mapped resolving them */
+	PFNIC_STAT_PAGE_FAULT_ERRORS,	/* faults that could not be resolved */
+	PFNIC_STAT_INVALIDATIONS,	/* MMU-notifier invalidations of ODP MRs */
+	PFNIC_STAT_PAGES_INVALIDATED,	/* translations they zapped */
+	PFNIC_STAT_RNR_RETRIES,		/* sends that found no receive WQE and waited */
+	PFNIC_STAT_WQES,		/* send WQEs the engine completed */
+	PFNIC_STAT_COUNT,
+};
+
+/**
+ * struct pfnic_dev - one pfnic HCA, bound to a netdev whose addresses give its GIDs.
+ * @ibdev: the RDMA core's device; allocated and freed through it.
+ * @ndev: the netdev, held (@ndev_tracker) from creation until the core frees the device.
+ * @ndev_tracker: the reference on @ndev.
+ * @stats: counters, indexed by enum pfnic_stat.
+ */
+struct pfnic_dev {
+	struct ib_device ibdev;
+	struct net_device *ndev;
+	netdevice_tracker ndev_tracker;
+	atomic64_t stats[PFNIC_STAT_COUNT];
+};
+
+static inline void pfnic_stat_add(struct pfnic_dev *pfnic, enum pfnic_stat stat, u64 n)
+{
+	atomic64_add(n, &pfnic->stats[stat]);
+}
+
+struct pfnic_ucontext {
+	struct ib_ucontext ibuc;
+};
+
+struct pfnic_pd {
+	struct ib_pd ibpd;
+};
+
+/**
+ * struct pfnic_cq - a completion queue: a ring of work completions in kernel memory,
+ * read by poll_cq (the generic uverbs POLL_CQ command for user CQs).
+ * @lock: protects every field below it; taken from the engine and from poll/notify.
+ * @ring: @size slots; entries [@head, @head + @count) are valid.
+ * @notify: armed by req_notify_cq: 0, IB_CQ_SOLICITED or IB_CQ_NEXT_COMP.
+ * @overflowed: a completion found the ring full; the CQ is in error from then on.
+ */
+struct pfnic_cq {
+	struct ib_cq ibcq;
+	spinlock_t lock;
+	struct ib_wc *ring;
+	u32 size;
+	u32 head;
+	u32 count;
+	u8 notify;
+	bool overflowed;
+};
+
+/**
+ * struct pfnic_mr - a memory region: a key, bounds, rights and a translation table.
+ *
+ * The translation table (@pages) is what the emulated device reads: one entry per page of
+ * [@va, @va + @npages * PAGE_SIZE), NULL where no translation is present. Pinned MRs fill
+ * it once at registration. ODP MRs start empty: a missing entry raises a page fault, which
+ * the ODP core resolves with hmm_range_fault(); the MMU notifier zaps entries again.
+ *
+ * @lock: protects @pages, @writable and @seq-checked updates. The engine holds it while it
+ *	copies to or from a page, so an invalidation that takes it waits for every access in
+ *	flight to the pages it zaps. Nothing that can allocate memory or fault runs under it:
+ *	reclaim calls the invalidation, which takes it.
+ * @ref: lookups (key -> MR) take a reference; dereg waits (@done) for the last one.
+ */
+struct pfnic_mr {
+	struct ib_mr ibmr;
+	struct pfnic_dev *pfnic;
+	struct kref ref;
+	struct completion done;
+	u32 index;
+	int access;
+	u64 iova;
+	u64 length;
+	unsigned long start;
+	unsigned long va;
+	unsigned long npages;
+	bool odp;
+	struct mm_struct *mm;
+	struct mmu_interval_notifier notifier;
+	struct mutex lock;
+	struct page **pages;
+	unsigned long *writable;
+	/* ODP statistics */
+	atomic64_t page_faults;
+	atomic64_t pages_faulted;
+	atomic64_t invalidations;
+	atomic64_t pages_invalidated;
+	u8 last_event;
+};
+
+/* One work request as the engine keeps it: the WR's fields, with its SGEs copied in. */
+struct pfnic_wqe {
+	u64 wr_id;
+	enum ib_wr_opcode opcode;
+	int send_flags;
+	__be32 imm_data;
+	u64 remote_addr;
+	u32 rkey;
+	u32 num_sge;
+	u64 total_len;
+	struct ib_sge sge[];
+};
+
+/*
+ * A work queue: a ring of WQEs of @stride bytes; [@head, @head + @count) are posted and not
+ * yet completed. @gen changes whenever the queue is flushed or reset, so that the engine
+ * can tell that the WQE it was executing was taken away meanwhile.
+ */
+struct pfnic_wq {
+	u8 *buf;
+	size_t stride;
+	u32 size;
+	u32 head;
+	u32 count;
+	u32 max_sge;
+	u32 gen;
+};
+
+static inline struct pfnic_wqe *pfnic_wq_entry(struct pfnic_wq *wq, u32 i)
+{
+	return (struct pfnic_wqe *)(wq->buf + (size_t)(i % wq->size) * wq->stride);
+}
+
+/**
+ * struct pfnic_qp - an RC queue pair.
+ * @lock: protects @attr, @sq, @rq, @stalled and the fault record; the engine and the
+ *	verbs take it, never together with another QP's lock.
+ * @work: the engine's processing of this QP's send queue, on pfnic_wq.
+ * @rnr_work: a retry after the responder had no receive WQE (RNR NAK).
+ * @fault_work: the ODP core resolving this QP's page fault (the device's fault event).
+ * @cur: the engine's copy of the send WQE it executes (only the engine touches it).
+ * @rcur: the engine's copy of the peer's receive WQE it fills.
+ * @stalled: a page fault of this QP is being resolved; the engine does not run it.
+ * @rnr_left: RNR retries left for the WQE at the head (7 means forever).
+ */
+struct pfnic_qp {
+	struct ib_qp ibqp;
+	struct pfnic_dev *pfnic;
+	struct kref ref;
+	struct completion done;
+	spinlock_t lock;
+	struct ib_qp_attr attr;
+	bool sig_all;
+	struct pfnic_wq sq;
+	struct pfnic_wq rq;
+	struct work_struct work;
+	struct delayed_work rnr_work;
+	struct work_struct fault_work;
+	struct pfnic_wqe *cur;
+	struct pfnic_wqe *rcur;
+	bool stalled;
+	u8 rnr_left;
+	/* the page fault this QP waits on, and how its resolution ended */
+	struct pfnic_mr *fault_mr;
+	u64 fault_va;
+	u64 fault_len;
+	bool fault_write;
+	bool fault_remote;
+	int fault_status;
+};
+
+static inline struct pfnic_dev *to_pfnic_dev(struct ib_device *ibdev)
+{
+	return container_of(ibdev, struct pfnic_dev, ibdev);
+}
+
+static inline struct pfnic_pd *to_pfnic_pd(struct ib_pd *ibpd)
+{
+	return container_of(ibpd, struct pfnic_pd, ibpd);
+}
+
+static inline struct pfnic_cq *to_pfnic_cq(struct ib_cq *ibcq)
+{
+	return container_of(ibcq, struct pfnic_cq, ibcq);
+}
+
+static inline struct pfnic_mr *to_pfnic_mr(struct ib_mr *ibmr)
+{
+	return container_of(ibmr, struct pfnic_mr, ibmr);
+}
+
+static inline struct pfnic_qp *to_pfnic_qp(struct ib_qp *ibqp)
+{
+	return container_of(ibqp, struct pfnic_qp, ibqp);
+}
+
+/* pfnic_main.c */
+void pfnic_dealloc_driver(struct ib_device *ibdev);
+
+extern struct workqueue_struct *pfnic_wq;
+
+/* pfnic_verbs.c */
+extern const struct ib_device_ops pfnic_dev_ops;
+
+/* pfnic_cq.c */
+int pfnic_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr, PFNIC_CREATE_CQ_ARG);
+int pfnic_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata);
+int pfnic_poll_cq(struct ib_cq *ibcq, int num_entries, struct ib_wc *wc);
+int pfnic_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags);
+void pfnic_cq_complete(struct pfnic_cq *cq, const struct ib_wc *wc, bool solicited);
+
+/* pfnic_mr.c */
+struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 iova,
+				int access, PFNIC_REG_USER_MR_DMAH struct ib_udata *udata);
+int pfnic_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata);
+struct pfnic_mr *pfnic_mr_get(u32 key);
+void pfnic_mr_put(struct pfnic_mr *mr);
+struct page *pfnic_mr_page(struct pfnic_mr *mr, unsigned long uva, bool write);
+
+/* pfnic_odp.c */
+extern const struct mmu_interval_notifier_ops pfnic_odp_ops;
+int pfnic_odp_fault(struct pfnic_mr *mr, unsigned long va, size_t len, bool write);
+
+/* pfnic_qp.c */
+int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_udata *udata);
+int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
+		    struct ib_udata *udata);
+int pfnic_query_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
+		   struct ib_qp_init_attr *init);
+int pfnic_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata);
+int pfnic_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
+		    const struct ib_send_wr **bad_wr);
+int pfnic_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
+		    const struct ib_recv_wr **bad_wr);
+struct pfnic_qp *pfnic_qp_get(u32 qpn);
+void pfnic_qp_put(struct pfnic_qp *qp);
+void pfnic_qp_to_error(struct pfnic_qp *qp);
+
+/* pfnic_engine.c */
+void pfnic_engine_run(struct work_struct *work);
+void pfnic_engine_rnr_retry(struct work_struct *work);
+void pfnic_engine_fault(struct work_struct *work);
+void pfnic_qp_complete_send(struct pfnic_qp *qp, const struct pfnic_wqe *wqe,
+			    enum ib_wc_status status);
+void pfnic_qp_flush(struct pfnic_qp *qp);
 
 #endif /* PFNIC_H */

@@ -1,7 +1,7 @@
 // Boots every kernel of the matrix (test/vm/kernels.json), creates rxe0 inside, and runs
 // test/guest/foundation.ts there: pfnic.ko loads and unloads, and the API started in the
-// guest reports rxe0 exactly as ibv_devinfo -v and `rdma` do. The guest prints TAP, which
-// becomes one subtest per kernel here.
+// guest reports rxe0 and pfnic0 exactly as ibv_devinfo -v and `rdma` do. The guest prints
+// TAP, which becomes one subtest per kernel here.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,8 +17,8 @@ for (const { name } of matrix) {
     const started = Date.now();
     await t.spawn('bash', [
       path.join(top, 'test/vm/run.sh'), '--timeout', '600', name, '--',
-      'sh', '-c', 'test/vm/guest rxe && exec node dist/test/guest/foundation.js',
-    ], { cwd: top }, 'rxe0 and the API, pfnic.ko load/unload');
+      'sh', '-c', 'test/vm/guest rxe && exec node dist/test/guest/foundation.js rxe0 pfnic0',
+    ], { cwd: top }, 'pfnic.ko load/unload; the API on rxe0 and pfnic0');
     t.comment(`kernel ${name}: guest suite took ${Math.round((Date.now() - started) / 1000)} s`);
   });
 }

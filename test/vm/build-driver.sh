@@ -12,7 +12,7 @@ build_one() {
 	out=$TOP/build/driver/$name
 	mkdir -p "$out"
 	# Copy only what changed, so an unchanged driver is not rebuilt.
-	cp -u "$TOP"/driver/*.[ch] "$TOP/driver/Kbuild" "$TOP/driver/Makefile" "$out/"
+	cp -u -r "$TOP"/driver/*.[ch] "$TOP/driver/uapi" "$TOP/driver/Kbuild" "$TOP/driver/Makefile" "$out/"
 	if [ "$(matrix_get "$name" source)" = archive ]; then
 		# Debian builds newer kernels with a newer gcc than bookworm has. Build with the host's
 		# gcc and turn off the two options whose flags it does not know; the module is

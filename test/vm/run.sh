@@ -55,6 +55,9 @@ mkdir -p "$CACHE/logs"
 {
 	printf 'cd %q || exit 125\n' "$TOP"
 	printf 'export PFNIC_TOP=%q PFNIC_RELEASE=%q\n' "$TOP" "$rel"
+	# libibverbs loads the provider built in this tree as well as the system's
+	printf '[ -f build/cmake/provider/libpfnic-rdmav34.so ] && export RDMAV_DRIVERS=%q\n' \
+		"$TOP/build/cmake/provider/libpfnic"
 	printf 'exec'
 	printf ' %q' "$@"
 	printf '\n'

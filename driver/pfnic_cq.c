@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * pfnic: completion queues. The engine adds completions; poll_cq takes them; req_notify_cq
+ * arms the completion event, which fires on the next (or next solicited) completion.
+ */
+#include <linux/slab.h>
+#include <rdma/uverbs_ioctl.h>
+
+#include "pfnic.h"
+
+int pfnic_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr, PFNIC_CREATE_CQ_ARG)
+{
+	struct ib_udata *driver_udata = PFNIC_CREATE_CQ_UDATA(ibcq);
+	struct pfnic_cq *cq = to_pfnic_cq(ibcq);
+
+	if (attr->flags)
+		return -EOPNOTSUPP;
+	if (attr->cqe < 1 || attr->cqe > PFNIC_MAX_CQE)
+		return -EINVAL;
+	if (driver_udata && (driver_udata->inlen || driver_udata->outlen))
+		return -EINVAL;
+
+	cq->ring = kvcalloc(attr->cqe, sizeof(*cq->ring), GFP_KERNEL);
+	if (!cq->ring)
+		return -ENOMEM;
+	spin_lock_init(&cq->lock);
+	cq->size = attr->cqe;
+	ibcq->cqe = attr->cqe;
+	return 0;
+}
+
+int pfnic_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata)
+{
+	struct pfnic_cq *cq = to_pfnic_cq(ibcq);
+
+	/* the core destroys a CQ only once no QP uses it, so no completion can race */
+	kvfree(cq->ring);
+	return 0;
+}
+
+/**
+ * pfnic_cq_complete() - add a completion, and fire the completion event if armed for it
+ * @cq: the CQ
+ * @wc: the completion
+ * @solicited: the completion is of a solicited message (fires IB_CQ_SOLICITED arming)
+ *
+ * A full CQ is a consumer error: the completion is lost, the CQ reports IB_EVENT_CQ_ERR
+ * once, and polls fail from then on.
+ */
+void pfnic_cq_complete(struct pfnic_cq *cq, const struct ib_wc *wc, bool solicited)
+{
+	unsigned long flags;
+	bool fire = false, overflow = false;
+
+	spin_lock_irqsave(&cq->lock, flags);
+	if (cq->count == cq->size) {
+		overflow = !cq->overflowed;
+		cq->overflowed = true;
+	} else {
+		cq->ring[(cq->head + cq->count) % cq->size] = *wc;
+		cq->count++;
+		if (cq->notify == IB_CQ_NEXT_COMP ||
+		    (cq->notify == IB_CQ_SOLICITED && (solicited || wc->status != IB_WC_SUCCESS))) {
+			fire = true;
+			cq->notify = 0;
+		}
+	}
+	spin_unlock_irqrestore(&cq->lock, flags);
+
+	if (overflow && cq->ibcq.event_handler) {
+		struct ib_event ev = {
+			.device = cq->ibcq.device,
+			.element.cq = &cq->ibcq,
+			.event = IB_EVENT_CQ_ERR,
+		};
+
+		cq->ibcq.event_handler(&ev, cq->ibcq.cq_context);
+	}
+	if (fire && cq->ibcq.comp_handler)
+		cq->ibcq.comp_handler(&cq->ibcq, cq->ibcq.cq_context);
+}
+
+int pfnic_poll_cq(struct ib_cq *ibcq, int num_entries, struct ib_wc *wc)
+{
+	struct pfnic_cq *cq = to_pfnic_cq(ibcq);
+	unsigned long flags;
+	int n = 0;
+
+	spin_lock_irqsave(&cq->lock, flags);
+	if (cq->overflowed) {
+		spin_unlock_irqrestore(&cq->lock, flags);
+		return -EOVERFLOW;
+	}
+	while (n < num_entries && cq->count) {
+		wc[n++] = cq->ring[cq->head];
+		cq->head = (cq->head + 1) % cq->size;
+		cq->count--;
+	}
+	spin_unlock_irqrestore(&cq->lock, flags);
+	return n;
+}
+
+int pfnic_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags)
+{
+	struct pfnic_cq *cq = to_pfnic_cq(ibcq);
+	unsigned long irqflags;
+	int rv = 0;
+
+	spin_lock_irqsave(&cq->lock, irqflags);
+	/* NEXT_COMP is the wider arming: it is never narrowed back to SOLICITED */
+	if (cq->notify != IB_CQ_NEXT_COMP)
+		cq->notify = flags & IB_CQ_SOLICITED_MASK;
+	if ((flags & IB_CQ_REPORT_MISSED_EVENTS) && cq->count)
+		rv = 1;
+	spin_unlock_irqrestore(&cq->lock, irqflags);
+	return rv;
+}

@@ -1,0 +1,456 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * pfnic: the execution engine, the emulated device's data path. It runs each QP's send
+ * queue in order on pfnic_wq: SEND, SEND_WITH_IMM, RDMA_WRITE, RDMA_WRITE_WITH_IMM and
+ * RDMA_READ between any two pfnic QPs of this kernel (RC in loopback).
+ *
+ * Data moves page by page through the MRs' translation tables. A missing translation on
+ * an ODP MR raises a page fault: the QP stalls at that WQE (nothing is dropped and no
+ * error is completed), the ODP core resolves the fault (pfnic_engine_fault), and the QP
+ * resumes and runs the WQE again from its start. A fault on the responder's MR stalls the
+ * requester the same way, as an RNR NAK would on a wire.
+ */
+#include <linux/highmem.h>
+#include <rdma/ib_cache.h>
+
+#include "pfnic.h"
+
+/* How an attempt to run a WQE ended, when it did not end in a completion. */
+enum pfnic_step {
+	PFNIC_DONE = 0,
+	PFNIC_FAULT,	/* a translation is missing: qp->fault_* says which */
+	PFNIC_RNR,	/* the responder has no receive WQE */
+};
+
+/* One side of a copy: an MR and an address inside it (an iova). */
+struct pfnic_ref {
+	struct pfnic_mr *mr;
+	u64 iova;
+};
+
+static void pfnic_lock_two(struct pfnic_mr *a, struct pfnic_mr *b)
+{
+	if (a == b) {
+		mutex_lock(&a->lock);
+		return;
+	}
+	if (a > b)
+		swap(a, b);
+	mutex_lock(&a->lock);
+	mutex_lock_nested(&b->lock, SINGLE_DEPTH_NESTING);
+}
+
+static void pfnic_unlock_two(struct pfnic_mr *a, struct pfnic_mr *b)
+{
+	if (a != b)
+		mutex_unlock(&b->lock);
+	mutex_unlock(&a->lock);
+}
+
+static unsigned long pfnic_uva(const struct pfnic_mr *mr, u64 iova)
+{
+	return mr->start + (iova - mr->iova);
+}
+
+/* Records the fault that stalls @qp: the pages @len bytes from @uva of @mr need. */
+static void pfnic_raise_fault(struct pfnic_qp *qp, struct pfnic_mr *mr, unsigned long uva,
+			      u64 len, bool write, bool remote)
+{
+	kref_get(&mr->ref);
+	qp->fault_mr = mr;
+	qp->fault_va = uva;
+	qp->fault_len = len;
+	qp->fault_write = write;
+	qp->fault_remote = remote;
+}
+
+/**
+ * pfnic_copy() - move bytes from one MR to another through their translation tables
+ * @qp: the requesting QP, which a fault stalls
+ * @dst: where to, already checked for bounds and rights
+ * @src: where from, likewise
+ * @len: bytes
+ * @remote: which side is the responder's (for the fault record): bit 0 @dst, bit 1 @src
+ *
+ * Return: PFNIC_DONE, or PFNIC_FAULT with the fault recorded in @qp (bytes before the
+ * missing page may have been copied; the WQE is run again from its start).
+ */
+static enum pfnic_step pfnic_copy(struct pfnic_qp *qp, struct pfnic_ref dst,
+				  struct pfnic_ref src, u64 len, unsigned int remote)
+{
+	unsigned long duva = pfnic_uva(dst.mr, dst.iova);
+	unsigned long suva = pfnic_uva(src.mr, src.iova);
+
+	while (len) {
+		size_t doff = offset_in_page(duva), soff = offset_in_page(suva);
+		size_t n = min_t(u64, len, PAGE_SIZE - max(doff, soff));
+		struct page *dp, *sp;
+		void *d, *s;
+
+		pfnic_lock_two(dst.mr, src.mr);
+		dp = pfnic_mr_page(dst.mr, duva, true);
+		sp = pfnic_mr_page(src.mr, suva, false);
+		if (!dp || !sp) {
+			pfnic_unlock_two(dst.mr, src.mr);
+			if (!dp)
+				pfnic_raise_fault(qp, dst.mr, duva, len, true, remote & 1);
+			else
+				pfnic_raise_fault(qp, src.mr, suva, len, false, remote & 2);
+			return PFNIC_FAULT;
+		}
+		d = kmap_local_page(dp);
+		s = kmap_local_page(sp);
+		memmove(d + doff, s + soff, n);
+		kunmap_local(s);
+		kunmap_local(d);
+		pfnic_unlock_two(dst.mr, src.mr);
+		duva += n;
+		suva += n;
+		len -= n;
+	}
+	return PFNIC_DONE;
+}
+
+/**
+ * pfnic_mr_lookup() - the MR for an access, if the access is allowed
+ * @key: lkey or rkey
+ * @pd: the PD the MR must belong to
+ * @iova: start of the access
+ * @len: its length
+ * @access: the rights it needs (IB_ACCESS_*; 0 for a local read)
+ *
+ * Return: the MR with a reference, or NULL: no such key, another PD, out of bounds, or
+ * a right the MR does not grant.
+ */
+static struct pfnic_mr *pfnic_mr_lookup(u32 key, struct ib_pd *pd, u64 iova, u64 len, int access)
+{
+	struct pfnic_mr *mr = pfnic_mr_get(key);
+
+	if (!mr)
+		return NULL;
+	if (mr->ibmr.pd != pd || iova < mr->iova || len > mr->length ||
+	    iova - mr->iova > mr->length - len || (mr->access & access) != access) {
+		pfnic_mr_put(mr);
+		return NULL;
+	}
+	return mr;
+}
+
+/**
+ * pfnic_sg_copy() - move data between a scatter/gather list and one remote range, or
+ *		     between two lists (SEND)
+ * @qp: the requesting QP
+ * @sgl: the local list, of @qp's PD
+ * @num_sge: its length
+ * @peer_sgl: the responder's receive list, of @peer_pd; NULL for RDMA
+ * @peer_num_sge: its length
+ * @peer_pd: the PD of the responder's QP
+ * @rkey: for RDMA: the responder's MR
+ * @remote_addr: for RDMA: the address in it
+ * @len: bytes to move
+ * @to_peer: data flows from @qp to the peer (SEND, WRITE) rather than back (READ)
+ * @status: set to the completion status on a protection failure
+ *
+ * Return: PFNIC_DONE (check @status), or PFNIC_FAULT.
+ */
+static enum pfnic_step pfnic_sg_copy(struct pfnic_qp *qp, const struct ib_sge *sgl, u32 num_sge,
+				     const struct ib_sge *peer_sgl, u32 peer_num_sge,
+				     struct ib_pd *peer_pd, u32 rkey, u64 remote_addr, u64 len,
+				     bool to_peer, enum ib_wc_status *status)
+{
+	u32 li = 0, pi = 0;
+	u64 loff = 0, poff = 0;
+	enum pfnic_step step = PFNIC_DONE;
+
+	*status = IB_WC_SUCCESS;
+	while (len) {
+		const struct ib_sge *l, *p = NULL;
+		struct pfnic_mr *lmr, *pmr;
+		struct pfnic_ref lref, pref;
+		u64 n;
+
+		while (li < num_sge && loff == sgl[li].length) {
+			li++;
+			loff = 0;
+		}
+		if (peer_sgl) {
+			while (pi < peer_num_sge && poff == peer_sgl[pi].length) {
+				pi++;
+				poff = 0;
+			}
+			if (pi == peer_num_sge) {
+				*status = IB_WC_REM_INV_REQ_ERR;
+				return PFNIC_DONE;
+			}
+			p = &peer_sgl[pi];
+		}
+		if (li == num_sge) {
+			*status = IB_WC_LOC_LEN_ERR;
+			return PFNIC_DONE;
+		}
+		l = &sgl[li];
+		n = min_t(u64, len, l->length - loff);
+		if (p)
+			n = min_t(u64, n, p->length - poff);
+
+		lmr = pfnic_mr_lookup(l->lkey, qp->ibqp.pd, l->addr + loff, n,
+				      to_peer ? 0 : IB_ACCESS_LOCAL_WRITE);
+		if (!lmr) {
+			*status = IB_WC_LOC_PROT_ERR;
+			return PFNIC_DONE;
+		}
+		if (p)
+			pmr = pfnic_mr_lookup(p->lkey, peer_pd, p->addr + poff, n,
+					      IB_ACCESS_LOCAL_WRITE);
+		else
+			pmr = pfnic_mr_lookup(rkey, peer_pd, remote_addr, n,
+					      to_peer ? IB_ACCESS_REMOTE_WRITE : IB_ACCESS_REMOTE_READ);
+		if (!pmr) {
+			pfnic_mr_put(lmr);
+			*status = p ? IB_WC_REM_OP_ERR : IB_WC_REM_ACCESS_ERR;
+			return PFNIC_DONE;
+		}
+		lref = (struct pfnic_ref){ lmr, l->addr + loff };
+		pref = (struct pfnic_ref){ pmr, p ? p->addr + poff : remote_addr };
+		if (to_peer)
+			step = pfnic_copy(qp, pref, lref, n, 1);
+		else
+			step = pfnic_copy(qp, lref, pref, n, 2);
+		pfnic_mr_put(pmr);
+		pfnic_mr_put(lmr);
+		if (step != PFNIC_DONE)
+			return step;
+		loff += n;
+		if (p)
+			poff += n;
+		else
+			remote_addr += n;
+		len -= n;
+	}
+	return PFNIC_DONE;
+}
+
+/* The connected peer of an RC QP, if it is there and connected back to us. */
+static struct pfnic_qp *pfnic_peer(struct pfnic_qp *qp)
+{
+	struct pfnic_qp *peer = pfnic_qp_get(qp->attr.dest_qp_num);
+	const struct ib_gid_attr *gid;
+
+	if (!peer)
+		return NULL;
+	/* the destination GID must be one of the peer device's */
+	gid = rdma_find_gid_by_port(&peer->pfnic->ibdev, &qp->attr.ah_attr.grh.dgid,
+				    IB_GID_TYPE_ROCE_UDP_ENCAP, PFNIC_PORT, NULL);
+	if (IS_ERR(gid) || READ_ONCE(peer->attr.dest_qp_num) != qp->ibqp.qp_num) {
+		if (!IS_ERR(gid))
+			rdma_put_gid_attr(gid);
+		pfnic_qp_put(peer);
+		return NULL;
+	}
+	rdma_put_gid_attr(gid);
+	return peer;
+}
+
+static bool pfnic_can_receive(enum ib_qp_state state)
+{
+	return state == IB_QPS_RTR || state == IB_QPS_RTS || state == IB_QPS_SQD;
+}
+
+/*
+ * Runs qp->cur against @peer. Return: PFNIC_DONE with *status (and, for a message that
+ * consumed a receive WQE, that WQE completed on the peer), PFNIC_FAULT or PFNIC_RNR.
+ */
+static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
+				     enum ib_wc_status *status)
+{
+	struct pfnic_wqe *wqe = qp->cur, *rwqe = qp->rcur;
+	bool consumes = wqe->opcode == IB_WR_SEND || wqe->opcode == IB_WR_SEND_WITH_IMM ||
+			wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM;
+	bool rdma = wqe->opcode != IB_WR_SEND && wqe->opcode != IB_WR_SEND_WITH_IMM;
+	enum ib_wc_status peer_status = IB_WC_SUCCESS;
+	enum pfnic_step step;
+	struct ib_wc wc = {};
+	u32 rgen = 0;
+
+	spin_lock_irq(&peer->lock);
+	if (!pfnic_can_receive(peer->attr.qp_state)) {
+		spin_unlock_irq(&peer->lock);
+		*status = IB_WC_RETRY_EXC_ERR;
+		return PFNIC_DONE;
+	}
+	if (rdma && !(peer->attr.qp_access_flags &
+		      (wqe->opcode == IB_WR_RDMA_READ ? IB_ACCESS_REMOTE_READ : IB_ACCESS_REMOTE_WRITE))) {
+		spin_unlock_irq(&peer->lock);
+		*status = IB_WC_REM_ACCESS_ERR;
+		return PFNIC_DONE;
+	}
+	if (consumes) {
+		if (!peer->rq.count) {
+			spin_unlock_irq(&peer->lock);
+			return PFNIC_RNR;
+		}
+		memcpy(rwqe, pfnic_wq_entry(&peer->rq, peer->rq.head), peer->rq.stride);
+		rgen = peer->rq.gen;
+	}
+	spin_unlock_irq(&peer->lock);
+
+	if (wqe->opcode == IB_WR_SEND || wqe->opcode == IB_WR_SEND_WITH_IMM) {
+		if (wqe->total_len > rwqe->total_len) {
+			*status = IB_WC_REM_INV_REQ_ERR;
+			peer_status = IB_WC_LOC_LEN_ERR;
+			step = PFNIC_DONE;
+		} else {
+			step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, rwqe->sge, rwqe->num_sge,
+					     peer->ibqp.pd, 0, 0, wqe->total_len, true, status);
+			if (*status == IB_WC_REM_OP_ERR)
+				peer_status = IB_WC_LOC_PROT_ERR;
+		}
+	} else {
+		step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, NULL, 0, peer->ibqp.pd, wqe->rkey,
+				     wqe->remote_addr, wqe->total_len,
+				     wqe->opcode != IB_WR_RDMA_READ, status);
+	}
+	/* a requester-side failure leaves the receive WQE for the next message */
+	if (step != PFNIC_DONE || !consumes ||
+	    (*status != IB_WC_SUCCESS && peer_status == IB_WC_SUCCESS))
+		return step;
+
+	/* the message is delivered: consume the receive WQE, unless it was flushed meanwhile */
+	spin_lock_irq(&peer->lock);
+	if (peer->rq.gen != rgen || !peer->rq.count) {
+		spin_unlock_irq(&peer->lock);
+		*status = IB_WC_RETRY_EXC_ERR;
+		return PFNIC_DONE;
+	}
+	peer->rq.head = (peer->rq.head + 1) % peer->rq.size;
+	peer->rq.count--;
+	spin_unlock_irq(&peer->lock);
+
+	wc.wr_id = rwqe->wr_id;
+	wc.status = peer_status;
+	wc.opcode = wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM ? IB_WC_RECV_RDMA_WITH_IMM : IB_WC_RECV;
+	wc.byte_len = wqe->total_len;
+	wc.qp = &peer->ibqp;
+	wc.src_qp = qp->ibqp.qp_num;
+	wc.port_num = PFNIC_PORT;
+	if (wqe->opcode != IB_WR_SEND) {
+		wc.wc_flags = IB_WC_WITH_IMM;
+		wc.ex.imm_data = wqe->imm_data;
+	}
+	pfnic_cq_complete(to_pfnic_cq(peer->ibqp.recv_cq), &wc,
+			  wqe->send_flags & IB_SEND_SOLICITED);
+	if (peer_status != IB_WC_SUCCESS)
+		pfnic_qp_to_error(peer);
+	return PFNIC_DONE;
+}
+
+/* RNR timer: IB's encoding of min_rnr_timer, rounded up to whole jiffies. */
+static unsigned long pfnic_rnr_delay(u8 timer)
+{
+	return usecs_to_jiffies(timer ? 10 * timer : 655360);
+}
+
+/*
+ * The engine's work item: runs a QP's send queue from its head until it is empty, the QP
+ * leaves RTS, or a WQE stalls (page fault, RNR).
+ */
+void pfnic_engine_run(struct work_struct *work)
+{
+	struct pfnic_qp *qp = container_of(work, struct pfnic_qp, work);
+
+	for (;;) {
+		enum ib_wc_status status = IB_WC_SUCCESS;
+		struct pfnic_qp *peer;
+		enum pfnic_step step;
+		u32 gen;
+
+		spin_lock_irq(&qp->lock);
+		if (qp->attr.qp_state != IB_QPS_RTS || qp->stalled || !qp->sq.count) {
+			spin_unlock_irq(&qp->lock);
+			return;
+		}
+		memcpy(qp->cur, pfnic_wq_entry(&qp->sq, qp->sq.head), qp->sq.stride);
+		gen = qp->sq.gen;
+		/* a fault on this WQE that could not be resolved fails it now */
+		if (qp->fault_status) {
+			status = qp->fault_remote ? IB_WC_REM_ACCESS_ERR : IB_WC_LOC_PROT_ERR;
+			qp->fault_status = 0;
+		}
+		spin_unlock_irq(&qp->lock);
+
+		step = PFNIC_DONE;
+		if (status == IB_WC_SUCCESS) {
+			peer = pfnic_peer(qp);
+			if (peer) {
+				step = pfnic_execute(qp, peer, &status);
+				pfnic_qp_put(peer);
+			} else {
+				status = IB_WC_RETRY_EXC_ERR;
+			}
+		}
+
+		spin_lock_irq(&qp->lock);
+		if (qp->sq.gen != gen) {
+			/* flushed or reset while we ran it: the flush completed it */
+			spin_unlock_irq(&qp->lock);
+			if (step == PFNIC_FAULT) {
+				pfnic_mr_put(qp->fault_mr);
+				qp->fault_mr = NULL;
+			}
+			continue;
+		}
+		if (step == PFNIC_FAULT) {
+			qp->stalled = true;
+			spin_unlock_irq(&qp->lock);
+			queue_work(pfnic_wq, &qp->fault_work);
+			return;
+		}
+		if (step == PFNIC_RNR) {
+			if (qp->attr.rnr_retry == 7 || qp->rnr_left--) {
+				spin_unlock_irq(&qp->lock);
+				pfnic_stat_add(qp->pfnic, PFNIC_STAT_RNR_RETRIES, 1);
+				queue_delayed_work(pfnic_wq, &qp->rnr_work,
+						   pfnic_rnr_delay(qp->attr.min_rnr_timer));
+				return;
+			}
+			status = IB_WC_RNR_RETRY_EXC_ERR;
+		}
+		qp->sq.head = (qp->sq.head + 1) % qp->sq.size;
+		qp->sq.count--;
+		qp->rnr_left = qp->attr.rnr_retry;
+		spin_unlock_irq(&qp->lock);
+
+		pfnic_stat_add(qp->pfnic, PFNIC_STAT_WQES, 1);
+		pfnic_qp_complete_send(qp, qp->cur, status);
+		if (status != IB_WC_SUCCESS)
+			pfnic_qp_to_error(qp);
+	}
+}
+
+void pfnic_engine_rnr_retry(struct work_struct *work)
+{
+	struct pfnic_qp *qp = container_of(to_delayed_work(work), struct pfnic_qp, rnr_work);
+
+	queue_work(pfnic_wq, &qp->work);
+}
+
+/*
+ * The device's page-fault event for a QP: the ODP core resolves it, then the QP resumes
+ * at the WQE that faulted. A fault that cannot be resolved fails that WQE.
+ */
+void pfnic_engine_fault(struct work_struct *work)
+{
+	struct pfnic_qp *qp = container_of(work, struct pfnic_qp, fault_work);
+	struct pfnic_mr *mr = qp->fault_mr;
+	int rv;
+
+	rv = pfnic_odp_fault(mr, qp->fault_va, qp->fault_len, qp->fault_write);
+
+	spin_lock_irq(&qp->lock);
+	qp->fault_mr = NULL;
+	qp->fault_status = rv;
+	qp->stalled = false;
+	spin_unlock_irq(&qp->lock);
+	pfnic_mr_put(mr);
+	queue_work(pfnic_wq, &qp->work);
+}

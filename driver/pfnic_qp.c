@@ -1,0 +1,494 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * pfnic: RC queue pairs: creation, the state machine, posting, flushing. The engine
+ * (pfnic_engine.c) executes what is posted.
+ */
+#include <linux/slab.h>
+#include <linux/xarray.h>
+#include <rdma/ib_cache.h>
+
+#include "pfnic.h"
+
+/* QPN -> QP, for every pfnic device: an RC peer may be on any of them. */
+static DEFINE_XARRAY_ALLOC(pfnic_qps);
+
+static void pfnic_qp_release(struct kref *ref)
+{
+	complete(&container_of(ref, struct pfnic_qp, ref)->done);
+}
+
+/**
+ * pfnic_qp_get() - the QP with a QPN, with a reference
+ * @qpn: the QP number
+ *
+ * Return: the QP, or NULL if there is none (any more).
+ */
+struct pfnic_qp *pfnic_qp_get(u32 qpn)
+{
+	struct pfnic_qp *qp;
+
+	xa_lock(&pfnic_qps);
+	qp = xa_load(&pfnic_qps, qpn);
+	if (qp && !kref_get_unless_zero(&qp->ref))
+		qp = NULL;
+	xa_unlock(&pfnic_qps);
+	return qp;
+}
+
+void pfnic_qp_put(struct pfnic_qp *qp)
+{
+	kref_put(&qp->ref, pfnic_qp_release);
+}
+
+static int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge)
+{
+	wq->size = size;
+	wq->max_sge = max_sge;
+	wq->stride = struct_size((struct pfnic_wqe *)NULL, sge, max_sge);
+	wq->buf = kvcalloc(size, wq->stride, GFP_KERNEL);
+	return wq->buf ? 0 : -ENOMEM;
+}
+
+int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_udata *udata)
+{
+	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
+	struct ib_qp_cap *cap = &init->cap;
+	u32 qpn;
+	int rv;
+
+	if (init->qp_type != IB_QPT_RC || init->srq || init->create_flags)
+		return -EOPNOTSUPP;
+	if (!cap->max_send_wr || cap->max_send_wr > PFNIC_MAX_QP_WR ||
+	    !cap->max_recv_wr || cap->max_recv_wr > PFNIC_MAX_QP_WR ||
+	    cap->max_send_sge > PFNIC_MAX_SGE || cap->max_recv_sge > PFNIC_MAX_SGE ||
+	    cap->max_inline_data)
+		return -EINVAL;
+	if (udata && (udata->inlen || udata->outlen))
+		return -EINVAL;
+
+	qp->pfnic = to_pfnic_dev(ibqp->device);
+	kref_init(&qp->ref);
+	init_completion(&qp->done);
+	spin_lock_init(&qp->lock);
+	INIT_WORK(&qp->work, pfnic_engine_run);
+	INIT_DELAYED_WORK(&qp->rnr_work, pfnic_engine_rnr_retry);
+	INIT_WORK(&qp->fault_work, pfnic_engine_fault);
+	qp->attr.qp_state = IB_QPS_RESET;
+	qp->attr.cur_qp_state = IB_QPS_RESET;
+	qp->attr.path_mtu = IB_MTU_1024;
+	qp->attr.port_num = PFNIC_PORT;
+	qp->sig_all = init->sq_sig_type == IB_SIGNAL_ALL_WR;
+	cap->max_send_sge = max_t(u32, cap->max_send_sge, 1);
+	cap->max_recv_sge = max_t(u32, cap->max_recv_sge, 1);
+
+	rv = pfnic_wq_init(&qp->sq, cap->max_send_wr, cap->max_send_sge);
+	if (rv)
+		goto err_free;
+	rv = pfnic_wq_init(&qp->rq, cap->max_recv_wr, cap->max_recv_sge);
+	if (rv)
+		goto err_free;
+	qp->cur = kzalloc(struct_size(qp->cur, sge, PFNIC_MAX_SGE), GFP_KERNEL);
+	qp->rcur = kzalloc(struct_size(qp->rcur, sge, PFNIC_MAX_SGE), GFP_KERNEL);
+	if (!qp->cur || !qp->rcur) {
+		rv = -ENOMEM;
+		goto err_free;
+	}
+	rv = xa_alloc(&pfnic_qps, &qpn, NULL, XA_LIMIT(PFNIC_FIRST_QPN, (1 << 24) - 1),
+		      GFP_KERNEL);
+	if (rv)
+		goto err_free;
+	ibqp->qp_num = qpn;
+	xa_store(&pfnic_qps, qpn, qp, GFP_KERNEL);
+	return 0;
+
+err_free:
+	kfree(qp->rcur);
+	kfree(qp->cur);
+	kvfree(qp->rq.buf);
+	kvfree(qp->sq.buf);
+	return rv;
+}
+
+int pfnic_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
+{
+	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
+
+	/*
+	 * In the error state, with the send queue's generation moved on, the engine queues no
+	 * more work for this QP: a WQE it is running is dropped when it returns.
+	 */
+	spin_lock_irq(&qp->lock);
+	qp->attr.qp_state = IB_QPS_ERR;
+	qp->sq.gen++;
+	spin_unlock_irq(&qp->lock);
+
+	/* no new lookups by peers, and none left (a peer's post_recv may kick our RNR timer) */
+	xa_erase(&pfnic_qps, ibqp->qp_num);
+	pfnic_qp_put(qp);
+	wait_for_completion(&qp->done);
+	/* each of these can queue only the ones after it */
+	cancel_work_sync(&qp->fault_work);
+	cancel_delayed_work_sync(&qp->rnr_work);
+	cancel_work_sync(&qp->work);
+
+	if (qp->fault_mr)
+		pfnic_mr_put(qp->fault_mr);
+	kfree(qp->rcur);
+	kfree(qp->cur);
+	kvfree(qp->rq.buf);
+	kvfree(qp->sq.buf);
+	return 0;
+}
+
+static enum ib_wc_opcode pfnic_wc_opcode(enum ib_wr_opcode opcode)
+{
+	switch (opcode) {
+	case IB_WR_RDMA_WRITE:
+	case IB_WR_RDMA_WRITE_WITH_IMM:
+		return IB_WC_RDMA_WRITE;
+	case IB_WR_RDMA_READ:
+		return IB_WC_RDMA_READ;
+	default:
+		return IB_WC_SEND;
+	}
+}
+
+/*
+ * Completes a send WQE: always on error, else when the WR asked for it or the QP signals
+ * every WR.
+ */
+void pfnic_qp_complete_send(struct pfnic_qp *qp, const struct pfnic_wqe *wqe,
+			    enum ib_wc_status status)
+{
+	struct ib_wc wc = {
+		.wr_id = wqe->wr_id,
+		.status = status,
+		.opcode = pfnic_wc_opcode(wqe->opcode),
+		.byte_len = wqe->opcode == IB_WR_RDMA_READ ? wqe->total_len : 0,
+		.qp = &qp->ibqp,
+		.port_num = PFNIC_PORT,
+	};
+
+	if (status == IB_WC_SUCCESS && !qp->sig_all && !(wqe->send_flags & IB_SEND_SIGNALED))
+		return;
+	pfnic_cq_complete(to_pfnic_cq(qp->ibqp.send_cq), &wc, false);
+}
+
+/**
+ * pfnic_qp_flush() - complete every posted WQE of a QP in the error state with
+ *		      IB_WC_WR_FLUSH_ERR, send queue first
+ * @qp: the QP; the caller holds none of its locks
+ */
+void pfnic_qp_flush(struct pfnic_qp *qp)
+{
+	struct ib_wc wc;
+	struct ib_cq *cq;
+
+	for (;;) {
+		memset(&wc, 0, sizeof(wc));
+		spin_lock_irq(&qp->lock);
+		if (qp->attr.qp_state != IB_QPS_ERR || (!qp->sq.count && !qp->rq.count)) {
+			spin_unlock_irq(&qp->lock);
+			return;
+		}
+		if (qp->sq.count) {
+			struct pfnic_wqe *wqe = pfnic_wq_entry(&qp->sq, qp->sq.head);
+
+			wc.wr_id = wqe->wr_id;
+			wc.opcode = pfnic_wc_opcode(wqe->opcode);
+			cq = qp->ibqp.send_cq;
+			qp->sq.head = (qp->sq.head + 1) % qp->sq.size;
+			qp->sq.count--;
+			qp->sq.gen++;
+		} else {
+			wc.wr_id = pfnic_wq_entry(&qp->rq, qp->rq.head)->wr_id;
+			wc.opcode = IB_WC_RECV;
+			cq = qp->ibqp.recv_cq;
+			qp->rq.head = (qp->rq.head + 1) % qp->rq.size;
+			qp->rq.count--;
+			qp->rq.gen++;
+		}
+		spin_unlock_irq(&qp->lock);
+		wc.status = IB_WC_WR_FLUSH_ERR;
+		wc.qp = &qp->ibqp;
+		pfnic_cq_complete(to_pfnic_cq(cq), &wc, false);
+	}
+}
+
+/* Moves a QP to the error state and flushes it: after an error completion. */
+void pfnic_qp_to_error(struct pfnic_qp *qp)
+{
+	spin_lock_irq(&qp->lock);
+	qp->attr.qp_state = IB_QPS_ERR;
+	qp->attr.cur_qp_state = IB_QPS_ERR;
+	spin_unlock_irq(&qp->lock);
+	pfnic_qp_flush(qp);
+}
+
+/* The attribute checks the spec leaves to the device: ranges and this device's limits. */
+static int pfnic_check_qp_attr(struct pfnic_qp *qp, const struct ib_qp_attr *attr, int mask)
+{
+	if ((mask & IB_QP_PORT) && attr->port_num != PFNIC_PORT)
+		return -EINVAL;
+	if ((mask & IB_QP_PKEY_INDEX) && attr->pkey_index)
+		return -EINVAL;
+	if ((mask & IB_QP_PATH_MTU) &&
+	    (attr->path_mtu < IB_MTU_256 || attr->path_mtu > IB_MTU_4096))
+		return -EINVAL;
+	if ((mask & IB_QP_MAX_QP_RD_ATOMIC) && attr->max_rd_atomic > PFNIC_MAX_RD_ATOM)
+		return -EINVAL;
+	if ((mask & IB_QP_MAX_DEST_RD_ATOMIC) && attr->max_dest_rd_atomic > PFNIC_MAX_RD_ATOM)
+		return -EINVAL;
+	if ((mask & IB_QP_ACCESS_FLAGS) &&
+	    (attr->qp_access_flags & ~(IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ |
+				       IB_ACCESS_REMOTE_ATOMIC | IB_ACCESS_LOCAL_WRITE)))
+		return -EINVAL;
+	if ((mask & IB_QP_RETRY_CNT) && attr->retry_cnt > 7)
+		return -EINVAL;
+	if ((mask & IB_QP_RNR_RETRY) && attr->rnr_retry > 7)
+		return -EINVAL;
+	if ((mask & IB_QP_MIN_RNR_TIMER) && attr->min_rnr_timer > 31)
+		return -EINVAL;
+	if ((mask & IB_QP_TIMEOUT) && attr->timeout > 31)
+		return -EINVAL;
+	if ((mask & IB_QP_DEST_QPN) && attr->dest_qp_num >= (1 << 24))
+		return -EINVAL;
+	if ((mask & IB_QP_AV) && !(rdma_ah_get_ah_flags(&attr->ah_attr) & IB_AH_GRH))
+		return -EINVAL;
+	return 0;
+}
+
+int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
+		    struct ib_udata *udata)
+{
+	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
+	enum ib_qp_state cur, next;
+	bool flush = false, kick = false;
+	int rv;
+
+	if (udata && (udata->inlen || udata->outlen))
+		return -EINVAL;
+	rv = pfnic_check_qp_attr(qp, attr, mask);
+	if (rv)
+		return rv;
+
+	spin_lock_irq(&qp->lock);
+	cur = (mask & IB_QP_CUR_STATE) ? attr->cur_qp_state : qp->attr.qp_state;
+	next = (mask & IB_QP_STATE) ? attr->qp_state : cur;
+	if (cur != qp->attr.qp_state ||
+	    !ib_modify_qp_is_ok(cur, next, IB_QPT_RC, (enum ib_qp_attr_mask)mask)) {
+		spin_unlock_irq(&qp->lock);
+		return -EINVAL;
+	}
+
+	if (mask & IB_QP_ACCESS_FLAGS)
+		qp->attr.qp_access_flags = attr->qp_access_flags;
+	if (mask & IB_QP_PKEY_INDEX)
+		qp->attr.pkey_index = attr->pkey_index;
+	if (mask & IB_QP_PORT)
+		qp->attr.port_num = attr->port_num;
+	if (mask & IB_QP_AV) {
+		qp->attr.ah_attr = attr->ah_attr;
+		/* the core holds that reference only for the call */
+		qp->attr.ah_attr.grh.sgid_attr = NULL;
+	}
+	if (mask & IB_QP_PATH_MTU)
+		qp->attr.path_mtu = attr->path_mtu;
+	if (mask & IB_QP_TIMEOUT)
+		qp->attr.timeout = attr->timeout;
+	if (mask & IB_QP_RETRY_CNT)
+		qp->attr.retry_cnt = attr->retry_cnt;
+	if (mask & IB_QP_RNR_RETRY)
+		qp->attr.rnr_retry = attr->rnr_retry;
+	if (mask & IB_QP_RQ_PSN)
+		qp->attr.rq_psn = attr->rq_psn;
+	if (mask & IB_QP_MAX_QP_RD_ATOMIC)
+		qp->attr.max_rd_atomic = attr->max_rd_atomic;
+	if (mask & IB_QP_MIN_RNR_TIMER)
+		qp->attr.min_rnr_timer = attr->min_rnr_timer;
+	if (mask & IB_QP_SQ_PSN)
+		qp->attr.sq_psn = attr->sq_psn;
+	if (mask & IB_QP_MAX_DEST_RD_ATOMIC)
+		qp->attr.max_dest_rd_atomic = attr->max_dest_rd_atomic;
+	if (mask & IB_QP_DEST_QPN)
+		qp->attr.dest_qp_num = attr->dest_qp_num;
+	if (mask & IB_QP_EN_SQD_ASYNC_NOTIFY)
+		qp->attr.en_sqd_async_notify = attr->en_sqd_async_notify;
+
+	switch (next) {
+	case IB_QPS_RESET:
+		/* back to nothing: posted WQEs are dropped without completions */
+		qp->sq.head = qp->sq.count = 0;
+		qp->rq.head = qp->rq.count = 0;
+		qp->sq.gen++;
+		qp->rq.gen++;
+		qp->fault_status = 0;
+		break;
+	case IB_QPS_ERR:
+		flush = true;
+		break;
+	case IB_QPS_RTS:
+		kick = qp->sq.count && !qp->stalled;
+		qp->rnr_left = qp->attr.rnr_retry;
+		break;
+	default:
+		break;
+	}
+	qp->attr.qp_state = next;
+	qp->attr.cur_qp_state = next;
+	spin_unlock_irq(&qp->lock);
+
+	if (flush)
+		pfnic_qp_flush(qp);
+	if (kick)
+		queue_work(pfnic_wq, &qp->work);
+	return 0;
+}
+
+int pfnic_query_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
+		   struct ib_qp_init_attr *init)
+{
+	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
+
+	spin_lock_irq(&qp->lock);
+	*attr = qp->attr;
+	spin_unlock_irq(&qp->lock);
+
+	memset(init, 0, sizeof(*init));
+	init->qp_type = IB_QPT_RC;
+	init->send_cq = ibqp->send_cq;
+	init->recv_cq = ibqp->recv_cq;
+	init->sq_sig_type = qp->sig_all ? IB_SIGNAL_ALL_WR : IB_SIGNAL_REQ_WR;
+	init->cap.max_send_wr = qp->sq.size;
+	init->cap.max_recv_wr = qp->rq.size;
+	init->cap.max_send_sge = qp->sq.max_sge;
+	init->cap.max_recv_sge = qp->rq.max_sge;
+	attr->cap = init->cap;
+	return 0;
+}
+
+static int pfnic_check_send_wr(struct pfnic_qp *qp, const struct ib_send_wr *wr)
+{
+	switch (wr->opcode) {
+	case IB_WR_SEND:
+	case IB_WR_SEND_WITH_IMM:
+	case IB_WR_RDMA_WRITE:
+	case IB_WR_RDMA_WRITE_WITH_IMM:
+	case IB_WR_RDMA_READ:
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (wr->num_sge < 0 || wr->num_sge > qp->sq.max_sge || (wr->send_flags & IB_SEND_INLINE))
+		return -EINVAL;
+	return 0;
+}
+
+static void pfnic_wqe_fill(struct pfnic_wqe *wqe, u64 wr_id, const struct ib_sge *sg, int num_sge)
+{
+	int i;
+
+	wqe->wr_id = wr_id;
+	wqe->num_sge = num_sge;
+	wqe->total_len = 0;
+	for (i = 0; i < num_sge; i++) {
+		wqe->sge[i] = sg[i];
+		wqe->total_len += sg[i].length;
+	}
+}
+
+int pfnic_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
+		    const struct ib_send_wr **bad_wr)
+{
+	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
+	enum ib_qp_state state;
+	unsigned long flags;
+	int rv = 0;
+
+	spin_lock_irqsave(&qp->lock, flags);
+	state = qp->attr.qp_state;
+	if (state == IB_QPS_RESET || state == IB_QPS_INIT || state == IB_QPS_RTR) {
+		spin_unlock_irqrestore(&qp->lock, flags);
+		*bad_wr = wr;
+		return -EINVAL;
+	}
+	for (; wr; wr = wr->next) {
+		struct pfnic_wqe *wqe;
+
+		rv = pfnic_check_send_wr(qp, wr);
+		if (!rv && qp->sq.count == qp->sq.size)
+			rv = -ENOMEM;
+		if (rv)
+			break;
+		wqe = pfnic_wq_entry(&qp->sq, qp->sq.head + qp->sq.count);
+		pfnic_wqe_fill(wqe, wr->wr_id, wr->sg_list, wr->num_sge);
+		wqe->opcode = wr->opcode;
+		wqe->send_flags = wr->send_flags;
+		wqe->imm_data = wr->ex.imm_data;
+		if (wr->opcode == IB_WR_RDMA_WRITE || wr->opcode == IB_WR_RDMA_WRITE_WITH_IMM ||
+		    wr->opcode == IB_WR_RDMA_READ) {
+			wqe->remote_addr = rdma_wr(wr)->remote_addr;
+			wqe->rkey = rdma_wr(wr)->rkey;
+		}
+		qp->sq.count++;
+	}
+	spin_unlock_irqrestore(&qp->lock, flags);
+	if (rv)
+		*bad_wr = wr;
+
+	if (state == IB_QPS_ERR)
+		pfnic_qp_flush(qp);	/* posted to a QP in error: flushed at once */
+	else
+		queue_work(pfnic_wq, &qp->work);
+	return rv;
+}
+
+int pfnic_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
+		    const struct ib_recv_wr **bad_wr)
+{
+	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
+	struct pfnic_qp *peer = NULL;
+	enum ib_qp_state state;
+	unsigned long flags;
+	u32 dest;
+	int rv = 0;
+
+	spin_lock_irqsave(&qp->lock, flags);
+	state = qp->attr.qp_state;
+	dest = qp->attr.dest_qp_num;
+	if (state == IB_QPS_RESET) {
+		spin_unlock_irqrestore(&qp->lock, flags);
+		*bad_wr = wr;
+		return -EINVAL;
+	}
+	for (; wr; wr = wr->next) {
+		if (wr->num_sge < 0 || wr->num_sge > qp->rq.max_sge) {
+			rv = -EINVAL;
+			break;
+		}
+		if (qp->rq.count == qp->rq.size) {
+			rv = -ENOMEM;
+			break;
+		}
+		pfnic_wqe_fill(pfnic_wq_entry(&qp->rq, qp->rq.head + qp->rq.count), wr->wr_id,
+			       wr->sg_list, wr->num_sge);
+		qp->rq.count++;
+	}
+	spin_unlock_irqrestore(&qp->lock, flags);
+	if (rv)
+		*bad_wr = wr;
+
+	if (state == IB_QPS_ERR) {
+		pfnic_qp_flush(qp);
+		return rv;
+	}
+	/* a peer waiting for a receive WQE (RNR) retries now rather than after its timer */
+	if (state >= IB_QPS_RTR)
+		peer = pfnic_qp_get(dest);
+	if (peer) {
+		if (delayed_work_pending(&peer->rnr_work))
+			mod_delayed_work(pfnic_wq, &peer->rnr_work, 0);
+		pfnic_qp_put(peer);
+	}
+	return rv;
+}

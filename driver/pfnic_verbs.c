@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * pfnic: device-level verbs (query device, port, pkey; user contexts; protection domains)
+ * and the ib_device_ops table.
+ */
+#include <linux/etherdevice.h>
+#include <rdma/ib_mad.h>
+#include <rdma/uverbs_ioctl.h>
+
+#include "pfnic.h"
+
+static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *attr,
+			      struct ib_udata *udata)
+{
+	if (udata && (udata->inlen || udata->outlen))
+		return -EINVAL;
+
+	memset(attr, 0, sizeof(*attr));
+	attr->fw_ver = 0;
+	attr->sys_image_guid = ibdev->node_guid;
+	attr->max_mr_size = U64_MAX;
+	attr->page_size_cap = PAGE_SIZE;
+	attr->vendor_id = 0;
+	attr->vendor_part_id = 0;
+	attr->hw_ver = 0;
+	attr->max_qp = PFNIC_MAX_QP;
+	attr->max_qp_wr = PFNIC_MAX_QP_WR;
+	attr->device_cap_flags = IB_DEVICE_SYS_IMAGE_GUID | IB_DEVICE_RC_RNR_NAK_GEN |
+				 IB_DEVICE_PORT_ACTIVE_EVENT;
+	attr->kernel_cap_flags = IBK_ALLOW_USER_UNREG | IBK_ON_DEMAND_PAGING;
+	attr->max_send_sge = PFNIC_MAX_SGE;
+	attr->max_recv_sge = PFNIC_MAX_SGE;
+	attr->max_sge_rd = PFNIC_MAX_SGE;
+	attr->max_cq = PFNIC_MAX_CQ;
+	attr->max_cqe = PFNIC_MAX_CQE;
+	attr->max_mr = PFNIC_MAX_MR;
+	attr->max_pd = PFNIC_MAX_PD;
+	attr->max_qp_rd_atom = PFNIC_MAX_RD_ATOM;
+	attr->max_qp_init_rd_atom = PFNIC_MAX_RD_ATOM;
+	attr->max_res_rd_atom = PFNIC_MAX_RD_ATOM * PFNIC_MAX_QP;
+	attr->atomic_cap = IB_ATOMIC_NONE;
+	attr->max_pkeys = 1;
+	attr->local_ca_ack_delay = 15;
+	/* ODP, explicit MRs, for every RC operation the engine runs */
+	attr->odp_caps.general_caps = IB_ODP_SUPPORT;
+	attr->odp_caps.per_transport_caps.rc_odp_caps = IB_ODP_SUPPORT_SEND |
+		IB_ODP_SUPPORT_RECV | IB_ODP_SUPPORT_WRITE | IB_ODP_SUPPORT_READ;
+	return 0;
+}
+
+/* Port state follows the netdev, as for any RoCE port. */
+static int pfnic_query_port(struct ib_device *ibdev, u32 port, struct ib_port_attr *attr)
+{
+	struct pfnic_dev *pfnic = to_pfnic_dev(ibdev);
+	struct net_device *ndev = pfnic->ndev;
+	bool up = netif_running(ndev) && netif_carrier_ok(ndev);
+	int rv;
+
+	/* the core zeroes *attr before it calls us */
+	attr->state = up ? IB_PORT_ACTIVE : IB_PORT_DOWN;
+	attr->phys_state = up ? IB_PORT_PHYS_STATE_LINK_UP : IB_PORT_PHYS_STATE_DISABLED;
+	attr->max_mtu = IB_MTU_4096;
+	attr->active_mtu = ib_mtu_int_to_enum(READ_ONCE(ndev->mtu));
+	attr->gid_tbl_len = PFNIC_GID_TABLE_LEN;
+	attr->pkey_tbl_len = 1;
+	attr->port_cap_flags = IB_PORT_CM_SUP;
+	attr->max_msg_sz = 1U << 31;
+	attr->max_vl_num = 1;
+	rv = ib_get_eth_speed(ibdev, port, &attr->active_speed, &attr->active_width);
+	if (rv) {
+		attr->active_speed = IB_SPEED_SDR;
+		attr->active_width = IB_WIDTH_1X;
+	}
+	return 0;
+}
+
+static int pfnic_get_port_immutable(struct ib_device *ibdev, u32 port,
+				    struct ib_port_immutable *immutable)
+{
+	struct ib_port_attr attr = {};
+	int rv;
+
+	rv = ib_query_port(ibdev, port, &attr);
+	if (rv)
+		return rv;
+	immutable->pkey_tbl_len = attr.pkey_tbl_len;
+	immutable->gid_tbl_len = attr.gid_tbl_len;
+	immutable->core_cap_flags = RDMA_CORE_PORT_IBA_ROCE_UDP_ENCAP;
+	immutable->max_mad_size = IB_MGMT_MAD_SIZE;
+	return 0;
+}
+
+static enum rdma_link_layer pfnic_get_link_layer(struct ib_device *ibdev, u32 port)
+{
+	return IB_LINK_LAYER_ETHERNET;
+}
+
+/* One pkey, the default full-membership one, as RoCE ports have. */
+static int pfnic_query_pkey(struct ib_device *ibdev, u32 port, u16 index, u16 *pkey)
+{
+	if (index > 0)
+		return -EINVAL;
+	*pkey = IB_DEFAULT_PKEY_FULL;
+	return 0;
+}
+
+static int pfnic_alloc_ucontext(struct ib_ucontext *ibuc, struct ib_udata *udata)
+{
+	/* no private data either way: see uapi/pfnic-abi.h */
+	return 0;
+}
+
+static void pfnic_dealloc_ucontext(struct ib_ucontext *ibuc)
+{
+}
+
+/*
+ * Device removal with a process still attached: pfnic maps nothing into user space, so
+ * there is nothing to revoke; the core then destroys the context's objects itself and the
+ * process sees IB_EVENT_DEVICE_FATAL, instead of removal waiting for it to exit.
+ */
+static void pfnic_disassociate_ucontext(struct ib_ucontext *ibuc)
+{
+}
+
+static int pfnic_alloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
+{
+	return 0;
+}
+
+static int pfnic_dealloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
+{
+	return 0;
+}
+
+static const struct rdma_stat_desc pfnic_stat_descs[PFNIC_STAT_COUNT] = {
+	[PFNIC_STAT_PAGE_FAULTS] = { .name = "page_faults" },
+	[PFNIC_STAT_PAGES_FAULTED] = { .name = "pages_faulted" },
+	[PFNIC_STAT_PAGE_FAULT_ERRORS] = { .name = "page_fault_errors" },
+	[PFNIC_STAT_INVALIDATIONS] = { .name = "page_invalidations" },
+	[PFNIC_STAT_PAGES_INVALIDATED] = { .name = "pages_invalidated" },
+	[PFNIC_STAT_RNR_RETRIES] = { .name = "rnr_retries" },
+	[PFNIC_STAT_WQES] = { .name = "send_wqes" },
+};
+
+static struct rdma_hw_stats *pfnic_alloc_hw_port_stats(struct ib_device *ibdev, u32 port)
+{
+	return rdma_alloc_hw_stats_struct(pfnic_stat_descs, PFNIC_STAT_COUNT,
+					  RDMA_HW_STATS_DEFAULT_LIFESPAN);
+}
+
+static int pfnic_get_hw_stats(struct ib_device *ibdev, struct rdma_hw_stats *stats, u32 port,
+			      int index)
+{
+	struct pfnic_dev *pfnic = to_pfnic_dev(ibdev);
+	int i;
+
+	for (i = 0; i < PFNIC_STAT_COUNT; i++)
+		stats->value[i] = atomic64_read(&pfnic->stats[i]);
+	return PFNIC_STAT_COUNT;
+}
+
+const struct ib_device_ops pfnic_dev_ops = {
+	.owner = THIS_MODULE,
+	.driver_id = PFNIC_RDMA_DRIVER_ID,
+	.uverbs_abi_ver = PFNIC_UVERBS_ABI_VERSION,
+
+	.alloc_hw_port_stats = pfnic_alloc_hw_port_stats,
+	.alloc_pd = pfnic_alloc_pd,
+	.alloc_ucontext = pfnic_alloc_ucontext,
+	.create_cq = pfnic_create_cq,
+	.create_qp = pfnic_create_qp,
+#ifdef PFNIC_HAVE_CREATE_USER_CQ
+	.create_user_cq = pfnic_create_cq,
+#endif
+	.dealloc_driver = pfnic_dealloc_driver,
+	.dealloc_pd = pfnic_dealloc_pd,
+	.dealloc_ucontext = pfnic_dealloc_ucontext,
+	.dereg_mr = pfnic_dereg_mr,
+	.disassociate_ucontext = pfnic_disassociate_ucontext,
+	.destroy_cq = pfnic_destroy_cq,
+	.destroy_qp = pfnic_destroy_qp,
+	.get_hw_stats = pfnic_get_hw_stats,
+	.get_link_layer = pfnic_get_link_layer,
+	.get_port_immutable = pfnic_get_port_immutable,
+	.modify_qp = pfnic_modify_qp,
+	.poll_cq = pfnic_poll_cq,
+	.post_recv = pfnic_post_recv,
+	.post_send = pfnic_post_send,
+	.query_device = pfnic_query_device,
+	.query_pkey = pfnic_query_pkey,
+	.query_port = pfnic_query_port,
+	.query_qp = pfnic_query_qp,
+	.reg_user_mr = pfnic_reg_user_mr,
+	.req_notify_cq = pfnic_req_notify_cq,
+
+	INIT_RDMA_OBJ_SIZE(ib_cq, pfnic_cq, ibcq),
+	INIT_RDMA_OBJ_SIZE(ib_pd, pfnic_pd, ibpd),
+	INIT_RDMA_OBJ_SIZE(ib_qp, pfnic_qp, ibqp),
+	INIT_RDMA_OBJ_SIZE(ib_ucontext, pfnic_ucontext, ibuc),
+};

@@ -1,0 +1,52 @@
+#!/bin/bash
+# peers.sh DEVICE [GID_INDEX]: unmodified verbs programs between two processes on DEVICE,
+# as TAP: ibv_rc_pingpong with and without ODP (-o), perftest's ib_write_bw, ib_read_bw,
+# ib_send_bw and ib_write_lat with and without --odp. These check no data: they prove the
+# verbs work, nothing more.
+dev=${1:?usage: peers.sh DEVICE [GID_INDEX]}
+gid=${2:-1}
+port=18515
+n=0
+fail=0
+runs=(
+	"ibv_rc_pingpong -d $dev -g $gid -n 200"
+	"ibv_rc_pingpong -d $dev -g $gid -n 200 -o"
+	"ib_write_bw -d $dev -x $gid -n 200 -F"
+	"ib_write_bw -d $dev -x $gid -n 200 -F --odp"
+	"ib_read_bw -d $dev -x $gid -n 200 -F"
+	"ib_read_bw -d $dev -x $gid -n 200 -F --odp"
+	"ib_send_bw -d $dev -x $gid -n 200 -F"
+	"ib_send_bw -d $dev -x $gid -n 200 -F --odp"
+	"ib_write_lat -d $dev -x $gid -n 200 -F"
+	"ib_write_lat -d $dev -x $gid -n 200 -F --odp"
+)
+echo "TAP version 13"
+echo "1..${#runs[@]}"
+for cmd in "${runs[@]}"; do
+	n=$((n + 1))
+	port=$((port + 1))
+	case $cmd in ibv_*) p="-p $port" ;; *) p="-p $port" ;; esac
+	out=$(mktemp)
+	# server, then the client once the server listens
+	timeout 120 $cmd $p > "$out.srv" 2>&1 &
+	srv=$!
+	for _ in $(seq 1 100); do
+		ss -ltn 2> /dev/null | grep -q ":$port " && break
+		sleep 0.1
+	done
+	timeout 120 $cmd $p 127.0.0.1 > "$out.cli" 2>&1
+	crc=$?
+	wait $srv
+	src=$?
+	if [ $crc = 0 ] && [ $src = 0 ]; then
+		echo "ok $n - $cmd"
+		tail -n 3 "$out.cli" | sed 's/^/# /'
+	else
+		fail=1
+		echo "not ok $n - $cmd (client exit $crc, server exit $src)"
+		sed 's/^/# client: /' "$out.cli" | tail -n 15
+		sed 's/^/# server: /' "$out.srv" | tail -n 15
+	fi
+	rm -f "$out" "$out.cli" "$out.srv"
+done
+exit $fail
