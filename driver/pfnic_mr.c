@@ -137,6 +137,9 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 
 	if (access & ~PFNIC_MR_ACCESS)
 		return ERR_PTR(-EOPNOTSUPP);
+	/* implicit ODP (the whole address space: start 0, length U64_MAX) is not there yet */
+	if ((access & IB_ACCESS_ON_DEMAND) && !start && length == U64_MAX)
+		return ERR_PTR(-EOPNOTSUPP);
 	if (!length || start + length < start || iova + length < iova)
 		return ERR_PTR(-EINVAL);
 	if (udata && (udata->inlen || udata->outlen))
