@@ -1,8 +1,8 @@
 #!/bin/bash
 # peers.sh DEVICE [GID_INDEX]: unmodified verbs programs between two processes on DEVICE,
-# as TAP: ibv_rc_pingpong with and without ODP (-o), perftest's ib_write_bw, ib_read_bw,
-# ib_send_bw and ib_write_lat with and without --odp. These check no data: they prove the
-# verbs work, nothing more.
+# as TAP: ibv_rc_pingpong with and without ODP (-o) and sleeping on completion events (-e);
+# perftest's ib_write_bw, ib_read_bw, ib_send_bw and ib_write_lat with and without --odp.
+# These check no data: they prove the verbs work, nothing more.
 dev=${1:?usage: peers.sh DEVICE [GID_INDEX]}
 gid=${2:-1}
 port=18515
@@ -11,6 +11,7 @@ fail=0
 runs=(
 	"ibv_rc_pingpong -d $dev -g $gid -n 200"
 	"ibv_rc_pingpong -d $dev -g $gid -n 200 -o"
+	"ibv_rc_pingpong -d $dev -g $gid -n 200 -o -e"
 	"ib_write_bw -d $dev -x $gid -n 200 -F"
 	"ib_write_bw -d $dev -x $gid -n 200 -F --odp"
 	"ib_read_bw -d $dev -x $gid -n 200 -F"
@@ -25,7 +26,7 @@ echo "1..${#runs[@]}"
 for cmd in "${runs[@]}"; do
 	n=$((n + 1))
 	port=$((port + 1))
-	case $cmd in ibv_*) p="-p $port" ;; *) p="-p $port" ;; esac
+	p="-p $port"
 	out=$(mktemp)
 	# server, then the client once the server listens
 	timeout 120 $cmd $p > "$out.srv" 2>&1 &
