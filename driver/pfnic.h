@@ -175,6 +175,7 @@ static inline struct pfnic_wqe *pfnic_wq_entry(struct pfnic_wq *wq, u32 i)
  * @work: the engine's processing of this QP's send queue, on pfnic_wq.
  * @rnr_work: a retry after the responder had no receive WQE (RNR NAK).
  * @fault_work: the ODP core resolving this QP's page fault (the device's fault event).
+ * @drain_work: reports IB_EVENT_SQ_DRAINED once a move to SQD has let the engine stop.
  * @cur: the engine's copy of the send WQE it executes (only the engine touches it).
  * @rcur: the engine's copy of the peer's receive WQE it fills.
  * @stalled: a page fault of this QP is being resolved; the engine does not run it.
@@ -193,6 +194,7 @@ struct pfnic_qp {
 	struct work_struct work;
 	struct delayed_work rnr_work;
 	struct work_struct fault_work;
+	struct work_struct drain_work;
 	struct pfnic_wqe *cur;
 	struct pfnic_wqe *rcur;
 	bool stalled;

@@ -49,6 +49,24 @@ static int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge)
 	return wq->buf ? 0 : -ENOMEM;
 }
 
+/*
+ * SQD: the engine starts no new WQE, and the one it may be running completes; once it has
+ * stopped the send queue is drained, which the consumer asked to hear about.
+ */
+static void pfnic_qp_drained(struct work_struct *work)
+{
+	struct pfnic_qp *qp = container_of(work, struct pfnic_qp, drain_work);
+	struct ib_event ev = {
+		.device = qp->ibqp.device,
+		.element.qp = &qp->ibqp,
+		.event = IB_EVENT_SQ_DRAINED,
+	};
+
+	flush_work(&qp->work);
+	if (READ_ONCE(qp->attr.qp_state) == IB_QPS_SQD && qp->ibqp.event_handler)
+		qp->ibqp.event_handler(&ev, qp->ibqp.qp_context);
+}
+
 int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_udata *udata)
 {
 	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
@@ -73,6 +91,7 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	INIT_WORK(&qp->work, pfnic_engine_run);
 	INIT_DELAYED_WORK(&qp->rnr_work, pfnic_engine_rnr_retry);
 	INIT_WORK(&qp->fault_work, pfnic_engine_fault);
+	INIT_WORK(&qp->drain_work, pfnic_qp_drained);
 	qp->attr.qp_state = IB_QPS_RESET;
 	qp->attr.cur_qp_state = IB_QPS_RESET;
 	qp->attr.path_mtu = IB_MTU_1024;
@@ -127,6 +146,7 @@ int pfnic_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	pfnic_qp_put(qp);
 	wait_for_completion(&qp->done);
 	/* each of these can queue only the ones after it */
+	cancel_work_sync(&qp->drain_work);
 	cancel_work_sync(&qp->fault_work);
 	cancel_delayed_work_sync(&qp->rnr_work);
 	cancel_work_sync(&qp->work);
@@ -263,7 +283,7 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 {
 	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
 	enum ib_qp_state cur, next;
-	bool flush = false, kick = false;
+	bool flush = false, kick = false, drain = false;
 	int rv;
 
 	if (udata && (udata->inlen || udata->outlen))
@@ -331,6 +351,9 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		kick = qp->sq.count && !qp->stalled;
 		qp->rnr_left = qp->attr.rnr_retry;
 		break;
+	case IB_QPS_SQD:
+		drain = cur == IB_QPS_RTS && qp->attr.en_sqd_async_notify;
+		break;
 	default:
 		break;
 	}
@@ -342,6 +365,8 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		pfnic_qp_flush(qp);
 	if (kick)
 		queue_work(pfnic_wq, &qp->work);
+	if (drain)
+		queue_work(pfnic_wq, &qp->drain_work);
 	return 0;
 }
 
