@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# run.sh [KERNEL...]: run pfnic_bench in a guest of each kernel of the VM rig (default: 6.1
+# and 7.x), with soft-RoCE rxe0 and pfnic0 both on dummy netdev d0, and print its output.
+#
+# A benchmark, not a test: nothing here passes or fails on speed. The exit status is
+# non-zero only if a kernel's run could not measure pfnic (device missing, an operation
+# failed) or the guest itself failed (see test/vm/run.sh for its statuses).
+#
+# Environment: PFNIC_BENCH_ARGS, extra arguments for pfnic_bench (pfnic_bench -h);
+# PFNIC_BENCH_MEM, guest memory (3G: room for 1 GiB pinned registrations).
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top" || exit 1
+bin=build/cmake/tests/pfnic_bench
+
+# the userspace build is incremental: this rebuilds the benchmark only when it changed
+npm run -s build:addon > /dev/null || { echo "bench: the build failed (npm run build:addon)" >&2; exit 1; }
+[ $# -gt 0 ] || set -- 6.1 7.x
+
+status=0
+for kernel in "$@"; do
+	echo "== pfnic_bench on kernel $kernel"
+	t0=$(date +%s)
+	# shellcheck disable=SC2086 # PFNIC_BENCH_ARGS is a list of words
+	bash test/vm/run.sh --mem "${PFNIC_BENCH_MEM:-3G}" --timeout 600 "$kernel" -- sh -c \
+		'test/vm/guest rxe > /dev/null && test/vm/guest pfnic netdev=d0 && exec "$@"' \
+		sh "$bin" ${PFNIC_BENCH_ARGS:-}
+	rc=$?
+	echo "== kernel $kernel: $(($(date +%s) - t0)) s including boot, exit status $rc"
+	[ $rc = 0 ] || status=1
+done
+exit $status
