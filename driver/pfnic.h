@@ -25,13 +25,13 @@
 #define PFNIC_PORT 1
 
 /* Device limits, reported by query_device and enforced by the verbs. */
-#define PFNIC_MAX_PD		(1 << 16)
-#define PFNIC_MAX_QP		(1 << 16)
-#define PFNIC_MAX_QP_WR		(1 << 14)
+#define PFNIC_MAX_PD		BIT(16)
+#define PFNIC_MAX_QP		BIT(16)
+#define PFNIC_MAX_QP_WR		BIT(14)
 #define PFNIC_MAX_SGE		32
-#define PFNIC_MAX_CQ		(1 << 16)
-#define PFNIC_MAX_CQE		((1 << 16) - 1)
-#define PFNIC_MAX_MR		(1 << 16)
+#define PFNIC_MAX_CQ		BIT(16)
+#define PFNIC_MAX_CQE		(BIT(16) - 1)
+#define PFNIC_MAX_MR		BIT(16)
 #define PFNIC_MAX_RD_ATOM	128
 #define PFNIC_GID_TABLE_LEN	16
 /* QPNs 0 and 1 are the special QPs; pfnic numbers its RC QPs from here. */
@@ -86,7 +86,7 @@ struct pfnic_pd {
  */
 struct pfnic_cq {
 	struct ib_cq ibcq;
-	spinlock_t lock;
+	spinlock_t lock;	/* the ring and arming below; see above */
 	struct ib_wc *ring;
 	u32 size;
 	u32 head;
@@ -124,7 +124,7 @@ struct pfnic_mr {
 	bool odp;
 	struct mm_struct *mm;
 	struct mmu_interval_notifier notifier;
-	struct mutex lock;
+	struct mutex lock;	/* the translation table; see above */
 	struct page **pages;
 	unsigned long *writable;
 	/* ODP statistics */
@@ -186,7 +186,7 @@ struct pfnic_qp {
 	struct pfnic_dev *pfnic;
 	struct kref ref;
 	struct completion done;
-	spinlock_t lock;
+	spinlock_t lock;	/* state, queues, fault record; see above */
 	struct ib_qp_attr attr;
 	bool sig_all;
 	struct pfnic_wq sq;
@@ -242,7 +242,8 @@ extern struct workqueue_struct *pfnic_wq;
 extern const struct ib_device_ops pfnic_dev_ops;
 
 /* pfnic_cq.c */
-int pfnic_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr, PFNIC_CREATE_CQ_ARG);
+int pfnic_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
+		    struct ib_udata *driver_udata);
 int pfnic_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata);
 int pfnic_poll_cq(struct ib_cq *ibcq, int num_entries, struct ib_wc *wc);
 int pfnic_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags);
@@ -250,7 +251,7 @@ void pfnic_cq_complete(struct pfnic_cq *cq, const struct ib_wc *wc, bool solicit
 
 /* pfnic_mr.c */
 struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 iova,
-				int access, PFNIC_REG_USER_MR_DMAH struct ib_udata *udata);
+				int access, struct ib_udata *udata);
 int pfnic_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata);
 struct pfnic_mr *pfnic_mr_get(u32 key);
 void pfnic_mr_put(struct pfnic_mr *mr);

@@ -17,27 +17,38 @@
 #error "pfnic needs Linux 6.1 or newer"
 #endif
 
+struct ib_cq;
+struct ib_cq_init_attr;
+struct ib_mr;
+struct ib_pd;
+struct ib_udata;
+
 /*
- * create_cq: 6.10 passes the uverbs attribute bundle instead of udata. 7.2 adds a separate
- * create_user_cq, which the core prefers for user CQs (and will require); pfnic serves
- * both from one function.
+ * Verbs whose signature changed inside the matrix have a per-kernel entry point in
+ * pfnic_compat.c, which calls the driver's one implementation:
+ * - create_cq: 6.10 passes the uverbs attribute bundle instead of udata; 7.2 adds
+ *   create_user_cq, which the core prefers for user CQs (pfnic serves both alike).
+ * - reg_user_mr: 6.17 adds a DMA handle (a software device has no use for it).
  */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 10, 0)
-#define PFNIC_CREATE_CQ_ARG struct uverbs_attr_bundle *attrs
-#define PFNIC_CREATE_CQ_UDATA(cq) ((attrs) ? &(attrs)->driver_udata : NULL)
+struct uverbs_attr_bundle;
+int pfnic_compat_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
+			   struct uverbs_attr_bundle *attrs);
 #else
-#define PFNIC_CREATE_CQ_ARG struct ib_udata *udata
-#define PFNIC_CREATE_CQ_UDATA(cq) (udata)
+int pfnic_compat_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
+			   struct ib_udata *udata);
 #endif
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 2, 0)
 #define PFNIC_HAVE_CREATE_USER_CQ 1
 #endif
 
-/* reg_user_mr: 6.17 adds a DMA handle argument (a software device ignores it). */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 17, 0)
-#define PFNIC_REG_USER_MR_DMAH struct ib_dmah *dmah,
+struct ib_dmah;
+struct ib_mr *pfnic_compat_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 iova,
+				       int access, struct ib_dmah *dmah, struct ib_udata *udata);
 #else
-#define PFNIC_REG_USER_MR_DMAH
+struct ib_mr *pfnic_compat_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 iova,
+				       int access, struct ib_udata *udata);
 #endif
 
 #endif /* PFNIC_COMPAT_H */

@@ -8,9 +8,9 @@
 
 #include "pfnic.h"
 
-int pfnic_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr, PFNIC_CREATE_CQ_ARG)
+int pfnic_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
+		    struct ib_udata *driver_udata)
 {
-	struct ib_udata *driver_udata = PFNIC_CREATE_CQ_UDATA(ibcq);
 	struct pfnic_cq *cq = to_pfnic_cq(ibcq);
 
 	if (attr->flags)

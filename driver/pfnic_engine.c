@@ -203,8 +203,8 @@ static enum pfnic_step pfnic_sg_copy(struct pfnic_qp *qp, const struct ib_sge *s
 			pmr = pfnic_mr_lookup(p->lkey, peer_pd, p->addr + poff, n,
 					      IB_ACCESS_LOCAL_WRITE);
 		else
-			pmr = pfnic_mr_lookup(rkey, peer_pd, remote_addr, n,
-					      to_peer ? IB_ACCESS_REMOTE_WRITE : IB_ACCESS_REMOTE_READ);
+			pmr = pfnic_mr_lookup(rkey, peer_pd, remote_addr, n, to_peer ?
+					      IB_ACCESS_REMOTE_WRITE : IB_ACCESS_REMOTE_READ);
 		if (!pmr) {
 			pfnic_mr_put(lmr);
 			*status = p ? IB_WC_REM_OP_ERR : IB_WC_REM_ACCESS_ERR;
@@ -267,6 +267,8 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 	bool consumes = wqe->opcode == IB_WR_SEND || wqe->opcode == IB_WR_SEND_WITH_IMM ||
 			wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM;
 	bool rdma = wqe->opcode != IB_WR_SEND && wqe->opcode != IB_WR_SEND_WITH_IMM;
+	int rights = wqe->opcode == IB_WR_RDMA_READ ?
+		     IB_ACCESS_REMOTE_READ : IB_ACCESS_REMOTE_WRITE;
 	enum ib_wc_status peer_status = IB_WC_SUCCESS;
 	enum pfnic_step step;
 	struct ib_wc wc = {};
@@ -278,8 +280,7 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		*status = IB_WC_RETRY_EXC_ERR;
 		return PFNIC_DONE;
 	}
-	if (rdma && !(peer->attr.qp_access_flags &
-		      (wqe->opcode == IB_WR_RDMA_READ ? IB_ACCESS_REMOTE_READ : IB_ACCESS_REMOTE_WRITE))) {
+	if (rdma && !(peer->attr.qp_access_flags & rights)) {
 		spin_unlock_irq(&peer->lock);
 		*status = IB_WC_REM_ACCESS_ERR;
 		return PFNIC_DONE;
@@ -328,7 +329,8 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 
 	wc.wr_id = rwqe->wr_id;
 	wc.status = peer_status;
-	wc.opcode = wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM ? IB_WC_RECV_RDMA_WITH_IMM : IB_WC_RECV;
+	wc.opcode = wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM ?
+		    IB_WC_RECV_RDMA_WITH_IMM : IB_WC_RECV;
 	wc.byte_len = wqe->total_len;
 	wc.qp = &peer->ibqp;
 	wc.src_qp = qp->ibqp.qp_num;

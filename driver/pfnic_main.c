@@ -174,7 +174,8 @@ static int pfnic_add_param_devices(void)
 		rv = pfnic_dev_add(ndev, "pfnic%d");
 		dev_put(ndev);
 		if (rv) {
-			pr_err(PFNIC_DRV_NAME ": netdev=%s: cannot create a device: %d\n", name, rv);
+			pr_err(PFNIC_DRV_NAME ": netdev=%s: cannot create a device: %d\n",
+			       name, rv);
 			break;
 		}
 	}

@@ -127,7 +127,7 @@ err_unpin:
 }
 
 struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 iova,
-				int access, PFNIC_REG_USER_MR_DMAH struct ib_udata *udata)
+				int access, struct ib_udata *udata)
 {
 	struct pfnic_dev *pfnic = to_pfnic_dev(ibpd->device);
 	struct pfnic_mr *mr;

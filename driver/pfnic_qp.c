@@ -338,8 +338,10 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	switch (next) {
 	case IB_QPS_RESET:
 		/* back to nothing: posted WQEs are dropped without completions */
-		qp->sq.head = qp->sq.count = 0;
-		qp->rq.head = qp->rq.count = 0;
+		qp->sq.head = 0;
+		qp->sq.count = 0;
+		qp->rq.head = 0;
+		qp->rq.count = 0;
 		qp->sq.gen++;
 		qp->rq.gen++;
 		qp->fault_status = 0;

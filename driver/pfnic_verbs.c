@@ -168,10 +168,10 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.alloc_hw_port_stats = pfnic_alloc_hw_port_stats,
 	.alloc_pd = pfnic_alloc_pd,
 	.alloc_ucontext = pfnic_alloc_ucontext,
-	.create_cq = pfnic_create_cq,
+	.create_cq = pfnic_compat_create_cq,
 	.create_qp = pfnic_create_qp,
 #ifdef PFNIC_HAVE_CREATE_USER_CQ
-	.create_user_cq = pfnic_create_cq,
+	.create_user_cq = pfnic_compat_create_cq,
 #endif
 	.dealloc_driver = pfnic_dealloc_driver,
 	.dealloc_pd = pfnic_dealloc_pd,
@@ -191,7 +191,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.query_pkey = pfnic_query_pkey,
 	.query_port = pfnic_query_port,
 	.query_qp = pfnic_query_qp,
-	.reg_user_mr = pfnic_reg_user_mr,
+	.reg_user_mr = pfnic_compat_reg_user_mr,
 	.req_notify_cq = pfnic_req_notify_cq,
 
 	INIT_RDMA_OBJ_SIZE(ib_cq, pfnic_cq, ibcq),
