@@ -274,7 +274,6 @@ int pfnic_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
 		    const struct ib_recv_wr **bad_wr);
 struct pfnic_qp *pfnic_qp_get(u32 qpn);
 void pfnic_qp_put(struct pfnic_qp *qp);
-void pfnic_qp_to_error(struct pfnic_qp *qp);
 
 /* pfnic_engine.c */
 void pfnic_engine_run(struct work_struct *work);

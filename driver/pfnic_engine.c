@@ -257,22 +257,118 @@ static bool pfnic_can_receive(enum ib_qp_state state)
 }
 
 /*
- * Runs qp->cur against @peer. Return: PFNIC_DONE with *status (and, for a message that
- * consumed a receive WQE, that WQE completed on the peer), PFNIC_FAULT or PFNIC_RNR.
+ * The requester's own side, checked before anything reaches the responder, as an HCA reads
+ * local memory first: every SGE's key, PD, bounds and rights.
  */
-static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
+static enum ib_wc_status pfnic_check_local(struct pfnic_qp *qp, const struct pfnic_wqe *wqe)
+{
+	int access = wqe->opcode == IB_WR_RDMA_READ ? IB_ACCESS_LOCAL_WRITE : 0;
+	struct pfnic_mr *mr;
+	u32 i;
+
+	for (i = 0; i < wqe->num_sge; i++) {
+		if (!wqe->sge[i].length)
+			continue;
+		mr = pfnic_mr_lookup(wqe->sge[i].lkey, qp->ibqp.pd, wqe->sge[i].addr,
+				     wqe->sge[i].length, access);
+		if (!mr)
+			return IB_WC_LOC_PROT_ERR;
+		pfnic_mr_put(mr);
+	}
+	return IB_WC_SUCCESS;
+}
+
+/*
+ * The responder's side of a WQE that ran to its end: deliver the message (consume and
+ * complete the receive WQE, with @peer_status), and move the responder to the error state
+ * when it found an error itself (a bad receive buffer, or a remote access violation). The
+ * state changes before the completion is seen.
+ */
+static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, bool consumes,
+			  enum ib_wc_status *status, enum ib_wc_status peer_status)
+{
+	struct pfnic_wqe *wqe = qp->cur, *rwqe = qp->rcur;
+	bool access_error = *status == IB_WC_REM_ACCESS_ERR;
+	bool deliver = consumes && (*status == IB_WC_SUCCESS || peer_status != IB_WC_SUCCESS);
+	bool error = access_error || peer_status != IB_WC_SUCCESS;
+	struct ib_wc wc = {};
+
+	if (!deliver && !error)
+		return;
+	spin_lock_irq(&peer->lock);
+	if (deliver && (peer->rq.gen != rgen || !peer->rq.count)) {
+		/* the receive WQE was flushed meanwhile: the message found no one */
+		spin_unlock_irq(&peer->lock);
+		*status = IB_WC_RETRY_EXC_ERR;
+		return;
+	}
+	if (deliver) {
+		peer->rq.head = (peer->rq.head + 1) % peer->rq.size;
+		peer->rq.count--;
+	}
+	if (error) {
+		peer->attr.qp_state = IB_QPS_ERR;
+		peer->attr.cur_qp_state = IB_QPS_ERR;
+	}
+	spin_unlock_irq(&peer->lock);
+
+	if (deliver) {
+		wc.wr_id = rwqe->wr_id;
+		wc.status = peer_status;
+		wc.opcode = wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM ?
+			    IB_WC_RECV_RDMA_WITH_IMM : IB_WC_RECV;
+		wc.byte_len = wqe->total_len;
+		wc.qp = &peer->ibqp;
+		wc.src_qp = qp->ibqp.qp_num;
+		wc.port_num = PFNIC_PORT;
+		if (wqe->opcode != IB_WR_SEND) {
+			wc.wc_flags = IB_WC_WITH_IMM;
+			wc.ex.imm_data = wqe->imm_data;
+		}
+		pfnic_cq_complete(to_pfnic_cq(peer->ibqp.recv_cq), &wc,
+				  wqe->send_flags & IB_SEND_SOLICITED);
+	}
+	if (!error)
+		return;
+	if (access_error && peer->ibqp.event_handler) {
+		struct ib_event ev = {
+			.device = peer->ibqp.device,
+			.element.qp = &peer->ibqp,
+			.event = IB_EVENT_QP_ACCESS_ERR,
+		};
+
+		peer->ibqp.event_handler(&ev, peer->ibqp.qp_context);
+	}
+	pfnic_qp_flush(peer);
+}
+
+/**
+ * pfnic_execute() - run qp->cur against the connected @peer
+ * @qp: the requester
+ * @peer: the responder
+ * @failed: a page fault of this WQE could not be resolved (qp->fault_remote says whose)
+ * @status: the requester's completion status, when the WQE ran to its end
+ *
+ * Return: PFNIC_DONE with *status (the responder's side already done: see
+ * pfnic_respond()), PFNIC_FAULT (the fault recorded in @qp) or PFNIC_RNR.
+ */
+static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer, bool failed,
 				     enum ib_wc_status *status)
 {
 	struct pfnic_wqe *wqe = qp->cur, *rwqe = qp->rcur;
-	bool consumes = wqe->opcode == IB_WR_SEND || wqe->opcode == IB_WR_SEND_WITH_IMM ||
-			wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM;
-	bool rdma = wqe->opcode != IB_WR_SEND && wqe->opcode != IB_WR_SEND_WITH_IMM;
+	bool sends = wqe->opcode == IB_WR_SEND || wqe->opcode == IB_WR_SEND_WITH_IMM;
+	bool consumes = sends || wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM;
 	int rights = wqe->opcode == IB_WR_RDMA_READ ?
 		     IB_ACCESS_REMOTE_READ : IB_ACCESS_REMOTE_WRITE;
 	enum ib_wc_status peer_status = IB_WC_SUCCESS;
-	enum pfnic_step step;
-	struct ib_wc wc = {};
+	enum pfnic_step step = PFNIC_DONE;
 	u32 rgen = 0;
+
+	*status = pfnic_check_local(qp, wqe);
+	if (*status == IB_WC_SUCCESS && failed && !qp->fault_remote)
+		*status = IB_WC_LOC_PROT_ERR;
+	if (*status != IB_WC_SUCCESS)
+		return PFNIC_DONE;
 
 	spin_lock_irq(&peer->lock);
 	if (!pfnic_can_receive(peer->attr.qp_state)) {
@@ -280,9 +376,10 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		*status = IB_WC_RETRY_EXC_ERR;
 		return PFNIC_DONE;
 	}
-	if (rdma && !(peer->attr.qp_access_flags & rights)) {
+	if (!sends && !(peer->attr.qp_access_flags & rights)) {
 		spin_unlock_irq(&peer->lock);
 		*status = IB_WC_REM_ACCESS_ERR;
+		pfnic_respond(qp, peer, 0, false, status, IB_WC_SUCCESS);
 		return PFNIC_DONE;
 	}
 	if (consumes) {
@@ -295,54 +392,27 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 	}
 	spin_unlock_irq(&peer->lock);
 
-	if (wqe->opcode == IB_WR_SEND || wqe->opcode == IB_WR_SEND_WITH_IMM) {
-		if (wqe->total_len > rwqe->total_len) {
-			*status = IB_WC_REM_INV_REQ_ERR;
-			peer_status = IB_WC_LOC_LEN_ERR;
-			step = PFNIC_DONE;
-		} else {
-			step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, rwqe->sge, rwqe->num_sge,
-					     peer->ibqp.pd, 0, 0, wqe->total_len, true, status);
-			if (*status == IB_WC_REM_OP_ERR)
-				peer_status = IB_WC_LOC_PROT_ERR;
-		}
+	if (failed) {
+		/* the responder's memory could not be faulted in */
+		*status = sends ? IB_WC_REM_OP_ERR : IB_WC_REM_ACCESS_ERR;
+		if (sends)
+			peer_status = IB_WC_LOC_PROT_ERR;
+	} else if (sends && wqe->total_len > rwqe->total_len) {
+		*status = IB_WC_REM_INV_REQ_ERR;
+		peer_status = IB_WC_LOC_LEN_ERR;
+	} else if (sends) {
+		step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, rwqe->sge, rwqe->num_sge,
+				     peer->ibqp.pd, 0, 0, wqe->total_len, true, status);
+		if (*status == IB_WC_REM_OP_ERR)
+			peer_status = IB_WC_LOC_PROT_ERR;
 	} else {
 		step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, NULL, 0, peer->ibqp.pd, wqe->rkey,
 				     wqe->remote_addr, wqe->total_len,
 				     wqe->opcode != IB_WR_RDMA_READ, status);
 	}
-	/* a requester-side failure leaves the receive WQE for the next message */
-	if (step != PFNIC_DONE || !consumes ||
-	    (*status != IB_WC_SUCCESS && peer_status == IB_WC_SUCCESS))
+	if (step != PFNIC_DONE)
 		return step;
-
-	/* the message is delivered: consume the receive WQE, unless it was flushed meanwhile */
-	spin_lock_irq(&peer->lock);
-	if (peer->rq.gen != rgen || !peer->rq.count) {
-		spin_unlock_irq(&peer->lock);
-		*status = IB_WC_RETRY_EXC_ERR;
-		return PFNIC_DONE;
-	}
-	peer->rq.head = (peer->rq.head + 1) % peer->rq.size;
-	peer->rq.count--;
-	spin_unlock_irq(&peer->lock);
-
-	wc.wr_id = rwqe->wr_id;
-	wc.status = peer_status;
-	wc.opcode = wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM ?
-		    IB_WC_RECV_RDMA_WITH_IMM : IB_WC_RECV;
-	wc.byte_len = wqe->total_len;
-	wc.qp = &peer->ibqp;
-	wc.src_qp = qp->ibqp.qp_num;
-	wc.port_num = PFNIC_PORT;
-	if (wqe->opcode != IB_WR_SEND) {
-		wc.wc_flags = IB_WC_WITH_IMM;
-		wc.ex.imm_data = wqe->imm_data;
-	}
-	pfnic_cq_complete(to_pfnic_cq(peer->ibqp.recv_cq), &wc,
-			  wqe->send_flags & IB_SEND_SOLICITED);
-	if (peer_status != IB_WC_SUCCESS)
-		pfnic_qp_to_error(peer);
+	pfnic_respond(qp, peer, rgen, consumes, status, peer_status);
 	return PFNIC_DONE;
 }
 
@@ -363,7 +433,8 @@ void pfnic_engine_run(struct work_struct *work)
 	for (;;) {
 		enum ib_wc_status status = IB_WC_SUCCESS;
 		struct pfnic_qp *peer;
-		enum pfnic_step step;
+		enum pfnic_step step = PFNIC_DONE;
+		bool failed;
 		u32 gen;
 
 		spin_lock_irq(&qp->lock);
@@ -373,22 +444,17 @@ void pfnic_engine_run(struct work_struct *work)
 		}
 		memcpy(qp->cur, pfnic_wq_entry(&qp->sq, qp->sq.head), qp->sq.stride);
 		gen = qp->sq.gen;
-		/* a fault on this WQE that could not be resolved fails it now */
-		if (qp->fault_status) {
-			status = qp->fault_remote ? IB_WC_REM_ACCESS_ERR : IB_WC_LOC_PROT_ERR;
-			qp->fault_status = 0;
-		}
+		/* a fault of this WQE that could not be resolved fails it this time */
+		failed = qp->fault_status;
+		qp->fault_status = 0;
 		spin_unlock_irq(&qp->lock);
 
-		step = PFNIC_DONE;
-		if (status == IB_WC_SUCCESS) {
-			peer = pfnic_peer(qp);
-			if (peer) {
-				step = pfnic_execute(qp, peer, &status);
-				pfnic_qp_put(peer);
-			} else {
-				status = IB_WC_RETRY_EXC_ERR;
-			}
+		peer = pfnic_peer(qp);
+		if (peer) {
+			step = pfnic_execute(qp, peer, failed, &status);
+			pfnic_qp_put(peer);
+		} else {
+			status = IB_WC_RETRY_EXC_ERR;
 		}
 
 		spin_lock_irq(&qp->lock);
@@ -408,7 +474,9 @@ void pfnic_engine_run(struct work_struct *work)
 			return;
 		}
 		if (step == PFNIC_RNR) {
-			if (qp->attr.rnr_retry == 7 || qp->rnr_left--) {
+			if (qp->attr.rnr_retry == 7 || qp->rnr_left) {
+				if (qp->attr.rnr_retry != 7)
+					qp->rnr_left--;
 				spin_unlock_irq(&qp->lock);
 				pfnic_stat_add(qp->pfnic, PFNIC_STAT_RNR_RETRIES, 1);
 				queue_delayed_work(pfnic_wq, &qp->rnr_work,
@@ -420,12 +488,17 @@ void pfnic_engine_run(struct work_struct *work)
 		qp->sq.head = (qp->sq.head + 1) % qp->sq.size;
 		qp->sq.count--;
 		qp->rnr_left = qp->attr.rnr_retry;
+		/* an error completion is seen with the QP already in the error state */
+		if (status != IB_WC_SUCCESS) {
+			qp->attr.qp_state = IB_QPS_ERR;
+			qp->attr.cur_qp_state = IB_QPS_ERR;
+		}
 		spin_unlock_irq(&qp->lock);
 
 		pfnic_stat_add(qp->pfnic, PFNIC_STAT_WQES, 1);
 		pfnic_qp_complete_send(qp, qp->cur, status);
 		if (status != IB_WC_SUCCESS)
-			pfnic_qp_to_error(qp);
+			pfnic_qp_flush(qp);
 	}
 }
 

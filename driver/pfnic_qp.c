@@ -235,16 +235,6 @@ void pfnic_qp_flush(struct pfnic_qp *qp)
 	}
 }
 
-/* Moves a QP to the error state and flushes it: after an error completion. */
-void pfnic_qp_to_error(struct pfnic_qp *qp)
-{
-	spin_lock_irq(&qp->lock);
-	qp->attr.qp_state = IB_QPS_ERR;
-	qp->attr.cur_qp_state = IB_QPS_ERR;
-	spin_unlock_irq(&qp->lock);
-	pfnic_qp_flush(qp);
-}
-
 /* The attribute checks the spec leaves to the device: ranges and this device's limits. */
 static int pfnic_check_qp_attr(struct pfnic_qp *qp, const struct ib_qp_attr *attr, int mask)
 {
