@@ -3,7 +3,7 @@
 # and buildable-against, under .cache/kernels/<name>/:
 #   release      the kernel's `uname -r`
 #   vmlinux      the uncompressed kernel, booted through its PVH entry (faster under TCG)
-#   root/        (archive kernels) the unpacked packages: lib/modules, usr/src headers, kbuild
+#   tree/        (archive kernels) the unpacked packages: lib/modules, usr/src headers, kbuild
 #
 # "host" kernels are Debian bookworm's own, installed by apt (setup.sh does that). "archive"
 # kernels come from another suite: they are downloaded with a private apt configuration
@@ -114,7 +114,7 @@ prepare_host_kernel() {
 prepare_archive_kernel() {
 	local name=$1 suite dir abi rel pkgs=() p hdr
 	dir=$(kernel_dir "$name")
-	if [ -e "$dir/ready" ]; then
+	if [ -e "$dir/ready" ] && [ -d "$dir/tree" ]; then
 		return 0
 	fi
 	suite=$(matrix_get "$name" suite)
@@ -127,20 +127,20 @@ prepare_archive_kernel() {
 	rig_log "kernel $name: $suite $rel"
 	while IFS= read -r p; do pkgs+=("${p//\{abi\}/$abi}"); done < <(matrix_get "$name" packages)
 	rm -rf "$dir"
-	download_unpack "$suite" "$dir/root" "${pkgs[@]}"
+	download_unpack "$suite" "$dir/tree" "${pkgs[@]}"
 	# Debian ships modules under usr/lib; depmod -b expects lib/modules under its base.
-	[ -e "$dir/root/lib" ] || ln -s usr/lib "$dir/root/lib"
-	depmod -b "$dir/root" "$rel"
+	[ -e "$dir/tree/lib" ] || ln -s usr/lib "$dir/tree/lib"
+	depmod -b "$dir/tree" "$rel"
 	local img
-	img=$(find "$dir/root/boot" "$dir/root/usr/lib/modules/$rel" -maxdepth 1 -name 'vmlinuz*' 2> /dev/null | head -n 1 || true)
+	img=$(find "$dir/tree/boot" "$dir/tree/usr/lib/modules/$rel" -maxdepth 1 -name 'vmlinuz*' 2> /dev/null | head -n 1 || true)
 	[ -n "$img" ] || rig_die "no vmlinuz in the $name packages"
 	extract_vmlinux "$img" "$dir/vmlinux"
 	prepare_sid_libc
 	# The headers' Makefile names /usr/src; point it at the unpacked tree.
-	for hdr in "$dir/root/usr/src/linux-headers-$rel" "$dir/root/usr/src/linux-headers-$abi-common"; do
-		[ -f "$hdr/Makefile" ] && sed -i "s#/usr/src/#$dir/root/usr/src/#g" "$hdr/Makefile"
+	for hdr in "$dir/tree/usr/src/linux-headers-$rel" "$dir/tree/usr/src/linux-headers-$abi-common"; do
+		[ -f "$hdr/Makefile" ] && sed -i "s#/usr/src/#$dir/tree/usr/src/#g" "$hdr/Makefile"
 	done
-	for p in "$dir/root/usr/lib/linux-kbuild-"*; do wrap_kbuild_helpers "$p"; done
+	for p in "$dir/tree/usr/lib/linux-kbuild-"*; do wrap_kbuild_helpers "$p"; done
 	echo "$rel" > "$dir/release"
 	touch "$dir/ready"
 }

@@ -44,7 +44,7 @@ kernel_root() {
 	if [ "$(matrix_get "$1" source)" = host ]; then
 		printf '\n'
 	else
-		printf '%s/root\n' "$(kernel_dir "$1")"
+		printf '%s/tree\n' "$(kernel_dir "$1")"
 	fi
 }
 
