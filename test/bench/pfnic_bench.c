@@ -46,6 +46,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../guest/verbs-test.h"
+
 #define KiB (1024UL)
 #define MiB (1024UL * KiB)
 #define GiB (1024UL * MiB)
@@ -104,14 +106,6 @@ static void seterr(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
 	va_end(ap);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -257,7 +251,9 @@ static struct dev rxe = { .kind = "rxe" };
 static int qp_to_rts(struct dev *d, struct ibv_qp *qp, uint32_t dest_qpn)
 {
 	struct ibv_qp_attr a;
-	int rv;
+	struct vt_rc c;
+	const char *step = "";
+	int rv, s = IBV_QPS_RESET;
 
 	memset(&a, 0, sizeof(a));
 	a.qp_state = IBV_QPS_RESET;
@@ -267,49 +263,18 @@ static int qp_to_rts(struct dev *d, struct ibv_qp *qp, uint32_t dest_qpn)
 		return -1;
 	}
 
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_INIT;
-	a.pkey_index = 0;
-	a.port_num = 1;
-	a.qp_access_flags = ACCESS;
-	rv = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-			   IBV_QP_ACCESS_FLAGS);
+	c = (struct vt_rc){
+		.port = 1,
+		.access = ACCESS,
+		.dest_qpn = dest_qpn,
+		.min_rnr_timer = 12,
+		.rnr_retry = 7,
+		.dgid = d->gid,
+		.sgid_index = opt.gid_index,
+	};
+	rv = vt_rc_bring_up(qp, &c, &s, IBV_QPS_RTS, &step);
 	if (rv) {
-		seterr("%s: modify QP %u to INIT: %s", d->name, qp->qp_num, strerror(rv));
-		return -1;
-	}
-
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTR;
-	a.path_mtu = IBV_MTU_1024;
-	a.dest_qp_num = dest_qpn;
-	a.rq_psn = 0;
-	a.max_dest_rd_atomic = 1;
-	a.min_rnr_timer = 12;
-	a.ah_attr.is_global = 1;
-	a.ah_attr.grh.dgid = d->gid;
-	a.ah_attr.grh.sgid_index = opt.gid_index;
-	a.ah_attr.grh.hop_limit = 1;
-	a.ah_attr.sl = 0;
-	a.ah_attr.port_num = 1;
-	rv = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
-			   IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
-	if (rv) {
-		seterr("%s: modify QP %u to RTR: %s", d->name, qp->qp_num, strerror(rv));
-		return -1;
-	}
-
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTS;
-	a.timeout = 14;
-	a.retry_cnt = 7;
-	a.rnr_retry = 7;
-	a.sq_psn = 0;
-	a.max_rd_atomic = 1;
-	rv = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
-			   IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC);
-	if (rv) {
-		seterr("%s: modify QP %u to RTS: %s", d->name, qp->qp_num, strerror(rv));
+		seterr("%s: modify QP %u to %s: %s", d->name, qp->qp_num, step, strerror(rv));
 		return -1;
 	}
 	return 0;

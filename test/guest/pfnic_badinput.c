@@ -35,7 +35,6 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,6 +46,8 @@
 #include <unistd.h>
 
 #include <infiniband/verbs.h>
+
+#include "verbs-test.h"
 
 #define PG 4096u
 #define PORT 1
@@ -71,34 +72,7 @@ static struct {
 	long vmpin0;
 } g = { .gid_index = 1, .timeout = 10.0 };
 
-/* ---- output ------------------------------------------------------------------------------ */
-
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("# ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fputc('\n', stdout);
-	fflush(stdout);
-}
-
-static void bail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void bail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("Bail out! ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fputc('\n', stdout);
-	fflush(stdout);
-	exit(1);
-}
+/* ---- checks ------------------------------------------------------------------------------ */
 
 /* A check that fails the test point but lets the case go on (and clean up). */
 #define CHECK(cond, ...)                                                                   \
@@ -117,14 +91,6 @@ static void bail(const char *fmt, ...)
 			goto out;                                                          \
 		}                                                                          \
 	} while (0)
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void sleep_ms(unsigned int ms)
 {
@@ -348,46 +314,18 @@ static int qp_state(struct ibv_qp *qp)
 }
 
 #define ACCESS_ALL (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ)
-#define INIT_MASK (IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS)
-#define RTR_MASK (IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | \
-		  IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER)
-#define RTS_MASK (IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | \
-		  IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC)
-
-static void init_attr(struct ibv_qp_attr *a, int access)
+/* QP 0 or 1 of a pair on its way up to RTS: towards @dest, with @access and @rnr_retry. */
+static struct vt_rc rc_conn(uint32_t dest, int access, uint8_t rnr_retry)
 {
-	memset(a, 0, sizeof(*a));
-	a->qp_state = IBV_QPS_INIT;
-	a->pkey_index = 0;
-	a->port_num = PORT;
-	a->qp_access_flags = access;
-}
-
-static void rtr_attr(struct ibv_qp_attr *a, uint32_t dest)
-{
-	memset(a, 0, sizeof(*a));
-	a->qp_state = IBV_QPS_RTR;
-	a->path_mtu = IBV_MTU_1024;
-	a->dest_qp_num = dest;
-	a->rq_psn = 0;
-	a->max_dest_rd_atomic = 1;
-	a->min_rnr_timer = 1;
-	a->ah_attr.is_global = 1;
-	a->ah_attr.grh.dgid = g.gid;
-	a->ah_attr.grh.sgid_index = (uint8_t)g.gid_index;
-	a->ah_attr.grh.hop_limit = 1;
-	a->ah_attr.port_num = PORT;
-}
-
-static void rts_attr(struct ibv_qp_attr *a, uint8_t rnr_retry)
-{
-	memset(a, 0, sizeof(*a));
-	a->qp_state = IBV_QPS_RTS;
-	a->timeout = 14;
-	a->retry_cnt = 7;
-	a->rnr_retry = rnr_retry;
-	a->sq_psn = 0;
-	a->max_rd_atomic = 1;
+	return (struct vt_rc){
+		.port = PORT,
+		.access = access,
+		.dest_qpn = dest,
+		.min_rnr_timer = 1,
+		.rnr_retry = rnr_retry,
+		.dgid = g.gid,
+		.sgid_index = (uint8_t)g.gid_index,
+	};
 }
 
 struct pair {
@@ -473,27 +411,11 @@ err:
 static int qp_bring_up(struct ibv_qp *qp, uint32_t dest, int access, uint8_t rnr_retry,
 		       enum ibv_qp_state target)
 {
-	struct ibv_qp_attr a;
+	const struct vt_rc c = rc_conn(dest, access, rnr_retry);
 	int s = qp_state(qp), rv;
 
-	if (s == IBV_QPS_RESET && target >= IBV_QPS_INIT) {
-		init_attr(&a, access);
-		if ((rv = ibv_modify_qp(qp, &a, INIT_MASK)))
-			return rv;
-		s = IBV_QPS_INIT;
-	}
-	if (s == IBV_QPS_INIT && target >= IBV_QPS_RTR) {
-		rtr_attr(&a, dest);
-		if ((rv = ibv_modify_qp(qp, &a, RTR_MASK)))
-			return rv;
-		s = IBV_QPS_RTR;
-	}
-	if (s == IBV_QPS_RTR && target >= IBV_QPS_RTS) {
-		rts_attr(&a, rnr_retry);
-		if ((rv = ibv_modify_qp(qp, &a, RTS_MASK)))
-			return rv;
-		s = IBV_QPS_RTS;
-	}
+	if ((rv = vt_rc_bring_up(qp, &c, &s, target, NULL)))
+		return rv;
 	return s == (int)target ? 0 : EPROTO;
 }
 
@@ -750,6 +672,16 @@ static int refused_modify(struct pair *p, int rv, enum ibv_qp_state state, const
 	return rc;
 }
 
+/* QP 0 is still in @state after @what (a refused post). */
+static int qp0_still(struct pair *p, enum ibv_qp_state state, const char *what)
+{
+	int rc = 0, s = qp_state(p->qp[0]);
+
+	CHECK(s == (int)state, "QP 0 is %s after %s, expected %s", state_str(s), what,
+	      state_str(state));
+	return rc;
+}
+
 /* After a refused modify: the QPs still come up the normal way and carry a WRITE. */
 static int still_works(struct pair *p)
 {
@@ -762,101 +694,93 @@ static int still_works(struct pair *p)
 	return smoke_write(p, "after the refused modify");
 }
 
-static int c_reset_to_rtr(void)
+/* A modify_qp of QP 0 that must be refused: the attributes of the normal step to @to, but
+ * for @port (0: PORT) and the mask but for @drop. */
+struct bad_modify {
+	enum ibv_qp_state to;
+	int drop;
+	uint8_t port;
+	const char *what;
+};
+
+/* A pair, QP 0 brought to @from (RESET or INIT), the @n modifies refused, then still_works. */
+static int refused_modifies(enum ibv_qp_state from, const struct bad_modify *m, int n)
 {
 	struct pair_opts o = opts_default();
 	struct ibv_qp_attr a;
+	struct vt_rc c;
 	struct pair p;
-	int rc = 0;
+	int rc = 0, rv;
 
 	if (pair_create(&p, &o))
 		return 1;
-	rtr_attr(&a, p.qp[1]->qp_num);
-	rc |= refused_modify(&p, ibv_modify_qp(p.qp[0], &a, RTR_MASK), IBV_QPS_RESET,
-			     "modify RESET->RTR");
+	c = rc_conn(p.qp[1]->qp_num, ACCESS_ALL, 7);
+	if (from == IBV_QPS_INIT) {
+		vt_rc_init_attr(&a, &c);
+		rv = ibv_modify_qp(p.qp[0], &a, VT_RC_INIT_MASK);
+		REQUIRE(!rv, "modify RESET->INIT: %s", errno_str(rv));
+	}
+	for (int i = 0; i < n; i++) {
+		int mask;
+
+		if (m[i].to == IBV_QPS_INIT) {
+			vt_rc_init_attr(&a, &c);
+			mask = VT_RC_INIT_MASK;
+		} else if (m[i].to == IBV_QPS_RTR) {
+			vt_rc_rtr_attr(&a, &c);
+			mask = VT_RC_RTR_MASK;
+		} else {
+			vt_rc_rts_attr(&a, &c);
+			mask = VT_RC_RTS_MASK;
+		}
+		if (m[i].port)
+			a.port_num = m[i].port;
+		rc |= refused_modify(&p, ibv_modify_qp(p.qp[0], &a, mask & ~m[i].drop), from,
+				     m[i].what);
+	}
 	rc |= still_works(&p);
+out:
 	rc |= pair_destroy(&p);
 	return rc;
+}
+
+static int c_reset_to_rtr(void)
+{
+	static const struct bad_modify m = { IBV_QPS_RTR, 0, 0, "modify RESET->RTR" };
+
+	return refused_modifies(IBV_QPS_RESET, &m, 1);
 }
 
 static int c_reset_to_rts(void)
 {
-	struct pair_opts o = opts_default();
-	struct ibv_qp_attr a;
-	struct pair p;
-	int rc = 0;
+	static const struct bad_modify m = { IBV_QPS_RTS, 0, 0, "modify RESET->RTS" };
 
-	if (pair_create(&p, &o))
-		return 1;
-	rts_attr(&a, 7);
-	rc |= refused_modify(&p, ibv_modify_qp(p.qp[0], &a, RTS_MASK), IBV_QPS_RESET,
-			     "modify RESET->RTS");
-	rc |= still_works(&p);
-	rc |= pair_destroy(&p);
-	return rc;
+	return refused_modifies(IBV_QPS_RESET, &m, 1);
 }
 
 static int c_init_to_rts(void)
 {
-	struct pair_opts o = opts_default();
-	struct ibv_qp_attr a;
-	struct pair p;
-	int rc = 0, rv;
+	static const struct bad_modify m = { IBV_QPS_RTS, 0, 0, "modify INIT->RTS" };
 
-	if (pair_create(&p, &o))
-		return 1;
-	init_attr(&a, ACCESS_ALL);
-	rv = ibv_modify_qp(p.qp[0], &a, INIT_MASK);
-	REQUIRE(!rv, "modify RESET->INIT: %s", errno_str(rv));
-	rts_attr(&a, 7);
-	rc |= refused_modify(&p, ibv_modify_qp(p.qp[0], &a, RTS_MASK), IBV_QPS_INIT,
-			     "modify INIT->RTS");
-	rc |= still_works(&p);
-out:
-	rc |= pair_destroy(&p);
-	return rc;
+	return refused_modifies(IBV_QPS_INIT, &m, 1);
 }
 
 static int c_init_bad_port(void)
 {
-	struct pair_opts o = opts_default();
-	struct ibv_qp_attr a;
-	struct pair p;
-	int rc = 0;
+	static const struct bad_modify m = { IBV_QPS_INIT, 0, 2,
+					     "modify RESET->INIT with port_num 2" };
 
-	if (pair_create(&p, &o))
-		return 1;
-	init_attr(&a, ACCESS_ALL);
-	a.port_num = 2;
-	rc |= refused_modify(&p, ibv_modify_qp(p.qp[0], &a, INIT_MASK), IBV_QPS_RESET,
-			     "modify RESET->INIT with port_num 2");
-	rc |= still_works(&p);
-	rc |= pair_destroy(&p);
-	return rc;
+	return refused_modifies(IBV_QPS_RESET, &m, 1);
 }
 
 static int c_rtr_without_av(void)
 {
-	struct pair_opts o = opts_default();
-	struct ibv_qp_attr a;
-	struct pair p;
-	int rc = 0, rv;
+	static const struct bad_modify m[] = {
+		{ IBV_QPS_RTR, IBV_QP_AV, 0, "modify INIT->RTR without IBV_QP_AV" },
+		{ IBV_QPS_RTR, IBV_QP_DEST_QPN, 0, "modify INIT->RTR without IBV_QP_DEST_QPN" },
+	};
 
-	if (pair_create(&p, &o))
-		return 1;
-	init_attr(&a, ACCESS_ALL);
-	rv = ibv_modify_qp(p.qp[0], &a, INIT_MASK);
-	REQUIRE(!rv, "modify RESET->INIT: %s", errno_str(rv));
-	rtr_attr(&a, p.qp[1]->qp_num);
-	rc |= refused_modify(&p, ibv_modify_qp(p.qp[0], &a, RTR_MASK & ~IBV_QP_AV), IBV_QPS_INIT,
-			     "modify INIT->RTR without IBV_QP_AV");
-	rtr_attr(&a, p.qp[1]->qp_num);
-	rc |= refused_modify(&p, ibv_modify_qp(p.qp[0], &a, RTR_MASK & ~IBV_QP_DEST_QPN),
-			     IBV_QPS_INIT, "modify INIT->RTR without IBV_QP_DEST_QPN");
-	rc |= still_works(&p);
-out:
-	rc |= pair_destroy(&p);
-	return rc;
+	return refused_modifies(IBV_QPS_INIT, m, 2);
 }
 
 /* post_send in a state before RTS: refused at the first WR, nothing posted. */
@@ -887,9 +811,7 @@ static int post_send_early(enum ibv_qp_state state)
 	CHECK(bad == &wr[0], "bad_wr is %s, expected the first WR",
 	      bad == &wr[1] ? "the second WR" : bad ? "not a WR of the chain" : "NULL");
 	rc |= expect_none(p.cq[0], cq_name[0], 100);
-	rv = qp_state(p.qp[0]);
-	CHECK(rv == (int)state, "QP 0 is %s after the refused post, expected %s", state_str(rv),
-	      state_str(state));
+	rc |= qp0_still(&p, state, "the refused post");
 	/* nothing was queued: in RTS nothing runs */
 	rv = qp_bring_up(p.qp[0], p.qp[1]->qp_num, ACCESS_ALL, 7, IBV_QPS_RTS);
 	REQUIRE(!rv, "bringing QP 0 up to RTS after the refused post: %s", errno_str(rv));
@@ -989,9 +911,7 @@ static int c_too_many_sge(void)
 	CHECK(all_are(rem.p, 8, DATA) && all_are(rem.p + 64, 8, DATA),
 	      "the WRs before the bad one did not write");
 	CHECK(all_are(rem.p + 128, PG - 128, FILL), "the bad WR or the one after it wrote");
-	rv = qp_state(p.qp[0]);
-	CHECK(rv == IBV_QPS_RTS, "QP 0 is %s after the refused post, expected RTS",
-	      state_str(rv));
+	rc |= qp0_still(&p, IBV_QPS_RTS, "the refused post");
 	rc |= smoke_write(&p, "after the refused post");
 out:
 	rc |= mbuf_put(&rem);
@@ -1047,9 +967,7 @@ static int c_bad_opcode(void)
 		CHECK(all_are(rem.p + 2048, PG - 2048, FILL), "%s changed the remote MR",
 		      ops[k].name);
 	}
-	rv = qp_state(p.qp[0]);
-	CHECK(rv == IBV_QPS_RTS, "QP 0 is %s after the refused posts, expected RTS",
-	      state_str(rv));
+	rc |= qp0_still(&p, IBV_QPS_RTS, "the refused posts");
 	rc |= smoke_write(&p, "after the refused posts");
 out:
 	rc |= mbuf_put(&rem);
@@ -1094,9 +1012,7 @@ static int c_inline(void)
 	rc |= expect_none(p.cq[0], cq_name[0], 100);
 	rc |= expect_none(p.cq[1], cq_name[1], 0);
 	CHECK(all_are(rb.p, 64, FILL), "the inline SEND reached the receive buffer");
-	rv = qp_state(p.qp[0]);
-	CHECK(rv == IBV_QPS_RTS, "QP 0 is %s after the refused post, expected RTS",
-	      state_str(rv));
+	rc |= qp0_still(&p, IBV_QPS_RTS, "the refused post");
 out:
 	rc |= mbuf_put(&rb);
 	rc |= pair_destroy(&p);
@@ -1341,98 +1257,86 @@ static void responder_note(struct frame *f)
 		wc_print("note: QP 1 CQ", &wc);
 }
 
-static int c_send_bad_lkey(void)
+/*
+ * A SEND from @loff of the local buffer, its lkey ^ @lkey_xor, with QP 0's rnr_retry @rnr_retry
+ * (-1: 7) and, with @recv, a receive of 1024 bytes posted: it completes with @status, and the
+ * responder sees nothing of it.
+ */
+static int bad_send(int rnr_retry, bool recv, size_t loff, uint32_t lkey_xor,
+		    enum ibv_wc_status status)
 {
 	struct pair_opts o = opts_default();
 	struct frame f;
 	int rc = 0;
 
+	o.rnr_retry = rnr_retry;
 	if (frame_open(&f, &o, ACCESS_ALL, ACCESS_ALL))
 		return 1;
-	REQUIRE(!post_recv1(f.p.qp[1], 0x7ec, &f.rem, 0, 1024), "ibv_post_recv failed");
-	wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_SEND, &f.loc, 0, 64, NULL, 0);
-	/* same MR index, another key: no MR has this key */
-	f.sge[0].lkey ^= 0x80;
-	rc |= frame_run(&f, IBV_WC_LOC_PROT_ERR, &f.loc, &f.rem);
+	if (recv)
+		REQUIRE(!post_recv1(f.p.qp[1], 0x7ec, &f.rem, 0, 1024), "ibv_post_recv failed");
+	wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_SEND, &f.loc, loff, 64, NULL, 0);
+	f.sge[0].lkey ^= lkey_xor;
+	rc |= frame_run(&f, status, &f.loc, &f.rem);
 	rc |= responder_untouched(&f);
-	CHECK(all_are(f.rem.p, 1024, FILL), "the SEND reached the receive buffer");
+	if (recv)
+		CHECK(all_are(f.rem.p, 1024, FILL), "the SEND reached the receive buffer");
 out:
 	rc |= frame_close(&f);
 	return rc;
 }
 
+/* same MR index, another key: no MR has this key */
+static int c_send_bad_lkey(void) { return bad_send(-1, true, 0, 0x80, IBV_WC_LOC_PROT_ERR); }
+
+/* the local MR is 2 pages; the SGE is its last 32 bytes and 32 after it */
 static int c_send_beyond_mr(void)
 {
-	struct pair_opts o = opts_default();
-	struct frame f;
-	int rc = 0;
-
-	if (frame_open(&f, &o, ACCESS_ALL, ACCESS_ALL))
-		return 1;
-	REQUIRE(!post_recv1(f.p.qp[1], 0x7ec, &f.rem, 0, 1024), "ibv_post_recv failed");
-	/* the local MR is 2 pages; the SGE is its last 32 bytes and 32 after it */
-	wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_SEND, &f.loc, 2 * PG - 32, 64, NULL, 0);
-	rc |= frame_run(&f, IBV_WC_LOC_PROT_ERR, &f.loc, &f.rem);
-	rc |= responder_untouched(&f);
-	CHECK(all_are(f.rem.p, 1024, FILL), "the SEND reached the receive buffer");
-out:
-	rc |= frame_close(&f);
-	return rc;
+	return bad_send(-1, true, 2 * PG - 32, 0, IBV_WC_LOC_PROT_ERR);
 }
 
-static int c_write_bad_rkey(void)
-{
-	struct pair_opts o = opts_default();
-	struct frame f;
-	int rc = 0;
-
-	if (frame_open(&f, &o, ACCESS_ALL, ACCESS_ALL))
-		return 1;
-	wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_RDMA_WRITE, &f.loc, 0, 64, &f.rem, 0);
-	f.wr[0].wr.rdma.rkey ^= 0x80;
-	rc |= frame_run(&f, IBV_WC_REM_ACCESS_ERR, &f.loc, &f.rem);
-	CHECK(all_are(f.rem.p, 2 * PG, FILL), "the WRITE with a bad rkey wrote");
-	responder_note(&f);
-	rc |= frame_close(&f);
-	return rc;
-}
-
-static int c_write_no_remote_write(void)
+/*
+ * An RDMA WRITE to @roff of a remote buffer registered with @racc, its rkey ^ @rkey_xor: it
+ * completes with IBV_WC_REM_ACCESS_ERR and writes nothing (else @wrote). The followers write
+ * to an MR of their own when the remote buffer refuses remote writes.
+ */
+static int bad_write(int racc, size_t roff, uint32_t rkey_xor, const char *wrote)
 {
 	struct pair_opts o = opts_default();
 	struct mbuf ok = {0};
 	struct frame f;
 	int rc = 0;
 
-	if (frame_open(&f, &o, ACCESS_ALL, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ))
+	if (frame_open(&f, &o, ACCESS_ALL, racc))
 		return 1;
-	REQUIRE(!mbuf_get(&ok, NULL, PG, ACCESS_ALL), "set-up failed");
-	wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_RDMA_WRITE, &f.loc, 0, 64, &f.rem, 0);
-	rc |= frame_run(&f, IBV_WC_REM_ACCESS_ERR, &f.loc, &ok);
-	CHECK(all_are(f.rem.p, 2 * PG, FILL), "the WRITE to an MR without REMOTE_WRITE wrote");
+	if (racc != ACCESS_ALL)
+		REQUIRE(!mbuf_get(&ok, NULL, PG, ACCESS_ALL), "set-up failed");
+	wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_RDMA_WRITE, &f.loc, 0, 64, &f.rem, roff);
+	f.wr[0].wr.rdma.rkey ^= rkey_xor;
+	rc |= frame_run(&f, IBV_WC_REM_ACCESS_ERR, &f.loc, ok.mr ? &ok : &f.rem);
+	CHECK(all_are(f.rem.p, 2 * PG, FILL), "%s", wrote);
 	responder_note(&f);
 out:
 	rc |= frame_close(&f);
-	rc |= mbuf_put(&ok);
+	if (ok.mr)
+		rc |= mbuf_put(&ok);
 	return rc;
 }
 
+static int c_write_bad_rkey(void)
+{
+	return bad_write(ACCESS_ALL, 0, 0x80, "the WRITE with a bad rkey wrote");
+}
+
+static int c_write_no_remote_write(void)
+{
+	return bad_write(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ, 0, 0,
+			 "the WRITE to an MR without REMOTE_WRITE wrote");
+}
+
+/* the remote MR is 2 pages: its last 32 bytes and 32 after it */
 static int c_write_past_end(void)
 {
-	struct pair_opts o = opts_default();
-	struct frame f;
-	int rc = 0;
-
-	if (frame_open(&f, &o, ACCESS_ALL, ACCESS_ALL))
-		return 1;
-	/* the remote MR is 2 pages: its last 32 bytes and 32 after it */
-	wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_RDMA_WRITE, &f.loc, 0, 64, &f.rem,
-		2 * PG - 32);
-	rc |= frame_run(&f, IBV_WC_REM_ACCESS_ERR, &f.loc, &f.rem);
-	CHECK(all_are(f.rem.p, 2 * PG, FILL), "the WRITE past the end of the MR wrote");
-	responder_note(&f);
-	rc |= frame_close(&f);
-	return rc;
+	return bad_write(ACCESS_ALL, 2 * PG - 32, 0, "the WRITE past the end of the MR wrote");
 }
 
 /*
@@ -1519,18 +1423,7 @@ out:
  */
 static int c_send_bad_lkey_no_recv(void)
 {
-	struct pair_opts o = opts_default();
-	struct frame f;
-	int rc = 0;
-
-	if (frame_open(&f, &o, ACCESS_ALL, ACCESS_ALL))
-		return 1;
-	wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_SEND, &f.loc, 0, 64, NULL, 0);
-	f.sge[0].lkey ^= 0x80;
-	rc |= frame_run(&f, IBV_WC_LOC_PROT_ERR, &f.loc, &f.rem);
-	rc |= responder_untouched(&f);
-	rc |= frame_close(&f);
-	return rc;
+	return bad_send(-1, false, 0, 0x80, IBV_WC_LOC_PROT_ERR);
 }
 
 /*
@@ -1606,80 +1499,52 @@ out:
 static int c_recv_bad_lkey(void) { return recv_buffer_error(false); }
 static int c_odp_munmap_recv(void) { return recv_buffer_error(true); }
 
-static int c_rnr_retry_0(void)
+static int c_rnr_retry_0(void) { return bad_send(0, false, 0, 0, IBV_WC_RNR_RETRY_EXC_ERR); }
+
+/*
+ * An MR of another PD than the QPs' (g.pd): as the local buffer of a WRITE (@remote false),
+ * or as its target, through its rkey (@remote true).
+ */
+static int mr_other_pd(bool remote)
 {
 	struct pair_opts o = opts_default();
+	struct ibv_pd *pd2 = ibv_alloc_pd(g.ctx);
+	struct mbuf other = {0};
 	struct frame f;
 	int rc = 0;
 
-	o.rnr_retry = 0;
-	if (frame_open(&f, &o, ACCESS_ALL, ACCESS_ALL))
+	if (!pd2) {
+		diag("ibv_alloc_pd: %s", errno_str(errno));
 		return 1;
-	wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_SEND, &f.loc, 0, 64, NULL, 0);
-	rc |= frame_run(&f, IBV_WC_RNR_RETRY_EXC_ERR, &f.loc, &f.rem);
-	rc |= responder_untouched(&f);
+	}
+	if (frame_open(&f, &o, ACCESS_ALL, ACCESS_ALL)) {
+		ibv_dealloc_pd(pd2);
+		return 1;
+	}
+	REQUIRE(!mbuf_get(&other, pd2, PG, ACCESS_ALL), "set-up failed");
+	if (remote) {
+		wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_RDMA_WRITE, &f.loc, 0, 64, &other, 0);
+		rc |= frame_run(&f, IBV_WC_REM_ACCESS_ERR, &f.loc, &f.rem);
+		CHECK(all_are(other.p, PG, FILL), "the WRITE to another PD's MR wrote");
+		responder_note(&f);
+	} else {
+		memset(other.p, DATA, PG);
+		wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_RDMA_WRITE, &other, 0, 64, &f.rem, 0);
+		rc |= frame_run(&f, IBV_WC_LOC_PROT_ERR, &f.loc, &f.rem);
+		CHECK(all_are(f.rem.p, 256, FILL), "the WRITE from another PD's MR wrote");
+		rc |= responder_untouched(&f);
+	}
+out:
 	rc |= frame_close(&f);
+	rc |= mbuf_put(&other);
+	CHECK(!ibv_dealloc_pd(pd2), "ibv_dealloc_pd of the other PD failed");
 	return rc;
 }
 
 /* QPs in g.pd; an MR of another PD as the local buffer of a WRITE. */
-static int c_local_mr_other_pd(void)
-{
-	struct pair_opts o = opts_default();
-	struct ibv_pd *pd2 = ibv_alloc_pd(g.ctx);
-	struct mbuf other = {0};
-	struct frame f;
-	int rc = 0;
-
-	if (!pd2) {
-		diag("ibv_alloc_pd: %s", errno_str(errno));
-		return 1;
-	}
-	if (frame_open(&f, &o, ACCESS_ALL, ACCESS_ALL)) {
-		ibv_dealloc_pd(pd2);
-		return 1;
-	}
-	REQUIRE(!mbuf_get(&other, pd2, PG, ACCESS_ALL), "set-up failed");
-	memset(other.p, DATA, PG);
-	wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_RDMA_WRITE, &other, 0, 64, &f.rem, 0);
-	rc |= frame_run(&f, IBV_WC_LOC_PROT_ERR, &f.loc, &f.rem);
-	CHECK(all_are(f.rem.p, 256, FILL), "the WRITE from another PD's MR wrote");
-	rc |= responder_untouched(&f);
-out:
-	rc |= frame_close(&f);
-	rc |= mbuf_put(&other);
-	CHECK(!ibv_dealloc_pd(pd2), "ibv_dealloc_pd of the other PD failed");
-	return rc;
-}
-
+static int c_local_mr_other_pd(void) { return mr_other_pd(false); }
 /* The responder QP in g.pd; an rkey of an MR of another PD as the WRITE's target. */
-static int c_remote_mr_other_pd(void)
-{
-	struct pair_opts o = opts_default();
-	struct ibv_pd *pd2 = ibv_alloc_pd(g.ctx);
-	struct mbuf other = {0};
-	struct frame f;
-	int rc = 0;
-
-	if (!pd2) {
-		diag("ibv_alloc_pd: %s", errno_str(errno));
-		return 1;
-	}
-	if (frame_open(&f, &o, ACCESS_ALL, ACCESS_ALL)) {
-		ibv_dealloc_pd(pd2);
-		return 1;
-	}
-	REQUIRE(!mbuf_get(&other, pd2, PG, ACCESS_ALL), "set-up failed");
-	wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_RDMA_WRITE, &f.loc, 0, 64, &other, 0);
-	rc |= frame_run(&f, IBV_WC_REM_ACCESS_ERR, &f.loc, &f.rem);
-	CHECK(all_are(other.p, PG, FILL), "the WRITE to another PD's MR wrote");
-	responder_note(&f);
-out:
-	rc |= frame_close(&f);
-	rc |= mbuf_put(&other);
-	CHECK(!ibv_dealloc_pd(pd2), "ibv_dealloc_pd of the other PD failed");
-	return rc;
-}
+static int c_remote_mr_other_pd(void) { return mr_other_pd(true); }
 
 /*
  * An ODP MR of the responder over memory a WRITE cannot reach: with @munmap_part, four
@@ -2022,24 +1887,11 @@ static const struct tcase {
 
 static void open_device(void)
 {
-	struct ibv_device **list = ibv_get_device_list(NULL);
 	struct ibv_port_attr pa;
 	static const uint8_t zero[16];
 	int rv;
 
-	if (!list)
-		bail("ibv_get_device_list: %s", strerror(errno));
-	for (int i = 0; list[i]; i++) {
-		if (strcmp(ibv_get_device_name(list[i]), g.dev_name) == 0) {
-			g.ctx = ibv_open_device(list[i]);
-			if (!g.ctx)
-				bail("ibv_open_device(%s): %s", g.dev_name, strerror(errno));
-			break;
-		}
-	}
-	ibv_free_device_list(list);
-	if (!g.ctx)
-		bail("no RDMA device named %s", g.dev_name);
+	g.ctx = open_device_named(g.dev_name);
 	if (ibv_query_port(g.ctx, PORT, &pa))
 		bail("ibv_query_port: %s", strerror(errno));
 	if (pa.state != IBV_PORT_ACTIVE)

@@ -38,7 +38,6 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,6 +51,8 @@
 #include <unistd.h>
 
 #include <infiniband/verbs.h>
+
+#include "verbs-test.h"
 
 #define PG 4096u
 #define GUARD 64u
@@ -121,43 +122,6 @@ struct target {
 	uint8_t *cpuv; /* what the process must read */
 	uint8_t *coh;  /* per page: 1 if the MR and the process share the page */
 };
-
-/* ---- output --------------------------------------------------------------------------- */
-
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("# ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fputc('\n', stdout);
-	fflush(stdout);
-}
-
-static void bail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void bail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("Bail out! ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fputc('\n', stdout);
-	fflush(stdout);
-	exit(1);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- patterns ------------------------------------------------------------------------- */
 
@@ -1175,55 +1139,23 @@ static int qps_create(void)
 		g.psn[i] = (uint32_t)(next_seed() & 0xffffff);
 	}
 	for (int i = 0; i < 2; i++) {
-		struct ibv_qp *qp = g.qp[i], *other = g.qp[1 - i];
-		struct ibv_qp_attr init = {
-			.qp_state = IBV_QPS_INIT,
-			.pkey_index = 0,
-			.port_num = g.port,
-			.qp_access_flags = MR_ACCESS,
-		};
-		struct ibv_qp_attr rtr = {
-			.qp_state = IBV_QPS_RTR,
-			.path_mtu = IBV_MTU_1024,
-			.dest_qp_num = other->qp_num,
+		const struct vt_rc c = {
+			.port = g.port,
+			.access = MR_ACCESS,
+			.dest_qpn = g.qp[1 - i]->qp_num,
 			.rq_psn = g.psn[1 - i],
-			.max_dest_rd_atomic = 1,
-			.min_rnr_timer = 12,
-			.ah_attr = {
-				.is_global = 1,
-				.grh = {.dgid = g.gid, .sgid_index = (uint8_t)g.gidx, .hop_limit = 1},
-				.dlid = g.lid,
-				.sl = 0,
-				.port_num = g.port,
-			},
-		};
-		struct ibv_qp_attr rts = {
-			.qp_state = IBV_QPS_RTS,
-			.timeout = 14,
-			.retry_cnt = 7,
-			.rnr_retry = 7,
 			.sq_psn = g.psn[i],
-			.max_rd_atomic = 1,
+			.min_rnr_timer = 12,
+			.rnr_retry = 7,
+			.dgid = g.gid,
+			.sgid_index = (uint8_t)g.gidx,
+			.dlid = g.lid,
 		};
-		int rc = ibv_modify_qp(qp, &init, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-					       IBV_QP_ACCESS_FLAGS);
+		const char *step = "";
+		int s = IBV_QPS_RESET, rc = vt_rc_bring_up(g.qp[i], &c, &s, IBV_QPS_RTS, &step);
 
 		if (rc) {
-			diag("ibv_modify_qp(INIT): %s", strerror(rc));
-			return -1;
-		}
-		rc = ibv_modify_qp(qp, &rtr, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
-					     IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-					     IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
-		if (rc) {
-			diag("ibv_modify_qp(RTR): %s", strerror(rc));
-			return -1;
-		}
-		rc = ibv_modify_qp(qp, &rts, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
-					     IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN |
-					     IBV_QP_MAX_QP_RD_ATOMIC);
-		if (rc) {
-			diag("ibv_modify_qp(RTS): %s", strerror(rc));
+			diag("ibv_modify_qp(%s): %s", step, strerror(rc));
 			return -1;
 		}
 	}
@@ -1255,23 +1187,10 @@ static void usage(FILE *f)
 
 static void open_device(const char *name)
 {
-	struct ibv_device **list = ibv_get_device_list(NULL);
 	struct ibv_port_attr pa;
 	struct ibv_device_attr_ex dx;
 
-	if (!list)
-		bail("ibv_get_device_list: %s", strerror(errno));
-	for (int i = 0; list[i]; i++) {
-		if (strcmp(ibv_get_device_name(list[i]), name) == 0) {
-			g.ctx = ibv_open_device(list[i]);
-			if (!g.ctx)
-				bail("ibv_open_device(%s): %s", name, strerror(errno));
-			break;
-		}
-	}
-	ibv_free_device_list(list);
-	if (!g.ctx)
-		bail("no RDMA device named %s", name);
+	g.ctx = open_device_named(name);
 	if (ibv_query_port(g.ctx, g.port, &pa))
 		bail("ibv_query_port(%s, %u): %s", name, g.port, strerror(errno));
 	if (pa.state != IBV_PORT_ACTIVE)

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * verbs-test.h: what the verbs test programs share: pfnic_traffic and pfnic_badinput (TAP
+ * tests, in this folder) and pfnic_bench (test/bench/). Static inline functions (and one
+ * struct, some masks), so a program uses what it needs and nothing else is compiled in:
+ *  - TAP output: diag() prints a "# " diagnostic line, bail() a "Bail out!" line and exits 1;
+ *  - now(): seconds on the monotonic clock;
+ *  - open_device_named(): the libibverbs context of a device, by name, or bail();
+ *  - the RC loopback set-up: one QP of a pair moved RESET -> INIT -> RTR -> RTS towards the
+ *    other (struct vt_rc: the attributes in which the programs differ).
+ *
+ * Include it after the system headers (the programs define _GNU_SOURCE before those).
+ */
+#pragma once
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <infiniband/verbs.h>
+
+/* ---- TAP output ---------------------------------------------------------------------------- */
+
+static inline void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("# ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	fflush(stdout);
+}
+
+static inline void bail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static inline void bail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("Bail out! ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	fflush(stdout);
+	exit(1);
+}
+
+/* ---- time ---------------------------------------------------------------------------------- */
+
+/* Seconds on CLOCK_MONOTONIC. */
+static inline double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- device -------------------------------------------------------------------------------- */
+
+/* The opened device @name; bail() if there is none or it does not open. */
+static inline struct ibv_context *open_device_named(const char *name)
+{
+	struct ibv_device **list = ibv_get_device_list(NULL);
+	struct ibv_context *ctx = NULL;
+
+	if (!list)
+		bail("ibv_get_device_list: %s", strerror(errno));
+	for (int i = 0; list[i]; i++) {
+		if (strcmp(ibv_get_device_name(list[i]), name) == 0) {
+			ctx = ibv_open_device(list[i]);
+			if (!ctx)
+				bail("ibv_open_device(%s): %s", name, strerror(errno));
+			break;
+		}
+	}
+	ibv_free_device_list(list);
+	if (!ctx)
+		bail("no RDMA device named %s", name);
+	return ctx;
+}
+
+/* ---- RC QPs connected in this process (loopback over the port's GID) ---------------------- */
+
+/* The attributes of one QP's way up to RTS in which the programs differ; the rest is fixed. */
+struct vt_rc {
+	uint8_t port;
+	int access;		/* qp_access_flags (INIT) */
+	uint32_t dest_qpn;	/* the other QP (RTR) */
+	uint32_t rq_psn;	/* RTR: the other QP's sq_psn */
+	uint32_t sq_psn;	/* RTS */
+	uint8_t min_rnr_timer;	/* RTR */
+	uint8_t rnr_retry;	/* RTS */
+	union ibv_gid dgid;	/* RTR: the port's own GID */
+	uint8_t sgid_index;
+	uint16_t dlid;
+};
+
+#define VT_RC_INIT_MASK (IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS)
+#define VT_RC_RTR_MASK (IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | \
+			IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER)
+#define VT_RC_RTS_MASK (IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | \
+			IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC)
+
+static inline void vt_rc_init_attr(struct ibv_qp_attr *a, const struct vt_rc *c)
+{
+	memset(a, 0, sizeof(*a));
+	a->qp_state = IBV_QPS_INIT;
+	a->pkey_index = 0;
+	a->port_num = c->port;
+	a->qp_access_flags = c->access;
+}
+
+static inline void vt_rc_rtr_attr(struct ibv_qp_attr *a, const struct vt_rc *c)
+{
+	memset(a, 0, sizeof(*a));
+	a->qp_state = IBV_QPS_RTR;
+	a->path_mtu = IBV_MTU_1024;
+	a->dest_qp_num = c->dest_qpn;
+	a->rq_psn = c->rq_psn;
+	a->max_dest_rd_atomic = 1;
+	a->min_rnr_timer = c->min_rnr_timer;
+	a->ah_attr.is_global = 1;
+	a->ah_attr.grh.dgid = c->dgid;
+	a->ah_attr.grh.sgid_index = c->sgid_index;
+	a->ah_attr.grh.hop_limit = 1;
+	a->ah_attr.dlid = c->dlid;
+	a->ah_attr.sl = 0;
+	a->ah_attr.port_num = c->port;
+}
+
+static inline void vt_rc_rts_attr(struct ibv_qp_attr *a, const struct vt_rc *c)
+{
+	memset(a, 0, sizeof(*a));
+	a->qp_state = IBV_QPS_RTS;
+	a->timeout = 14;
+	a->retry_cnt = 7;
+	a->rnr_retry = c->rnr_retry;
+	a->sq_psn = c->sq_psn;
+	a->max_rd_atomic = 1;
+}
+
+/*
+ * Brings @qp from *@state (RESET, INIT or RTR; anything else: no step) up to @to (INIT, RTR
+ * or RTS), one ibv_modify_qp per step, with @c's attributes; *@state is the state reached.
+ * Return: 0, or the error of the step that failed, named ("INIT", "RTR", "RTS") in *@step
+ * when @step is not NULL.
+ */
+static inline int vt_rc_bring_up(struct ibv_qp *qp, const struct vt_rc *c, int *state,
+				 enum ibv_qp_state to, const char **step)
+{
+	struct ibv_qp_attr a;
+	int rv;
+
+	if (*state == IBV_QPS_RESET && to >= IBV_QPS_INIT) {
+		vt_rc_init_attr(&a, c);
+		if ((rv = ibv_modify_qp(qp, &a, VT_RC_INIT_MASK)))
+			goto fail;
+		*state = IBV_QPS_INIT;
+	}
+	if (*state == IBV_QPS_INIT && to >= IBV_QPS_RTR) {
+		vt_rc_rtr_attr(&a, c);
+		if ((rv = ibv_modify_qp(qp, &a, VT_RC_RTR_MASK)))
+			goto fail;
+		*state = IBV_QPS_RTR;
+	}
+	if (*state == IBV_QPS_RTR && to >= IBV_QPS_RTS) {
+		vt_rc_rts_attr(&a, c);
+		if ((rv = ibv_modify_qp(qp, &a, VT_RC_RTS_MASK)))
+			goto fail;
+		*state = IBV_QPS_RTS;
+	}
+	return 0;
+fail:
+	if (step)
+		*step = *state == IBV_QPS_RESET ? "INIT" : *state == IBV_QPS_INIT ? "RTR" : "RTS";
+	return rv;
+}
