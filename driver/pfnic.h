@@ -282,5 +282,6 @@ void pfnic_engine_fault(struct work_struct *work);
 void pfnic_qp_complete_send(struct pfnic_qp *qp, const struct pfnic_wqe *wqe,
 			    enum ib_wc_status status);
 void pfnic_qp_flush(struct pfnic_qp *qp);
+void pfnic_qp_event(struct pfnic_qp *qp, enum ib_event_type type);
 
 #endif /* PFNIC_H */

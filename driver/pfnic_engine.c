@@ -306,10 +306,8 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 		peer->rq.head = (peer->rq.head + 1) % peer->rq.size;
 		peer->rq.count--;
 	}
-	if (error) {
+	if (error)
 		peer->attr.qp_state = IB_QPS_ERR;
-		peer->attr.cur_qp_state = IB_QPS_ERR;
-	}
 	spin_unlock_irq(&peer->lock);
 
 	if (deliver) {
@@ -330,15 +328,8 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 	}
 	if (!error)
 		return;
-	if (access_error && peer->ibqp.event_handler) {
-		struct ib_event ev = {
-			.device = peer->ibqp.device,
-			.element.qp = &peer->ibqp,
-			.event = IB_EVENT_QP_ACCESS_ERR,
-		};
-
-		peer->ibqp.event_handler(&ev, peer->ibqp.qp_context);
-	}
+	if (access_error)
+		pfnic_qp_event(peer, IB_EVENT_QP_ACCESS_ERR);
 	pfnic_qp_flush(peer);
 }
 
@@ -489,10 +480,8 @@ void pfnic_engine_run(struct work_struct *work)
 		qp->sq.count--;
 		qp->rnr_left = qp->attr.rnr_retry;
 		/* an error completion is seen with the QP already in the error state */
-		if (status != IB_WC_SUCCESS) {
+		if (status != IB_WC_SUCCESS)
 			qp->attr.qp_state = IB_QPS_ERR;
-			qp->attr.cur_qp_state = IB_QPS_ERR;
-		}
 		spin_unlock_irq(&qp->lock);
 
 		pfnic_stat_add(qp->pfnic, PFNIC_STAT_WQES, 1);

@@ -83,9 +83,11 @@ static int pfnic_account_pinned(struct mm_struct *mm, unsigned long npages)
 	return 0;
 }
 
+/* Unpins the first @npinned pages and gives back the whole MR's RLIMIT_MEMLOCK charge. */
 static void pfnic_unpin(struct pfnic_mr *mr, unsigned long npinned)
 {
 	unpin_user_pages_dirty_lock(mr->pages, npinned, !!(mr->access & IB_ACCESS_LOCAL_WRITE));
+	atomic64_sub(mr->npages, &mr->mm->pinned_vm);
 }
 
 /* Pins every page of a non-ODP MR and fills its translation table once. */
@@ -122,8 +124,23 @@ static int pfnic_mr_pin(struct pfnic_mr *mr)
 err_unpin:
 	pfnic_unpin(mr, done);
 	memset(mr->pages, 0, done * sizeof(*mr->pages));
-	atomic64_sub(mr->npages, &mr->mm->pinned_vm);
 	return rv;
+}
+
+/*
+ * Undoes a registration that got its translations: stops following the address space (an
+ * invalidation in progress is waited for) or unpins, then frees.
+ */
+static void pfnic_mr_destroy(struct pfnic_mr *mr)
+{
+	if (mr->odp)
+		mmu_interval_notifier_remove(&mr->notifier);
+	else
+		pfnic_unpin(mr, mr->npages);
+	mmdrop(mr->mm);
+	bitmap_free(mr->writable);
+	kvfree(mr->pages);
+	kfree(mr);
 }
 
 struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 iova,
@@ -178,8 +195,10 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 		goto err_mm;
 
 	rv = xa_alloc(&pfnic_mrs, &index, NULL, XA_LIMIT(1, PFNIC_MAX_MR), GFP_KERNEL);
-	if (rv)
-		goto err_unmap;
+	if (rv) {
+		pfnic_mr_destroy(mr);
+		return ERR_PTR(rv);
+	}
 	mr->index = index;
 	mr->ibmr.lkey = (index << 8) | get_random_u8();
 	mr->ibmr.rkey = mr->ibmr.lkey;
@@ -188,13 +207,6 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 	xa_store(&pfnic_mrs, index, mr, GFP_KERNEL);
 	return &mr->ibmr;
 
-err_unmap:
-	if (mr->odp) {
-		mmu_interval_notifier_remove(&mr->notifier);
-	} else {
-		pfnic_unpin(mr, mr->npages);
-		atomic64_sub(mr->npages, &mr->mm->pinned_vm);
-	}
 err_mm:
 	mmdrop(mr->mm);
 err_free:
@@ -212,17 +224,6 @@ int pfnic_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata)
 	xa_erase(&pfnic_mrs, mr->index);
 	pfnic_mr_put(mr);
 	wait_for_completion(&mr->done);
-
-	if (mr->odp) {
-		/* also waits for an invalidation in progress */
-		mmu_interval_notifier_remove(&mr->notifier);
-	} else {
-		pfnic_unpin(mr, mr->npages);
-		atomic64_sub(mr->npages, &mr->mm->pinned_vm);
-	}
-	mmdrop(mr->mm);
-	bitmap_free(mr->writable);
-	kvfree(mr->pages);
-	kfree(mr);
+	pfnic_mr_destroy(mr);
 	return 0;
 }

@@ -49,6 +49,19 @@ static int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge)
 	return wq->buf ? 0 : -ENOMEM;
 }
 
+/* Reports an asynchronous event of a QP to its consumer, if it listens. */
+void pfnic_qp_event(struct pfnic_qp *qp, enum ib_event_type type)
+{
+	struct ib_event ev = {
+		.device = qp->ibqp.device,
+		.element.qp = &qp->ibqp,
+		.event = type,
+	};
+
+	if (qp->ibqp.event_handler)
+		qp->ibqp.event_handler(&ev, qp->ibqp.qp_context);
+}
+
 /*
  * SQD: the engine starts no new WQE, and the one it may be running completes; once it has
  * stopped the send queue is drained, which the consumer asked to hear about.
@@ -56,15 +69,10 @@ static int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge)
 static void pfnic_qp_drained(struct work_struct *work)
 {
 	struct pfnic_qp *qp = container_of(work, struct pfnic_qp, drain_work);
-	struct ib_event ev = {
-		.device = qp->ibqp.device,
-		.element.qp = &qp->ibqp,
-		.event = IB_EVENT_SQ_DRAINED,
-	};
 
 	flush_work(&qp->work);
-	if (READ_ONCE(qp->attr.qp_state) == IB_QPS_SQD && qp->ibqp.event_handler)
-		qp->ibqp.event_handler(&ev, qp->ibqp.qp_context);
+	if (READ_ONCE(qp->attr.qp_state) == IB_QPS_SQD)
+		pfnic_qp_event(qp, IB_EVENT_SQ_DRAINED);
 }
 
 int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_udata *udata)
@@ -93,7 +101,6 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	INIT_WORK(&qp->fault_work, pfnic_engine_fault);
 	INIT_WORK(&qp->drain_work, pfnic_qp_drained);
 	qp->attr.qp_state = IB_QPS_RESET;
-	qp->attr.cur_qp_state = IB_QPS_RESET;
 	qp->attr.path_mtu = IB_MTU_1024;
 	qp->attr.port_num = PFNIC_PORT;
 	qp->sig_all = init->sq_sig_type == IB_SIGNAL_ALL_WR;
@@ -350,7 +357,6 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		break;
 	}
 	qp->attr.qp_state = next;
-	qp->attr.cur_qp_state = next;
 	spin_unlock_irq(&qp->lock);
 
 	if (flush)
@@ -370,6 +376,7 @@ int pfnic_query_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	spin_lock_irq(&qp->lock);
 	*attr = qp->attr;
 	spin_unlock_irq(&qp->lock);
+	attr->cur_qp_state = attr->qp_state;
 
 	memset(init, 0, sizeof(*init));
 	init->qp_type = IB_QPT_RC;
