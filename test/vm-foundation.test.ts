@@ -16,7 +16,7 @@ for (const { name } of matrix) {
   t.test(`kernel ${name}`, async (t) => {
     const started = Date.now();
     await t.spawn('bash', [
-      path.join(top, 'test/vm/run.sh'), '--timeout', '600', name, '--',
+      path.join(top, 'test/vm/run.sh'), '--timeout', '300', name, '--',
       'sh', '-c', 'test/vm/guest rxe && exec node dist/test/guest/foundation.js rxe0 pfnic0',
     ], { cwd: top }, 'pfnic.ko load/unload; the API on rxe0 and pfnic0');
     t.comment(`kernel ${name}: guest suite took ${Math.round((Date.now() - started) / 1000)} s`);

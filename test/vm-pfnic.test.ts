@@ -38,7 +38,7 @@ for (const { name: kernel } of matrix) {
         continue;
       }
       const started = Date.now();
-      await t.spawn('bash', [path.join(top, 'test/vm/run.sh'), '--timeout', '900', ...g.options,
+      await t.spawn('bash', [path.join(top, 'test/vm/run.sh'), '--timeout', '300', ...g.options,
         kernel, '--', 'sh', '-c', g.command], { cwd: top }, g.name);
       t.comment(`kernel ${kernel}: ${g.name} took ${Math.round((Date.now() - started) / 1000)} s`);
     }

@@ -10,7 +10,9 @@
 #   --dimm SIZE        add a hot-pluggable DIMM of SIZE, onlined as Movable memory
 #   --qmp PATH         a QMP socket at PATH, to hot-add or remove memory from the host
 #   --forward PORT     forward 127.0.0.1:PORT on the host to the guest's PORT
-#   --timeout SECONDS  power the guest off after this long (default 900)
+#   --timeout SECONDS  power the guest off after this long (default 900); a guest that has
+#                      not started the command after PFNIC_BOOT_LIMIT seconds (180) is
+#                      booted once more
 #   --console          copy the guest's kernel console to stderr as it runs
 #
 # Exit status: the command's; 124 if the guest timed out; 125 if it never ran the command
@@ -65,6 +67,8 @@ mkdir -p "$CACHE/logs"
 chmod 644 "$rundir/cmd.sh"
 
 append="console=ttyS0 quiet panic=-1 oops=panic pfnic.run=$rundir/cmd.sh pfnic.kernel=$name"
+# Shortly before the timeout the guest dumps its tasks to the console (see init).
+[ "$timeout_s" -ge 60 ] && append+=" pfnic.dump_after=$(( timeout_s - 20 ))"
 root=$(kernel_root "$name")
 [ -n "$root" ] && append+=" pfnic.modroot=$root"
 
@@ -98,18 +102,39 @@ if [ "$console" = 1 ]; then
 	tailer=$!
 	trap 'kill $tailer 2> /dev/null; rm -rf "$rundir"' EXIT
 fi
-# Under TCG a guest can, rarely (about one boot in twenty), die while the kernel patches its
-# own text on two vCPUs at once, before it reaches the command. Such a boot is retried once,
-# said aloud; a guest that fails after the command has started is never retried.
+# Under TCG a guest can, rarely (about one boot in twenty), die or hang while the kernel
+# patches its own text on two vCPUs at once, before it reaches the command. Such a boot is
+# retried once, said aloud; a guest that fails after the command has started is never retried.
+boot_limit=${PFNIC_BOOT_LIMIT:-180}
 for attempt in 1 2; do
 	set +e
-	timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 "${args[@]}" < /dev/null
+	timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 "${args[@]}" < /dev/null &
+	qpid=$!
+	# stdio away from the caller's pipes, so nothing this leaves behind holds them open
+	(
+		for _ in $(seq "$boot_limit"); do
+			sleep 1
+			grep -q -E '^pfnic-rig: (running|exit)' "$log" && exit 0
+		done
+		: > "$rundir/boot-hang"
+		kill "$qpid"
+	) < /dev/null > /dev/null 2>&1 &
+	watcher=$!
+	wait "$qpid"
 	qrc=$?
+	kill "$watcher" 2> /dev/null
+	wait "$watcher" 2> /dev/null
 	set -e
 	grep -q -E '^pfnic-rig: (running|exit)' "$log" && break
 	[ "$qrc" = 124 ] && break
+	if [ -f "$rundir/boot-hang" ]; then
+		what="hung while booting (nothing ran after ${boot_limit}s)"
+	else
+		what="died while booting (qemu exit $qrc)"
+	fi
 	[ "$attempt" = 2 ] && break
-	rig_log "guest $name died while booting (qemu exit $qrc), booting it again; its console: $log.boot$attempt"
+	rm -f "$rundir/boot-hang"
+	rig_log "guest $name $what, booting it again; its console: $log.boot$attempt"
 	grep -E 'Oops|BUG:|panic' "$log" | head -n 3 >&2 || true
 	mv "$log" "$log.boot$attempt"
 	: > "$log"
@@ -119,11 +144,20 @@ status=$(sed -n 's/^pfnic-rig: exit \([0-9]*\).*/\1/p' "$log" | tail -n 1)
 splat=$(grep -n -E 'BUG:|Oops|WARNING:|Call Trace|general protection|possible circular locking|INFO: task .* blocked|kernel panic|Kernel panic' "$log" || true)
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
 	rig_log "guest $name timed out after ${timeout_s}s; console log: $log"
-	tail -n 30 "$log" >&2
+	# from the start of the command: the tasks the guest dumped show where it hung
+	if grep -q '^pfnic-rig: running' "$log"; then
+		sed -n '/^pfnic-rig: running/,$p' "$log" | tail -n 250 >&2
+	else
+		tail -n 60 "$log" >&2
+	fi
 	exit 124
 fi
 if [ -z "$status" ]; then
-	rig_log "guest $name stopped without reporting a status (qemu exit $qrc); console log: $log"
+	if [ -f "$rundir/boot-hang" ]; then
+		rig_log "guest $name $what; console log: $log"
+	else
+		rig_log "guest $name stopped without reporting a status (qemu exit $qrc); console log: $log"
+	fi
 	tail -n 30 "$log" >&2
 	exit 125
 fi
