@@ -37,17 +37,27 @@
 /* QPNs 0 and 1 are the special QPs; pfnic numbers its RC QPs from here. */
 #define PFNIC_FIRST_QPN		0x10
 
-/* Device counters, shown by `rdma statistic show link <dev>/1` (hw counters). */
+/*
+ * Counters. The first PFNIC_MR_STAT_COUNT are kept per ODP MR as well, shown by `rdma
+ * statistic show mr` under mlx5's names and meanings (the plain names count pages, the
+ * _handled ones count events); the device's sums of all of them are its hw counters, shown
+ * by `rdma statistic show link <dev>/1`.
+ */
 enum pfnic_stat {
-	PFNIC_STAT_PAGE_FAULTS,		/* page-fault events the engine raised */
-	PFNIC_STAT_PAGES_FAULTED,	/* pages the ODP core mapped resolving them */
-	PFNIC_STAT_PAGE_FAULT_ERRORS,	/* faults that could not be resolved */
-	PFNIC_STAT_INVALIDATIONS,	/* MMU-notifier invalidations of ODP MRs */
-	PFNIC_STAT_PAGES_INVALIDATED,	/* translations they zapped */
-	PFNIC_STAT_RNR_RETRIES,		/* sends that found no receive WQE and waited */
-	PFNIC_STAT_WQES,		/* send WQEs the engine completed */
+	PFNIC_STAT_PAGE_FAULTS,			/* pages page faults mapped in */
+	PFNIC_STAT_PAGE_FAULTS_HANDLED,		/* page faults resolved */
+	PFNIC_STAT_PAGE_FAULT_ERRORS,		/* page faults that could not be resolved */
+	PFNIC_STAT_PAGE_INVALIDATIONS,		/* translations invalidations zapped */
+	PFNIC_STAT_PAGE_INVALIDATIONS_HANDLED,	/* MMU-notifier invalidations that hit */
+	PFNIC_STAT_PAGE_PREFETCH,		/* pages mapped by prefetch (ibv_advise_mr) */
+	PFNIC_STAT_MIGRATIONS,			/* invalidations that moved pages */
+	PFNIC_MR_STAT_COUNT,
+	PFNIC_STAT_RNR_RETRIES = PFNIC_MR_STAT_COUNT, /* sends that found no receive WQE */
+	PFNIC_STAT_WQES,			/* send WQEs the engine completed */
 	PFNIC_STAT_COUNT,
 };
+
+extern const struct rdma_stat_desc pfnic_stat_descs[PFNIC_STAT_COUNT];
 
 /**
  * struct pfnic_dev - one pfnic HCA, bound to a netdev whose addresses give its GIDs.
@@ -96,24 +106,68 @@ struct pfnic_cq {
 };
 
 /**
- * struct pfnic_mr - a memory region: a key, bounds, rights and a translation table.
+ * struct pfnic_xlt - a translation table: what the emulated device reads to reach memory.
  *
- * The translation table (@pages) is what the emulated device reads: one entry per page of
- * [@va, @va + @npages * PAGE_SIZE), NULL where no translation is present. Pinned MRs fill
- * it once at registration. ODP MRs start empty: a missing entry raises a page fault, which
- * the ODP core resolves with hmm_range_fault(); the MMU notifier zaps entries again.
+ * One entry per page of [@va, @va + @npages * PAGE_SIZE), NULL where no translation is
+ * present. A pinned MR has one table, filled at registration. An explicit ODP MR has one
+ * table that starts empty: a missing entry raises a page fault, which the ODP core
+ * resolves with hmm_range_fault(), and the table's MMU interval notifier zaps entries again
+ * (@suspended marks those the kernel took away while the memory stays mapped). An implicit
+ * ODP MR has a table per PFNIC_IMPLICIT_PAGES-aligned block of the address space that was
+ * faulted in, made on the first fault there and released when nothing in it is mapped.
  *
- * @lock: protects @pages, @writable and @seq-checked updates. The engine holds it while it
- *	copies to or from a page, so an invalidation that takes it waits for every access in
- *	flight to the pages it zaps. Nothing that can allocate memory or fault runs under it:
- *	reclaim calls the invalidation, which takes it.
+ * @lock: protects the entries and the bitmaps and counts below. The engine holds it while
+ *	it copies to or from a page, so an invalidation that takes it waits for every access
+ *	in flight to the pages it zaps. Nothing that can allocate memory or fault runs under
+ *	it: reclaim calls the invalidation, which takes it.
+ * @ref: held by the MR for its own tables; for an implicit MR's, by the MR's block index
+ *	(@children) and by each user; the last put frees the table after an RCU grace period.
+ * @dead: an implicit block taken out of @children (under the MR's @children_lock).
+ * @release_work: releases an implicit block an invalidation left with nothing mapped.
+ */
+struct pfnic_xlt {
+	struct pfnic_mr *mr;
+	struct kref ref;
+	struct mmu_interval_notifier notifier;
+	struct mutex lock;	/* the table; see above */
+	unsigned long va;
+	unsigned long npages;
+	unsigned long npresent;
+	unsigned long nsuspended;
+	struct page **pages;
+	unsigned long *writable;
+	unsigned long *suspended;
+	bool dead;
+	struct work_struct release_work;
+	struct rcu_head rcu;
+};
+
+/* Pages per translation table of an implicit ODP MR (64 MiB of 4 KiB pages). */
+#define PFNIC_IMPLICIT_SHIFT	14
+#define PFNIC_IMPLICIT_PAGES	BIT(PFNIC_IMPLICIT_SHIFT)
+
+enum pfnic_mr_kind {
+	PFNIC_MR_PINNED,
+	PFNIC_MR_ODP,		/* explicit: a range given at registration */
+	PFNIC_MR_IMPLICIT,	/* the whole address space */
+};
+
+/**
+ * struct pfnic_mr - a memory region: a key, bounds, rights and its translation tables.
  * @ref: lookups (key -> MR) take a reference; dereg waits (@done) for the last one.
+ * @xlt: the translation table of a pinned or explicit ODP MR.
+ * @children: an implicit MR's tables, by @va >> (PAGE_SHIFT + PFNIC_IMPLICIT_SHIFT).
+ * @children_lock: serializes making and releasing an implicit MR's tables.
+ * @stats: the ODP counters of enum pfnic_stat below PFNIC_MR_STAT_COUNT.
+ * @faulting: page faults (or prefetches) being resolved now.
+ * @last_event: the mmu_notifier_event of the last invalidation; U8_MAX before the first.
  */
 struct pfnic_mr {
 	struct ib_mr ibmr;
 	struct pfnic_dev *pfnic;
 	struct kref ref;
 	struct completion done;
+	enum pfnic_mr_kind kind;
 	u32 index;
 	int access;
 	u64 iova;
@@ -121,19 +175,26 @@ struct pfnic_mr {
 	unsigned long start;
 	unsigned long va;
 	unsigned long npages;
-	bool odp;
+	pid_t owner;
 	struct mm_struct *mm;
-	struct mmu_interval_notifier notifier;
-	struct mutex lock;	/* the translation table; see above */
-	struct page **pages;
-	unsigned long *writable;
-	/* ODP statistics */
-	atomic64_t page_faults;
-	atomic64_t pages_faulted;
-	atomic64_t invalidations;
-	atomic64_t pages_invalidated;
+	struct pfnic_xlt *xlt;
+	struct xarray children;
+	struct mutex children_lock;	/* see above */
+	atomic64_t stats[PFNIC_MR_STAT_COUNT];
+	atomic_t faulting;
 	u8 last_event;
 };
+
+static inline bool pfnic_mr_odp(const struct pfnic_mr *mr)
+{
+	return mr->kind != PFNIC_MR_PINNED;
+}
+
+/* The user virtual address of an iova inside @mr. */
+static inline unsigned long pfnic_mr_uva(const struct pfnic_mr *mr, u64 iova)
+{
+	return mr->start + (iova - mr->iova);
+}
 
 /* One work request as the engine keeps it: the WR's fields, with its SGEs copied in. */
 struct pfnic_wqe {
@@ -255,11 +316,42 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 int pfnic_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata);
 struct pfnic_mr *pfnic_mr_get(u32 key);
 void pfnic_mr_put(struct pfnic_mr *mr);
-struct page *pfnic_mr_page(struct pfnic_mr *mr, unsigned long uva, bool write);
+void pfnic_mr_count(struct pfnic_mr *mr, enum pfnic_stat stat, u64 n);
+struct pfnic_xlt *pfnic_xlt_alloc(struct pfnic_mr *mr, unsigned long va, unsigned long npages);
+void pfnic_xlt_put(struct pfnic_xlt *xlt);
+struct pfnic_xlt *pfnic_xlt_get(struct pfnic_mr *mr, unsigned long uva);
+struct page *pfnic_xlt_page(struct pfnic_xlt *xlt, unsigned long uva, bool write);
 
 /* pfnic_odp.c */
 extern const struct mmu_interval_notifier_ops pfnic_odp_ops;
-int pfnic_odp_fault(struct pfnic_mr *mr, unsigned long va, size_t len, bool write);
+/* How pfnic_odp_fault() maps a range. */
+enum pfnic_fault_flags {
+	PFNIC_FAULT_WRITE	= BIT(0),	/* the access writes */
+	PFNIC_FAULT_PREFETCH	= BIT(1),	/* ibv_advise_mr, not a device fault */
+	PFNIC_FAULT_SNAPSHOT	= BIT(2),	/* fault nothing: map what the CPU has */
+};
+
+int pfnic_odp_fault(struct pfnic_mr *mr, unsigned long va, size_t len, unsigned int flags);
+int pfnic_advise_mr(struct ib_pd *pd, enum ib_uverbs_advise_mr_advice advice, u32 flags,
+		    struct ib_sge *sg_list, u32 num_sge, struct uverbs_attr_bundle *attrs);
+void pfnic_odp_implicit_release_all(struct pfnic_mr *mr);
+/**
+ * struct pfnic_mr_sum - an MR's translation state, summed over its tables
+ * @npresent: pages with a translation
+ * @nsuspended: pages whose translation an invalidation took while the memory stays mapped
+ * @ntables: translation tables
+ */
+struct pfnic_mr_sum {
+	unsigned long npresent;
+	unsigned long nsuspended;
+	unsigned long ntables;
+};
+
+void pfnic_odp_mr_sum(struct pfnic_mr *mr, struct pfnic_mr_sum *sum);
+
+/* pfnic_restrack.c */
+int pfnic_fill_res_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr);
+int pfnic_fill_stat_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr);
 
 /* pfnic_qp.c */
 int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_udata *udata);

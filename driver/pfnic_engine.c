@@ -28,7 +28,7 @@ struct pfnic_ref {
 	u64 iova;
 };
 
-static void pfnic_lock_two(struct pfnic_mr *a, struct pfnic_mr *b)
+static void pfnic_lock_two(struct pfnic_xlt *a, struct pfnic_xlt *b)
 {
 	if (a == b) {
 		mutex_lock(&a->lock);
@@ -40,16 +40,28 @@ static void pfnic_lock_two(struct pfnic_mr *a, struct pfnic_mr *b)
 	mutex_lock_nested(&b->lock, SINGLE_DEPTH_NESTING);
 }
 
-static void pfnic_unlock_two(struct pfnic_mr *a, struct pfnic_mr *b)
+static void pfnic_unlock_two(struct pfnic_xlt *a, struct pfnic_xlt *b)
 {
 	if (a != b)
 		mutex_unlock(&b->lock);
 	mutex_unlock(&a->lock);
 }
 
-static unsigned long pfnic_uva(const struct pfnic_mr *mr, u64 iova)
+/*
+ * The table covering @uva of @mr, kept in @cached across the pages of one copy (with its
+ * reference) while the copy stays inside it. NULL: an implicit MR has none there yet.
+ */
+static struct pfnic_xlt *pfnic_xlt_at(struct pfnic_xlt **cached, struct pfnic_mr *mr,
+				      unsigned long uva)
 {
-	return mr->start + (iova - mr->iova);
+	struct pfnic_xlt *xlt = *cached;
+
+	if (xlt && uva - xlt->va < xlt->npages << PAGE_SHIFT)
+		return xlt;
+	if (xlt)
+		pfnic_xlt_put(xlt);
+	*cached = pfnic_xlt_get(mr, uva);
+	return *cached;
 }
 
 /* Records the fault that stalls @qp: the pages @len bytes from @uva of @mr need. */
@@ -78,37 +90,51 @@ static void pfnic_raise_fault(struct pfnic_qp *qp, struct pfnic_mr *mr, unsigned
 static enum pfnic_step pfnic_copy(struct pfnic_qp *qp, struct pfnic_ref dst,
 				  struct pfnic_ref src, u64 len, unsigned int remote)
 {
-	unsigned long duva = pfnic_uva(dst.mr, dst.iova);
-	unsigned long suva = pfnic_uva(src.mr, src.iova);
+	unsigned long duva = pfnic_mr_uva(dst.mr, dst.iova);
+	unsigned long suva = pfnic_mr_uva(src.mr, src.iova);
+	struct pfnic_xlt *dx = NULL, *sx = NULL;
+	enum pfnic_step step = PFNIC_DONE;
 
 	while (len) {
 		size_t doff = offset_in_page(duva), soff = offset_in_page(suva);
 		size_t n = min_t(u64, len, PAGE_SIZE - max(doff, soff));
+		bool have_dst = pfnic_xlt_at(&dx, dst.mr, duva);
+		bool have_src = pfnic_xlt_at(&sx, src.mr, suva);
+		bool dst_missing = !have_dst;
 		struct page *dp, *sp;
 		void *d, *s;
 
-		pfnic_lock_two(dst.mr, src.mr);
-		dp = pfnic_mr_page(dst.mr, duva, true);
-		sp = pfnic_mr_page(src.mr, suva, false);
-		if (!dp || !sp) {
-			pfnic_unlock_two(dst.mr, src.mr);
-			if (!dp)
-				pfnic_raise_fault(qp, dst.mr, duva, len, true, remote & 1);
-			else
-				pfnic_raise_fault(qp, src.mr, suva, len, false, remote & 2);
-			return PFNIC_FAULT;
+		if (have_dst && have_src) {
+			pfnic_lock_two(dx, sx);
+			dp = pfnic_xlt_page(dx, duva, true);
+			sp = pfnic_xlt_page(sx, suva, false);
+			if (dp && sp) {
+				d = kmap_local_page(dp);
+				s = kmap_local_page(sp);
+				memmove(d + doff, s + soff, n);
+				kunmap_local(s);
+				kunmap_local(d);
+				pfnic_unlock_two(dx, sx);
+				duva += n;
+				suva += n;
+				len -= n;
+				continue;
+			}
+			pfnic_unlock_two(dx, sx);
+			dst_missing = !dp;
 		}
-		d = kmap_local_page(dp);
-		s = kmap_local_page(sp);
-		memmove(d + doff, s + soff, n);
-		kunmap_local(s);
-		kunmap_local(d);
-		pfnic_unlock_two(dst.mr, src.mr);
-		duva += n;
-		suva += n;
-		len -= n;
+		if (dst_missing)
+			pfnic_raise_fault(qp, dst.mr, duva, len, true, remote & 1);
+		else
+			pfnic_raise_fault(qp, src.mr, suva, len, false, remote & 2);
+		step = PFNIC_FAULT;
+		break;
 	}
-	return PFNIC_DONE;
+	if (dx)
+		pfnic_xlt_put(dx);
+	if (sx)
+		pfnic_xlt_put(sx);
+	return step;
 }
 
 /**
@@ -508,7 +534,8 @@ void pfnic_engine_fault(struct work_struct *work)
 	struct pfnic_mr *mr = qp->fault_mr;
 	int rv;
 
-	rv = pfnic_odp_fault(mr, qp->fault_va, qp->fault_len, qp->fault_write);
+	rv = pfnic_odp_fault(mr, qp->fault_va, qp->fault_len,
+			     qp->fault_write ? PFNIC_FAULT_WRITE : 0);
 
 	spin_lock_irq(&qp->lock);
 	qp->fault_mr = NULL;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * pfnic: memory regions. Registration builds the MR's translation table, pinned or On
- * Demand (pfnic_odp.c keeps ODP tables up to date); keys map to MRs through one table for
- * all pfnic devices, since RC peers may sit on any of them.
+ * pfnic: memory regions. Registration builds the MR's translation table: pinned, On Demand
+ * over a given range, or (implicit ODP) none yet, for the whole address space; pfnic_odp.c
+ * keeps ODP tables up to date. Keys map to MRs through one table for all pfnic devices,
+ * since RC peers may sit on any of them.
  */
 #include <linux/mm.h>
 #include <linux/random.h>
@@ -52,22 +53,105 @@ void pfnic_mr_put(struct pfnic_mr *mr)
 }
 
 /**
- * pfnic_mr_page() - the translation of one user address of an MR
- * @mr: the MR, whose @lock the caller holds
- * @uva: a user virtual address inside the MR
+ * pfnic_mr_count() - count ODP work of an MR, in its counters and its device's
+ * @mr: the MR
+ * @stat: one of the counters kept per MR (below PFNIC_MR_STAT_COUNT)
+ * @n: how much
+ */
+void pfnic_mr_count(struct pfnic_mr *mr, enum pfnic_stat stat, u64 n)
+{
+	atomic64_add(n, &mr->stats[stat]);
+	pfnic_stat_add(mr->pfnic, stat, n);
+}
+
+/**
+ * pfnic_xlt_alloc() - an empty translation table for @npages pages from @va
+ * @mr: the MR it translates for
+ * @va: its first user virtual address, page aligned
+ * @npages: its size in pages
+ *
+ * Return: the table with one reference, or NULL if memory ran out.
+ */
+struct pfnic_xlt *pfnic_xlt_alloc(struct pfnic_mr *mr, unsigned long va, unsigned long npages)
+{
+	struct pfnic_xlt *xlt = kzalloc(sizeof(*xlt), GFP_KERNEL);
+
+	if (!xlt)
+		return NULL;
+	xlt->mr = mr;
+	kref_init(&xlt->ref);
+	mutex_init(&xlt->lock);
+	xlt->va = va;
+	xlt->npages = npages;
+	xlt->pages = kvcalloc(npages, sizeof(*xlt->pages), GFP_KERNEL);
+	xlt->writable = bitmap_zalloc(npages, GFP_KERNEL);
+	xlt->suspended = bitmap_zalloc(npages, GFP_KERNEL);
+	if (!xlt->pages || !xlt->writable || !xlt->suspended) {
+		bitmap_free(xlt->suspended);
+		bitmap_free(xlt->writable);
+		kvfree(xlt->pages);
+		kfree(xlt);
+		return NULL;
+	}
+	return xlt;
+}
+
+static void pfnic_xlt_release(struct kref *ref)
+{
+	struct pfnic_xlt *xlt = container_of(ref, struct pfnic_xlt, ref);
+
+	/* no user is left; a lookup may still be reading @ref under RCU */
+	bitmap_free(xlt->suspended);
+	bitmap_free(xlt->writable);
+	kvfree(xlt->pages);
+	kfree_rcu(xlt, rcu);
+}
+
+void pfnic_xlt_put(struct pfnic_xlt *xlt)
+{
+	kref_put(&xlt->ref, pfnic_xlt_release);
+}
+
+/**
+ * pfnic_xlt_get() - the translation table that covers a user address of an MR
+ * @mr: the MR, of which the caller holds a reference
+ * @uva: a user virtual address inside it
+ *
+ * Return: the table with a reference, or NULL: an implicit MR has no table there (yet).
+ */
+struct pfnic_xlt *pfnic_xlt_get(struct pfnic_mr *mr, unsigned long uva)
+{
+	struct pfnic_xlt *xlt;
+
+	if (mr->kind != PFNIC_MR_IMPLICIT) {
+		kref_get(&mr->xlt->ref);
+		return mr->xlt;
+	}
+	rcu_read_lock();
+	xlt = xa_load(&mr->children, uva >> (PAGE_SHIFT + PFNIC_IMPLICIT_SHIFT));
+	if (xlt && !kref_get_unless_zero(&xlt->ref))
+		xlt = NULL;
+	rcu_read_unlock();
+	return xlt;
+}
+
+/**
+ * pfnic_xlt_page() - the translation of one user address
+ * @xlt: the table that covers @uva, whose @lock the caller holds
+ * @uva: the address
  * @write: the page is to be written
  *
  * Return: the page, or NULL if no translation is present (or only a read-only one when
  * @write): the access must fault first.
  */
-struct page *pfnic_mr_page(struct pfnic_mr *mr, unsigned long uva, bool write)
+struct page *pfnic_xlt_page(struct pfnic_xlt *xlt, unsigned long uva, bool write)
 {
-	unsigned long idx = (uva - mr->va) >> PAGE_SHIFT;
+	unsigned long idx = (uva - xlt->va) >> PAGE_SHIFT;
 
-	lockdep_assert_held(&mr->lock);
-	if (write && !test_bit(idx, mr->writable))
+	lockdep_assert_held(&xlt->lock);
+	if (write && !test_bit(idx, xlt->writable))
 		return NULL;
-	return mr->pages[idx];
+	return xlt->pages[idx];
 }
 
 /* Charges pinned pages to the owner's RLIMIT_MEMLOCK, as every pinning RDMA driver does. */
@@ -86,7 +170,8 @@ static int pfnic_account_pinned(struct mm_struct *mm, unsigned long npages)
 /* Unpins the first @npinned pages and gives back the whole MR's RLIMIT_MEMLOCK charge. */
 static void pfnic_unpin(struct pfnic_mr *mr, unsigned long npinned)
 {
-	unpin_user_pages_dirty_lock(mr->pages, npinned, !!(mr->access & IB_ACCESS_LOCAL_WRITE));
+	unpin_user_pages_dirty_lock(mr->xlt->pages, npinned,
+				    !!(mr->access & IB_ACCESS_LOCAL_WRITE));
 	atomic64_sub(mr->npages, &mr->mm->pinned_vm);
 }
 
@@ -106,7 +191,7 @@ static int pfnic_mr_pin(struct pfnic_mr *mr)
 	while (done < mr->npages) {
 		got = pin_user_pages_fast(mr->va + (done << PAGE_SHIFT),
 					  min_t(unsigned long, mr->npages - done, 1UL << 16),
-					  gup, mr->pages + done);
+					  gup, mr->xlt->pages + done);
 		if (got <= 0) {
 			rv = got ? (int)got : -EFAULT;
 			goto err_unpin;
@@ -118,12 +203,13 @@ static int pfnic_mr_pin(struct pfnic_mr *mr)
 		}
 	}
 	if (gup & FOLL_WRITE)
-		bitmap_fill(mr->writable, mr->npages);
+		bitmap_fill(mr->xlt->writable, mr->npages);
+	mr->xlt->npresent = mr->npages;
 	return 0;
 
 err_unpin:
 	pfnic_unpin(mr, done);
-	memset(mr->pages, 0, done * sizeof(*mr->pages));
+	memset(mr->xlt->pages, 0, done * sizeof(*mr->xlt->pages));
 	return rv;
 }
 
@@ -133,20 +219,53 @@ err_unpin:
  */
 static void pfnic_mr_destroy(struct pfnic_mr *mr)
 {
-	if (mr->odp)
-		mmu_interval_notifier_remove(&mr->notifier);
-	else
+	switch (mr->kind) {
+	case PFNIC_MR_IMPLICIT:
+		pfnic_odp_implicit_release_all(mr);
+		break;
+	case PFNIC_MR_ODP:
+		mmu_interval_notifier_remove(&mr->xlt->notifier);
+		pfnic_xlt_put(mr->xlt);
+		break;
+	case PFNIC_MR_PINNED:
 		pfnic_unpin(mr, mr->npages);
+		pfnic_xlt_put(mr->xlt);
+		break;
+	}
 	mmdrop(mr->mm);
-	bitmap_free(mr->writable);
-	kvfree(mr->pages);
 	kfree(mr);
+}
+
+/*
+ * The MR's translation tables, by kind; on failure nothing is left to undo but @mr itself
+ * (and its hold on the mm).
+ */
+static int pfnic_mr_build(struct pfnic_mr *mr)
+{
+	int rv;
+
+	if (mr->kind == PFNIC_MR_IMPLICIT)
+		return 0;	/* tables come with the first faults */
+	mr->xlt = pfnic_xlt_alloc(mr, mr->va, mr->npages);
+	if (!mr->xlt)
+		return -ENOMEM;
+	if (mr->kind == PFNIC_MR_ODP)
+		rv = mmu_interval_notifier_insert(&mr->xlt->notifier, mr->mm, mr->va,
+						  mr->npages << PAGE_SHIFT, &pfnic_odp_ops);
+	else
+		rv = pfnic_mr_pin(mr);
+	if (rv) {
+		pfnic_xlt_put(mr->xlt);
+		mr->xlt = NULL;
+	}
+	return rv;
 }
 
 struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 iova,
 				int access, struct ib_udata *udata)
 {
 	struct pfnic_dev *pfnic = to_pfnic_dev(ibpd->device);
+	bool implicit = (access & IB_ACCESS_ON_DEMAND) && !start && length == U64_MAX;
 	struct pfnic_mr *mr;
 	unsigned long end;
 	u32 index;
@@ -154,10 +273,10 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 
 	if (access & ~PFNIC_MR_ACCESS)
 		return ERR_PTR(-EOPNOTSUPP);
-	/* implicit ODP (the whole address space: start 0, length U64_MAX) is not there yet */
-	if ((access & IB_ACCESS_ON_DEMAND) && !start && length == U64_MAX)
-		return ERR_PTR(-EOPNOTSUPP);
-	if (!length || start + length < start || iova + length < iova)
+	/* implicit ODP: the whole address space, where an iova is the address itself */
+	if (implicit && iova)
+		return ERR_PTR(-EINVAL);
+	if (!length || (!implicit && (start + length < start || iova + length < iova)))
 		return ERR_PTR(-EINVAL);
 	if (udata && (udata->inlen || udata->outlen))
 		return ERR_PTR(-EINVAL);
@@ -168,31 +287,33 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 	mr->pfnic = pfnic;
 	kref_init(&mr->ref);
 	init_completion(&mr->done);
-	mutex_init(&mr->lock);
+	xa_init(&mr->children);
+	mutex_init(&mr->children_lock);
 	mr->access = access;
-	mr->odp = access & IB_ACCESS_ON_DEMAND;
 	mr->iova = iova;
 	mr->length = length;
 	mr->start = start;
-	mr->va = start & PAGE_MASK;
-	end = PAGE_ALIGN(start + length);
-	mr->npages = (end - mr->va) >> PAGE_SHIFT;
-	mr->pages = kvcalloc(mr->npages, sizeof(*mr->pages), GFP_KERNEL);
-	mr->writable = bitmap_zalloc(mr->npages, GFP_KERNEL);
-	if (!mr->pages || !mr->writable) {
-		rv = -ENOMEM;
-		goto err_free;
+	mr->last_event = U8_MAX;
+	mr->owner = task_tgid_nr(current);
+	if (implicit) {
+		mr->kind = PFNIC_MR_IMPLICIT;
+		mr->va = 0;
+		mr->npages = TASK_SIZE >> PAGE_SHIFT;
+	} else {
+		mr->kind = access & IB_ACCESS_ON_DEMAND ? PFNIC_MR_ODP : PFNIC_MR_PINNED;
+		mr->va = start & PAGE_MASK;
+		end = PAGE_ALIGN(start + length);
+		mr->npages = (end - mr->va) >> PAGE_SHIFT;
 	}
 	mr->mm = current->mm;
 	mmgrab(mr->mm);
 
-	if (mr->odp)
-		rv = mmu_interval_notifier_insert(&mr->notifier, mr->mm, mr->va,
-						  mr->npages << PAGE_SHIFT, &pfnic_odp_ops);
-	else
-		rv = pfnic_mr_pin(mr);
-	if (rv)
-		goto err_mm;
+	rv = pfnic_mr_build(mr);
+	if (rv) {
+		mmdrop(mr->mm);
+		kfree(mr);
+		return ERR_PTR(rv);
+	}
 
 	rv = xa_alloc(&pfnic_mrs, &index, NULL, XA_LIMIT(1, PFNIC_MAX_MR), GFP_KERNEL);
 	if (rv) {
@@ -206,14 +327,6 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 	mr->ibmr.length = length;
 	xa_store(&pfnic_mrs, index, mr, GFP_KERNEL);
 	return &mr->ibmr;
-
-err_mm:
-	mmdrop(mr->mm);
-err_free:
-	bitmap_free(mr->writable);
-	kvfree(mr->pages);
-	kfree(mr);
-	return ERR_PTR(rv);
 }
 
 int pfnic_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata)

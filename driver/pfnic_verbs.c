@@ -41,8 +41,8 @@ static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *at
 	attr->atomic_cap = IB_ATOMIC_NONE;
 	attr->max_pkeys = 1;
 	attr->local_ca_ack_delay = 15;
-	/* ODP, explicit MRs, for every RC operation the engine runs */
-	attr->odp_caps.general_caps = IB_ODP_SUPPORT;
+	/* ODP, explicit and implicit MRs, for every RC operation the engine runs */
+	attr->odp_caps.general_caps = IB_ODP_SUPPORT | IB_ODP_SUPPORT_IMPLICIT;
 	attr->odp_caps.per_transport_caps.rc_odp_caps = IB_ODP_SUPPORT_SEND |
 		IB_ODP_SUPPORT_RECV | IB_ODP_SUPPORT_WRITE | IB_ODP_SUPPORT_READ;
 	return 0;
@@ -133,12 +133,15 @@ static int pfnic_dealloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
 	return 0;
 }
 
-static const struct rdma_stat_desc pfnic_stat_descs[PFNIC_STAT_COUNT] = {
+/* The device's counters, and under the same names the MRs' (pfnic_restrack.c). */
+const struct rdma_stat_desc pfnic_stat_descs[PFNIC_STAT_COUNT] = {
 	[PFNIC_STAT_PAGE_FAULTS] = { .name = "page_faults" },
-	[PFNIC_STAT_PAGES_FAULTED] = { .name = "pages_faulted" },
+	[PFNIC_STAT_PAGE_FAULTS_HANDLED] = { .name = "page_faults_handled" },
 	[PFNIC_STAT_PAGE_FAULT_ERRORS] = { .name = "page_fault_errors" },
-	[PFNIC_STAT_INVALIDATIONS] = { .name = "page_invalidations" },
-	[PFNIC_STAT_PAGES_INVALIDATED] = { .name = "pages_invalidated" },
+	[PFNIC_STAT_PAGE_INVALIDATIONS] = { .name = "page_invalidations" },
+	[PFNIC_STAT_PAGE_INVALIDATIONS_HANDLED] = { .name = "page_invalidations_handled" },
+	[PFNIC_STAT_PAGE_PREFETCH] = { .name = "page_prefetch" },
+	[PFNIC_STAT_MIGRATIONS] = { .name = "migrations" },
 	[PFNIC_STAT_RNR_RETRIES] = { .name = "rnr_retries" },
 	[PFNIC_STAT_WQES] = { .name = "send_wqes" },
 };
@@ -165,6 +168,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.driver_id = PFNIC_RDMA_DRIVER_ID,
 	.uverbs_abi_ver = PFNIC_UVERBS_ABI_VERSION,
 
+	.advise_mr = pfnic_advise_mr,
 	.alloc_hw_port_stats = pfnic_alloc_hw_port_stats,
 	.alloc_pd = pfnic_alloc_pd,
 	.alloc_ucontext = pfnic_alloc_ucontext,
@@ -180,6 +184,8 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.disassociate_ucontext = pfnic_disassociate_ucontext,
 	.destroy_cq = pfnic_destroy_cq,
 	.destroy_qp = pfnic_destroy_qp,
+	.fill_res_mr_entry = pfnic_fill_res_mr_entry,
+	.fill_stat_mr_entry = pfnic_fill_stat_mr_entry,
 	.get_hw_stats = pfnic_get_hw_stats,
 	.get_link_layer = pfnic_get_link_layer,
 	.get_port_immutable = pfnic_get_port_immutable,

@@ -130,6 +130,17 @@ static struct ibv_mr *pfnic_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 	return &vmr->ibv_mr;
 }
 
+/*
+ * ibv_advise_mr(): the ioctl method ADVISE_MR. The kernel prefetches ODP MRs' pages, at
+ * once with IBV_ADVISE_MR_FLAG_FLUSH, in the background without; what it refuses (a key that
+ * is not an ODP MR of @pd, PREFETCH_WRITE on a read-only MR) it refuses as mlx5 does.
+ */
+static int pfnic_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice, uint32_t flags,
+			   struct ibv_sge *sg_list, uint32_t num_sge)
+{
+	return ibv_cmd_advise_mr(pd, advice, flags, sg_list, num_sge);
+}
+
 /* ibv_dereg_mr(): system call DEREG_MR. */
 static int pfnic_dereg_mr(struct verbs_mr *vmr)
 {
@@ -287,6 +298,7 @@ static int pfnic_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr,
  * delivery and acknowledgement are libibverbs' own work on the kernel's event files.
  */
 static const struct verbs_context_ops pfnic_ctx_ops = {
+	.advise_mr = pfnic_advise_mr,
 	.alloc_pd = pfnic_alloc_pd,
 	.create_cq = pfnic_create_cq,
 	.create_qp = pfnic_create_qp,

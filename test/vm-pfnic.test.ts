@@ -1,7 +1,8 @@
 // pfnic on every kernel of the matrix, each group in a fresh guest with rxe0 and pfnic0 on
 // the same dummy netdev: unmodified verbs peers (ibv_rc_pingpong, perftest) with and
-// without ODP, the project's data-verifying traffic suite on a two-node guest, bad input
-// of every kind, and the device and module going away under live users.
+// without ODP, the project's data-verifying traffic suite on a two-node guest, what rdma
+// netlink shows of MRs, bad input of every kind, and the device and module going away
+// under live users.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,11 @@ const groups: { name: string; options: string[]; command: string; skip?: string 
     options: ['--numa'],
     command: `${setup} && exec build/cmake/tests/pfnic_traffic -d pfnic0 -g 1`,
     ...(existsSync(traffic) ? {} : { skip: 'pfnic_traffic is not built' }),
+  },
+  {
+    name: 'MR state and counters through rdma netlink',
+    options: ['--numa'],
+    command: `${setup} && exec build/cmake/tests/pfnic_mrstate -d pfnic0 -g 1`,
   },
   {
     name: 'bad input gets the spec\'s errors',

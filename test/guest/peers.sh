@@ -1,6 +1,7 @@
 #!/bin/bash
 # peers.sh DEVICE [GID_INDEX]: unmodified verbs programs between two processes on DEVICE,
-# as TAP: ibv_rc_pingpong with and without ODP (-o) and sleeping on completion events (-e);
+# as TAP: ibv_rc_pingpong with and without ODP (-o), with implicit ODP (-O), with prefetch
+# (-P) and sleeping on completion events (-e);
 # perftest's ib_write_bw, ib_read_bw, ib_send_bw and ib_write_lat with and without --odp.
 # These check no data: they prove the verbs work, nothing more.
 dev=${1:?usage: peers.sh DEVICE [GID_INDEX]}
@@ -12,6 +13,9 @@ runs=(
 	"ibv_rc_pingpong -d $dev -g $gid -n 200"
 	"ibv_rc_pingpong -d $dev -g $gid -n 200 -o"
 	"ibv_rc_pingpong -d $dev -g $gid -n 200 -o -e"
+	"ibv_rc_pingpong -d $dev -g $gid -n 200 -o -P"
+	"ibv_rc_pingpong -d $dev -g $gid -n 200 -O"
+	"ibv_rc_pingpong -d $dev -g $gid -n 200 -O -P"
 	"ib_write_bw -d $dev -x $gid -n 200 -F"
 	"ib_write_bw -d $dev -x $gid -n 200 -F --odp"
 	"ib_read_bw -d $dev -x $gid -n 200 -F"

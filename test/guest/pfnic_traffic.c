@@ -9,8 +9,9 @@
  * this process). QP 0 is the requester of every RDMA WRITE, RDMA READ and SEND; QP 1 the
  * responder, and the receiver of SENDs.
  *
- * Memory. Every case registers a "target" buffer of TSIZE bytes of anonymous memory (ODP or
- * pinned: the kind under test) and changes that memory behind the MR. The other side of
+ * Memory. Every case registers a "target" buffer of TSIZE bytes of anonymous memory (the
+ * kind under test: an ODP MR of the buffer, an implicit ODP MR of the whole address space,
+ * or a pinned MR of the buffer) and changes that memory behind the MR. The other side of
  * every operation is the "peer" buffer, pinned, registered once. Both are laid out in
  * NSLOT slots of SLOT bytes: one slot per (operation, offset, length), so every operation
  * of a phase works on memory of its own (in the untouched case: memory nobody has touched),
@@ -27,7 +28,7 @@
  * the destination holds (and is never zero), so an operation that did not happen, or that
  * went to stale pages, cannot pass.
  *
- * Cases (each for odp and pinned unless said): untouched, madv_dontneed, remap, mprotect,
+ * Cases (each for odp, implicit and pinned unless said): untouched, madv_dontneed, remap, mprotect,
  * fork, migrate, odp_source_and_read_target (odp only). See the cases[] table.
  *
  * Exit status: 0 if no test failed, 1 if one did or the set-up failed, 2 on bad arguments.
@@ -108,6 +109,8 @@ static struct {
 	uint64_t run_seed, seq, wr_id;
 	bool odp_ok;
 	char odp_why[200];
+	bool implicit_ok;
+	char implicit_why[200];
 	bool need_reset;
 	int timeout_s;
 	const char *dev;
@@ -115,7 +118,8 @@ static struct {
 } g = {.port = 1, .timeout_s = 20};
 
 struct target {
-	bool odp;
+	bool odp;      /* ODP MR (explicit or implicit) */
+	bool implicit; /* ODP MR of the whole address space */
 	uint8_t *buf;  /* TSIZE bytes of anonymous memory */
 	struct ibv_mr *mr;
 	uint8_t *mrv;  /* what the MR must return */
@@ -603,11 +607,18 @@ static void target_close(struct target *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* The kinds of MR every case runs on. */
+enum kind { K_ODP, K_IMPLICIT, K_PINNED, NKINDS };
+static const char *const kind_names[NKINDS] = { "odp", "implicit", "pinned" };
+
 /* 0: registered; 1: skip (ODP registration refused), reason in skip; -1: failed. */
-static int target_open(struct target *t, bool odp, bool fill, char *skip, size_t skiplen)
+static int target_open(struct target *t, enum kind kind, bool fill, char *skip, size_t skiplen)
 {
+	bool odp = kind != K_PINNED;
+
 	memset(t, 0, sizeof(*t));
 	t->odp = odp;
+	t->implicit = kind == K_IMPLICIT;
 	t->buf = mmap(NULL, TSIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (t->buf == MAP_FAILED) {
 		t->buf = NULL;
@@ -628,7 +639,12 @@ static int target_open(struct target *t, bool odp, bool fill, char *skip, size_t
 		memcpy(t->mrv, t->buf, TSIZE);
 		memcpy(t->cpuv, t->buf, TSIZE);
 	}
-	t->mr = ibv_reg_mr(g.pd, t->buf, TSIZE, MR_ACCESS | (odp ? IBV_ACCESS_ON_DEMAND : 0));
+	/* an implicit MR covers the whole address space: its iova is the address */
+	if (t->implicit)
+		t->mr = ibv_reg_mr(g.pd, NULL, SIZE_MAX, MR_ACCESS | IBV_ACCESS_ON_DEMAND);
+	else
+		t->mr = ibv_reg_mr(g.pd, t->buf, TSIZE,
+				   MR_ACCESS | (odp ? IBV_ACCESS_ON_DEMAND : 0));
 	if (!t->mr) {
 		int e = errno;
 
@@ -637,7 +653,7 @@ static int target_open(struct target *t, bool odp, bool fill, char *skip, size_t
 			snprintf(skip, skiplen, "ODP registration refused: %s", strerror(e));
 			return 1;
 		}
-		diag("ibv_reg_mr (%s, %zu bytes): %s", odp ? "ODP" : "pinned", TSIZE, strerror(e));
+		diag("ibv_reg_mr (%s, %zu bytes): %s", kind_names[kind], TSIZE, strerror(e));
 		return -1;
 	}
 	return 0;
@@ -1006,8 +1022,9 @@ static int c_odp_local(struct target *t)
  * pinned MRs. Devices without these counters (rxe) are checked on their data alone.
  */
 enum { CT_FAULTS, CT_PAGES_FAULTED, CT_INVALIDATIONS, CT_PAGES_INVALIDATED, NCOUNTERS };
+/* mlx5's names: the _handled counters count events, the others pages */
 static const char *const counter_names[NCOUNTERS] = {
-	"page_faults", "pages_faulted", "page_invalidations", "pages_invalidated",
+	"page_faults_handled", "page_faults", "page_invalidations_handled", "page_invalidations",
 };
 
 /* Reads the counters; false if the device has none of them. */
@@ -1043,8 +1060,8 @@ static int counters_check(const uint64_t a[NCOUNTERS], const uint64_t b[NCOUNTER
 
 	for (int i = 0; i < NCOUNTERS; i++)
 		d[i] = b[i] - a[i];
-	diag("counters: page_faults +%" PRIu64 ", pages_faulted +%" PRIu64
-	     ", page_invalidations +%" PRIu64 ", pages_invalidated +%" PRIu64,
+	diag("counters: page_faults_handled +%" PRIu64 ", page_faults +%" PRIu64
+	     ", page_invalidations_handled +%" PRIu64 ", page_invalidations +%" PRIu64,
 	     d[CT_FAULTS], d[CT_PAGES_FAULTED], d[CT_INVALIDATIONS], d[CT_PAGES_INVALIDATED]);
 	if (!odp) {
 		if (d[CT_FAULTS] || d[CT_INVALIDATIONS]) {
@@ -1221,6 +1238,14 @@ static void open_device(const char *name)
 	} else {
 		g.odp_ok = true;
 	}
+	if (!g.odp_ok)
+		snprintf(g.implicit_why, sizeof(g.implicit_why), "%s", g.odp_why);
+	else if (!(dx.odp_caps.general_caps & IBV_ODP_SUPPORT_IMPLICIT))
+		snprintf(g.implicit_why, sizeof(g.implicit_why),
+			 "%s reports no implicit ODP (general_caps 0x%" PRIx64 ")", name,
+			 dx.odp_caps.general_caps);
+	else
+		g.implicit_ok = true;
 	g.pd = ibv_alloc_pd(g.ctx);
 	if (!g.pd)
 		bail("ibv_alloc_pd: %s", strerror(errno));
@@ -1312,7 +1337,7 @@ int main(int argc, char **argv)
 		if (!any_sel)
 			sel[i] = true;
 		if (sel[i])
-			planned += cases[i].odp_only ? 1 : 2;
+			planned += cases[i].odp_only ? NKINDS - 1 : NKINDS;
 	}
 	if (!seeded)
 		g.run_seed = mix64((uint64_t)time(NULL) << 20 ^ (uint64_t)getpid() ^
@@ -1354,9 +1379,9 @@ int main(int argc, char **argv)
 
 		if (!sel[ci])
 			continue;
-		for (int kind = 0; kind < 2; kind++) {
-			bool odp = kind == 0;
-			const char *kn = odp ? "odp" : "pinned";
+		for (int kind = 0; kind < NKINDS; kind++) {
+			bool odp = kind != K_PINNED;
+			const char *kn = kind_names[kind];
 			char skip[200] = "";
 			struct target t;
 			int rc;
@@ -1364,8 +1389,9 @@ int main(int argc, char **argv)
 			if (!odp && tc->odp_only)
 				continue;
 			n++;
-			if (odp && !g.odp_ok) {
-				printf("ok %d - %s %s # SKIP %s\n", n, tc->name, kn, g.odp_why);
+			if (odp && !(kind == K_IMPLICIT ? g.implicit_ok : g.odp_ok)) {
+				printf("ok %d - %s %s # SKIP %s\n", n, tc->name, kn,
+				       kind == K_IMPLICIT ? g.implicit_why : g.odp_why);
 				fflush(stdout);
 				continue;
 			}
@@ -1380,7 +1406,7 @@ int main(int argc, char **argv)
 			uint64_t c0[NCOUNTERS], c1[NCOUNTERS];
 			bool counted = counters_read(c0);
 
-			rc = target_open(&t, odp, tc->fill, skip, sizeof(skip));
+			rc = target_open(&t, kind, tc->fill, skip, sizeof(skip));
 			if (rc == 1) {
 				printf("ok %d - %s %s # SKIP %s\n", n, tc->name, kn, skip);
 				fflush(stdout);
