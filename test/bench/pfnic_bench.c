@@ -953,8 +953,9 @@ static long read_counter(const struct dev *d, const char *name)
 static void counters(const struct dev *d, long *events, long *pages)
 {
 	usleep(20000);
-	*events = read_counter(d, "page_faults");
-	*pages = read_counter(d, "pages_faulted");
+	/* mlx5's names: the _handled counter counts faults, the plain one pages */
+	*events = read_counter(d, "page_faults_handled");
+	*pages = read_counter(d, "page_faults");
 }
 
 static uint8_t fault_pattern = 0x40;

@@ -1549,9 +1549,10 @@ static int c_remote_mr_other_pd(void) { return mr_other_pd(true); }
 /*
  * An ODP MR of the responder over memory a WRITE cannot reach: with @munmap_part, four
  * pages of which the last two are munmap()ed after a first, successful WRITE; without it, a
- * PROT_READ mapping. A WRITE there must complete with IBV_WC_REM_ACCESS_ERR.
+ * PROT_READ mapping. A WRITE there must complete with IBV_WC_REM_ACCESS_ERR. With
+ * @implicit the MR is an implicit one (the whole address space) rather than of the pages.
  */
-static int odp_target(bool munmap_part)
+static int odp_target(bool munmap_part, bool implicit)
 {
 	struct pair_opts o = opts_default();
 	struct ibv_send_wr wr, *bad = NULL;
@@ -1572,7 +1573,10 @@ static int odp_target(bool munmap_part)
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	REQUIRE(t != MAP_FAILED, "mmap: %s", strerror(errno));
 	stage("registering the ODP MR");
-	mr = ibv_reg_mr(g.pd, t, 4 * PG, ACCESS_ALL | IBV_ACCESS_ON_DEMAND);
+	if (implicit)
+		mr = ibv_reg_mr(g.pd, NULL, SIZE_MAX, ACCESS_ALL | IBV_ACCESS_ON_DEMAND);
+	else
+		mr = ibv_reg_mr(g.pd, t, 4 * PG, ACCESS_ALL | IBV_ACCESS_ON_DEMAND);
 	if (!mr) {
 		diag("ibv_reg_mr(ODP, %s mapping): %s", munmap_part ? "read-write" : "PROT_READ",
 		     errno_str(errno));
@@ -1614,8 +1618,24 @@ out:
 	return rc;
 }
 
-static int c_odp_munmap(void) { return odp_target(true); }
-static int c_odp_readonly(void) { return odp_target(false); }
+static int c_odp_munmap(void) { return odp_target(true, false); }
+static int c_odp_readonly(void) { return odp_target(false, false); }
+static int c_implicit_munmap(void) { return odp_target(true, true); }
+
+static int c_implicit_iova(void)
+{
+	struct ibv_mr *mr;
+	int rc = 0;
+
+	/* the whole address space, where an iova is the address: no other iova fits */
+	errno = 0;
+	mr = ibv_reg_mr_iova(g.pd, NULL, SIZE_MAX, 1ul << 20, ACCESS_ALL | IBV_ACCESS_ON_DEMAND);
+	CHECK(!mr && errno == EINVAL, "implicit ODP ibv_reg_mr_iova with iova 1 MiB: %s, "
+	      "expected EINVAL", mr ? "registered" : errno_str(errno));
+	if (mr)
+		ibv_dereg_mr(mr);
+	return rc;
+}
 
 static int c_cq_overflow(void)
 {
@@ -1871,6 +1891,9 @@ static const struct tcase {
 	  "REM_ACCESS_ERR", c_odp_munmap },
 	{ "odp_readonly_write_target", "ODP MR over a PROT_READ mapping, WRITE to it: "
 	  "REM_ACCESS_ERR", c_odp_readonly },
+	{ "implicit_munmap_write_target", "implicit ODP MR, WRITE into memory munmap()ed under "
+	  "it: REM_ACCESS_ERR", c_implicit_munmap },
+	{ "implicit_iova", "implicit ODP MR with an iova other than 0: EINVAL", c_implicit_iova },
 	{ "odp_munmap_recv_buffer", "SEND into an ODP receive buffer that was munmap()ed: "
 	  "REM_OP_ERR / LOC_PROT_ERR, both ERR", c_odp_munmap_recv },
 	{ "cq_overflow", "CQ of 4 entries, 16 signaled WRs: poll fails, IBV_EVENT_CQ_ERR",
