@@ -37,6 +37,23 @@ static bool pfnic_page_migrating(struct page *page)
 	       !folio_test_swapcache(folio);
 }
 
+/* An implicit MR's table with nothing mapped or suspended in it. Caller holds its lock. */
+static bool pfnic_odp_unused(struct pfnic_xlt *xlt)
+{
+	lockdep_assert_held(&xlt->lock);
+	return xlt->mr->kind == PFNIC_MR_IMPLICIT && !xlt->dead && !xlt->npresent &&
+	       !xlt->nsuspended;
+}
+
+/* Has the workqueue release an unused table of an implicit MR (pfnic_odp_release_block). */
+static void pfnic_odp_queue_release(struct pfnic_xlt *xlt)
+{
+	/* a queued release holds a reference; one queued already holds its own */
+	kref_get(&xlt->ref);
+	if (!queue_work(pfnic_wq, &xlt->release_work))
+		pfnic_xlt_put(xlt);
+}
+
 /*
  * Invalidation: zap the affected entries under the table's lock. The engine copies to and
  * from a page only while holding that lock, so once we hold it no access to those pages
@@ -76,8 +93,7 @@ static bool pfnic_odp_invalidate(struct mmu_interval_notifier *mni,
 		}
 		__clear_bit(idx, xlt->writable);
 	}
-	unused = mr->kind == PFNIC_MR_IMPLICIT && !xlt->dead && !xlt->npresent &&
-		 !xlt->nsuspended;
+	unused = pfnic_odp_unused(xlt);
 	if (migrating)
 		reason = MMU_NOTIFY_MIGRATE;
 	if (zapped)
@@ -90,15 +106,9 @@ static bool pfnic_odp_invalidate(struct mmu_interval_notifier *mni,
 		if (reason == MMU_NOTIFY_MIGRATE)
 			pfnic_mr_count(mr, PFNIC_STAT_MIGRATIONS, 1);
 	}
-	/* an implicit MR's table with nothing mapped any more is released (not from here:
-	 * removing a notifier waits for its invalidations to end)
-	 */
-	if (unused) {
-		/* a queued release holds a reference; one queued already holds its own */
-		kref_get(&xlt->ref);
-		if (!queue_work(pfnic_wq, &xlt->release_work))
-			pfnic_xlt_put(xlt);
-	}
+	/* not from here: removing a notifier waits for its invalidations to end */
+	if (unused)
+		pfnic_odp_queue_release(xlt);
 	return true;
 }
 
@@ -338,6 +348,15 @@ int pfnic_odp_fault(struct pfnic_mr *mr, unsigned long va, size_t len, unsigned 
 		n = min3((end - start) >> PAGE_SHIFT, PFNIC_FAULT_CHUNK,
 			 xlt->npages - ((start - xlt->va) >> PAGE_SHIFT));
 		got = pfnic_odp_fault_chunk(xlt, mr->mm, start, n, flags, pfns);
+		if (got < 0 && got != -EAGAIN && mr->kind == PFNIC_MR_IMPLICIT) {
+			/* a fault on unmapped memory leaves no table behind (nor one per
+			 * address a peer chose to try)
+			 */
+			mutex_lock(&xlt->lock);
+			if (pfnic_odp_unused(xlt))
+				pfnic_odp_queue_release(xlt);
+			mutex_unlock(&xlt->lock);
+		}
 		pfnic_xlt_put(xlt);
 		if (got == -EAGAIN)
 			continue;

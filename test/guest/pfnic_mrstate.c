@@ -708,6 +708,55 @@ static void c_migrate(void)
 	munmap(buf, NP * PG);
 }
 
+/*
+ * Last, since it leaves the QPs in the error state: a WRITE into an implicit MR where nothing
+ * is mapped fails, and leaves no translation table behind.
+ */
+static void c_implicit_hole(void)
+{
+	struct ibv_mr *mr = ibv_reg_mr(g.pd, NULL, SIZE_MAX, ODP_ACCESS);
+	uint8_t *hole = map_fresh(2 * BLOCK);
+	struct ibv_sge sge = { .addr = (uintptr_t)g.scratch, .length = 64,
+			       .lkey = g.scratch_mr->lkey };
+	struct ibv_send_wr wr = { .wr_id = 0x401e, .sg_list = &sge, .num_sge = 1,
+				  .opcode = IBV_WR_RDMA_WRITE, .send_flags = IBV_SEND_SIGNALED },
+			   *badwr;
+	struct ibv_wc wc;
+	struct mrview v;
+	int n = 0;
+
+	if (!mr)
+		bail("ibv_reg_mr (implicit ODP): %s", strerror(errno));
+	munmap(hole, 2 * BLOCK);
+	wr.wr.rdma.remote_addr = (uintptr_t)hole + BLOCK;
+	wr.wr.rdma.rkey = mr->rkey;
+	if (ibv_post_send(g.qp[0], &wr, &badwr)) {
+		diag("ibv_post_send: %s", strerror(errno));
+		bad = 1;
+	}
+	for (double end = now() + 20; now() < end && n == 0; usleep(1000))
+		n = ibv_poll_cq(g.cq, 1, &wc);
+	if (n != 1 || wc.status != IBV_WC_REM_ACCESS_ERR) {
+		diag("a WRITE into unmapped memory of an implicit MR completed with %s, expected "
+		     "REM_ACCESS_ERR", n == 1 ? ibv_wc_status_str(wc.status) : "nothing");
+		bad = 1;
+	}
+	for (double end = now() + 10; now() < end; usleep(10000)) {
+		if (mr_view(mr->lkey, &v)) {
+			bad = 1;
+			break;
+		}
+		if (v.tables == 0)
+			break;
+	}
+	view_diag("after a WRITE into a hole", &v);
+	EXPECT_NUM("after a WRITE into a hole", v.tables, 0);
+	EXPECT_NUM("after a WRITE into a hole", v.mapped, 0);
+	EXPECT_NUM("after a WRITE into a hole", v.fault_errors, 1);
+	point("a WRITE into unmapped memory of an implicit MR: REM_ACCESS_ERR, no table left");
+	ibv_dereg_mr(mr);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -735,13 +784,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("TAP version 13\n1..15\n");
+	printf("TAP version 13\n1..16\n");
 	setup();
 	c_explicit();
 	c_implicit();
 	c_pinned();
 	c_prefetch();
 	c_migrate();
+	c_implicit_hole();
 	diag("%d of %d failed", g.failed, g.num);
 	return g.failed ? 1 : 0;
 }
