@@ -44,7 +44,7 @@
  * by `rdma statistic show link <dev>/1`.
  */
 enum pfnic_stat {
-	PFNIC_STAT_PAGE_FAULTS,			/* pages page faults mapped in */
+	PFNIC_STAT_PAGE_FAULTS,			/* pages that page faults mapped */
 	PFNIC_STAT_PAGE_FAULTS_HANDLED,		/* page faults resolved */
 	PFNIC_STAT_PAGE_FAULT_ERRORS,		/* page faults that could not be resolved */
 	PFNIC_STAT_PAGE_INVALIDATIONS,		/* translations invalidations zapped */
@@ -175,7 +175,6 @@ struct pfnic_mr {
 	unsigned long start;
 	unsigned long va;
 	unsigned long npages;
-	pid_t owner;
 	struct mm_struct *mm;
 	struct pfnic_xlt *xlt;
 	struct xarray children;
@@ -188,6 +187,12 @@ struct pfnic_mr {
 static inline bool pfnic_mr_odp(const struct pfnic_mr *mr)
 {
 	return mr->kind != PFNIC_MR_PINNED;
+}
+
+/* Whether [@iova, @iova + @len) lies inside @mr (without overflowing). */
+static inline bool pfnic_mr_covers(const struct pfnic_mr *mr, u64 iova, u64 len)
+{
+	return iova >= mr->iova && len <= mr->length && iova - mr->iova <= mr->length - len;
 }
 
 /* The user virtual address of an iova inside @mr. */

@@ -154,8 +154,8 @@ static struct pfnic_mr *pfnic_mr_lookup(u32 key, struct ib_pd *pd, u64 iova, u64
 
 	if (!mr)
 		return NULL;
-	if (mr->ibmr.pd != pd || iova < mr->iova || len > mr->length ||
-	    iova - mr->iova > mr->length - len || (mr->access & access) != access) {
+	if (mr->ibmr.pd != pd || !pfnic_mr_covers(mr, iova, len) ||
+	    (mr->access & access) != access) {
 		pfnic_mr_put(mr);
 		return NULL;
 	}

@@ -294,7 +294,6 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 	mr->length = length;
 	mr->start = start;
 	mr->last_event = U8_MAX;
-	mr->owner = task_tgid_nr(current);
 	if (implicit) {
 		mr->kind = PFNIC_MR_IMPLICIT;
 		mr->va = 0;

@@ -348,9 +348,11 @@ int pfnic_odp_fault(struct pfnic_mr *mr, unsigned long va, size_t len, unsigned 
 		n = min3((end - start) >> PAGE_SHIFT, PFNIC_FAULT_CHUNK,
 			 xlt->npages - ((start - xlt->va) >> PAGE_SHIFT));
 		got = pfnic_odp_fault_chunk(xlt, mr->mm, start, n, flags, pfns);
-		if (got < 0 && got != -EAGAIN && mr->kind == PFNIC_MR_IMPLICIT) {
-			/* a fault on unmapped memory leaves no table behind (nor one per
-			 * address a peer chose to try)
+		if (got != -EAGAIN && mr->kind == PFNIC_MR_IMPLICIT) {
+			/*
+			 * A fault that mapped nothing (unmapped memory, a snapshot of memory
+			 * never touched) leaves no table behind, nor one per address a peer
+			 * chose to try.
 			 */
 			mutex_lock(&xlt->lock);
 			if (pfnic_odp_unused(xlt))
@@ -360,7 +362,8 @@ int pfnic_odp_fault(struct pfnic_mr *mr, unsigned long va, size_t len, unsigned 
 		pfnic_xlt_put(xlt);
 		if (got == -EAGAIN)
 			continue;
-		if (got < 0 && !(snapshot && got != -ENOMEM)) {
+		/* a snapshot skips what it cannot map */
+		if (got < 0 && (!snapshot || got == -ENOMEM)) {
 			rv = got;
 			break;
 		}
@@ -421,8 +424,8 @@ static struct pfnic_mr *pfnic_prefetchable(struct ib_pd *pd, const struct ib_sge
 
 	if (!mr)
 		return NULL;
-	if (mr->ibmr.pd != pd || !pfnic_mr_odp(mr) || sge->addr < mr->iova ||
-	    sge->length > mr->length || sge->addr - mr->iova > mr->length - sge->length ||
+	if (mr->ibmr.pd != pd || !pfnic_mr_odp(mr) ||
+	    !pfnic_mr_covers(mr, sge->addr, sge->length) ||
 	    ((flags & PFNIC_FAULT_WRITE) &&
 	     !(mr->access & (IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE)))) {
 		pfnic_mr_put(mr);

@@ -187,6 +187,21 @@ static int mr_view(uint32_t lkey, struct mrview *v)
 	return 0;
 }
 
+/*
+ * For what the driver does after a call returns (its workqueue): reads the MR's view until
+ * @field reaches @want (at most 10 s), and leaves the last view in @v. Return: 0, or -1 if
+ * the tools stopped showing the MR.
+ */
+static int view_until(uint32_t lkey, struct mrview *v, const long long *field, long long want)
+{
+	for (double end = now() + 10;; usleep(10000)) {
+		if (mr_view(lkey, v))
+			return -1;
+		if (*field == want || now() > end)
+			return 0;
+	}
+}
+
 static void view_diag(const char *what, const struct mrview *v)
 {
 	diag("%s: mrn %lu odp %s state %s mapped %lld suspended %lld tables %lld last %s | "
@@ -488,14 +503,8 @@ static void c_implicit(void)
 
 	munmap(area, 3 * BLOCK);
 	/* the tables are released by the driver's workqueue, soon after */
-	for (double end = now() + 10; now() < end; usleep(10000)) {
-		if (mr_view(mr->lkey, &v)) {
-			bad = 1;
-			break;
-		}
-		if (v.tables == 0)
-			break;
-	}
+	if (view_until(mr->lkey, &v, &v.tables, 0))
+		bad = 1;
 	view_diag("after munmap of the area", &v);
 	EXPECT_NUM("after munmap", v.mapped, 0);
 	EXPECT_NUM("after munmap", v.suspended, 0);
@@ -597,14 +606,8 @@ static void c_prefetch(void)
 		diag("ibv_advise_mr(PREFETCH): %s", strerror(rc));
 		bad = 1;
 	} else {
-		for (double end = now() + 10; now() < end; usleep(10000)) {
-			if (mr_view(mr->lkey, &v)) {
-				bad = 1;
-				break;
-			}
-			if (v.mapped >= 14)
-				break;
-		}
+		if (view_until(mr->lkey, &v, &v.mapped, 14))
+			bad = 1;
 		view_diag("after an asynchronous PREFETCH of 4 pages", &v);
 		EXPECT_NUM("after PREFETCH", v.prefetch, 14);
 		EXPECT_NUM("after PREFETCH", v.mapped, 14);
@@ -709,8 +712,9 @@ static void c_migrate(void)
 }
 
 /*
- * Last, since it leaves the QPs in the error state: a WRITE into an implicit MR where nothing
- * is mapped fails, and leaves no translation table behind.
+ * Last, since it leaves the QPs in the error state: a snapshot prefetch of untouched memory
+ * and a WRITE into unmapped memory of an implicit MR map nothing, the WRITE fails, and no
+ * translation table is left behind.
  */
 static void c_implicit_hole(void)
 {
@@ -727,6 +731,19 @@ static void c_implicit_hole(void)
 
 	if (!mr)
 		bail("ibv_reg_mr (implicit ODP): %s", strerror(errno));
+	/* a snapshot of memory mapped but never touched maps nothing, and keeps no table */
+	int rc = advise(mr, IBV_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT, IBV_ADVISE_MR_FLAG_FLUSH,
+			hole + BLOCK, BLOCK);
+
+	if (rc) {
+		diag("ibv_advise_mr(PREFETCH_NO_FAULT, FLUSH) of untouched memory: %s",
+		     strerror(rc));
+		bad = 1;
+	}
+	if (view_until(mr->lkey, &v, &v.tables, 0))
+		bad = 1;
+	view_diag("after a NO_FAULT prefetch of untouched memory", &v);
+	EXPECT_NUM("after a NO_FAULT prefetch of untouched memory", v.tables, 0);
 	munmap(hole, 2 * BLOCK);
 	wr.wr.rdma.remote_addr = (uintptr_t)hole + BLOCK;
 	wr.wr.rdma.rkey = mr->rkey;
@@ -741,19 +758,15 @@ static void c_implicit_hole(void)
 		     "REM_ACCESS_ERR", n == 1 ? ibv_wc_status_str(wc.status) : "nothing");
 		bad = 1;
 	}
-	for (double end = now() + 10; now() < end; usleep(10000)) {
-		if (mr_view(mr->lkey, &v)) {
-			bad = 1;
-			break;
-		}
-		if (v.tables == 0)
-			break;
-	}
+	if (view_until(mr->lkey, &v, &v.tables, 0))
+		bad = 1;
 	view_diag("after a WRITE into a hole", &v);
 	EXPECT_NUM("after a WRITE into a hole", v.tables, 0);
 	EXPECT_NUM("after a WRITE into a hole", v.mapped, 0);
 	EXPECT_NUM("after a WRITE into a hole", v.fault_errors, 1);
-	point("a WRITE into unmapped memory of an implicit MR: REM_ACCESS_ERR, no table left");
+	EXPECT_NUM("after a WRITE into a hole", v.prefetch, 0);
+	point("a NO_FAULT prefetch of untouched memory and a WRITE into unmapped memory of an "
+	      "implicit MR: nothing mapped, REM_ACCESS_ERR, no table left");
 	ibv_dereg_mr(mr);
 }
 
