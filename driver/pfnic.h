@@ -17,6 +17,7 @@
 
 #include "pfnic_compat.h"
 #include "uapi/pfnic-abi.h"
+#include "uapi/pfnic-events.h"
 
 #define PFNIC_DRV_NAME "pfnic"
 #define PFNIC_DRV_VERSION "0.1.0"
@@ -161,6 +162,8 @@ enum pfnic_mr_kind {
  * @stats: the ODP counters of enum pfnic_stat below PFNIC_MR_STAT_COUNT.
  * @faulting: page faults (or prefetches) being resolved now.
  * @last_event: the mmu_notifier_event of the last invalidation; U8_MAX before the first.
+ * @owner: the process that registered it (its thread group), for the event channel
+ * @owner_euid: that process's effective uid then: who may read the MR's events
  */
 struct pfnic_mr {
 	struct ib_mr ibmr;
@@ -182,6 +185,8 @@ struct pfnic_mr {
 	atomic64_t stats[PFNIC_MR_STAT_COUNT];
 	atomic_t faulting;
 	u8 last_event;
+	struct pid *owner;
+	kuid_t owner_euid;
 };
 
 static inline bool pfnic_mr_odp(const struct pfnic_mr *mr)
@@ -353,6 +358,22 @@ struct pfnic_mr_sum {
 };
 
 void pfnic_odp_mr_sum(struct pfnic_mr *mr, struct pfnic_mr_sum *sum);
+
+/* pfnic_events.c */
+/* A memory block, as /sys/devices/system/memory numbers it, and its NUMA node. */
+struct pfnic_block {
+	long block;
+	int node;
+};
+
+int pfnic_events_init(void);
+void pfnic_events_exit(void);
+void pfnic_event_mr(struct pfnic_mr *mr, enum pfnic_event_type type, u8 mmu_event,
+		    unsigned long start, unsigned long end, unsigned long pages,
+		    const struct pfnic_block *blk);
+bool pfnic_event_offlining(unsigned long pfn, struct pfnic_block *blk);
+void pfnic_mr_report_pinned(unsigned long start_pfn, unsigned long nr_pages,
+			    const struct pfnic_block *blk);
 
 /* pfnic_restrack.c */
 int pfnic_fill_res_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr);

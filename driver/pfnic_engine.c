@@ -14,6 +14,7 @@
 #include <rdma/ib_cache.h>
 
 #include "pfnic.h"
+#include "pfnic_trace.h"
 
 /* How an attempt to run a WQE ended, when it did not end in a completion. */
 enum pfnic_step {
@@ -536,6 +537,7 @@ void pfnic_engine_fault(struct work_struct *work)
 
 	rv = pfnic_odp_fault(mr, qp->fault_va, qp->fault_len,
 			     qp->fault_write ? PFNIC_FAULT_WRITE : 0);
+	trace_pfnic_resume(qp, mr, rv);
 
 	spin_lock_irq(&qp->lock);
 	qp->fault_mr = NULL;

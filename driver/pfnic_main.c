@@ -191,9 +191,12 @@ static int __init pfnic_init(void)
 	pfnic_wq = alloc_workqueue("pfnic", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
 	if (!pfnic_wq)
 		return -ENOMEM;
-	rv = register_netdevice_notifier(&pfnic_netdev_notifier);
+	rv = pfnic_events_init();
 	if (rv)
 		goto err_wq;
+	rv = register_netdevice_notifier(&pfnic_netdev_notifier);
+	if (rv)
+		goto err_events;
 	rdma_link_register(&pfnic_link_ops);
 	rv = pfnic_add_param_devices();
 	if (rv)
@@ -206,6 +209,8 @@ err_unregister:
 	rdma_link_unregister(&pfnic_link_ops);
 	ib_unregister_driver(PFNIC_RDMA_DRIVER_ID);
 	unregister_netdevice_notifier(&pfnic_netdev_notifier);
+err_events:
+	pfnic_events_exit();
 err_wq:
 	destroy_workqueue(pfnic_wq);
 	return rv;
@@ -217,6 +222,7 @@ static void __exit pfnic_exit(void)
 	rdma_link_unregister(&pfnic_link_ops);
 	ib_unregister_driver(PFNIC_RDMA_DRIVER_ID);
 	unregister_netdevice_notifier(&pfnic_netdev_notifier);
+	pfnic_events_exit();
 	destroy_workqueue(pfnic_wq);
 	pr_info(PFNIC_DRV_NAME ": unloaded\n");
 }

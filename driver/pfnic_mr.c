@@ -232,6 +232,7 @@ static void pfnic_mr_destroy(struct pfnic_mr *mr)
 		pfnic_xlt_put(mr->xlt);
 		break;
 	}
+	put_pid(mr->owner);
 	mmdrop(mr->mm);
 	kfree(mr);
 }
@@ -306,9 +307,12 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 	}
 	mr->mm = current->mm;
 	mmgrab(mr->mm);
+	mr->owner = get_task_pid(current, PIDTYPE_TGID);
+	mr->owner_euid = current_euid();
 
 	rv = pfnic_mr_build(mr);
 	if (rv) {
+		put_pid(mr->owner);
 		mmdrop(mr->mm);
 		kfree(mr);
 		return ERR_PTR(rv);
@@ -326,6 +330,51 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 	mr->ibmr.length = length;
 	xa_store(&pfnic_mrs, index, mr, GFP_KERNEL);
 	return &mr->ibmr;
+}
+
+/**
+ * pfnic_mr_report_pinned() - name the pinned MRs that hold pages of a memory range
+ * @start_pfn: the range's first page frame
+ * @nr_pages: its length
+ * @blk: the memory block it is, for the records
+ *
+ * A PFNIC_EVENT_PINNED record goes out for each pinned MR with pages in the range: the
+ * memory hotplug notifier calls this when the range starts going offline, which those
+ * pages will make fail.
+ *
+ * Context: process; sleeps.
+ */
+void pfnic_mr_report_pinned(unsigned long start_pfn, unsigned long nr_pages,
+			    const struct pfnic_block *blk)
+{
+	unsigned long index = 0, i, n, pfn;
+	struct pfnic_mr *mr;
+
+	for (;; index++) {
+		bool held;
+
+		xa_lock(&pfnic_mrs);
+		mr = xa_find(&pfnic_mrs, &index, ULONG_MAX, XA_PRESENT);
+		held = mr && kref_get_unless_zero(&mr->ref);
+		xa_unlock(&pfnic_mrs);
+		if (!mr)
+			break;
+		if (!held)
+			continue;	/* its release began */
+		n = 0;
+		if (mr->kind == PFNIC_MR_PINNED) {
+			/* a pinned MR's table is filled once, before the MR is published */
+			for (i = 0; i < mr->npages; i++) {
+				pfn = page_to_pfn(mr->xlt->pages[i]);
+				n += pfn >= start_pfn && pfn - start_pfn < nr_pages;
+			}
+		}
+		if (n)
+			pfnic_event_mr(mr, PFNIC_EVENT_PINNED, 0, mr->va,
+				       mr->va + (mr->npages << PAGE_SHIFT), n, blk);
+		pfnic_mr_put(mr);
+		cond_resched();
+	}
 }
 
 int pfnic_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata)

@@ -12,6 +12,7 @@
 #include <linux/slab.h>
 
 #include "pfnic.h"
+#include "pfnic_trace.h"
 
 /* Pages resolved by one hmm_range_fault() call. */
 #define PFNIC_FAULT_CHUNK 64
@@ -66,9 +67,9 @@ static bool pfnic_odp_invalidate(struct mmu_interval_notifier *mni,
 	struct pfnic_xlt *xlt = container_of(mni, struct pfnic_xlt, notifier);
 	struct pfnic_mr *mr = xlt->mr;
 	bool removes = pfnic_odp_event_removes(range->event);
-	unsigned long start, end, idx, zapped = 0, migrating = 0;
-	u8 reason = range->event;
-	bool unused;
+	unsigned long first, start, end, idx, zapped = 0, migrating = 0;
+	struct pfnic_block blk;
+	bool unused, offlining = false;
 
 	if (mmu_notifier_range_blockable(range))
 		mutex_lock(&xlt->lock);
@@ -76,13 +77,15 @@ static bool pfnic_odp_invalidate(struct mmu_interval_notifier *mni,
 		return false;
 
 	mmu_interval_set_seq(mni, cur_seq);
-	start = max(range->start, xlt->va);
+	first = max(range->start, xlt->va);
 	end = min(range->end, xlt->va + (xlt->npages << PAGE_SHIFT));
-	for (idx = (start - xlt->va) >> PAGE_SHIFT; start < end; start += PAGE_SIZE, idx++) {
+	idx = (first - xlt->va) >> PAGE_SHIFT;
+	for (start = first; start < end; start += PAGE_SIZE, idx++) {
 		if (xlt->pages[idx]) {
 			if (range->event == MMU_NOTIFY_CLEAR &&
-			    pfnic_page_migrating(xlt->pages[idx]))
-				migrating++;
+			    pfnic_page_migrating(xlt->pages[idx]) && !migrating++)
+				offlining = pfnic_event_offlining(page_to_pfn(xlt->pages[idx]),
+								  &blk);
 			xlt->pages[idx] = NULL;
 			xlt->npresent--;
 			zapped++;
@@ -94,17 +97,21 @@ static bool pfnic_odp_invalidate(struct mmu_interval_notifier *mni,
 		__clear_bit(idx, xlt->writable);
 	}
 	unused = pfnic_odp_unused(xlt);
-	if (migrating)
-		reason = MMU_NOTIFY_MIGRATE;
 	if (zapped)
-		WRITE_ONCE(mr->last_event, reason);
+		WRITE_ONCE(mr->last_event, migrating ? MMU_NOTIFY_MIGRATE : range->event);
 	mutex_unlock(&xlt->lock);
 
 	if (zapped) {
 		pfnic_mr_count(mr, PFNIC_STAT_PAGE_INVALIDATIONS, zapped);
 		pfnic_mr_count(mr, PFNIC_STAT_PAGE_INVALIDATIONS_HANDLED, 1);
-		if (reason == MMU_NOTIFY_MIGRATE)
+		if (migrating) {
 			pfnic_mr_count(mr, PFNIC_STAT_MIGRATIONS, 1);
+			trace_pfnic_migrate(mr, first, end, zapped, range->event);
+		} else {
+			trace_pfnic_invalidate(mr, first, end, zapped, range->event);
+		}
+		pfnic_event_mr(mr, migrating ? PFNIC_EVENT_MIGRATE : PFNIC_EVENT_INVALIDATE,
+			       range->event, first, end, zapped, offlining ? &blk : NULL);
 	}
 	/* not from here: removing a notifier waits for its invalidations to end */
 	if (unused)
@@ -372,6 +379,7 @@ int pfnic_odp_fault(struct pfnic_mr *mr, unsigned long va, size_t len, unsigned 
 	}
 	atomic_dec(&mr->faulting);
 	kfree(pfns);
+	trace_pfnic_fault(mr, va, len, flags, done, rv);
 	if (flags & PFNIC_FAULT_PREFETCH) {
 		pfnic_mr_count(mr, PFNIC_STAT_PAGE_PREFETCH, done);
 	} else {

@@ -30,13 +30,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <infiniband/verbs.h>
 
 #include "verbs-test.h"
+#include "../../driver/uapi/pfnic-events.h"
 
 #define PG 4096ul
 /* the implicit MR's translation tables cover 64 MiB each */
@@ -55,9 +60,10 @@ static struct {
 	uint8_t *scratch;
 	struct ibv_mr *scratch_mr;
 	uint64_t wr_id;
+	int evfd;	/* a reader of the event channel, open from the start */
 	int num;
 	int failed;
-} g = { .gidx = 1 };
+} g = { .gidx = 1, .evfd = -1 };
 
 /* ---- what the tools print ----------------------------------------------------------------- */
 
@@ -209,6 +215,76 @@ static void view_diag(const char *what, const struct mrview *v)
 	     "migrations %lld suspended %lld", what, v->mrn, v->odp, v->state, v->mapped,
 	     v->suspended, v->tables, v->last, v->faults, v->faults_handled, v->fault_errors,
 	     v->inval, v->inval_handled, v->prefetch, v->migrations, v->stat_suspended);
+}
+
+/* ---- the event channel -------------------------------------------------------------------- */
+
+/* What one MR's records said, summed by type, from those a reader had waiting. */
+struct evsum {
+	int records[PFNIC_EVENT_PINNED + 1];
+	long long pages[PFNIC_EVENT_PINNED + 1];
+	int reason;		/* of the last INVALIDATE or MIGRATE */
+	uint64_t start, end;	/* of the last one */
+	int foreign;		/* records of other MRs */
+	int wrong;		/* records whose pid, device, mrn or size are wrong */
+};
+
+static const char *const ev_type_names[] = {
+	[PFNIC_EVENT_LOST] = "lost", [PFNIC_EVENT_INVALIDATE] = "invalidate",
+	[PFNIC_EVENT_MIGRATE] = "migrate", [PFNIC_EVENT_MEMORY] = "memory",
+	[PFNIC_EVENT_PINNED] = "pinned",
+};
+
+static const char *ev_type(unsigned int type)
+{
+	return type < sizeof(ev_type_names) / sizeof(*ev_type_names) && ev_type_names[type] ?
+	       ev_type_names[type] : "?";
+}
+
+/*
+ * Reads every record @fd has waiting (it is non-blocking) and sums those of the MR with
+ * @lkey, checking that each names this process, the device and @mrn. Return: records read,
+ * or -1 if read() failed.
+ */
+static int ev_drain(int fd, uint32_t lkey, unsigned long mrn, pid_t pid, struct evsum *sum)
+{
+	struct pfnic_event ev[16];
+	int total = 0;
+
+	memset(sum, 0, sizeof(*sum));
+	for (;;) {
+		ssize_t n = read(fd, ev, sizeof(ev));
+
+		if (n < 0 && errno == EAGAIN)
+			return total;
+		if (n < 0 || n % sizeof(*ev)) {
+			diag("read of the event channel: %zd (%s)", n, strerror(errno));
+			return -1;
+		}
+		for (size_t i = 0; i < n / sizeof(*ev); i++, total++) {
+			const struct pfnic_event *e = &ev[i];
+
+			if (e->type != PFNIC_EVENT_INVALIDATE && e->type != PFNIC_EVENT_MIGRATE &&
+			    e->type != PFNIC_EVENT_PINNED)
+				continue;
+			if (e->lkey != lkey) {
+				sum->foreign++;
+				continue;
+			}
+			if (e->size != sizeof(*e) || e->pid != pid || strcmp(e->device, g.dev) ||
+			    e->mrn != mrn) {
+				diag("record %s: size %u pid %d device %s mrn %u; expected %zu %d %s "
+				     "%lu", ev_type(e->type), e->size, e->pid, e->device, e->mrn,
+				     sizeof(*e), pid, g.dev, mrn);
+				sum->wrong++;
+			}
+			sum->records[e->type]++;
+			sum->pages[e->type] += e->pages;
+			sum->reason = e->reason;
+			sum->start = e->start;
+			sum->end = e->end;
+		}
+	}
 }
 
 /* ---- checks ------------------------------------------------------------------------------- */
@@ -369,6 +445,41 @@ static void *map_fresh(size_t len)
 /* ---- cases ---------------------------------------------------------------------------------- */
 
 /* An explicit ODP MR of 64 pages, through faults, MADV_DONTNEED, mprotect and munmap. */
+/*
+ * The event channel said exactly one INVALIDATE (or MIGRATE) of the MR with @lkey: @pages
+ * pages of [@start, @end), for @reason, since the last look.
+ */
+static void expect_one_event(const char *what, uint32_t lkey, unsigned long mrn, int type,
+			     int reason, const void *start, const void *end, long long pages)
+{
+	struct evsum e;
+
+	if (ev_drain(g.evfd, lkey, mrn, getpid(), &e) < 0) {
+		bad = 1;
+		return;
+	}
+	diag("%s: the event channel had %d invalidate (%lld pages), %d migrate (%lld pages), "
+	     "last [%#llx, %#llx) reason %d", what,
+	     e.records[PFNIC_EVENT_INVALIDATE], e.pages[PFNIC_EVENT_INVALIDATE],
+	     e.records[PFNIC_EVENT_MIGRATE], e.pages[PFNIC_EVENT_MIGRATE],
+	     (unsigned long long)e.start, (unsigned long long)e.end, e.reason);
+	EXPECT_NUM(what, e.records[type], 1);
+	EXPECT_NUM(what, e.records[PFNIC_EVENT_INVALIDATE] + e.records[PFNIC_EVENT_MIGRATE], 1);
+	EXPECT_NUM(what, e.pages[type], pages);
+	EXPECT_NUM(what, e.reason, reason);
+	EXPECT_NUM(what, e.start, (uintptr_t)start);
+	EXPECT_NUM(what, e.end, (uintptr_t)end);
+	EXPECT_NUM(what, e.wrong, 0);
+}
+
+/* Forgets the records waiting: an lkey of an MR gone may come back on a new one. */
+static void ev_discard(void)
+{
+	struct evsum e;
+
+	ev_drain(g.evfd, 0, 0, 0, &e);
+}
+
 static void c_explicit(void)
 {
 	uint8_t *buf = map_fresh(64 * PG);
@@ -419,8 +530,11 @@ static void c_explicit(void)
 		EXPECT_NUM("after MADV_DONTNEED", v.inval_handled, 1);
 		EXPECT_STR("after MADV_DONTNEED", v.state, "suspended");
 		EXPECT_STR("after MADV_DONTNEED", v.last, "clear");
+		expect_one_event("after MADV_DONTNEED", mr->lkey, v.mrn, PFNIC_EVENT_INVALIDATE,
+				 PFNIC_REASON_CLEAR, buf + 5 * PG, buf + 7 * PG, 2);
 	}
-	point("MADV_DONTNEED of 2 mapped pages: 2 suspended, state suspended, reason clear");
+	point("MADV_DONTNEED of 2 mapped pages: 2 suspended, state suspended, reason clear; "
+	      "one event of 2 pages");
 
 	if (write_verify(mr, buf + 3 * PG + 100, 9 * PG + 5, 2) || mr_view(mr->lkey, &v)) {
 		bad = 1;
@@ -446,8 +560,10 @@ static void c_explicit(void)
 		EXPECT_NUM("after mprotect", v.inval, 4);
 		EXPECT_NUM("after mprotect", v.inval_handled, 2);
 		EXPECT_STR("after mprotect", v.last, "protection_vma");
+		expect_one_event("after mprotect", mr->lkey, v.mrn, PFNIC_EVENT_INVALIDATE,
+				 PFNIC_REASON_PROTECTION_VMA, buf + 3 * PG, buf + 5 * PG, 2);
 	}
-	point("mprotect of 2 mapped pages: suspended, reason protection_vma");
+	point("mprotect of 2 mapped pages: suspended, reason protection_vma; one event");
 
 	/* gone for good: not suspended */
 	munmap(buf + 10 * PG, 3 * PG);
@@ -459,8 +575,10 @@ static void c_explicit(void)
 		EXPECT_NUM("after munmap", v.suspended, 2);
 		EXPECT_NUM("after munmap", v.inval, 7);
 		EXPECT_STR("after munmap", v.last, "unmap");
+		expect_one_event("after munmap", mr->lkey, v.mrn, PFNIC_EVENT_INVALIDATE,
+				 PFNIC_REASON_UNMAP, buf + 10 * PG, buf + 13 * PG, 3);
 	}
-	point("munmap of 3 mapped pages: unmapped, not suspended, reason unmap");
+	point("munmap of 3 mapped pages: unmapped, not suspended, reason unmap; one event");
 
 	ibv_dereg_mr(mr);
 	munmap(buf, 64 * PG);
@@ -670,6 +788,7 @@ static void c_migrate(void)
 	}
 	buf = map_fresh(NP * PG);
 	mr = ibv_reg_mr(g.pd, buf, NP * PG, ODP_ACCESS);
+	ev_discard();
 	if (!mr)
 		bail("ibv_reg_mr (ODP): %s", strerror(errno));
 	if (write_verify(mr, buf + 1, NP * PG - 2, 5))
@@ -702,13 +821,369 @@ static void c_migrate(void)
 			bad = 1;
 		}
 		EXPECT_STR("after move_pages", v.last, "migrate");
+		/* the kernel moves (and invalidates) page by page, or in batches */
+		struct evsum e;
+
+		if (ev_drain(g.evfd, mr->lkey, v.mrn, getpid(), &e) < 0)
+			bad = 1;
+		diag("after move_pages: %d migrate records of %lld pages, %d invalidate",
+		     e.records[PFNIC_EVENT_MIGRATE], e.pages[PFNIC_EVENT_MIGRATE],
+		     e.records[PFNIC_EVENT_INVALIDATE]);
+		EXPECT_NUM("after move_pages", e.records[PFNIC_EVENT_MIGRATE], v.migrations);
+		EXPECT_NUM("after move_pages", e.pages[PFNIC_EVENT_MIGRATE], moved);
+		EXPECT_NUM("after move_pages", e.records[PFNIC_EVENT_INVALIDATE], 0);
+		EXPECT_NUM("after move_pages", e.wrong, 0);
 	}
 	if (write_verify(mr, buf + 1, NP * PG - 2, 6))
 		bad = 1;
-	point("move_pages to the other node: migrations counted, pages suspended, then "
-	      "faulted back with every byte right");
+	point("move_pages to the other node: migrations counted and streamed as migrate events "
+	      "of exactly the pages moved; pages suspended, then faulted back with every byte right");
 	ibv_dereg_mr(mr);
 	munmap(buf, NP * PG);
+}
+
+/* ---- the event channel's rules, and the tracepoints ----------------------------------------- */
+
+/* Writes @text to the file @path. Return: 0 or -1 (with a diagnostic). */
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	ssize_t n = -1;
+
+	if (fd >= 0) {
+		n = write(fd, text, strlen(text));
+		close(fd);
+	}
+	if (n != (ssize_t)strlen(text)) {
+		diag("cannot write %s to %s: %s", text, path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Maps page @i of @mr (at @buf) by prefetch, then takes it away: one INVALIDATE record. */
+static int invalidate_one(struct ibv_mr *mr, uint8_t *buf, int i)
+{
+	int rc = advise(mr, IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE, IBV_ADVISE_MR_FLAG_FLUSH,
+			buf + i * PG, PG);
+
+	if (rc) {
+		diag("ibv_advise_mr(PREFETCH_WRITE, FLUSH): %s", strerror(rc));
+		return -1;
+	}
+	return madvise(buf + i * PG, PG, MADV_DONTNEED);
+}
+
+/* Reads up to @max records from @fd (non-blocking) into @ev. Return: how many, or -1. */
+static int ev_read_all(int fd, struct pfnic_event *ev, int max)
+{
+	int n = 0;
+
+	while (n < max) {
+		ssize_t got = read(fd, ev + n, (max - n) * sizeof(*ev));
+
+		if (got < 0 && errno == EAGAIN)
+			break;
+		if (got <= 0 || got % sizeof(*ev)) {
+			diag("read of the event channel: %zd (%s)", got, strerror(errno));
+			return -1;
+		}
+		n += got / sizeof(*ev);
+	}
+	return n;
+}
+
+/* Bad use of the device, and poll(). */
+static void c_events_api(void)
+{
+	uint8_t *buf = map_fresh(4 * PG);
+	struct ibv_mr *mr = ibv_reg_mr(g.pd, buf, 4 * PG, ODP_ACCESS);
+	struct pfnic_event ev;
+	char small[sizeof(ev) - 1];
+	struct pollfd pfd = { .events = POLLIN };
+	int fd, n;
+
+	if (!mr)
+		bail("ibv_reg_mr (ODP): %s", strerror(errno));
+	fd = open(PFNIC_EVENTS_PATH, O_RDWR);
+	if (fd >= 0 || errno != EINVAL) {
+		diag("open(O_RDWR) of %s: %s, expected EINVAL", PFNIC_EVENTS_PATH,
+		     fd >= 0 ? "success" : strerror(errno));
+		bad = 1;
+	}
+	if (fd >= 0)
+		close(fd);
+	pfd.fd = fd = open(PFNIC_EVENTS_PATH, O_RDONLY | O_NONBLOCK);
+	if (fd < 0)
+		bail("open %s: %s", PFNIC_EVENTS_PATH, strerror(errno));
+	if (read(fd, small, sizeof(small)) != -1 || errno != EINVAL) {
+		diag("a read() smaller than one record did not fail with EINVAL");
+		bad = 1;
+	}
+	if (read(fd, &ev, sizeof(ev)) != -1 || errno != EAGAIN) {
+		diag("a non-blocking read() with nothing waiting did not fail with EAGAIN");
+		bad = 1;
+	}
+	n = poll(&pfd, 1, 0);
+	EXPECT_NUM("poll with nothing waiting", n, 0);
+	if (invalidate_one(mr, buf, 1))
+		bad = 1;
+	n = poll(&pfd, 1, 1000);
+	EXPECT_NUM("poll after an invalidation", n, 1);
+	EXPECT_NUM("poll after an invalidation", pfd.revents, POLLIN);
+	n = ev_read_all(fd, &ev, 1);
+	EXPECT_NUM("the record", n, 1);
+	if (n == 1) {
+		EXPECT_NUM("the record", ev.type, PFNIC_EVENT_INVALIDATE);
+		EXPECT_NUM("the record", ev.seq, 1);
+		EXPECT_NUM("the record", ev.lkey, mr->lkey);
+		EXPECT_NUM("the record", ev.pages, 1);
+		EXPECT_NUM("the record", ev.start, (uintptr_t)buf + PG);
+		EXPECT_NUM("the record", ev.block, -1);
+		if (!ev.time_ns || !ev.realtime_ns) {
+			diag("the record has no time");
+			bad = 1;
+		}
+	}
+	close(fd);
+	point("event channel: writers refused (EINVAL), a short read EINVAL, an empty "
+	      "non-blocking read EAGAIN; poll wakes for a record, numbered 1");
+	ibv_dereg_mr(mr);
+	munmap(buf, 4 * PG);
+}
+
+/* A reader that does not keep up is told exactly how much it missed. */
+static void c_events_lost(void)
+{
+	enum { RING = 64, MADE = 100 };
+	const char *param = "/sys/module/pfnic/parameters/event_records";
+	uint8_t *buf = map_fresh(4 * PG);
+	struct ibv_mr *mr = ibv_reg_mr(g.pd, buf, 4 * PG, ODP_ACCESS);
+	struct pfnic_event ev[RING + 8];
+	char old[32] = "1024";
+	struct mrview v;
+	int fd, n, fp;
+
+	if (!mr)
+		bail("ibv_reg_mr (ODP): %s", strerror(errno));
+	fp = open(param, O_RDONLY);
+	if (fp >= 0) {
+		n = read(fp, old, sizeof(old) - 1);
+		old[n > 0 ? n : 0] = 0;
+		close(fp);
+	}
+	/* a reader's ring size is taken at open() */
+	if (write_file(param, "64"))
+		bad = 1;
+	fd = open(PFNIC_EVENTS_PATH, O_RDONLY | O_NONBLOCK);
+	write_file(param, old);
+	if (fd < 0)
+		bail("open %s: %s", PFNIC_EVENTS_PATH, strerror(errno));
+	for (int i = 0; i < MADE; i++)
+		if (invalidate_one(mr, buf, i % 4))
+			bad = 1;
+	n = ev_read_all(fd, ev, RING + 8);
+	EXPECT_NUM("records read after 100 invalidations", n, RING + 1);
+	for (int i = 0; i < n && i < RING; i++) {
+		if (ev[i].type != PFNIC_EVENT_INVALIDATE || ev[i].seq != (uint64_t)i + 1 ||
+		    ev[i].lkey != mr->lkey) {
+			diag("record %d: %s seq %llu lkey %#x", i, ev_type(ev[i].type),
+			     (unsigned long long)ev[i].seq, ev[i].lkey);
+			bad = 1;
+			break;
+		}
+	}
+	if (n == RING + 1) {
+		diag("the last record: %s seq %llu lost %llu", ev_type(ev[RING].type),
+		     (unsigned long long)ev[RING].seq, (unsigned long long)ev[RING].lost);
+		EXPECT_NUM("the LOST record", ev[RING].type, PFNIC_EVENT_LOST);
+		EXPECT_NUM("the LOST record", ev[RING].seq, RING + 1);
+		EXPECT_NUM("the LOST record", ev[RING].lost, MADE - RING);
+	}
+	if (invalidate_one(mr, buf, 0))
+		bad = 1;
+	n = ev_read_all(fd, ev, 2);
+	EXPECT_NUM("records after one more invalidation", n, 1);
+	if (n == 1)
+		EXPECT_NUM("the record after the loss", ev[0].seq, MADE + 1);
+	close(fd);
+	if (mr_view(mr->lkey, &v) == 0)
+		EXPECT_NUM("the MR's counter", v.inval_handled, MADE + 1);
+	else
+		bad = 1;
+	point("event channel: a reader with room for 64 records, sent 100, reads 64, then a LOST "
+	      "record of exactly 36; the next record is number 101; the MR's counter says 101");
+	ibv_dereg_mr(mr);
+	munmap(buf, 4 * PG);
+}
+
+/*
+ * In a child that becomes nobody: registers an ODP MR, invalidates 2 of its pages, tells
+ * the parent (@up) and waits for it (@down) to invalidate its own; then checks that its
+ * reader saw its own record only. Exit status: 0 if so.
+ */
+static int child_as_nobody(int up, int down)
+{
+	struct ibv_context *ctx = NULL;
+	struct ibv_device **list;
+	struct ibv_pd *pd;
+	struct ibv_mr *mr;
+	struct pfnic_event ev[8];
+	struct ibv_sge sge;
+	uint8_t *buf;
+	char c = 0;
+	int fd, n, ok = 1;
+
+	if (setgid(65534) || setuid(65534))
+		return 10;
+	fd = open(PFNIC_EVENTS_PATH, O_RDONLY | O_NONBLOCK);
+	list = ibv_get_device_list(NULL);
+	for (int i = 0; list && list[i]; i++)
+		if (strcmp(ibv_get_device_name(list[i]), g.dev) == 0)
+			ctx = ibv_open_device(list[i]);
+	if (fd < 0 || !ctx) {
+		diag("as nobody: open %s: %s / the device: %s", PFNIC_EVENTS_PATH,
+		     fd < 0 ? strerror(errno) : "ok", ctx ? "ok" : "cannot open");
+		return 11;
+	}
+	pd = ibv_alloc_pd(ctx);
+	buf = map_fresh(4 * PG);
+	mr = pd ? ibv_reg_mr(pd, buf, 4 * PG, ODP_ACCESS) : NULL;
+	if (!mr) {
+		diag("as nobody: ibv_reg_mr (ODP): %s", strerror(errno));
+		return 12;
+	}
+	sge = (struct ibv_sge){ .addr = (uintptr_t)buf, .length = 2 * PG, .lkey = mr->lkey };
+	if (ibv_advise_mr(pd, IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE, IBV_ADVISE_MR_FLAG_FLUSH,
+			  &sge, 1))
+		return 13;
+	madvise(buf, 2 * PG, MADV_DONTNEED);
+	if (write(up, &mr->lkey, sizeof(mr->lkey)) != sizeof(mr->lkey) || read(down, &c, 1) != 1)
+		return 14;
+	n = ev_read_all(fd, ev, 8);
+	for (int i = 0; i < n; i++) {
+		if (ev[i].type == PFNIC_EVENT_MEMORY)
+			continue;
+		diag("as nobody: record %s lkey %#x pid %d pages %llu", ev_type(ev[i].type),
+		     ev[i].lkey, ev[i].pid, (unsigned long long)ev[i].pages);
+		if (ev[i].lkey != mr->lkey || ev[i].pid != getpid() || ev[i].pages != 2)
+			ok = 0;
+	}
+	if (n != 1)
+		ok = 0;
+	ibv_dereg_mr(mr);
+	ibv_dealloc_pd(pd);
+	ibv_close_device(ctx);
+	return ok ? 0 : 1;
+}
+
+/* Who may read whose records. */
+static void c_events_permissions(void)
+{
+	uint8_t *buf = map_fresh(4 * PG);
+	struct ibv_mr *mr = ibv_reg_mr(g.pd, buf, 4 * PG, ODP_ACCESS);
+	int up[2], down[2], status = -1, fd, n, mine = 0, theirs = 0;
+	struct pfnic_event ev[8];
+	uint32_t child_lkey = 0;
+	pid_t child;
+
+	if (!mr)
+		bail("ibv_reg_mr (ODP): %s", strerror(errno));
+	fd = open(PFNIC_EVENTS_PATH, O_RDONLY | O_NONBLOCK);
+	if (fd < 0 || pipe(up) || pipe(down))
+		bail("open %s / pipe: %s", PFNIC_EVENTS_PATH, strerror(errno));
+	child = fork();
+	if (child < 0)
+		bail("fork: %s", strerror(errno));
+	if (child == 0)
+		_exit(child_as_nobody(up[1], down[0]));
+	if (read(up[0], &child_lkey, sizeof(child_lkey)) != sizeof(child_lkey))
+		bad = 1;
+	if (invalidate_one(mr, buf, 3))
+		bad = 1;
+	if (write(down[1], "", 1) != 1)
+		bad = 1;
+	waitpid(child, &status, 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		diag("the child (uid 65534) failed: status %#x", status);
+		bad = 1;
+	}
+	n = ev_read_all(fd, ev, 8);
+	for (int i = 0; i < n; i++) {
+		if (ev[i].type == PFNIC_EVENT_MEMORY)
+			continue;
+		diag("as root: record %s lkey %#x pid %d pages %llu", ev_type(ev[i].type),
+		     ev[i].lkey, ev[i].pid, (unsigned long long)ev[i].pages);
+		if (ev[i].lkey == mr->lkey && ev[i].pid == getpid() && ev[i].pages == 1)
+			mine++;
+		else if (ev[i].lkey == child_lkey && ev[i].pid == child && ev[i].pages == 2)
+			theirs++;
+		else
+			bad = 1;
+	}
+	EXPECT_NUM("the root reader: its own records", mine, 1);
+	EXPECT_NUM("the root reader: the child's records", theirs, 1);
+	close(fd);
+	close(up[0]), close(up[1]), close(down[0]), close(down[1]);
+	point("event channel: a reader of uid 65534 sees its own MR's record only; a reader "
+	      "with CAP_SYS_ADMIN sees both, each with its owner's pid");
+	ibv_dereg_mr(mr);
+	munmap(buf, 4 * PG);
+}
+
+/* perf and bpftrace users see faults, QPs resuming and invalidations. */
+static void c_tracepoints(void)
+{
+	const char *tr = "/sys/kernel/tracing";
+	uint8_t *buf = map_fresh(4 * PG);
+	struct ibv_mr *mr = ibv_reg_mr(g.pd, buf, 4 * PG, ODP_ACCESS);
+	static char trace[1 << 20];
+	char path[128], want[160];
+	size_t got = 0;
+	FILE *f;
+
+	if (!mr)
+		bail("ibv_reg_mr (ODP): %s", strerror(errno));
+	snprintf(path, sizeof(path), "%s/events/pfnic/enable", tr);
+	if (access(path, F_OK))
+		mount("tracefs", tr, "tracefs", 0, NULL);
+	if (write_file(path, "1")) {
+		bad = 1;
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/trace", tr);
+	write_file(path, "");
+	if (write_verify(mr, buf + 10, 2 * PG, 8))
+		bad = 1;
+	madvise(buf, PG, MADV_DONTNEED);
+	snprintf(path, sizeof(path), "%s/events/pfnic/enable", tr);
+	write_file(path, "0");
+	snprintf(path, sizeof(path), "%s/trace", tr);
+	f = fopen(path, "r");
+	if (f) {
+		got = fread(trace, 1, sizeof(trace) - 1, f);
+		fclose(f);
+	}
+	trace[got] = 0;
+	const char *fmt[] = {
+		"pfnic_fault: dev=%s lkey=0x%x va=",
+		"pfnic_resume: dev=%s qpn=",
+		"pfnic_invalidate: dev=%s lkey=0x%x start=",
+	};
+	for (size_t i = 0; i < sizeof(fmt) / sizeof(*fmt); i++) {
+		snprintf(want, sizeof(want), fmt[i], g.dev, mr->lkey);
+		if (!strstr(trace, want)) {
+			diag("the trace has no line with \"%s\"", want);
+			bad = 1;
+		}
+	}
+	if (bad)
+		diag("the trace: %.2000s", trace);
+out:
+	point("tracepoints: pfnic_fault, pfnic_resume and pfnic_invalidate fire with the MR's "
+	      "device and lkey");
+	ibv_dereg_mr(mr);
+	munmap(buf, 4 * PG);
 }
 
 /*
@@ -797,13 +1272,20 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("TAP version 13\n1..16\n");
+	printf("TAP version 13\n1..20\n");
 	setup();
+	g.evfd = open(PFNIC_EVENTS_PATH, O_RDONLY | O_NONBLOCK);
+	if (g.evfd < 0)
+		bail("open %s: %s", PFNIC_EVENTS_PATH, strerror(errno));
 	c_explicit();
 	c_implicit();
 	c_pinned();
 	c_prefetch();
 	c_migrate();
+	c_events_api();
+	c_events_lost();
+	c_events_permissions();
+	c_tracepoints();
 	c_implicit_hole();
 	diag("%d of %d failed", g.failed, g.num);
 	return g.failed ? 1 : 0;
