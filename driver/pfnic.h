@@ -214,6 +214,8 @@ struct pfnic_wqe {
 	__be32 imm_data;
 	u64 remote_addr;
 	u32 rkey;
+	u64 compare_add;	/* CMP_SWP: the value compared; FETCH_ADD: the value added */
+	u64 swap;		/* CMP_SWP: the value stored on a match */
 	u32 num_sge;
 	u64 total_len;
 	struct ib_sge sge[];
@@ -251,6 +253,9 @@ static inline struct pfnic_wqe *pfnic_wq_entry(struct pfnic_wq *wq, u32 i)
  * @rcur: the engine's copy of the peer's receive WQE it fills.
  * @stalled: a page fault of this QP is being resolved; the engine does not run it.
  * @rnr_left: RNR retries left for the WQE at the head (7 means forever).
+ * @atomic_done: the atomic WQE at the head (@atomic_gen, @atomic_head) changed the remote
+ *	word already, and @atomic_orig is what it held: a fault on the local side re-runs the
+ *	WQE without changing the word again (only the engine touches these).
  */
 struct pfnic_qp {
 	struct ib_qp ibqp;
@@ -270,6 +275,10 @@ struct pfnic_qp {
 	struct pfnic_wqe *rcur;
 	bool stalled;
 	u8 rnr_left;
+	bool atomic_done;
+	u32 atomic_gen;
+	u32 atomic_head;
+	u64 atomic_orig;
 	/* the page fault this QP waits on, and how its resolution ended */
 	struct pfnic_mr *fault_mr;
 	u64 fault_va;

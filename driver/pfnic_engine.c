@@ -163,6 +163,84 @@ static struct pfnic_mr *pfnic_mr_lookup(u32 key, struct ib_pd *pd, u64 iova, u64
 	return mr;
 }
 
+/*
+ * Changes the 8-byte word an atomic WQE names in @mr, with the CPU's own atomic
+ * instructions, so that the change is atomic for the CPU and for every pfnic QP alike, and
+ * puts the value it held in *@orig. Return: PFNIC_DONE, or PFNIC_FAULT (recorded in @qp)
+ * with the word untouched.
+ */
+static enum pfnic_step pfnic_atomic_remote(struct pfnic_qp *qp, struct pfnic_mr *mr,
+					   const struct pfnic_wqe *wqe, u64 *orig)
+{
+	unsigned long uva = pfnic_mr_uva(mr, wqe->remote_addr);
+	struct pfnic_xlt *xlt = pfnic_xlt_get(mr, uva);
+	struct page *page = NULL;
+	u64 *word;
+
+	if (xlt) {
+		mutex_lock(&xlt->lock);
+		page = pfnic_xlt_page(xlt, uva, true);
+		if (page) {
+			word = kmap_local_page(page) + offset_in_page(uva);
+			if (wqe->opcode == IB_WR_ATOMIC_CMP_AND_SWP)
+				*orig = cmpxchg64(word, wqe->compare_add, wqe->swap);
+			else
+				*orig = atomic64_fetch_add(wqe->compare_add, (atomic64_t *)word);
+			kunmap_local(word);
+		}
+		mutex_unlock(&xlt->lock);
+		pfnic_xlt_put(xlt);
+	}
+	if (page)
+		return PFNIC_DONE;
+	pfnic_raise_fault(qp, mr, uva, sizeof(u64), true, true);
+	return PFNIC_FAULT;
+}
+
+/*
+ * Writes @len bytes of @buf into the local buffer @sge of @qp's WQE. Return: PFNIC_DONE
+ * (check @status: LOC_PROT_ERR for a bad key or rights), or PFNIC_FAULT.
+ */
+static enum pfnic_step pfnic_put_local(struct pfnic_qp *qp, const struct ib_sge *sge,
+				       const void *buf, u32 len, enum ib_wc_status *status)
+{
+	struct pfnic_mr *mr = pfnic_mr_lookup(sge->lkey, qp->ibqp.pd, sge->addr, len,
+					      IB_ACCESS_LOCAL_WRITE);
+	enum pfnic_step step = PFNIC_DONE;
+	struct pfnic_xlt *xlt = NULL;
+	unsigned long uva;
+
+	if (!mr) {
+		*status = IB_WC_LOC_PROT_ERR;
+		return PFNIC_DONE;
+	}
+	uva = pfnic_mr_uva(mr, sge->addr);
+	while (len) {
+		size_t off = offset_in_page(uva), n = min_t(size_t, len, PAGE_SIZE - off);
+		struct page *page = NULL;
+
+		if (pfnic_xlt_at(&xlt, mr, uva)) {
+			mutex_lock(&xlt->lock);
+			page = pfnic_xlt_page(xlt, uva, true);
+			if (page)
+				memcpy_to_page(page, off, buf, n);
+			mutex_unlock(&xlt->lock);
+		}
+		if (!page) {
+			pfnic_raise_fault(qp, mr, uva, len, true, false);
+			step = PFNIC_FAULT;
+			break;
+		}
+		uva += n;
+		buf += n;
+		len -= n;
+	}
+	if (xlt)
+		pfnic_xlt_put(xlt);
+	pfnic_mr_put(mr);
+	return step;
+}
+
 /**
  * pfnic_sg_copy() - move data between a scatter/gather list and one remote range, or
  *		     between two lists (SEND)
@@ -257,6 +335,40 @@ static enum pfnic_step pfnic_sg_copy(struct pfnic_qp *qp, const struct ib_sge *s
 	return PFNIC_DONE;
 }
 
+/*
+ * CMP_SWP and FETCH_ADD: the responder's word changes once (qp->atomic_done), then its
+ * original value goes to the local buffer, which may fault in turn; the WQE then runs again
+ * and finds the change made, as a responder answers a repeated atomic request from its
+ * record of the first. Return: PFNIC_DONE (check @status) or PFNIC_FAULT.
+ */
+static enum pfnic_step pfnic_atomic(struct pfnic_qp *qp, struct pfnic_qp *peer,
+				    enum ib_wc_status *status)
+{
+	struct pfnic_wqe *wqe = qp->cur;
+	struct pfnic_mr *mr;
+	enum pfnic_step step;
+
+	if (!qp->atomic_done) {
+		/* an atomic's word is naturally aligned: anything else is an invalid request */
+		if (wqe->remote_addr & (sizeof(u64) - 1)) {
+			*status = IB_WC_REM_INV_REQ_ERR;
+			return PFNIC_DONE;
+		}
+		mr = pfnic_mr_lookup(wqe->rkey, peer->ibqp.pd, wqe->remote_addr, sizeof(u64),
+				     IB_ACCESS_REMOTE_ATOMIC);
+		if (!mr) {
+			*status = IB_WC_REM_ACCESS_ERR;
+			return PFNIC_DONE;
+		}
+		step = pfnic_atomic_remote(qp, mr, wqe, &qp->atomic_orig);
+		pfnic_mr_put(mr);
+		if (step != PFNIC_DONE)
+			return step;
+		qp->atomic_done = true;
+	}
+	return pfnic_put_local(qp, &wqe->sge[0], &qp->atomic_orig, sizeof(u64), status);
+}
+
 /* The connected peer of an RC QP, if it is there and connected back to us. */
 static struct pfnic_qp *pfnic_peer(struct pfnic_qp *qp)
 {
@@ -289,7 +401,9 @@ static bool pfnic_can_receive(enum ib_qp_state state)
  */
 static enum ib_wc_status pfnic_check_local(struct pfnic_qp *qp, const struct pfnic_wqe *wqe)
 {
-	int access = wqe->opcode == IB_WR_RDMA_READ ? IB_ACCESS_LOCAL_WRITE : 0;
+	bool writes = wqe->opcode == IB_WR_RDMA_READ || wqe->opcode == IB_WR_ATOMIC_CMP_AND_SWP ||
+		      wqe->opcode == IB_WR_ATOMIC_FETCH_AND_ADD;
+	int access = writes ? IB_ACCESS_LOCAL_WRITE : 0;
 	struct pfnic_mr *mr;
 	u32 i;
 
@@ -308,16 +422,18 @@ static enum ib_wc_status pfnic_check_local(struct pfnic_qp *qp, const struct pfn
 /*
  * The responder's side of a WQE that ran to its end: deliver the message (consume and
  * complete the receive WQE, with @peer_status), and move the responder to the error state
- * when it found an error itself (a bad receive buffer, or a remote access violation). The
- * state changes before the completion is seen.
+ * when it found an error itself (a bad receive buffer, a remote access violation, or a
+ * request it cannot carry out). The state changes before the completion is seen.
  */
 static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, bool consumes,
 			  enum ib_wc_status *status, enum ib_wc_status peer_status)
 {
 	struct pfnic_wqe *wqe = qp->cur, *rwqe = qp->rcur;
 	bool access_error = *status == IB_WC_REM_ACCESS_ERR;
+	/* a request the responder cannot carry out (a misaligned atomic) */
+	bool request_error = *status == IB_WC_REM_INV_REQ_ERR && !consumes;
 	bool deliver = consumes && (*status == IB_WC_SUCCESS || peer_status != IB_WC_SUCCESS);
-	bool error = access_error || peer_status != IB_WC_SUCCESS;
+	bool error = access_error || request_error || peer_status != IB_WC_SUCCESS;
 	struct ib_wc wc = {};
 
 	if (!deliver && !error)
@@ -357,6 +473,8 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 		return;
 	if (access_error)
 		pfnic_qp_event(peer, IB_EVENT_QP_ACCESS_ERR);
+	else if (request_error)
+		pfnic_qp_event(peer, IB_EVENT_QP_REQ_ERR);
 	pfnic_qp_flush(peer);
 }
 
@@ -376,8 +494,10 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 	struct pfnic_wqe *wqe = qp->cur, *rwqe = qp->rcur;
 	bool sends = wqe->opcode == IB_WR_SEND || wqe->opcode == IB_WR_SEND_WITH_IMM;
 	bool consumes = sends || wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM;
-	int rights = wqe->opcode == IB_WR_RDMA_READ ?
-		     IB_ACCESS_REMOTE_READ : IB_ACCESS_REMOTE_WRITE;
+	bool atomic = wqe->opcode == IB_WR_ATOMIC_CMP_AND_SWP ||
+		      wqe->opcode == IB_WR_ATOMIC_FETCH_AND_ADD;
+	int rights = wqe->opcode == IB_WR_RDMA_READ ? IB_ACCESS_REMOTE_READ :
+		     atomic ? IB_ACCESS_REMOTE_ATOMIC : IB_ACCESS_REMOTE_WRITE;
 	enum ib_wc_status peer_status = IB_WC_SUCCESS;
 	enum pfnic_step step = PFNIC_DONE;
 	u32 rgen = 0;
@@ -418,6 +538,8 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 	} else if (sends && wqe->total_len > rwqe->total_len) {
 		*status = IB_WC_REM_INV_REQ_ERR;
 		peer_status = IB_WC_LOC_LEN_ERR;
+	} else if (atomic) {
+		step = pfnic_atomic(qp, peer, status);
 	} else if (sends) {
 		step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, rwqe->sge, rwqe->num_sge,
 				     peer->ibqp.pd, 0, 0, wqe->total_len, true, status);
@@ -462,6 +584,12 @@ void pfnic_engine_run(struct work_struct *work)
 		}
 		memcpy(qp->cur, pfnic_wq_entry(&qp->sq, qp->sq.head), qp->sq.stride);
 		gen = qp->sq.gen;
+		/* an atomic's change belongs to its WQE: a flush or a new WQE forgets it */
+		if (qp->atomic_gen != gen || qp->atomic_head != qp->sq.head) {
+			qp->atomic_done = false;
+			qp->atomic_gen = gen;
+			qp->atomic_head = qp->sq.head;
+		}
 		/* a fault of this WQE that could not be resolved fails it this time */
 		failed = qp->fault_status;
 		qp->fault_status = 0;
@@ -506,6 +634,7 @@ void pfnic_engine_run(struct work_struct *work)
 		qp->sq.head = (qp->sq.head + 1) % qp->sq.size;
 		qp->sq.count--;
 		qp->rnr_left = qp->attr.rnr_retry;
+		qp->atomic_done = false;
 		/* an error completion is seen with the QP already in the error state */
 		if (status != IB_WC_SUCCESS)
 			qp->attr.qp_state = IB_QPS_ERR;

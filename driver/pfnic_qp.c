@@ -175,6 +175,10 @@ static enum ib_wc_opcode pfnic_wc_opcode(enum ib_wr_opcode opcode)
 		return IB_WC_RDMA_WRITE;
 	case IB_WR_RDMA_READ:
 		return IB_WC_RDMA_READ;
+	case IB_WR_ATOMIC_CMP_AND_SWP:
+		return IB_WC_COMP_SWAP;
+	case IB_WR_ATOMIC_FETCH_AND_ADD:
+		return IB_WC_FETCH_ADD;
 	default:
 		return IB_WC_SEND;
 	}
@@ -191,7 +195,9 @@ void pfnic_qp_complete_send(struct pfnic_qp *qp, const struct pfnic_wqe *wqe,
 		.wr_id = wqe->wr_id,
 		.status = status,
 		.opcode = pfnic_wc_opcode(wqe->opcode),
-		.byte_len = wqe->opcode == IB_WR_RDMA_READ ? wqe->total_len : 0,
+		.byte_len = wqe->opcode == IB_WR_SEND || wqe->opcode == IB_WR_SEND_WITH_IMM ||
+			    wqe->opcode == IB_WR_RDMA_WRITE ||
+			    wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM ? 0 : wqe->total_len,
 		.qp = &qp->ibqp,
 		.port_num = PFNIC_PORT,
 	};
@@ -400,6 +406,12 @@ static int pfnic_check_send_wr(struct pfnic_qp *qp, const struct ib_send_wr *wr)
 	case IB_WR_RDMA_WRITE_WITH_IMM:
 	case IB_WR_RDMA_READ:
 		break;
+	case IB_WR_ATOMIC_CMP_AND_SWP:
+	case IB_WR_ATOMIC_FETCH_AND_ADD:
+		/* the original value comes back into one 8-byte buffer */
+		if (wr->num_sge != 1 || wr->sg_list[0].length != sizeof(u64))
+			return -EINVAL;
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -453,6 +465,12 @@ int pfnic_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
 		    wr->opcode == IB_WR_RDMA_READ) {
 			wqe->remote_addr = rdma_wr(wr)->remote_addr;
 			wqe->rkey = rdma_wr(wr)->rkey;
+		} else if (wr->opcode == IB_WR_ATOMIC_CMP_AND_SWP ||
+			   wr->opcode == IB_WR_ATOMIC_FETCH_AND_ADD) {
+			wqe->remote_addr = atomic_wr(wr)->remote_addr;
+			wqe->rkey = atomic_wr(wr)->rkey;
+			wqe->compare_add = atomic_wr(wr)->compare_add;
+			wqe->swap = atomic_wr(wr)->swap;
 		}
 		qp->sq.count++;
 	}

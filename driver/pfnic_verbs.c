@@ -38,13 +38,15 @@ static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *at
 	attr->max_qp_rd_atom = PFNIC_MAX_RD_ATOM;
 	attr->max_qp_init_rd_atom = PFNIC_MAX_RD_ATOM;
 	attr->max_res_rd_atom = PFNIC_MAX_RD_ATOM * PFNIC_MAX_QP;
-	attr->atomic_cap = IB_ATOMIC_NONE;
+	/* the engine changes the word with the CPU's atomic instructions: atomic for all */
+	attr->atomic_cap = IB_ATOMIC_GLOB;
 	attr->max_pkeys = 1;
 	attr->local_ca_ack_delay = 15;
 	/* ODP, explicit and implicit MRs, for every RC operation the engine runs */
 	attr->odp_caps.general_caps = IB_ODP_SUPPORT | IB_ODP_SUPPORT_IMPLICIT;
 	attr->odp_caps.per_transport_caps.rc_odp_caps = IB_ODP_SUPPORT_SEND |
-		IB_ODP_SUPPORT_RECV | IB_ODP_SUPPORT_WRITE | IB_ODP_SUPPORT_READ;
+		IB_ODP_SUPPORT_RECV | IB_ODP_SUPPORT_WRITE | IB_ODP_SUPPORT_READ |
+		IB_ODP_SUPPORT_ATOMIC;
 	return 0;
 }
 

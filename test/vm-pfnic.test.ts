@@ -3,10 +3,14 @@
 // without ODP, the project's data-verifying traffic suite on a two-node guest, what rdma
 // netlink shows of MRs, bad input of every kind, and the device and module going away
 // under live users.
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
+
+import { Qmp } from './vm/qmp.js';
 
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const matrix = JSON.parse(readFileSync(path.join(top, 'test/vm/kernels.json'), 'utf8')) as { name: string }[];
@@ -35,6 +39,42 @@ const groups: { name: string; options: string[]; command: string; skip?: string 
   { name: 'removal under live users', options: [], command: `${setup} && exec test/guest/lifecycle.sh` },
 ];
 
+// Memory offlined and the DIMM removed under live ODP traffic (build/cmake/tests/
+// pfnic_hotplug --unplug): the guest says when its blocks are offline, and the host then
+// removes the DIMM over QMP while the traffic runs on.
+async function hotUnplug(t: Test, kernel: string): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pfnic-unplug-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const sock = path.join(dir, 'qmp.sock');
+  const guest = spawn('bash', [path.join(top, 'test/vm/run.sh'), '--timeout', '300', '--numa',
+    '--dimm', '384M', '--qmp', sock, kernel, '--', 'sh', '-c',
+    `${setup} && exec build/cmake/tests/pfnic_hotplug -d pfnic0 -g 1 --unplug`],
+  { cwd: top, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const ready = new Promise<boolean>((resolve) => {
+    guest.stdout.setEncoding('utf8');
+    guest.stdout.on('data', (chunk: string) => {
+      out += chunk;
+      if (out.includes('ready-for-unplug')) resolve(true);
+    });
+  });
+  const exited = new Promise<number | null>((resolve) => guest.on('close', resolve));
+  if (await Promise.race([ready, exited.then(() => false)])) {
+    const qmp = await Qmp.connect(sock);
+    await qmp.execute('device_del', { id: 'dimm0' });
+    qmp.close();
+  }
+  const status = await exited;
+  for (const line of out.split('\n')) {
+    if (/^(not )?ok /.test(line)) t.ok(line.startsWith('ok '), `guest: ${line.replace(/^(not )?ok \d+ - /, '')}`);
+    else if (line.startsWith('# ') || line.startsWith('Bail out!')) t.comment(line.replace(/^# /, ''));
+  }
+  t.equal(status, 0, 'the guest ran to the end and every check passed');
+  t.match(out, /^1\.\.(\d+)$/m, 'the guest printed its plan');
+  const plan = Number(/^1\.\.(\d+)$/m.exec(out)?.[1] ?? -1);
+  t.equal(out.split('\n').filter((l) => /^ok /.test(l)).length, plan, 'every planned check ran and passed');
+}
+
 for (const { name: kernel } of matrix) {
   if (only && !only.includes(kernel)) continue;
   t.test(`kernel ${kernel}`, async (t) => {
@@ -48,5 +88,8 @@ for (const { name: kernel } of matrix) {
         kernel, '--', 'sh', '-c', g.command], { cwd: top }, g.name);
       t.comment(`kernel ${kernel}: ${g.name} took ${Math.round((Date.now() - started) / 1000)} s`);
     }
+    const started = Date.now();
+    await t.test('hot-unplug under live ODP traffic', (t) => hotUnplug(t, kernel));
+    t.comment(`kernel ${kernel}: hot-unplug under live ODP traffic took ${Math.round((Date.now() - started) / 1000)} s`);
   });
 }

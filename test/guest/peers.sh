@@ -2,7 +2,9 @@
 # peers.sh DEVICE [GID_INDEX]: unmodified verbs programs between two processes on DEVICE,
 # as TAP: ibv_rc_pingpong with and without ODP (-o), with implicit ODP (-O), with prefetch
 # (-P) and sleeping on completion events (-e);
-# perftest's ib_write_bw, ib_read_bw, ib_send_bw and ib_write_lat with and without --odp.
+# perftest's ib_write_bw, ib_read_bw, ib_send_bw and ib_write_lat with and without --odp,
+# ib_read_lat with --odp, ib_atomic_bw and ib_atomic_lat (perftest itself refuses --odp with
+# atomics; pfnic_traffic covers ODP atomics).
 # These check no data: they prove the verbs work, nothing more.
 dev=${1:?usage: peers.sh DEVICE [GID_INDEX]}
 gid=${2:-1}
@@ -24,6 +26,10 @@ runs=(
 	"ib_send_bw -d $dev -x $gid -n 200 -F --odp"
 	"ib_write_lat -d $dev -x $gid -n 200 -F"
 	"ib_write_lat -d $dev -x $gid -n 200 -F --odp"
+	"ib_read_lat -d $dev -x $gid -n 200 -F --odp"
+	"ib_atomic_bw -d $dev -x $gid -n 200 -F"
+	"ib_atomic_bw -d $dev -x $gid -n 200 -F -A CMP_AND_SWAP"
+	"ib_atomic_lat -d $dev -x $gid -n 200 -F"
 )
 echo "TAP version 13"
 echo "1..${#runs[@]}"

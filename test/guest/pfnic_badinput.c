@@ -932,8 +932,8 @@ static int c_bad_opcode(void)
 		enum ibv_wr_opcode op;
 		const char *name;
 	} ops[] = {
-		{ IBV_WR_ATOMIC_CMP_AND_SWP, "IBV_WR_ATOMIC_CMP_AND_SWP" },
-		{ IBV_WR_ATOMIC_FETCH_AND_ADD, "IBV_WR_ATOMIC_FETCH_AND_ADD" },
+		{ IBV_WR_ATOMIC_CMP_AND_SWP, "IBV_WR_ATOMIC_CMP_AND_SWP into 4 bytes" },
+		{ IBV_WR_ATOMIC_FETCH_AND_ADD, "IBV_WR_ATOMIC_FETCH_AND_ADD into 4 bytes" },
 		{ (enum ibv_wr_opcode)0x7f, "opcode 0x7f" },
 	};
 
@@ -948,7 +948,8 @@ static int c_bad_opcode(void)
 
 		wr_make(&wr[0], &sge[0], 0xf10 + 2 * k, IBV_WR_RDMA_WRITE, &loc, 0, 8, &rem,
 			64 * k);
-		wr_make(&wr[1], &sge[1], 0xf11 + 2 * k, ops[k].op, &loc, 0, 8, NULL, 0);
+		/* an atomic's result buffer is 8 bytes, never anything else */
+		wr_make(&wr[1], &sge[1], 0xf11 + 2 * k, ops[k].op, &loc, 0, 4, NULL, 0);
 		wr[1].wr.atomic.remote_addr = (uintptr_t)rem.p + 2048 + 64 * k;
 		wr[1].wr.atomic.rkey = rem.mr->rkey;
 		wr[1].wr.atomic.compare_add = 0x5a5a5a5a5a5a5a5aULL;
@@ -1320,6 +1321,51 @@ out:
 	if (ok.mr)
 		rc |= mbuf_put(&ok);
 	return rc;
+}
+
+/*
+ * A FETCH_ADD at @roff of a remote buffer registered with @racc: it completes with @status
+ * and leaves the remote buffer alone. The responder's QP allows atomics.
+ */
+static int bad_atomic(int racc, size_t roff, enum ibv_wc_status status, const char *wrote)
+{
+	struct pair_opts o = opts_default();
+	struct mbuf ok = {0};
+	struct frame f;
+	int rc = 0;
+
+	o.access[1] = ACCESS_ALL | IBV_ACCESS_REMOTE_ATOMIC;
+	if (frame_open(&f, &o, ACCESS_ALL, racc))
+		return 1;
+	REQUIRE(!mbuf_get(&ok, NULL, PG, ACCESS_ALL), "set-up failed");
+	wr_make(&f.wr[0], &f.sge[0], 0xbad, IBV_WR_ATOMIC_FETCH_AND_ADD, &f.loc, 0, 8, NULL, 0);
+	f.wr[0].wr.atomic.remote_addr = (uintptr_t)f.rem.p + roff;
+	f.wr[0].wr.atomic.rkey = f.rem.mr->rkey;
+	f.wr[0].wr.atomic.compare_add = 0x0101010101010101ULL;
+	rc |= frame_run(&f, status, &f.loc, &ok);
+	CHECK(all_are(f.rem.p, 2 * PG, FILL), "%s", wrote);
+	/* the responder found the error: it leaves RTS, as for a bad rkey */
+	CHECK(qp_state(f.p.qp[1]) == IBV_QPS_ERR, "QP 1 (responder) is %s, expected ERR",
+	      state_str(qp_state(f.p.qp[1])));
+	responder_note(&f);
+out:
+	rc |= frame_close(&f);
+	if (ok.mr)
+		rc |= mbuf_put(&ok);
+	return rc;
+}
+
+/* an atomic's word is 8-byte aligned: at offset 4 the request is invalid */
+static int c_atomic_misaligned(void)
+{
+	return bad_atomic(ACCESS_ALL | IBV_ACCESS_REMOTE_ATOMIC, 4, IBV_WC_REM_INV_REQ_ERR,
+			  "the misaligned FETCH_ADD changed the remote MR");
+}
+
+static int c_atomic_no_remote_atomic(void)
+{
+	return bad_atomic(ACCESS_ALL, 0, IBV_WC_REM_ACCESS_ERR,
+			  "the FETCH_ADD to an MR without REMOTE_ATOMIC changed it");
 }
 
 static int c_write_bad_rkey(void)
@@ -1852,8 +1898,8 @@ static const struct tcase {
 	{ "post_recv_reset", "post_recv in RESET: EINVAL, bad_wr = first WR", c_post_recv_reset },
 	{ "post_send_too_many_sge", "num_sge > max_send_sge: EINVAL at that WR, earlier WRs run",
 	  c_too_many_sge },
-	{ "post_send_bad_opcode", "atomics (unsupported) and an unknown opcode: EINVAL at that WR",
-	  c_bad_opcode },
+	{ "post_send_bad_opcode", "atomics with a 4-byte result buffer and an unknown opcode: "
+	  "EINVAL at that WR", c_bad_opcode },
 	{ "post_send_inline", "IBV_SEND_INLINE with max_inline_data 0: EINVAL", c_inline },
 	{ "reg_mr_remote_write_without_local_write", "REMOTE_WRITE without LOCAL_WRITE: EINVAL",
 	  c_mr_remote_write_no_local_write },
@@ -1873,6 +1919,10 @@ static const struct tcase {
 	  c_write_no_remote_write },
 	{ "write_past_end", "RDMA WRITE past the end of the remote MR: REM_ACCESS_ERR",
 	  c_write_past_end },
+	{ "atomic_misaligned", "FETCH_ADD to an address not 8-byte aligned: REM_INV_REQ_ERR, "
+	  "nothing changed", c_atomic_misaligned },
+	{ "atomic_no_remote_atomic", "FETCH_ADD to an MR without REMOTE_ATOMIC: REM_ACCESS_ERR, "
+	  "nothing changed", c_atomic_no_remote_atomic },
 	{ "responder_err_after_bad_rkey", "the responder of an R_Key violation: ERR, its "
 	  "receive flushed", c_responder_err },
 	{ "read_no_local_write", "RDMA READ into an MR without LOCAL_WRITE: LOC_PROT_ERR",

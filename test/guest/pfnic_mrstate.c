@@ -67,31 +67,6 @@ static struct {
 
 /* ---- what the tools print ----------------------------------------------------------------- */
 
-#define MAXTOK 4096
-
-/* The whitespace-separated words a command printed (at most MAXTOK), or -1. */
-static int run_words(const char *cmd, char *buf, size_t len, char **tok)
-{
-	FILE *f = popen(cmd, "r");
-	size_t got;
-	int n = 0;
-
-	if (!f) {
-		diag("cannot run %s: %s", cmd, strerror(errno));
-		return -1;
-	}
-	got = fread(buf, 1, len - 1, f);
-	buf[got] = 0;
-	if (pclose(f) != 0) {
-		diag("%s failed; it printed: %s", cmd, buf);
-		return -1;
-	}
-	for (char *save, *w = strtok_r(buf, " \t\n", &save); w && n < MAXTOK;
-	     w = strtok_r(NULL, " \t\n", &save))
-		tok[n++] = w;
-	return n;
-}
-
 /* One MR as `rdma resource show mr -dd` and `rdma statistic mr` describe it. */
 struct mrview {
 	unsigned long mrn;
@@ -101,22 +76,6 @@ struct mrview {
 	long long faults, faults_handled, fault_errors, inval, inval_handled, prefetch, migrations,
 		stat_suspended;
 };
-
-/* The word after @key in words [from, to), or NULL. */
-static const char *after(char **tok, int from, int to, const char *key)
-{
-	for (int i = from; i + 1 < to; i++)
-		if (strcmp(tok[i], key) == 0)
-			return tok[i + 1];
-	return NULL;
-}
-
-static long long num_after(char **tok, int from, int to, const char *key)
-{
-	const char *v = after(tok, from, to, key);
-
-	return v ? strtoll(v, NULL, 0) : -1;
-}
 
 static void copy_after(char *dst, size_t len, char **tok, int from, int to, const char *key)
 {

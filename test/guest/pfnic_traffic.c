@@ -29,7 +29,8 @@
  * went to stale pages, cannot pass.
  *
  * Cases (each for odp, implicit and pinned unless said): untouched, madv_dontneed, remap, mprotect,
- * fork, migrate, odp_source_and_read_target (odp only). See the cases[] table.
+ * fork, migrate, odp_source_and_read_target (odp only), atomics (where the device has them).
+ * See the cases[] table.
  *
  * Exit status: 0 if no test failed, 1 if one did or the set-up failed, 2 on bad arguments.
  */
@@ -111,6 +112,9 @@ static struct {
 	char odp_why[200];
 	bool implicit_ok;
 	char implicit_why[200];
+	/* atomics: IBV_ACCESS_REMOTE_ATOMIC, for QPs and pinned MRs, and for ODP MRs */
+	int atomic_access, atomic_odp_access;
+	char atomic_why[200];
 	bool need_reset;
 	int timeout_s;
 	const char *dev;
@@ -641,10 +645,12 @@ static int target_open(struct target *t, enum kind kind, bool fill, char *skip, 
 	}
 	/* an implicit MR covers the whole address space: its iova is the address */
 	if (t->implicit)
-		t->mr = ibv_reg_mr(g.pd, NULL, SIZE_MAX, MR_ACCESS | IBV_ACCESS_ON_DEMAND);
+		t->mr = ibv_reg_mr(g.pd, NULL, SIZE_MAX, MR_ACCESS | IBV_ACCESS_ON_DEMAND |
+				   g.atomic_odp_access);
 	else
 		t->mr = ibv_reg_mr(g.pd, t->buf, TSIZE,
-				   MR_ACCESS | (odp ? IBV_ACCESS_ON_DEMAND : 0));
+				   MR_ACCESS | (odp ? IBV_ACCESS_ON_DEMAND | g.atomic_odp_access :
+						g.atomic_access));
 	if (!t->mr) {
 		int e = errno;
 
@@ -1013,6 +1019,89 @@ static int c_odp_local(struct target *t)
 	return final_check(t);
 }
 
+/* An atomic on QP 0: the word at raddr of rmr changes, its old value lands at laddr. */
+static int atomic_op(enum ibv_wr_opcode opc, struct ibv_mr *lmr, void *laddr, struct ibv_mr *rmr,
+		     void *raddr, uint64_t compare_add, uint64_t swap, const char *what)
+{
+	struct ibv_sge sge = {.addr = (uintptr_t)laddr, .length = 8, .lkey = lmr->lkey};
+	struct ibv_send_wr wr = {
+		.wr_id = ++g.wr_id,
+		.sg_list = &sge,
+		.num_sge = 1,
+		.opcode = opc,
+		.send_flags = IBV_SEND_SIGNALED,
+	};
+	struct ibv_send_wr *bad;
+	struct ibv_wc wc;
+
+	wr.wr.atomic.remote_addr = (uintptr_t)raddr;
+	wr.wr.atomic.compare_add = compare_add;
+	wr.wr.atomic.swap = swap;
+	wr.wr.atomic.rkey = rmr->rkey;
+	int rc = ibv_post_send(g.qp[0], &wr, &bad);
+
+	if (rc) {
+		diag("%s: ibv_post_send: %s", what, strerror(rc));
+		g.need_reset = true;
+		return -1;
+	}
+	if (wait_one(0, &wc, what) ||
+	    check_wc(&wc, wr.wr_id, opc == IBV_WR_ATOMIC_CMP_AND_SWP ? IBV_WC_COMP_SWAP :
+		     IBV_WC_FETCH_ADD, 0, 8, false, what))
+		return -1;
+	return no_extra(what);
+}
+
+/*
+ * Atomics, with the target as the responder's MR and as the local result buffer. Per
+ * pair: the word is the last of a page nobody touched, and the result buffer straddles
+ * the boundary of two untouched pages, so that for ODP the responder's side faults, the
+ * word changes, then the requester's side faults and the WQE runs again: the word must
+ * not change twice. Then a CMP_SWP that matches and one that does not. Every returned
+ * value is checked, and the bytes around both places through both views.
+ */
+static int c_atomics(struct target *t)
+{
+	for (int p = 0; p < NPAIR; p++) {
+		size_t w = PG + (size_t)p * SLOT + 2 * PG - 8;
+		size_t r = PG + (size_t)(NPAIR + p) * SLOT + PG - 3;
+		uint64_t add = mix64(next_seed()) | 1, swap = mix64(next_seed()), now_v, got;
+		char what[120];
+		static const char *const steps[] = {
+			"FETCH_ADD", "CMP_SWP that matches", "CMP_SWP that does not match",
+		};
+		for (int st = 0; st < 3; st++) {
+			uint64_t before, after, cmp;
+
+			snprintf(what, sizeof(what), "atomics pair %d: %s of target+%zu into "
+				 "target+%zu", p, steps[st], w, r);
+			memcpy(&before, t->mrv + w, 8);
+			/* FETCH_ADD adds; a CMP_SWP compares with the word, or with anything else */
+			cmp = st == 0 ? add : st == 1 ? before : ~before;
+			if (atomic_op(st ? IBV_WR_ATOMIC_CMP_AND_SWP : IBV_WR_ATOMIC_FETCH_AND_ADD,
+				      t->mr, t->buf + r, t->mr, t->buf + w, cmp, swap, what))
+				return -1;
+			after = st == 0 ? before + add : st == 1 ? swap : before;
+			model_write(t, w, (const uint8_t *)&after, 8, false);
+			model_write(t, r, (const uint8_t *)&before, 8, false);
+			memcpy(&got, t->buf + r, 8);
+			memcpy(&now_v, t->buf + w, 8);
+			if (got != before || now_v != after) {
+				diag("%s: returned %#" PRIx64 " (expected %#" PRIx64 "), the word is now "
+				     "%#" PRIx64 " (expected %#" PRIx64 ")", what, got, before, now_v,
+				     after);
+				return -1;
+			}
+			if (check_cpu(t, w - GUARD, 8 + 2 * GUARD, what) ||
+			    check_cpu(t, r - GUARD, 8 + 2 * GUARD, what) ||
+			    check_mr(t, w - GUARD, 8 + 2 * GUARD, what) ||
+			    check_mr(t, r - GUARD, 8 + 2 * GUARD, what))
+				return -1;
+		}
+	}
+	return final_check(t);
+}
+
 /* ---- the device's ODP counters ------------------------------------------------------ */
 
 /*
@@ -1089,23 +1178,26 @@ struct tcase {
 	bool numa;     /* needs a second NUMA node */
 	bool invalidates; /* changes the memory under the MR */
 	const char *desc;
+	bool atomics;  /* needs atomics on the MR kind */
 };
 
 static const struct tcase cases[] = {
 	{"untouched", c_untouched, false, false, false, false,
-	 "WRITE, READ, SEND into memory never touched before"},
+	 "WRITE, READ, SEND into memory never touched before", false},
 	{"madv_dontneed", c_dontneed, true, false, false, true,
-	 "traffic after MADV_DONTNEED dropped the pages"},
+	 "traffic after MADV_DONTNEED dropped the pages", false},
 	{"remap", c_remap, true, false, false, true,
-	 "traffic after munmap + mmap(MAP_FIXED) with new contents"},
+	 "traffic after munmap + mmap(MAP_FIXED) with new contents", false},
 	{"mprotect", c_mprotect, true, false, false, true,
-	 "READ under PROT_READ, WRITE after PROT_READ|PROT_WRITE"},
+	 "READ under PROT_READ, WRITE after PROT_READ|PROT_WRITE", false},
 	{"fork", c_fork, true, false, false, true,
-	 "parent's traffic after fork; the child's copy unchanged"},
+	 "parent's traffic after fork; the child's copy unchanged", false},
 	{"migrate", c_migrate, true, false, true, true,
-	 "traffic after move_pages to the other NUMA node"},
+	 "traffic after move_pages to the other NUMA node", false},
 	{"odp_source_and_read_target", c_odp_local, false, true, false, false,
-	 "ODP MR as local SEND/WRITE source and READ target"},
+	 "ODP MR as local SEND/WRITE source and READ target", false},
+	{"atomics", c_atomics, false, false, false, false,
+	 "FETCH_ADD and CMP_SWP on untouched memory, results into untouched memory", true},
 };
 #define NCASES (int)(sizeof(cases) / sizeof(cases[0]))
 
@@ -1158,7 +1250,7 @@ static int qps_create(void)
 	for (int i = 0; i < 2; i++) {
 		const struct vt_rc c = {
 			.port = g.port,
-			.access = MR_ACCESS,
+			.access = MR_ACCESS | g.atomic_access,
 			.dest_qpn = g.qp[1 - i]->qp_num,
 			.rq_psn = g.psn[1 - i],
 			.sq_psn = g.psn[i],
@@ -1246,6 +1338,14 @@ static void open_device(const char *name)
 			 dx.odp_caps.general_caps);
 	else
 		g.implicit_ok = true;
+	if (rc == 0 && dx.orig_attr.atomic_cap != IBV_ATOMIC_NONE) {
+		g.atomic_access = IBV_ACCESS_REMOTE_ATOMIC;
+		if (dx.odp_caps.per_transport_caps.rc_odp_caps & IBV_ODP_SUPPORT_ATOMIC)
+			g.atomic_odp_access = IBV_ACCESS_REMOTE_ATOMIC;
+	}
+	snprintf(g.atomic_why, sizeof(g.atomic_why), "%s reports no atomics (atomic_cap %d, "
+		 "rc_odp_caps 0x%x)", name, rc ? -1 : (int)dx.orig_attr.atomic_cap,
+		 rc ? 0 : dx.odp_caps.per_transport_caps.rc_odp_caps);
 	g.pd = ibv_alloc_pd(g.ctx);
 	if (!g.pd)
 		bail("ibv_alloc_pd: %s", strerror(errno));
@@ -1392,6 +1492,11 @@ int main(int argc, char **argv)
 			if (odp && !(kind == K_IMPLICIT ? g.implicit_ok : g.odp_ok)) {
 				printf("ok %d - %s %s # SKIP %s\n", n, tc->name, kn,
 				       kind == K_IMPLICIT ? g.implicit_why : g.odp_why);
+				fflush(stdout);
+				continue;
+			}
+			if (tc->atomics && !(odp ? g.atomic_odp_access : g.atomic_access)) {
+				printf("ok %d - %s %s # SKIP %s\n", n, tc->name, kn, g.atomic_why);
 				fflush(stdout);
 				continue;
 			}

@@ -6,6 +6,7 @@
  *  - TAP output: diag() prints a "# " diagnostic line, bail() a "Bail out!" line and exits 1;
  *  - now(): seconds on the monotonic clock;
  *  - open_device_named(): the libibverbs context of a device, by name, or bail();
+ *  - what a command prints, as words (run_words(), after(), num_after());
  *  - the RC loopback set-up: one QP of a pair moved RESET -> INIT -> RTR -> RTS towards the
  *    other (struct vt_rc: the attributes in which the programs differ).
  *
@@ -85,6 +86,49 @@ static inline struct ibv_context *open_device_named(const char *name)
 	if (!ctx)
 		bail("no RDMA device named %s", name);
 	return ctx;
+}
+
+/* ---- what a command prints ------------------------------------------------------------------ */
+
+#define MAXTOK 4096
+
+/* The whitespace-separated words a command printed (at most MAXTOK), or -1. */
+static inline int run_words(const char *cmd, char *buf, size_t len, char **tok)
+{
+	FILE *f = popen(cmd, "r");
+	size_t got;
+	int n = 0;
+
+	if (!f) {
+		diag("cannot run %s: %s", cmd, strerror(errno));
+		return -1;
+	}
+	got = fread(buf, 1, len - 1, f);
+	buf[got] = 0;
+	if (pclose(f) != 0) {
+		diag("%s failed; it printed: %s", cmd, buf);
+		return -1;
+	}
+	for (char *save, *w = strtok_r(buf, " \t\n", &save); w && n < MAXTOK;
+	     w = strtok_r(NULL, " \t\n", &save))
+		tok[n++] = w;
+	return n;
+}
+
+/* The word after @key in words [from, to), or NULL. */
+static inline const char *after(char **tok, int from, int to, const char *key)
+{
+	for (int i = from; i + 1 < to; i++)
+		if (strcmp(tok[i], key) == 0)
+			return tok[i + 1];
+	return NULL;
+}
+
+static inline long long num_after(char **tok, int from, int to, const char *key)
+{
+	const char *v = after(tok, from, to, key);
+
+	return v ? strtoll(v, NULL, 0) : -1;
 }
 
 /* ---- RC QPs connected in this process (loopback over the port's GID) ---------------------- */

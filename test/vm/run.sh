@@ -7,7 +7,9 @@
 # Options:
 #   --mem SIZE         guest memory (default 2G)
 #   --numa             two NUMA nodes of half the memory each, one CPU each
-#   --dimm SIZE        add a hot-pluggable DIMM of SIZE, onlined as Movable memory
+#   --dimm SIZE        add a hot-pluggable DIMM of SIZE, onlined as Movable memory; with
+#                      --numa, the DIMM is node 1 on its own (no CPU, no boot memory), and
+#                      node 0 has the rest
 #   --qmp PATH         a QMP socket at PATH, to hot-add or remove memory from the host
 #   --forward PORT     forward 127.0.0.1:PORT on the host to the guest's PORT
 #   --timeout SECONDS  power the guest off after this long (default 900); a guest that has
@@ -77,7 +79,15 @@ args=(-accel "tcg${PFNIC_TCG_OPTS:+,$PFNIC_TCG_OPTS}" -cpu max -smp 2 -nodefault
 	-fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
 	-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot
 	-serial "file:$log" -chardev stdio,id=out,signal=off -serial chardev:out)
-if [ "$numa" = 1 ]; then
+if [ "$numa" = 1 ] && [ -n "$dimm" ]; then
+	# the kernel allocates for itself from node 0 first, so node 1's memory holds only
+	# what is placed there: a block of it onlined as Normal takes pinned pages, not slab
+	args+=(-m "$mem,slots=4,maxmem=16G" -object "memory-backend-ram,id=n0,size=$mem"
+		-numa node,nodeid=0,memdev=n0,cpus=0-1 -numa node,nodeid=1
+		-object "memory-backend-ram,id=dimm0mem,size=$dimm"
+		-device pc-dimm,id=dimm0,memdev=dimm0mem,node=1)
+	append+=" memhp_default_state=online_movable"
+elif [ "$numa" = 1 ]; then
 	half=$(( $(numfmt --from=iec "$mem") / 2 ))
 	args+=(-m "$mem" -object "memory-backend-ram,id=n0,size=$half" -object "memory-backend-ram,id=n1,size=$half"
 		-numa node,nodeid=0,memdev=n0,cpus=0 -numa node,nodeid=1,memdev=n1,cpus=1)
