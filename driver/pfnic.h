@@ -33,6 +33,7 @@
 #define PFNIC_MAX_CQ		BIT(16)
 #define PFNIC_MAX_CQE		(BIT(16) - 1)
 #define PFNIC_MAX_MR		BIT(16)
+#define PFNIC_MAX_SRQ		BIT(16)
 #define PFNIC_MAX_RD_ATOM	128
 #define PFNIC_GID_TABLE_LEN	16
 /* QPNs 0 and 1 are the special QPs; pfnic numbers its RC QPs from here. */
@@ -242,6 +243,18 @@ static inline struct pfnic_wqe *pfnic_wq_entry(struct pfnic_wq *wq, u32 i)
 }
 
 /**
+ * struct pfnic_srq - a shared receive queue (pfnic_srq.c)
+ * @lock: protects @rq and @limit; taken after a QP's lock, never before
+ * @limit: the armed SRQ limit; 0 when not armed
+ */
+struct pfnic_srq {
+	struct ib_srq ibsrq;
+	spinlock_t lock;	/* the queue; see above */
+	struct pfnic_wq rq;
+	u32 limit;
+};
+
+/**
  * struct pfnic_qp - an RC queue pair.
  * @lock: protects @attr, @sq, @rq, @stalled and the fault record; the engine and the
  *	verbs take it, never together with another QP's lock.
@@ -253,6 +266,9 @@ static inline struct pfnic_wqe *pfnic_wq_entry(struct pfnic_wq *wq, u32 i)
  * @rcur: the engine's copy of the peer's receive WQE it fills.
  * @stalled: a page fault of this QP is being resolved; the engine does not run it.
  * @rnr_left: RNR retries left for the WQE at the head (7 means forever).
+ * @srq: the SRQ its receive WQEs come from, or NULL (then @rq has them).
+ * @srq_wqe: the SRQ's WQE this QP took for the message being received, while @srq_held.
+ * @last_wqe: IB_EVENT_QP_LAST_WQE_REACHED was reported since the QP entered the error state.
  * @atomic_done: the atomic WQE at the head (@atomic_gen, @atomic_head) changed the remote
  *	word already, and @atomic_orig is what it held: a fault on the local side re-runs the
  *	WQE without changing the word again (only the engine touches these).
@@ -275,6 +291,10 @@ struct pfnic_qp {
 	struct pfnic_wqe *rcur;
 	bool stalled;
 	u8 rnr_left;
+	struct pfnic_srq *srq;
+	struct pfnic_wqe *srq_wqe;
+	bool srq_held;
+	bool last_wqe;
 	bool atomic_done;
 	u32 atomic_gen;
 	u32 atomic_head;
@@ -306,6 +326,11 @@ static inline struct pfnic_cq *to_pfnic_cq(struct ib_cq *ibcq)
 static inline struct pfnic_mr *to_pfnic_mr(struct ib_mr *ibmr)
 {
 	return container_of(ibmr, struct pfnic_mr, ibmr);
+}
+
+static inline struct pfnic_srq *to_pfnic_srq(struct ib_srq *ibsrq)
+{
+	return container_of(ibsrq, struct pfnic_srq, ibsrq);
 }
 
 static inline struct pfnic_qp *to_pfnic_qp(struct ib_qp *ibqp)
@@ -401,6 +426,19 @@ int pfnic_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
 		    const struct ib_recv_wr **bad_wr);
 struct pfnic_qp *pfnic_qp_get(u32 qpn);
 void pfnic_qp_put(struct pfnic_qp *qp);
+
+int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge);
+void pfnic_wqe_fill(struct pfnic_wqe *wqe, u64 wr_id, const struct ib_sge *sg, int num_sge);
+
+/* pfnic_srq.c */
+int pfnic_create_srq(struct ib_srq *ibsrq, struct ib_srq_init_attr *init, struct ib_udata *udata);
+int pfnic_modify_srq(struct ib_srq *ibsrq, struct ib_srq_attr *attr,
+		     enum ib_srq_attr_mask mask, struct ib_udata *udata);
+int pfnic_query_srq(struct ib_srq *ibsrq, struct ib_srq_attr *attr);
+int pfnic_destroy_srq(struct ib_srq *ibsrq, struct ib_udata *udata);
+int pfnic_post_srq_recv(struct ib_srq *ibsrq, const struct ib_recv_wr *wr,
+			const struct ib_recv_wr **bad_wr);
+bool pfnic_srq_take(struct pfnic_srq *srq, struct pfnic_wqe *into);
 
 /* pfnic_engine.c */
 void pfnic_engine_run(struct work_struct *work);

@@ -439,13 +439,15 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 	if (!deliver && !error)
 		return;
 	spin_lock_irq(&peer->lock);
-	if (deliver && (peer->rq.gen != rgen || !peer->rq.count)) {
+	if (deliver && (peer->rq.gen != rgen || (peer->srq ? !peer->srq_held : !peer->rq.count))) {
 		/* the receive WQE was flushed meanwhile: the message found no one */
 		spin_unlock_irq(&peer->lock);
 		*status = IB_WC_RETRY_EXC_ERR;
 		return;
 	}
-	if (deliver) {
+	if (deliver && peer->srq) {
+		peer->srq_held = false;
+	} else if (deliver) {
 		peer->rq.head = (peer->rq.head + 1) % peer->rq.size;
 		peer->rq.count--;
 	}
@@ -520,7 +522,16 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		pfnic_respond(qp, peer, 0, false, status, IB_WC_SUCCESS);
 		return PFNIC_DONE;
 	}
-	if (consumes) {
+	if (consumes && peer->srq) {
+		/* the message keeps the SRQ's WQE it took until it is delivered */
+		if (!peer->srq_held && !pfnic_srq_take(peer->srq, peer->srq_wqe)) {
+			spin_unlock_irq(&peer->lock);
+			return PFNIC_RNR;
+		}
+		peer->srq_held = true;
+		memcpy(rwqe, peer->srq_wqe, peer->srq->rq.stride);
+		rgen = peer->rq.gen;
+	} else if (consumes) {
 		if (!peer->rq.count) {
 			spin_unlock_irq(&peer->lock);
 			return PFNIC_RNR;
@@ -541,8 +552,10 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 	} else if (atomic) {
 		step = pfnic_atomic(qp, peer, status);
 	} else if (sends) {
+		/* receive buffers belong to the SRQ's PD when there is one */
 		step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, rwqe->sge, rwqe->num_sge,
-				     peer->ibqp.pd, 0, 0, wqe->total_len, true, status);
+				     peer->srq ? peer->srq->ibsrq.pd : peer->ibqp.pd, 0, 0,
+				     wqe->total_len, true, status);
 		if (*status == IB_WC_REM_OP_ERR)
 			peer_status = IB_WC_LOC_PROT_ERR;
 	} else {

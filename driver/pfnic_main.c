@@ -68,10 +68,11 @@ static int pfnic_dev_add(struct net_device *ndev, const char *name)
 	ib_set_device_ops(ibdev, &pfnic_dev_ops);
 	/*
 	 * The core enables the kernel-mediated data path commands only for drivers that ask:
-	 * pfnic's whole data path is in the kernel (the engine), so it needs all four.
+	 * pfnic's whole data path is in the kernel (the engine), so it needs all five.
 	 */
 	ibdev->uverbs_cmd_mask |= BIT_ULL(IB_USER_VERBS_CMD_POST_SEND) |
 				  BIT_ULL(IB_USER_VERBS_CMD_POST_RECV) |
+				  BIT_ULL(IB_USER_VERBS_CMD_POST_SRQ_RECV) |
 				  BIT_ULL(IB_USER_VERBS_CMD_POLL_CQ) |
 				  BIT_ULL(IB_USER_VERBS_CMD_REQ_NOTIFY_CQ);
 

@@ -40,7 +40,7 @@ void pfnic_qp_put(struct pfnic_qp *qp)
 	kref_put(&qp->ref, pfnic_qp_release);
 }
 
-static int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge)
+int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge)
 {
 	wq->size = size;
 	wq->max_sge = max_sge;
@@ -82,10 +82,13 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	u32 qpn;
 	int rv;
 
-	if (init->qp_type != IB_QPT_RC || init->srq || init->create_flags)
+	if (init->qp_type != IB_QPT_RC || init->create_flags)
 		return -EOPNOTSUPP;
+	/* with an SRQ, the QP has no receive queue of its own */
+	if (init->srq)
+		cap->max_recv_wr = cap->max_recv_sge = 0;
 	if (!cap->max_send_wr || cap->max_send_wr > PFNIC_MAX_QP_WR ||
-	    !cap->max_recv_wr || cap->max_recv_wr > PFNIC_MAX_QP_WR ||
+	    (!init->srq && !cap->max_recv_wr) || cap->max_recv_wr > PFNIC_MAX_QP_WR ||
 	    cap->max_send_sge > PFNIC_MAX_SGE || cap->max_recv_sge > PFNIC_MAX_SGE ||
 	    cap->max_inline_data)
 		return -EINVAL;
@@ -105,14 +108,23 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	qp->attr.port_num = PFNIC_PORT;
 	qp->sig_all = init->sq_sig_type == IB_SIGNAL_ALL_WR;
 	cap->max_send_sge = max_t(u32, cap->max_send_sge, 1);
-	cap->max_recv_sge = max_t(u32, cap->max_recv_sge, 1);
 
 	rv = pfnic_wq_init(&qp->sq, cap->max_send_wr, cap->max_send_sge);
 	if (rv)
 		goto err_free;
-	rv = pfnic_wq_init(&qp->rq, cap->max_recv_wr, cap->max_recv_sge);
-	if (rv)
-		goto err_free;
+	if (init->srq) {
+		qp->srq = to_pfnic_srq(init->srq);
+		qp->srq_wqe = kzalloc(struct_size(qp->srq_wqe, sge, PFNIC_MAX_SGE), GFP_KERNEL);
+		if (!qp->srq_wqe) {
+			rv = -ENOMEM;
+			goto err_free;
+		}
+	} else {
+		cap->max_recv_sge = max_t(u32, cap->max_recv_sge, 1);
+		rv = pfnic_wq_init(&qp->rq, cap->max_recv_wr, cap->max_recv_sge);
+		if (rv)
+			goto err_free;
+	}
 	qp->cur = kzalloc(struct_size(qp->cur, sge, PFNIC_MAX_SGE), GFP_KERNEL);
 	qp->rcur = kzalloc(struct_size(qp->rcur, sge, PFNIC_MAX_SGE), GFP_KERNEL);
 	if (!qp->cur || !qp->rcur) {
@@ -128,6 +140,7 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	return 0;
 
 err_free:
+	kfree(qp->srq_wqe);
 	kfree(qp->rcur);
 	kfree(qp->cur);
 	kvfree(qp->rq.buf);
@@ -160,6 +173,7 @@ int pfnic_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 
 	if (qp->fault_mr)
 		pfnic_mr_put(qp->fault_mr);
+	kfree(qp->srq_wqe);
 	kfree(qp->rcur);
 	kfree(qp->cur);
 	kvfree(qp->rq.buf);
@@ -214,15 +228,20 @@ void pfnic_qp_complete_send(struct pfnic_qp *qp, const struct pfnic_wqe *wqe,
  */
 void pfnic_qp_flush(struct pfnic_qp *qp)
 {
+	bool last_wqe = false;
 	struct ib_wc wc;
 	struct ib_cq *cq;
 
 	for (;;) {
 		memset(&wc, 0, sizeof(wc));
 		spin_lock_irq(&qp->lock);
-		if (qp->attr.qp_state != IB_QPS_ERR || (!qp->sq.count && !qp->rq.count)) {
+		if (qp->attr.qp_state != IB_QPS_ERR ||
+		    (!qp->sq.count && !qp->rq.count && !qp->srq_held)) {
+			/* an SRQ's consumer learns that no WQE of it is held by this QP */
+			if (qp->attr.qp_state == IB_QPS_ERR && qp->srq && !qp->last_wqe)
+				last_wqe = qp->last_wqe = true;
 			spin_unlock_irq(&qp->lock);
-			return;
+			break;
 		}
 		if (qp->sq.count) {
 			struct pfnic_wqe *wqe = pfnic_wq_entry(&qp->sq, qp->sq.head);
@@ -233,6 +252,13 @@ void pfnic_qp_flush(struct pfnic_qp *qp)
 			qp->sq.head = (qp->sq.head + 1) % qp->sq.size;
 			qp->sq.count--;
 			qp->sq.gen++;
+		} else if (qp->srq_held) {
+			/* the SRQ's WQE a message was arriving into */
+			wc.wr_id = qp->srq_wqe->wr_id;
+			wc.opcode = IB_WC_RECV;
+			cq = qp->ibqp.recv_cq;
+			qp->srq_held = false;
+			qp->rq.gen++;
 		} else {
 			wc.wr_id = pfnic_wq_entry(&qp->rq, qp->rq.head)->wr_id;
 			wc.opcode = IB_WC_RECV;
@@ -246,6 +272,8 @@ void pfnic_qp_flush(struct pfnic_qp *qp)
 		wc.qp = &qp->ibqp;
 		pfnic_cq_complete(to_pfnic_cq(cq), &wc, false);
 	}
+	if (last_wqe)
+		pfnic_qp_event(qp, IB_EVENT_QP_LAST_WQE_REACHED);
 }
 
 /* The attribute checks the spec leaves to the device: ranges and this device's limits. */
@@ -348,6 +376,8 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		qp->sq.gen++;
 		qp->rq.gen++;
 		qp->fault_status = 0;
+		qp->srq_held = false;
+		qp->last_wqe = false;
 		break;
 	case IB_QPS_ERR:
 		flush = true;
@@ -420,7 +450,7 @@ static int pfnic_check_send_wr(struct pfnic_qp *qp, const struct ib_send_wr *wr)
 	return 0;
 }
 
-static void pfnic_wqe_fill(struct pfnic_wqe *wqe, u64 wr_id, const struct ib_sge *sg, int num_sge)
+void pfnic_wqe_fill(struct pfnic_wqe *wqe, u64 wr_id, const struct ib_sge *sg, int num_sge)
 {
 	int i;
 
@@ -495,6 +525,11 @@ int pfnic_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
 	u32 dest;
 	int rv = 0;
 
+	/* its receive WQEs go to the SRQ */
+	if (qp->srq) {
+		*bad_wr = wr;
+		return -EINVAL;
+	}
 	spin_lock_irqsave(&qp->lock, flags);
 	state = qp->attr.qp_state;
 	dest = qp->attr.dest_qp_num;

@@ -35,6 +35,9 @@ static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *at
 	attr->max_cqe = PFNIC_MAX_CQE;
 	attr->max_mr = PFNIC_MAX_MR;
 	attr->max_pd = PFNIC_MAX_PD;
+	attr->max_srq = PFNIC_MAX_SRQ;
+	attr->max_srq_wr = PFNIC_MAX_QP_WR;
+	attr->max_srq_sge = PFNIC_MAX_SGE;
 	attr->max_qp_rd_atom = PFNIC_MAX_RD_ATOM;
 	attr->max_qp_init_rd_atom = PFNIC_MAX_RD_ATOM;
 	attr->max_res_rd_atom = PFNIC_MAX_RD_ATOM * PFNIC_MAX_QP;
@@ -46,7 +49,7 @@ static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *at
 	attr->odp_caps.general_caps = IB_ODP_SUPPORT | IB_ODP_SUPPORT_IMPLICIT;
 	attr->odp_caps.per_transport_caps.rc_odp_caps = IB_ODP_SUPPORT_SEND |
 		IB_ODP_SUPPORT_RECV | IB_ODP_SUPPORT_WRITE | IB_ODP_SUPPORT_READ |
-		IB_ODP_SUPPORT_ATOMIC;
+		IB_ODP_SUPPORT_ATOMIC | IB_ODP_SUPPORT_SRQ_RECV;
 	return 0;
 }
 
@@ -176,6 +179,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.alloc_ucontext = pfnic_alloc_ucontext,
 	.create_cq = pfnic_compat_create_cq,
 	.create_qp = pfnic_create_qp,
+	.create_srq = pfnic_create_srq,
 #ifdef PFNIC_HAVE_CREATE_USER_CQ
 	.create_user_cq = pfnic_compat_create_cq,
 #endif
@@ -186,24 +190,29 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.disassociate_ucontext = pfnic_disassociate_ucontext,
 	.destroy_cq = pfnic_destroy_cq,
 	.destroy_qp = pfnic_destroy_qp,
+	.destroy_srq = pfnic_destroy_srq,
 	.fill_res_mr_entry = pfnic_fill_res_mr_entry,
 	.fill_stat_mr_entry = pfnic_fill_stat_mr_entry,
 	.get_hw_stats = pfnic_get_hw_stats,
 	.get_link_layer = pfnic_get_link_layer,
 	.get_port_immutable = pfnic_get_port_immutable,
 	.modify_qp = pfnic_modify_qp,
+	.modify_srq = pfnic_modify_srq,
 	.poll_cq = pfnic_poll_cq,
 	.post_recv = pfnic_post_recv,
 	.post_send = pfnic_post_send,
+	.post_srq_recv = pfnic_post_srq_recv,
 	.query_device = pfnic_query_device,
 	.query_pkey = pfnic_query_pkey,
 	.query_port = pfnic_query_port,
 	.query_qp = pfnic_query_qp,
+	.query_srq = pfnic_query_srq,
 	.reg_user_mr = pfnic_compat_reg_user_mr,
 	.req_notify_cq = pfnic_req_notify_cq,
 
 	INIT_RDMA_OBJ_SIZE(ib_cq, pfnic_cq, ibcq),
 	INIT_RDMA_OBJ_SIZE(ib_pd, pfnic_pd, ibpd),
 	INIT_RDMA_OBJ_SIZE(ib_qp, pfnic_qp, ibqp),
+	INIT_RDMA_OBJ_SIZE(ib_srq, pfnic_srq, ibsrq),
 	INIT_RDMA_OBJ_SIZE(ib_ucontext, pfnic_ucontext, ibuc),
 };

@@ -293,6 +293,66 @@ static int pfnic_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr,
 }
 
 /*
+ * ibv_create_srq(): system call CREATE_SRQ; the kernel grants max_wr and max_sge, which come
+ * back in attr->attr. A basic SRQ only (no XRC): a plain ibv_srq.
+ */
+static struct ibv_srq *pfnic_create_srq(struct ibv_pd *pd, struct ibv_srq_init_attr *attr)
+{
+	struct ib_uverbs_create_srq_resp resp;
+	struct ibv_create_srq cmd;
+	struct ibv_srq *srq;
+	int ret;
+
+	srq = calloc(1, sizeof(*srq));
+	if (!srq)
+		return NULL;
+	memset(&cmd, 0, sizeof(cmd));
+	ret = ibv_cmd_create_srq(pd, srq, attr, &cmd, sizeof(cmd), &resp, sizeof(resp));
+	if (ret) {
+		free(srq);
+		errno = ret;
+		return NULL;
+	}
+	return srq;
+}
+
+/* ibv_modify_srq(): system call MODIFY_SRQ (arming the limit; the size stays). */
+static int pfnic_modify_srq(struct ibv_srq *srq, struct ibv_srq_attr *attr, int attr_mask)
+{
+	struct ibv_modify_srq cmd;
+
+	memset(&cmd, 0, sizeof(cmd));
+	return ibv_cmd_modify_srq(srq, attr, attr_mask, &cmd, sizeof(cmd));
+}
+
+/* ibv_query_srq(): system call QUERY_SRQ. */
+static int pfnic_query_srq(struct ibv_srq *srq, struct ibv_srq_attr *attr)
+{
+	struct ibv_query_srq cmd;
+
+	memset(&cmd, 0, sizeof(cmd));
+	return ibv_cmd_query_srq(srq, attr, &cmd, sizeof(cmd));
+}
+
+/* ibv_destroy_srq(): system call DESTROY_SRQ, refused while a QP uses the SRQ. */
+static int pfnic_destroy_srq(struct ibv_srq *srq)
+{
+	int ret = ibv_cmd_destroy_srq(srq);
+
+	if (ret)
+		return ret;
+	free(srq);
+	return 0;
+}
+
+/* ibv_post_srq_recv(): system call POST_SRQ_RECV, with the whole chain. */
+static int pfnic_post_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr,
+			       struct ibv_recv_wr **bad_wr)
+{
+	return ibv_cmd_post_srq_recv(srq, wr, bad_wr);
+}
+
+/*
  * Everything not listed is left to libibverbs: its stubs fail with EOPNOTSUPP, and the two
  * event hooks (async_event, cq_event) are no-ops there, which is all pfnic needs, since event
  * delivery and acknowledgement are libibverbs' own work on the kernel's event files.
@@ -302,18 +362,23 @@ static const struct verbs_context_ops pfnic_ctx_ops = {
 	.alloc_pd = pfnic_alloc_pd,
 	.create_cq = pfnic_create_cq,
 	.create_qp = pfnic_create_qp,
+	.create_srq = pfnic_create_srq,
 	.dealloc_pd = pfnic_dealloc_pd,
 	.dereg_mr = pfnic_dereg_mr,
 	.destroy_cq = pfnic_destroy_cq,
 	.destroy_qp = pfnic_destroy_qp,
+	.destroy_srq = pfnic_destroy_srq,
 	.free_context = pfnic_free_context,
 	.modify_qp = pfnic_modify_qp,
+	.modify_srq = pfnic_modify_srq,
 	.poll_cq = pfnic_poll_cq,
 	.post_recv = pfnic_post_recv,
 	.post_send = pfnic_post_send,
+	.post_srq_recv = pfnic_post_srq_recv,
 	.query_device_ex = pfnic_query_device_ex,
 	.query_port = pfnic_query_port,
 	.query_qp = pfnic_query_qp,
+	.query_srq = pfnic_query_srq,
 	.reg_mr = pfnic_reg_mr,
 	.req_notify_cq = pfnic_req_notify_cq,
 };

@@ -27,6 +27,12 @@ const groups: { name: string; options: string[]; command: string; skip?: string 
     ...(existsSync(traffic) ? {} : { skip: 'pfnic_traffic is not built' }),
   },
   {
+    name: 'data-verifying traffic through a shared receive queue on pfnic0',
+    options: ['--numa'],
+    command: `${setup} && exec build/cmake/tests/pfnic_traffic -d pfnic0 -g 1 --srq`,
+    ...(existsSync(traffic) ? {} : { skip: 'pfnic_traffic is not built' }),
+  },
+  {
     name: 'MR state and counters through rdma netlink',
     options: ['--numa'],
     command: `${setup} && exec build/cmake/tests/pfnic_mrstate -d pfnic0 -g 1`,

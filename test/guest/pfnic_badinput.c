@@ -340,6 +340,7 @@ struct pair_opts {
 	uint32_t sge;		/* 0: QP_SGE */
 	int rnr_retry;		/* of QP 0; -1: 7 */
 	int access[2];		/* QP access flags; -1: ACCESS_ALL */
+	struct ibv_srq *srq[2];	/* the QP's SRQ; NULL: a receive queue of its own */
 };
 
 static struct pair_opts opts_default(void)
@@ -395,6 +396,7 @@ static int pair_create(struct pair *p, const struct pair_opts *o)
 		ia.cap.max_send_sge = o->sge ? o->sge : QP_SGE;
 		ia.cap.max_recv_sge = QP_SGE;
 		ia.cap.max_inline_data = 0;
+		ia.srq = o->srq[i];
 		p->qp[i] = ibv_create_qp(o->pd[i] ? o->pd[i] : g.pd, &ia);
 		if (!p->qp[i]) {
 			diag("ibv_create_qp: %s", errno_str(errno));
@@ -1683,6 +1685,129 @@ static int c_implicit_iova(void)
 	return rc;
 }
 
+/* SRQ events that arrive within @secs, acked; IBV_EVENT_SRQ_LIMIT_REACHED of @srq counted. */
+static int srq_limit_events(struct ibv_srq *srq, double secs)
+{
+	double end = now() + secs;
+	int found = 0;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = g.ctx->async_fd, .events = POLLIN };
+		struct ibv_async_event ev;
+		int left = (int)((end - now()) * 1000);
+
+		if (poll(&pfd, 1, left > 0 ? left : 0) <= 0)
+			return found;
+		if (ibv_get_async_event(g.ctx, &ev))
+			continue;
+		if (ev.event_type == IBV_EVENT_SRQ_LIMIT_REACHED && ev.element.srq == srq)
+			found++;
+		else
+			diag("async event %s (%d)", ibv_event_type_str(ev.event_type), ev.event_type);
+		ibv_ack_async_event(&ev);
+	}
+}
+
+/*
+ * Shared receive queues: sizes refused at creation, resizing and a limit above the size
+ * refused; a QP with an SRQ refuses receives of its own; an SRQ in use cannot be destroyed;
+ * an armed limit fires once when the WQEs left fall below it, then is disarmed; and the
+ * SENDs landed, byte for byte, in the SRQ's buffers.
+ */
+static int c_srq(void)
+{
+	struct ibv_srq_init_attr sa = { .attr = { .max_wr = 0, .max_sge = 1 } };
+	struct pair_opts o = opts_default();
+	struct mbuf loc = {0}, rem = {0};
+	struct ibv_srq_attr qa, ma;
+	struct ibv_srq *srq = NULL;
+	struct pair p = {0};
+	int rc = 0, rv;
+
+	errno = 0;
+	srq = ibv_create_srq(g.pd, &sa);
+	CHECK(!srq && errno == EINVAL, "ibv_create_srq with max_wr 0: %s, expected EINVAL",
+	      srq ? "created" : errno_str(errno));
+	if (srq)
+		ibv_destroy_srq(srq);
+	sa.attr.max_wr = (uint32_t)g.dattr.orig_attr.max_srq_wr + 1;
+	errno = 0;
+	srq = ibv_create_srq(g.pd, &sa);
+	CHECK(!srq && errno == EINVAL, "ibv_create_srq with max_wr %u > max_srq_wr: %s, expected "
+	      "EINVAL", sa.attr.max_wr, srq ? "created" : errno_str(errno));
+	if (srq)
+		ibv_destroy_srq(srq);
+	sa.attr.max_wr = 8;
+	srq = ibv_create_srq(g.pd, &sa);
+	REQUIRE(srq, "ibv_create_srq with max_wr 8: %s", errno_str(errno));
+
+	memset(&ma, 0, sizeof(ma));
+	ma.max_wr = 16;
+	rv = ibv_modify_srq(srq, &ma, IBV_SRQ_MAX_WR);
+	CHECK(rv == EINVAL, "ibv_modify_srq(IBV_SRQ_MAX_WR): %s, expected EINVAL", errno_str(rv));
+	ma.srq_limit = 9;
+	rv = ibv_modify_srq(srq, &ma, IBV_SRQ_LIMIT);
+	CHECK(rv == EINVAL, "ibv_modify_srq(IBV_SRQ_LIMIT 9) of an SRQ of 8: %s, expected EINVAL",
+	      errno_str(rv));
+
+	o.srq[1] = srq;
+	REQUIRE(!pair_up(&p, &o), "set-up of a pair whose responder uses the SRQ failed");
+	REQUIRE(!mbuf_get(&loc, NULL, PG, ACCESS_ALL) && !mbuf_get(&rem, NULL, PG, ACCESS_ALL),
+		"set-up failed");
+	memset(loc.p, DATA, PG);
+	rv = post_recv1(p.qp[1], 0x5e0, &rem, 0, 64);
+	CHECK(rv == EINVAL, "ibv_post_recv on a QP with an SRQ: %s, expected EINVAL",
+	      errno_str(rv));
+	rv = ibv_destroy_srq(srq);
+	CHECK(rv == EBUSY, "ibv_destroy_srq of an SRQ a QP uses: %s, expected EBUSY",
+	      errno_str(rv));
+	if (!rv)
+		srq = NULL;
+
+	for (int i = 0; i < 4; i++) {
+		struct ibv_sge sge = { (uintptr_t)rem.p + 128 * i, 100, rem.mr->lkey };
+		struct ibv_recv_wr wr = { .wr_id = 0x5e1 + i, .sg_list = &sge, .num_sge = 1 }, *bad;
+
+		REQUIRE(srq && !ibv_post_srq_recv(srq, &wr, &bad), "ibv_post_srq_recv failed");
+	}
+	ma.srq_limit = 3;
+	rv = ibv_modify_srq(srq, &ma, IBV_SRQ_LIMIT);
+	CHECK(!rv, "ibv_modify_srq(IBV_SRQ_LIMIT 3): %s", errno_str(rv));
+	rv = ibv_query_srq(srq, &qa);
+	CHECK(!rv && qa.srq_limit == 3 && qa.max_wr >= 8, "ibv_query_srq: %s, limit %u, max_wr "
+	      "%u; expected the limit 3 and at least 8", errno_str(rv), qa.srq_limit, qa.max_wr);
+	for (int i = 0; i < 2; i++) {
+		struct ibv_send_wr wr, *bad = NULL;
+		struct ibv_sge sge;
+
+		wr_make(&wr, &sge, 0x5f0 + i, IBV_WR_SEND, &loc, 7 * i, 60 + i, NULL, 0);
+		rv = ibv_post_send(p.qp[0], &wr, &bad);
+		REQUIRE(!rv, "ibv_post_send: %s", errno_str(rv));
+		rc |= !!expect_wc(p.cq[0], cq_name[0], 0x5f0 + i, IBV_WC_SUCCESS, IBV_WC_SEND, -1,
+				  p.qp[0]);
+		/* the SRQ hands out its WQEs in the order they were posted */
+		rc |= !!expect_wc(p.cq[1], cq_name[1], 0x5e1 + i, IBV_WC_SUCCESS, IBV_WC_RECV,
+				  60 + i, p.qp[1]);
+		CHECK(all_are(rem.p + 128 * i, 60 + i, DATA) &&
+		      all_are(rem.p + 128 * i + 60 + i, 128 - 60 - i, FILL),
+		      "SEND %d did not land exactly in the SRQ's buffer %d", i, i);
+	}
+	rv = srq_limit_events(srq, 2);
+	CHECK(rv == 1, "IBV_EVENT_SRQ_LIMIT_REACHED came %d times, expected once", rv);
+	rv = ibv_query_srq(srq, &qa);
+	CHECK(!rv && qa.srq_limit == 0, "after the event the limit is %u, expected 0 (disarmed)",
+	      qa.srq_limit);
+out:
+	rc |= pair_destroy(&p);
+	if (srq) {
+		rv = ibv_destroy_srq(srq);
+		CHECK(!rv, "ibv_destroy_srq: %s", errno_str(rv));
+	}
+	rc |= mbuf_put(&rem);
+	rc |= mbuf_put(&loc);
+	return rc;
+}
+
 static int c_cq_overflow(void)
 {
 	struct pair_opts o = opts_default();
@@ -1946,6 +2071,8 @@ static const struct tcase {
 	{ "implicit_iova", "implicit ODP MR with an iova other than 0: EINVAL", c_implicit_iova },
 	{ "odp_munmap_recv_buffer", "SEND into an ODP receive buffer that was munmap()ed: "
 	  "REM_OP_ERR / LOC_PROT_ERR, both ERR", c_odp_munmap_recv },
+	{ "srq", "SRQ: bad sizes EINVAL, resize EINVAL, receive on its QP EINVAL, destroy in use "
+	  "EBUSY; the limit event fires once; SENDs land in its buffers in order", c_srq },
 	{ "cq_overflow", "CQ of 4 entries, 16 signaled WRs: poll fails, IBV_EVENT_CQ_ERR",
 	  c_cq_overflow },
 	{ "destroy_busy", "destroy_cq of a CQ in use: EBUSY; QP with work posted, then CQ: gone",

@@ -4,10 +4,12 @@
  * memory regions (MRs), for On-Demand-Paging (ODP) and pinned MRs. Prints TAP version 13.
  *
  *   pfnic_traffic -d DEVICE [-g GID_INDEX] [--only NAME[,NAME...]] [--seed N] [--timeout S]
+ *                 [--srq]
  *
  * One PD, two CQs and two RC QPs connected to each other over the port's GID (loopback in
  * this process). QP 0 is the requester of every RDMA WRITE, RDMA READ and SEND; QP 1 the
- * responder, and the receiver of SENDs.
+ * responder, and the receiver of SENDs; with --srq QP 1 takes its receive WQEs from a shared
+ * receive queue, so every SEND lands in a buffer posted to the SRQ (ODP ones included).
  *
  * Memory. Every case registers a "target" buffer of TSIZE bytes of anonymous memory (the
  * kind under test: an ODP MR of the buffer, an implicit ODP MR of the whole address space,
@@ -116,6 +118,8 @@ static struct {
 	int atomic_access, atomic_odp_access;
 	char atomic_why[200];
 	bool need_reset;
+	bool use_srq;
+	struct ibv_srq *srq;
 	int timeout_s;
 	const char *dev;
 	uint8_t gbuf[2 * GUARD];
@@ -351,10 +355,10 @@ static int send_recv(struct ibv_mr *smr, void *saddr, struct ibv_mr *rmr, void *
 	struct ibv_recv_wr *rbad;
 	struct ibv_send_wr *sbad;
 	struct ibv_wc wc;
-	int rc = ibv_post_recv(g.qp[1], &rwr, &rbad);
+	int rc = g.srq ? ibv_post_srq_recv(g.srq, &rwr, &rbad) : ibv_post_recv(g.qp[1], &rwr, &rbad);
 
 	if (rc) {
-		diag("%s: ibv_post_recv: %s", what, strerror(rc));
+		diag("%s: ibv_post_%srecv: %s", what, g.srq ? "srq_" : "", strerror(rc));
 		g.need_reset = true;
 		return -1;
 	}
@@ -1219,6 +1223,13 @@ static void qps_destroy(void)
 			diag("ibv_destroy_cq: %s", strerror(rc));
 		g.cq[i] = NULL;
 	}
+	if (g.srq) {
+		int rc = ibv_destroy_srq(g.srq);
+
+		if (rc)
+			diag("ibv_destroy_srq: %s", strerror(rc));
+		g.srq = NULL;
+	}
 }
 
 /* Two CQs, two RC QPs, each connected to the other through the port's GID. */
@@ -1231,6 +1242,15 @@ static int qps_create(void)
 			return -1;
 		}
 	}
+	if (g.use_srq) {
+		struct ibv_srq_init_attr sa = {.attr = {.max_wr = 16, .max_sge = 1}};
+
+		g.srq = ibv_create_srq(g.pd, &sa);
+		if (!g.srq) {
+			diag("ibv_create_srq: %s", strerror(errno));
+			return -1;
+		}
+	}
 	for (int i = 0; i < 2; i++) {
 		struct ibv_qp_init_attr ia = {
 			.send_cq = g.cq[i],
@@ -1239,6 +1259,7 @@ static int qps_create(void)
 				.max_recv_sge = 1, .max_inline_data = 0},
 			.qp_type = IBV_QPT_RC,
 			.sq_sig_all = 0,
+			.srq = i == 1 ? g.srq : NULL,
 		};
 		g.qp[i] = ibv_create_qp(g.pd, &ia);
 		if (!g.qp[i]) {
@@ -1288,7 +1309,7 @@ static bool qps_rts(void)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: pfnic_traffic -d DEVICE [-g GID_INDEX] [--only NAME[,NAME...]] "
-		   "[--seed N] [--timeout SECONDS]\ncases:");
+		   "[--seed N] [--timeout SECONDS] [--srq]\ncases:");
 	for (int i = 0; i < NCASES; i++)
 		fprintf(f, " %s", cases[i].name);
 	fputc('\n', f);
@@ -1315,7 +1336,7 @@ static void open_device(const char *name)
 
 	memset(&dx, 0, sizeof(dx));
 	uint32_t need = IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV | IBV_ODP_SUPPORT_WRITE |
-			IBV_ODP_SUPPORT_READ;
+			IBV_ODP_SUPPORT_READ | (g.use_srq ? IBV_ODP_SUPPORT_SRQ_RECV : 0);
 	int rc = ibv_query_device_ex(g.ctx, NULL, &dx);
 
 	if (rc) {
@@ -1324,9 +1345,9 @@ static void open_device(const char *name)
 	} else if (!(dx.odp_caps.general_caps & IBV_ODP_SUPPORT) ||
 		   (dx.odp_caps.per_transport_caps.rc_odp_caps & need) != need) {
 		snprintf(g.odp_why, sizeof(g.odp_why),
-			 "%s reports no ODP support for RC SEND/RECV/WRITE/READ (general_caps 0x%"
-			 PRIx64 ", rc_odp_caps 0x%x)", name, dx.odp_caps.general_caps,
-			 dx.odp_caps.per_transport_caps.rc_odp_caps);
+			 "%s reports no ODP support for RC SEND/RECV/WRITE/READ%s (general_caps 0x%"
+			 PRIx64 ", rc_odp_caps 0x%x)", name, g.use_srq ? "/SRQ_RECV" : "",
+			 dx.odp_caps.general_caps, dx.odp_caps.per_transport_caps.rc_odp_caps);
 	} else {
 		g.odp_ok = true;
 	}
@@ -1367,6 +1388,7 @@ int main(int argc, char **argv)
 		{"only", required_argument, NULL, 'o'},
 		{"seed", required_argument, NULL, 's'},
 		{"timeout", required_argument, NULL, 't'},
+		{"srq", no_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1420,6 +1442,9 @@ int main(int argc, char **argv)
 				fprintf(stderr, "bad timeout %s\n", optarg);
 				return 2;
 			}
+			break;
+		case 'r':
+			g.use_srq = true;
 			break;
 		case 'h':
 			usage(stdout);
