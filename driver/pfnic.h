@@ -88,6 +88,16 @@ struct pfnic_pd {
 	struct ib_pd ibpd;
 };
 
+/* An address handle: where a UD send goes (the destination GID; the QPN comes with the WR). */
+struct pfnic_ah {
+	struct ib_ah ibah;
+	union ib_gid dgid;
+	u8 sgid_index;
+};
+
+/* The bytes a UD receive buffer gives the GRH (RoCE v2: an IPv4 header in its second half). */
+#define PFNIC_GRH_LEN 40
+
 /**
  * struct pfnic_cq - a completion queue: a ring of work completions in kernel memory,
  * read by poll_cq (the generic uverbs POLL_CQ command for user CQs).
@@ -217,6 +227,11 @@ struct pfnic_wqe {
 	u32 rkey;
 	u64 compare_add;	/* CMP_SWP: the value compared; FETCH_ADD: the value added */
 	u64 swap;		/* CMP_SWP: the value stored on a match */
+	/* UD: the destination, copied from the WR and its AH (which may go once posted) */
+	union ib_gid dgid;
+	u8 sgid_index;
+	u32 remote_qpn;
+	u32 remote_qkey;
 	u32 num_sge;
 	u64 total_len;
 	struct ib_sge sge[];
@@ -255,7 +270,7 @@ struct pfnic_srq {
 };
 
 /**
- * struct pfnic_qp - an RC queue pair.
+ * struct pfnic_qp - an RC or UD queue pair.
  * @lock: protects @attr, @sq, @rq, @stalled and the fault record; the engine and the
  *	verbs take it, never together with another QP's lock.
  * @work: the engine's processing of this QP's send queue, on pfnic_wq.
@@ -326,6 +341,11 @@ static inline struct pfnic_cq *to_pfnic_cq(struct ib_cq *ibcq)
 static inline struct pfnic_mr *to_pfnic_mr(struct ib_mr *ibmr)
 {
 	return container_of(ibmr, struct pfnic_mr, ibmr);
+}
+
+static inline struct pfnic_ah *to_pfnic_ah(struct ib_ah *ibah)
+{
+	return container_of(ibah, struct pfnic_ah, ibah);
 }
 
 static inline struct pfnic_srq *to_pfnic_srq(struct ib_srq *ibsrq)

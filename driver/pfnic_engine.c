@@ -11,6 +11,10 @@
  * requester the same way, as an RNR NAK would on a wire.
  */
 #include <linux/highmem.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <net/checksum.h>
+#include <net/ipv6.h>
 #include <rdma/ib_cache.h>
 
 #include "pfnic.h"
@@ -198,46 +202,56 @@ static enum pfnic_step pfnic_atomic_remote(struct pfnic_qp *qp, struct pfnic_mr 
 }
 
 /*
- * Writes @len bytes of @buf into the local buffer @sge of @qp's WQE. Return: PFNIC_DONE
- * (check @status: LOC_PROT_ERR for a bad key or rights), or PFNIC_FAULT.
+ * Writes @len bytes of @buf into the buffers of @sgl (@num_sge entries, MRs of @pd), for a WQE
+ * of @qp, which a missing translation stalls (@remote: the buffers are the responder's).
+ * Return: PFNIC_DONE (check @status: LOC_PROT_ERR for a bad key, rights or a list too
+ * short), or PFNIC_FAULT.
  */
-static enum pfnic_step pfnic_put_local(struct pfnic_qp *qp, const struct ib_sge *sge,
-				       const void *buf, u32 len, enum ib_wc_status *status)
+static enum pfnic_step pfnic_put_sgl(struct pfnic_qp *qp, const struct ib_sge *sgl,
+				     u32 num_sge, struct ib_pd *pd, const void *buf, u32 len,
+				     bool remote, enum ib_wc_status *status)
 {
-	struct pfnic_mr *mr = pfnic_mr_lookup(sge->lkey, qp->ibqp.pd, sge->addr, len,
-					      IB_ACCESS_LOCAL_WRITE);
 	enum pfnic_step step = PFNIC_DONE;
-	struct pfnic_xlt *xlt = NULL;
-	unsigned long uva;
+	u32 i, n;
 
-	if (!mr) {
-		*status = IB_WC_LOC_PROT_ERR;
-		return PFNIC_DONE;
-	}
-	uva = pfnic_mr_uva(mr, sge->addr);
-	while (len) {
-		size_t off = offset_in_page(uva), n = min_t(size_t, len, PAGE_SIZE - off);
-		struct page *page = NULL;
+	*status = IB_WC_SUCCESS;
+	for (i = 0; len && step == PFNIC_DONE; i++, buf += n, len -= n) {
+		struct pfnic_xlt *xlt = NULL;
+		struct pfnic_mr *mr;
+		unsigned long uva;
+		u32 left;
 
-		if (pfnic_xlt_at(&xlt, mr, uva)) {
-			mutex_lock(&xlt->lock);
-			page = pfnic_xlt_page(xlt, uva, true);
-			if (page)
-				memcpy_to_page(page, off, buf, n);
-			mutex_unlock(&xlt->lock);
+		n = i < num_sge ? min(len, sgl[i].length) : 0;
+		mr = i < num_sge ? pfnic_mr_lookup(sgl[i].lkey, pd, sgl[i].addr, n,
+						    IB_ACCESS_LOCAL_WRITE) : NULL;
+		if (!mr) {
+			*status = IB_WC_LOC_PROT_ERR;
+			return PFNIC_DONE;
 		}
-		if (!page) {
-			pfnic_raise_fault(qp, mr, uva, len, true, false);
-			step = PFNIC_FAULT;
-			break;
+		uva = pfnic_mr_uva(mr, sgl[i].addr);
+		for (left = n; left;) {
+			size_t off = offset_in_page(uva), c = min_t(size_t, left, PAGE_SIZE - off);
+			struct page *page = NULL;
+
+			if (pfnic_xlt_at(&xlt, mr, uva)) {
+				mutex_lock(&xlt->lock);
+				page = pfnic_xlt_page(xlt, uva, true);
+				if (page)
+					memcpy_to_page(page, off, buf + (n - left), c);
+				mutex_unlock(&xlt->lock);
+			}
+			if (!page) {
+				pfnic_raise_fault(qp, mr, uva, left, true, remote);
+				step = PFNIC_FAULT;
+				break;
+			}
+			uva += c;
+			left -= c;
 		}
-		uva += n;
-		buf += n;
-		len -= n;
+		if (xlt)
+			pfnic_xlt_put(xlt);
+		pfnic_mr_put(mr);
 	}
-	if (xlt)
-		pfnic_xlt_put(xlt);
-	pfnic_mr_put(mr);
 	return step;
 }
 
@@ -366,7 +380,8 @@ static enum pfnic_step pfnic_atomic(struct pfnic_qp *qp, struct pfnic_qp *peer,
 			return step;
 		qp->atomic_done = true;
 	}
-	return pfnic_put_local(qp, &wqe->sge[0], &qp->atomic_orig, sizeof(u64), status);
+	return pfnic_put_sgl(qp, &wqe->sge[0], 1, qp->ibqp.pd, &qp->atomic_orig, sizeof(u64), false,
+			     status);
 }
 
 /* The connected peer of an RC QP, if it is there and connected back to us. */
@@ -377,6 +392,10 @@ static struct pfnic_qp *pfnic_peer(struct pfnic_qp *qp)
 
 	if (!peer)
 		return NULL;
+	if (peer->ibqp.qp_type != IB_QPT_RC) {
+		pfnic_qp_put(peer);
+		return NULL;
+	}
 	/* the destination GID must be one of the peer device's */
 	gid = rdma_find_gid_by_port(&peer->pfnic->ibdev, &qp->attr.ah_attr.grh.dgid,
 				    IB_GID_TYPE_ROCE_UDP_ENCAP, PFNIC_PORT, NULL);
@@ -420,6 +439,35 @@ static enum ib_wc_status pfnic_check_local(struct pfnic_qp *qp, const struct pfn
 }
 
 /*
+ * The receive WQE a message to @peer lands in, copied to @rwqe, and the generation of
+ * @peer's receive queue to check it against on delivery. From an SRQ, the message keeps
+ * the WQE it took until it is delivered. Caller holds @peer->lock. Return: false if there
+ * is none.
+ */
+static bool pfnic_take_recv(struct pfnic_qp *peer, struct pfnic_wqe *rwqe, u32 *rgen)
+{
+	lockdep_assert_held(&peer->lock);
+	if (peer->srq) {
+		if (!peer->srq_held && !pfnic_srq_take(peer->srq, peer->srq_wqe))
+			return false;
+		peer->srq_held = true;
+		memcpy(rwqe, peer->srq_wqe, peer->srq->rq.stride);
+	} else {
+		if (!peer->rq.count)
+			return false;
+		memcpy(rwqe, pfnic_wq_entry(&peer->rq, peer->rq.head), peer->rq.stride);
+	}
+	*rgen = peer->rq.gen;
+	return true;
+}
+
+/* The PD of the MRs a QP's receive buffers must be in: its SRQ's, if it has one. */
+static struct ib_pd *pfnic_recv_pd(struct pfnic_qp *qp)
+{
+	return qp->srq ? qp->srq->ibsrq.pd : qp->ibqp.pd;
+}
+
+/*
  * The responder's side of a WQE that ran to its end: deliver the message (consume and
  * complete the receive WQE, with @peer_status), and move the responder to the error state
  * when it found an error itself (a bad receive buffer, a remote access violation, or a
@@ -429,6 +477,7 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 			  enum ib_wc_status *status, enum ib_wc_status peer_status)
 {
 	struct pfnic_wqe *wqe = qp->cur, *rwqe = qp->rcur;
+	bool ud = qp->ibqp.qp_type == IB_QPT_UD;
 	bool access_error = *status == IB_WC_REM_ACCESS_ERR;
 	/* a request the responder cannot carry out (a misaligned atomic) */
 	bool request_error = *status == IB_WC_REM_INV_REQ_ERR && !consumes;
@@ -442,7 +491,8 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 	if (deliver && (peer->rq.gen != rgen || (peer->srq ? !peer->srq_held : !peer->rq.count))) {
 		/* the receive WQE was flushed meanwhile: the message found no one */
 		spin_unlock_irq(&peer->lock);
-		*status = IB_WC_RETRY_EXC_ERR;
+		/* a datagram is simply lost; a connection breaks */
+		*status = ud ? IB_WC_SUCCESS : IB_WC_RETRY_EXC_ERR;
 		return;
 	}
 	if (deliver && peer->srq) {
@@ -464,8 +514,13 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 		wc.qp = &peer->ibqp;
 		wc.src_qp = qp->ibqp.qp_num;
 		wc.port_num = PFNIC_PORT;
+		if (ud) {
+			/* the GRH came first */
+			wc.byte_len += PFNIC_GRH_LEN;
+			wc.wc_flags |= IB_WC_GRH;
+		}
 		if (wqe->opcode != IB_WR_SEND) {
-			wc.wc_flags = IB_WC_WITH_IMM;
+			wc.wc_flags |= IB_WC_WITH_IMM;
 			wc.ex.imm_data = wqe->imm_data;
 		}
 		pfnic_cq_complete(to_pfnic_cq(peer->ibqp.recv_cq), &wc,
@@ -522,22 +577,9 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		pfnic_respond(qp, peer, 0, false, status, IB_WC_SUCCESS);
 		return PFNIC_DONE;
 	}
-	if (consumes && peer->srq) {
-		/* the message keeps the SRQ's WQE it took until it is delivered */
-		if (!peer->srq_held && !pfnic_srq_take(peer->srq, peer->srq_wqe)) {
-			spin_unlock_irq(&peer->lock);
-			return PFNIC_RNR;
-		}
-		peer->srq_held = true;
-		memcpy(rwqe, peer->srq_wqe, peer->srq->rq.stride);
-		rgen = peer->rq.gen;
-	} else if (consumes) {
-		if (!peer->rq.count) {
-			spin_unlock_irq(&peer->lock);
-			return PFNIC_RNR;
-		}
-		memcpy(rwqe, pfnic_wq_entry(&peer->rq, peer->rq.head), peer->rq.stride);
-		rgen = peer->rq.gen;
+	if (consumes && !pfnic_take_recv(peer, rwqe, &rgen)) {
+		spin_unlock_irq(&peer->lock);
+		return PFNIC_RNR;
 	}
 	spin_unlock_irq(&peer->lock);
 
@@ -552,10 +594,8 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 	} else if (atomic) {
 		step = pfnic_atomic(qp, peer, status);
 	} else if (sends) {
-		/* receive buffers belong to the SRQ's PD when there is one */
 		step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, rwqe->sge, rwqe->num_sge,
-				     peer->srq ? peer->srq->ibsrq.pd : peer->ibqp.pd, 0, 0,
-				     wqe->total_len, true, status);
+				     pfnic_recv_pd(peer), 0, 0, wqe->total_len, true, status);
 		if (*status == IB_WC_REM_OP_ERR)
 			peer_status = IB_WC_LOC_PROT_ERR;
 	} else {
@@ -566,6 +606,162 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 	if (step != PFNIC_DONE)
 		return step;
 	pfnic_respond(qp, peer, rgen, consumes, status, peer_status);
+	return PFNIC_DONE;
+}
+
+/*
+ * The GRH slot of a UD receive, as RoCE v2 fills it: with IPv4 GIDs the IPv4 header in its
+ * last 20 bytes (after 20 zero bytes), else an IPv6 header of the two GIDs. ibv_wc users
+ * that build a reply's address from it (ibv_init_ah_from_wc) read exactly these.
+ */
+static void pfnic_ud_grh(u8 *grh, const union ib_gid *sgid, const union ib_gid *dgid, u32 len)
+{
+	/* UDP, BTH, DETH and ICRC around the payload */
+	u32 paylen = 8 + 12 + 8 + len + 4;
+
+	memset(grh, 0, PFNIC_GRH_LEN);
+	if (ipv6_addr_v4mapped((const struct in6_addr *)sgid->raw) &&
+	    ipv6_addr_v4mapped((const struct in6_addr *)dgid->raw)) {
+		struct iphdr *ip = (struct iphdr *)(grh + 20);
+
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->tot_len = htons(20 + paylen);
+		ip->ttl = 64;
+		ip->protocol = IPPROTO_UDP;
+		memcpy(&ip->saddr, sgid->raw + 12, 4);
+		memcpy(&ip->daddr, dgid->raw + 12, 4);
+		ip->check = ip_fast_csum(ip, ip->ihl);
+	} else {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)grh;
+
+		ip6->version = 6;
+		ip6->payload_len = htons(paylen);
+		ip6->nexthdr = IPPROTO_UDP;
+		ip6->hop_limit = 64;
+		memcpy(&ip6->saddr, sgid->raw, 16);
+		memcpy(&ip6->daddr, dgid->raw, 16);
+	}
+}
+
+/* @src's SGEs without their first @skip bytes, into @dst. Return: how many there are. */
+static u32 pfnic_sge_skip(struct ib_sge *dst, const struct ib_sge *src, u32 num_sge, u32 skip)
+{
+	u32 i, n = 0;
+
+	for (i = 0; i < num_sge; i++) {
+		u32 cut = min(skip, src[i].length);
+
+		skip -= cut;
+		if (src[i].length == cut)
+			continue;
+		dst[n] = src[i];
+		dst[n].addr += cut;
+		dst[n].length -= cut;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * pfnic_execute_ud() - run qp->cur, a UD send: a datagram to the QP and GID it names
+ * @qp: the sender
+ * @failed: a page fault of this WQE could not be resolved (qp->fault_remote says whose)
+ * @status: the sender's completion status, when the WQE ran to its end
+ *
+ * A datagram that finds no QP, a QP of another type or Q_Key, or no receive WQE is lost,
+ * and its sender completes successfully, as on a wire. A receiver that cannot take it
+ * (buffer too small or not its to write) completes its receive WQE in error and leaves
+ * RTS; the sender still succeeds.
+ *
+ * Return: PFNIC_DONE with *status, or PFNIC_FAULT (the fault recorded in @qp).
+ */
+static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
+					enum ib_wc_status *status)
+{
+	struct pfnic_wqe *wqe = qp->cur, *rwqe = qp->rcur;
+	enum ib_wc_status peer_status = IB_WC_SUCCESS, put;
+	struct ib_sge rsge[PFNIC_MAX_SGE];
+	const struct ib_gid_attr *gid;
+	struct pfnic_qp *peer;
+	u8 grh[PFNIC_GRH_LEN];
+	enum pfnic_step step;
+	u32 qkey, rgen, n;
+	int mtu;
+
+	*status = pfnic_check_local(qp, wqe);
+	if (*status == IB_WC_SUCCESS && failed && !qp->fault_remote)
+		*status = IB_WC_LOC_PROT_ERR;
+	if (*status != IB_WC_SUCCESS)
+		return PFNIC_DONE;
+	/* a datagram fits in one packet of the port's MTU (query_port's active_mtu) */
+	mtu = ib_mtu_enum_to_int(ib_mtu_int_to_enum(READ_ONCE(qp->pfnic->ndev->mtu)));
+	if (wqe->total_len > mtu) {
+		*status = IB_WC_LOC_LEN_ERR;
+		return PFNIC_DONE;
+	}
+	peer = pfnic_qp_get(wqe->remote_qpn);
+	if (!peer)
+		return PFNIC_DONE;
+	if (peer->ibqp.qp_type != IB_QPT_UD)
+		goto lost;
+	gid = rdma_find_gid_by_port(&peer->pfnic->ibdev, &wqe->dgid, IB_GID_TYPE_ROCE_UDP_ENCAP,
+				    PFNIC_PORT, NULL);
+	if (IS_ERR(gid))
+		goto lost;
+	rdma_put_gid_attr(gid);
+	/* a Q_Key with its high bit set means the sender's own */
+	qkey = wqe->remote_qkey & BIT(31) ? qp->attr.qkey : wqe->remote_qkey;
+
+	spin_lock_irq(&peer->lock);
+	if (!pfnic_can_receive(peer->attr.qp_state) || qkey != peer->attr.qkey ||
+	    !pfnic_take_recv(peer, rwqe, &rgen)) {
+		spin_unlock_irq(&peer->lock);
+		goto lost;
+	}
+	spin_unlock_irq(&peer->lock);
+
+	if (failed) {
+		/* the receive buffer could not be faulted in */
+		peer_status = IB_WC_LOC_PROT_ERR;
+		goto respond;
+	}
+	if (rwqe->total_len < PFNIC_GRH_LEN + wqe->total_len) {
+		peer_status = IB_WC_LOC_LEN_ERR;
+		goto respond;
+	}
+	gid = rdma_get_gid_attr(&qp->pfnic->ibdev, PFNIC_PORT, wqe->sgid_index);
+	if (IS_ERR(gid)) {
+		/* the source GID went away with its address: nothing can be sent from it */
+		*status = IB_WC_LOC_QP_OP_ERR;
+		pfnic_qp_put(peer);
+		return PFNIC_DONE;
+	}
+	pfnic_ud_grh(grh, &gid->gid, &wqe->dgid, wqe->total_len);
+	rdma_put_gid_attr(gid);
+	step = pfnic_put_sgl(qp, rwqe->sge, rwqe->num_sge, pfnic_recv_pd(peer), grh,
+			     PFNIC_GRH_LEN, true, &put);
+	if (step == PFNIC_DONE && put == IB_WC_SUCCESS) {
+		n = pfnic_sge_skip(rsge, rwqe->sge, rwqe->num_sge, PFNIC_GRH_LEN);
+		step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, rsge, n, pfnic_recv_pd(peer), 0, 0,
+				     wqe->total_len, true, status);
+		/* the receiver's buffer is the receiver's error; the sender's is the sender's */
+		if (*status == IB_WC_REM_OP_ERR || *status == IB_WC_REM_INV_REQ_ERR) {
+			*status = IB_WC_SUCCESS;
+			peer_status = IB_WC_LOC_PROT_ERR;
+		}
+	} else if (step == PFNIC_DONE) {
+		peer_status = IB_WC_LOC_PROT_ERR;
+	}
+	if (step != PFNIC_DONE) {
+		pfnic_qp_put(peer);
+		return step;
+	}
+respond:
+	pfnic_respond(qp, peer, rgen, *status == IB_WC_SUCCESS || peer_status != IB_WC_SUCCESS,
+		      status, peer_status);
+lost:
+	pfnic_qp_put(peer);
 	return PFNIC_DONE;
 }
 
@@ -608,12 +804,16 @@ void pfnic_engine_run(struct work_struct *work)
 		qp->fault_status = 0;
 		spin_unlock_irq(&qp->lock);
 
-		peer = pfnic_peer(qp);
-		if (peer) {
-			step = pfnic_execute(qp, peer, failed, &status);
-			pfnic_qp_put(peer);
+		if (qp->ibqp.qp_type == IB_QPT_UD) {
+			step = pfnic_execute_ud(qp, failed, &status);
 		} else {
-			status = IB_WC_RETRY_EXC_ERR;
+			peer = pfnic_peer(qp);
+			if (peer) {
+				step = pfnic_execute(qp, peer, failed, &status);
+				pfnic_qp_put(peer);
+			} else {
+				status = IB_WC_RETRY_EXC_ERR;
+			}
 		}
 
 		spin_lock_irq(&qp->lock);

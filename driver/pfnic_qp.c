@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * pfnic: RC queue pairs: creation, the state machine, posting, flushing. The engine
+ * pfnic: RC and UD queue pairs: creation, the state machine, posting, flushing. The engine
  * (pfnic_engine.c) executes what is posted.
  */
 #include <linux/slab.h>
@@ -82,11 +82,13 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	u32 qpn;
 	int rv;
 
-	if (init->qp_type != IB_QPT_RC || init->create_flags)
+	if ((init->qp_type != IB_QPT_RC && init->qp_type != IB_QPT_UD) || init->create_flags)
 		return -EOPNOTSUPP;
 	/* with an SRQ, the QP has no receive queue of its own */
-	if (init->srq)
-		cap->max_recv_wr = cap->max_recv_sge = 0;
+	if (init->srq) {
+		cap->max_recv_wr = 0;
+		cap->max_recv_sge = 0;
+	}
 	if (!cap->max_send_wr || cap->max_send_wr > PFNIC_MAX_QP_WR ||
 	    (!init->srq && !cap->max_recv_wr) || cap->max_recv_wr > PFNIC_MAX_QP_WR ||
 	    cap->max_send_sge > PFNIC_MAX_SGE || cap->max_recv_sge > PFNIC_MAX_SGE ||
@@ -238,8 +240,10 @@ void pfnic_qp_flush(struct pfnic_qp *qp)
 		if (qp->attr.qp_state != IB_QPS_ERR ||
 		    (!qp->sq.count && !qp->rq.count && !qp->srq_held)) {
 			/* an SRQ's consumer learns that no WQE of it is held by this QP */
-			if (qp->attr.qp_state == IB_QPS_ERR && qp->srq && !qp->last_wqe)
-				last_wqe = qp->last_wqe = true;
+			if (qp->attr.qp_state == IB_QPS_ERR && qp->srq && !qp->last_wqe) {
+				qp->last_wqe = true;
+				last_wqe = true;
+			}
 			spin_unlock_irq(&qp->lock);
 			break;
 		}
@@ -327,13 +331,15 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	cur = (mask & IB_QP_CUR_STATE) ? attr->cur_qp_state : qp->attr.qp_state;
 	next = (mask & IB_QP_STATE) ? attr->qp_state : cur;
 	if (cur != qp->attr.qp_state ||
-	    !ib_modify_qp_is_ok(cur, next, IB_QPT_RC, (enum ib_qp_attr_mask)mask)) {
+	    !ib_modify_qp_is_ok(cur, next, ibqp->qp_type, (enum ib_qp_attr_mask)mask)) {
 		spin_unlock_irq(&qp->lock);
 		return -EINVAL;
 	}
 
 	if (mask & IB_QP_ACCESS_FLAGS)
 		qp->attr.qp_access_flags = attr->qp_access_flags;
+	if (mask & IB_QP_QKEY)
+		qp->attr.qkey = attr->qkey;
 	if (mask & IB_QP_PKEY_INDEX)
 		qp->attr.pkey_index = attr->pkey_index;
 	if (mask & IB_QP_PORT)
@@ -415,7 +421,7 @@ int pfnic_query_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	attr->cur_qp_state = attr->qp_state;
 
 	memset(init, 0, sizeof(*init));
-	init->qp_type = IB_QPT_RC;
+	init->qp_type = ibqp->qp_type;
 	init->send_cq = ibqp->send_cq;
 	init->recv_cq = ibqp->recv_cq;
 	init->sq_sig_type = qp->sig_all ? IB_SIGNAL_ALL_WR : IB_SIGNAL_REQ_WR;
@@ -429,6 +435,11 @@ int pfnic_query_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 
 static int pfnic_check_send_wr(struct pfnic_qp *qp, const struct ib_send_wr *wr)
 {
+	/* UD sends datagrams, to an address handle of the QP's device */
+	if (qp->ibqp.qp_type == IB_QPT_UD &&
+	    ((wr->opcode != IB_WR_SEND && wr->opcode != IB_WR_SEND_WITH_IMM) || !ud_wr(wr)->ah ||
+	     ud_wr(wr)->ah->device != qp->ibqp.device))
+		return -EINVAL;
 	switch (wr->opcode) {
 	case IB_WR_SEND:
 	case IB_WR_SEND_WITH_IMM:
@@ -495,6 +506,13 @@ int pfnic_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
 		    wr->opcode == IB_WR_RDMA_READ) {
 			wqe->remote_addr = rdma_wr(wr)->remote_addr;
 			wqe->rkey = rdma_wr(wr)->rkey;
+		} else if (qp->ibqp.qp_type == IB_QPT_UD) {
+			const struct pfnic_ah *ah = to_pfnic_ah(ud_wr(wr)->ah);
+
+			wqe->dgid = ah->dgid;
+			wqe->sgid_index = ah->sgid_index;
+			wqe->remote_qpn = ud_wr(wr)->remote_qpn;
+			wqe->remote_qkey = ud_wr(wr)->remote_qkey;
 		} else if (wr->opcode == IB_WR_ATOMIC_CMP_AND_SWP ||
 			   wr->opcode == IB_WR_ATOMIC_FETCH_AND_ADD) {
 			wqe->remote_addr = atomic_wr(wr)->remote_addr;

@@ -45,11 +45,13 @@ static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *at
 	attr->atomic_cap = IB_ATOMIC_GLOB;
 	attr->max_pkeys = 1;
 	attr->local_ca_ack_delay = 15;
-	/* ODP, explicit and implicit MRs, for every RC operation the engine runs */
+	/* ODP, explicit and implicit MRs, for every operation the engine runs */
 	attr->odp_caps.general_caps = IB_ODP_SUPPORT | IB_ODP_SUPPORT_IMPLICIT;
 	attr->odp_caps.per_transport_caps.rc_odp_caps = IB_ODP_SUPPORT_SEND |
 		IB_ODP_SUPPORT_RECV | IB_ODP_SUPPORT_WRITE | IB_ODP_SUPPORT_READ |
 		IB_ODP_SUPPORT_ATOMIC | IB_ODP_SUPPORT_SRQ_RECV;
+	attr->odp_caps.per_transport_caps.ud_odp_caps = IB_ODP_SUPPORT_SEND |
+		IB_ODP_SUPPORT_RECV | IB_ODP_SUPPORT_SRQ_RECV;
 	return 0;
 }
 
@@ -138,6 +140,31 @@ static int pfnic_dealloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
 	return 0;
 }
 
+/*
+ * An address handle keeps what a UD send needs of it: the destination GID, and which of the
+ * port's GIDs is the source. RoCE addresses are GIDs: an AH without a GRH is refused. The
+ * core may call this in atomic context: nothing here sleeps.
+ */
+static int pfnic_create_ah(struct ib_ah *ibah, struct rdma_ah_init_attr *init,
+			   struct ib_udata *udata)
+{
+	const struct rdma_ah_attr *attr = init->ah_attr;
+	struct pfnic_ah *ah = to_pfnic_ah(ibah);
+
+	if (udata && (udata->inlen || udata->outlen))
+		return -EINVAL;
+	if (!(rdma_ah_get_ah_flags(attr) & IB_AH_GRH) || rdma_ah_get_port_num(attr) != PFNIC_PORT)
+		return -EINVAL;
+	ah->dgid = attr->grh.dgid;
+	ah->sgid_index = attr->grh.sgid_index;
+	return 0;
+}
+
+static int pfnic_destroy_ah(struct ib_ah *ibah, u32 flags)
+{
+	return 0;
+}
+
 /* The device's counters, and under the same names the MRs' (pfnic_restrack.c). */
 const struct rdma_stat_desc pfnic_stat_descs[PFNIC_STAT_COUNT] = {
 	[PFNIC_STAT_PAGE_FAULTS] = { .name = "page_faults" },
@@ -177,9 +204,11 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.alloc_hw_port_stats = pfnic_alloc_hw_port_stats,
 	.alloc_pd = pfnic_alloc_pd,
 	.alloc_ucontext = pfnic_alloc_ucontext,
+	.create_ah = pfnic_create_ah,
 	.create_cq = pfnic_compat_create_cq,
 	.create_qp = pfnic_create_qp,
 	.create_srq = pfnic_create_srq,
+	.create_user_ah = pfnic_create_ah,
 #ifdef PFNIC_HAVE_CREATE_USER_CQ
 	.create_user_cq = pfnic_compat_create_cq,
 #endif
@@ -187,6 +216,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.dealloc_pd = pfnic_dealloc_pd,
 	.dealloc_ucontext = pfnic_dealloc_ucontext,
 	.dereg_mr = pfnic_dereg_mr,
+	.destroy_ah = pfnic_destroy_ah,
 	.disassociate_ucontext = pfnic_disassociate_ucontext,
 	.destroy_cq = pfnic_destroy_cq,
 	.destroy_qp = pfnic_destroy_qp,
@@ -210,6 +240,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.reg_user_mr = pfnic_compat_reg_user_mr,
 	.req_notify_cq = pfnic_req_notify_cq,
 
+	INIT_RDMA_OBJ_SIZE(ib_ah, pfnic_ah, ibah),
 	INIT_RDMA_OBJ_SIZE(ib_cq, pfnic_cq, ibcq),
 	INIT_RDMA_OBJ_SIZE(ib_pd, pfnic_pd, ibpd),
 	INIT_RDMA_OBJ_SIZE(ib_qp, pfnic_qp, ibqp),

@@ -293,6 +293,40 @@ static int pfnic_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr,
 }
 
 /*
+ * ibv_create_ah(): system call CREATE_AH. The kernel resolves the destination and keeps it;
+ * a UD send names the AH by its handle.
+ */
+static struct ibv_ah *pfnic_create_ah(struct ibv_pd *pd, struct ibv_ah_attr *attr)
+{
+	struct ib_uverbs_create_ah_resp resp;
+	struct ibv_ah *ah;
+	int ret;
+
+	ah = calloc(1, sizeof(*ah));
+	if (!ah)
+		return NULL;
+	memset(&resp, 0, sizeof(resp));
+	ret = ibv_cmd_create_ah(pd, ah, attr, &resp, sizeof(resp));
+	if (ret) {
+		free(ah);
+		errno = ret;
+		return NULL;
+	}
+	return ah;
+}
+
+/* ibv_destroy_ah(): system call DESTROY_AH. */
+static int pfnic_destroy_ah(struct ibv_ah *ah)
+{
+	int ret = ibv_cmd_destroy_ah(ah);
+
+	if (ret)
+		return ret;
+	free(ah);
+	return 0;
+}
+
+/*
  * ibv_create_srq(): system call CREATE_SRQ; the kernel grants max_wr and max_sge, which come
  * back in attr->attr. A basic SRQ only (no XRC): a plain ibv_srq.
  */
@@ -360,11 +394,13 @@ static int pfnic_post_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr,
 static const struct verbs_context_ops pfnic_ctx_ops = {
 	.advise_mr = pfnic_advise_mr,
 	.alloc_pd = pfnic_alloc_pd,
+	.create_ah = pfnic_create_ah,
 	.create_cq = pfnic_create_cq,
 	.create_qp = pfnic_create_qp,
 	.create_srq = pfnic_create_srq,
 	.dealloc_pd = pfnic_dealloc_pd,
 	.dereg_mr = pfnic_dereg_mr,
+	.destroy_ah = pfnic_destroy_ah,
 	.destroy_cq = pfnic_destroy_cq,
 	.destroy_qp = pfnic_destroy_qp,
 	.destroy_srq = pfnic_destroy_srq,

@@ -33,6 +33,11 @@ const groups: { name: string; options: string[]; command: string; skip?: string 
     ...(existsSync(traffic) ? {} : { skip: 'pfnic_traffic is not built' }),
   },
   {
+    name: 'UD datagrams on pfnic0, every byte checked',
+    options: ['--numa'],
+    command: `${setup} && exec build/cmake/tests/pfnic_ud -d pfnic0 -g 1`,
+  },
+  {
     name: 'MR state and counters through rdma netlink',
     options: ['--numa'],
     command: `${setup} && exec build/cmake/tests/pfnic_mrstate -d pfnic0 -g 1`,

@@ -2,7 +2,7 @@
 # peers.sh DEVICE [GID_INDEX]: unmodified verbs programs between two processes on DEVICE,
 # as TAP: ibv_rc_pingpong with and without ODP (-o), with implicit ODP (-O), with prefetch
 # (-P) and sleeping on completion events (-e); ibv_srq_pingpong (16 QPs sharing one SRQ)
-# checking what it receives (-c), with and without ODP;
+# checking what it receives (-c), with and without ODP; ibv_ud_pingpong;
 # perftest's ib_write_bw, ib_read_bw, ib_send_bw and ib_write_lat with and without --odp,
 # ib_read_lat with --odp, ib_atomic_bw and ib_atomic_lat (perftest itself refuses --odp with
 # atomics; pfnic_traffic covers ODP atomics).
@@ -21,6 +21,7 @@ runs=(
 	"ibv_rc_pingpong -d $dev -g $gid -n 200 -O -P"
 	"ibv_srq_pingpong -d $dev -g $gid -n 50 -c"
 	"ibv_srq_pingpong -d $dev -g $gid -n 50 -c -o"
+	"ibv_ud_pingpong -d $dev -g $gid -n 200 -s 1000"
 	"ib_write_bw -d $dev -x $gid -n 200 -F"
 	"ib_write_bw -d $dev -x $gid -n 200 -F --odp"
 	"ib_read_bw -d $dev -x $gid -n 200 -F"
