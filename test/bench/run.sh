@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # run.sh [KERNEL...]: run pfnic_bench in a guest of each kernel of the VM rig (default: 6.1
-# and 7.x), with soft-RoCE rxe0 and pfnic0 both on dummy netdev d0, and print its output.
+# and 7.x), with soft-RoCE rxe0 and pfnic0 both on dummy netdev d0, and print its output;
+# then, in a guest with a DIMM of its own NUMA node, how much ODP traffic slows while a
+# memory block holding its MRs goes offline (pfnic_hotplug --bench, PFNIC_BENCH_CYCLES
+# cycles, 10 by default).
 #
 # A benchmark, not a test: nothing here passes or fails on speed. The exit status is
 # non-zero only if a kernel's run could not measure pfnic (device missing, an operation
@@ -28,5 +31,18 @@ for kernel in "$@"; do
 	rc=$?
 	echo "== kernel $kernel: $(($(date +%s) - t0)) s including boot, exit status $rc"
 	[ $rc = 0 ] || status=1
+
+	echo "== memory offlining under ODP traffic on kernel $kernel"
+	t0=$(date +%s)
+	out=$(bash test/vm/run.sh --numa --dimm 384M --timeout 600 "$kernel" -- sh -c \
+		'test/vm/guest rxe > /dev/null && test/vm/guest pfnic netdev=d0 && exec "$@"' \
+		sh build/cmake/tests/pfnic_hotplug -d pfnic0 -g 1 --bench "${PFNIC_BENCH_CYCLES:-10}")
+	rc=$?
+	grep '^# bench:' <<< "$out"
+	if [ $rc != 0 ]; then
+		grep -E '^(not ok|Bail out)' <<< "$out"
+		status=1
+	fi
+	echo "== kernel $kernel: $(($(date +%s) - t0)) s including boot, exit status $rc"
 done
 exit $status

@@ -1808,6 +1808,119 @@ out:
 	return rc;
 }
 
+/* The munmap side of the race: unmaps the region after a delay that varies per round. */
+struct unmapper {
+	uint8_t *p;
+	size_t len;
+	unsigned int delay_us;
+};
+
+static void *unmap_after(void *arg)
+{
+	struct unmapper *u = arg;
+
+	usleep(u->delay_us);
+	munmap(u->p, u->len);
+	return NULL;
+}
+
+/*
+ * munmap racing traffic (as hmm-tests do it): an implicit ODP MR, RDMA WRITEs of 64 KiB into
+ * a fresh mapping while another thread unmaps it after a delay that sweeps across the
+ * WRITE's duration. Each WRITE either completes (and, if the memory was still there, landed)
+ * or fails with REM_ACCESS_ERR (then the pair is replaced); nothing else, no hang, and the
+ * kernel stays quiet (the rig fails the test on any splat).
+ */
+static int c_munmap_race(void)
+{
+	enum { ROUNDS = 40, LEN = 256 << 10 };
+	struct pair_opts o = opts_default();
+	struct mbuf loc = {0};
+	struct ibv_mr *mr = NULL;
+	struct pair p = {0};
+	int rc = 0, rv, ok = 0, refused = 0;
+
+	if (!g.odp) {
+		diag("the device reports no ODP support for RC WRITE");
+		return 1;
+	}
+	REQUIRE(!mbuf_get(&loc, NULL, LEN, ACCESS_ALL), "set-up failed");
+	memset(loc.p, DATA, LEN);
+	mr = ibv_reg_mr(g.pd, NULL, SIZE_MAX, ACCESS_ALL | IBV_ACCESS_ON_DEMAND);
+	REQUIRE(mr, "ibv_reg_mr (implicit ODP): %s", errno_str(errno));
+	REQUIRE(!pair_up(&p, &o), "set-up of the pair failed");
+	/* how long a WRITE into fresh memory takes here: the delays sweep across it */
+	double took = 0;
+
+	for (int r = 0; r < 3; r++) {
+		uint8_t *m = mmap(NULL, LEN + PG, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct ibv_send_wr wr, *bad = NULL;
+		struct ibv_sge sge = { (uintptr_t)loc.p, LEN, loc.mr->lkey };
+		struct ibv_wc wc;
+		double t0 = now();
+
+		REQUIRE(m != MAP_FAILED, "mmap: %s", strerror(errno));
+		memset(&wr, 0, sizeof(wr));
+		wr.sg_list = &sge;
+		wr.num_sge = 1;
+		wr.opcode = IBV_WR_RDMA_WRITE;
+		wr.send_flags = IBV_SEND_SIGNALED;
+		wr.wr.rdma.remote_addr = (uintptr_t)m + 123;
+		wr.wr.rdma.rkey = mr->rkey;
+		REQUIRE(!ibv_post_send(p.qp[0], &wr, &bad) && wait_wc(p.cq[0], &wc, g.timeout) == 1 &&
+			wc.status == IBV_WC_SUCCESS, "a WRITE into fresh memory failed");
+		took += (now() - t0) / 3;
+		CHECK(all_are(m + 123, LEN, DATA), "the WRITE did not land");
+		munmap(m, LEN + PG);
+	}
+	diag("a WRITE of %d KiB into fresh memory takes %.0f us", LEN >> 10, took * 1e6);
+	for (int r = 0; r < ROUNDS; r++) {
+		struct unmapper u = { .len = LEN + PG,
+				      .delay_us = (unsigned int)(took * 1.5e6 * r / ROUNDS) };
+		struct ibv_send_wr wr, *bad = NULL;
+		struct ibv_sge sge;
+		struct ibv_wc wc;
+		pthread_t t;
+
+		u.p = mmap(NULL, u.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		REQUIRE(u.p != MAP_FAILED, "mmap: %s", strerror(errno));
+		memset(&wr, 0, sizeof(wr));
+		sge = (struct ibv_sge){ (uintptr_t)loc.p, LEN, loc.mr->lkey };
+		wr.wr_id = 0x4ace + r;
+		wr.sg_list = &sge;
+		wr.num_sge = 1;
+		wr.opcode = IBV_WR_RDMA_WRITE;
+		wr.send_flags = IBV_SEND_SIGNALED;
+		/* unaligned, across 65 pages */
+		wr.wr.rdma.remote_addr = (uintptr_t)u.p + 123;
+		wr.wr.rdma.rkey = mr->rkey;
+		REQUIRE(!pthread_create(&t, NULL, unmap_after, &u), "pthread_create failed");
+		rv = ibv_post_send(p.qp[0], &wr, &bad);
+		pthread_join(t, NULL);
+		REQUIRE(!rv, "round %d: ibv_post_send: %s", r, errno_str(rv));
+		REQUIRE(wait_wc(p.cq[0], &wc, g.timeout) == 1, "round %d: no completion", r);
+		if (wc.status == IBV_WC_SUCCESS) {
+			ok++;
+			continue;
+		}
+		CHECK(wc.status == IBV_WC_REM_ACCESS_ERR, "round %d: the WRITE completed with %s, "
+		      "expected success or REM_ACCESS_ERR", r, ibv_wc_status_str(wc.status));
+		refused++;
+		rc |= pair_destroy(&p);
+		REQUIRE(!pair_up(&p, &o), "round %d: replacing the pair failed", r);
+	}
+	diag("%d WRITEs completed, %d found their memory gone", ok, refused);
+out:
+	rc |= pair_destroy(&p);
+	if (mr) {
+		rv = ibv_dereg_mr(mr);
+		CHECK(!rv, "ibv_dereg_mr: %s", errno_str(rv));
+	}
+	rc |= mbuf_put(&loc);
+	return rc;
+}
+
 static int c_cq_overflow(void)
 {
 	struct pair_opts o = opts_default();
@@ -2071,6 +2184,9 @@ static const struct tcase {
 	{ "implicit_iova", "implicit ODP MR with an iova other than 0: EINVAL", c_implicit_iova },
 	{ "odp_munmap_recv_buffer", "SEND into an ODP receive buffer that was munmap()ed: "
 	  "REM_OP_ERR / LOC_PROT_ERR, both ERR", c_odp_munmap_recv },
+	{ "implicit_munmap_race", "munmap racing 40 WRITEs of 256 KiB into an implicit ODP MR, "
+	  "at delays across a WRITE's time: each completes or gets REM_ACCESS_ERR, no hang",
+	  c_munmap_race },
 	{ "srq", "SRQ: bad sizes EINVAL, resize EINVAL, receive on its QP EINVAL, destroy in use "
 	  "EBUSY; the limit event fires once; SENDs land in its buffers in order", c_srq },
 	{ "cq_overflow", "CQ of 4 entries, 16 signaled WRs: poll fails, IBV_EVENT_CQ_ERR",

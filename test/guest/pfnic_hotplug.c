@@ -3,7 +3,7 @@
  * pfnic_hotplug: memory going offline, and the DIMM that holds it going away, under live
  * ODP traffic; and a pinned MR that keeps memory from going offline. Prints TAP version 13.
  *
- *   pfnic_hotplug -d DEVICE [-g GID_INDEX] [--unplug]
+ *   pfnic_hotplug -d DEVICE [-g GID_INDEX] [--unplug] [--bench N]
  *
  * Run in a guest with a hot-pluggable DIMM of at least three memory blocks, onlined as
  * Movable (the rig's --dimm). The first block is onlined again as Normal memory, so that a
@@ -15,6 +15,11 @@
  * migrations out of each block for exactly the MRs whose pages were there. With --unplug the
  * program then prints "ready-for-unplug" and waits, the traffic still running, for the host
  * to remove the DIMM (QMP device_del) and its blocks to disappear.
+ *
+ * With --bench N (a benchmark, nothing passes or fails on it), the traffic then goes on
+ * through N cycles of: a block onlined again, both MRs moved into it, the transfer rate
+ * measured steady, while the block goes offline, and steady again; it prints the median,
+ * least and greatest ratio of the rate while offlining to the steady rate around it.
  *
  * Page placement is read from /proc/self/pagemap, so the program runs as root.
  *
@@ -44,7 +49,7 @@
 
 #define PG 4096ul
 /* each ODP MR, and the pinned one */
-#define ODP_LEN (8ul << 20)
+#define ODP_LEN (32ul << 20)
 #define PIN_LEN (2ul << 20)
 /* the longest transfer of the traffic */
 #define XFER_MAX (48ul << 10)
@@ -62,6 +67,7 @@ static struct {
 	const char *dev;
 	int gidx;
 	bool unplug;
+	int bench;
 	struct ibv_context *ctx;
 	struct ibv_pd *pd;
 	struct ibv_cq *cq;
@@ -543,6 +549,22 @@ static void c_pinned(void)
 
 /* ---- ODP MRs under traffic while their memory goes offline -------------------------------- */
 
+/* Offlines @block under traffic, unchecked. Return: transfers per second meanwhile, or -1. */
+static double offline_rate(long block)
+{
+	unsigned long ops = atomic_load(&tr.ops);
+	double t0 = now(), secs;
+	int rv = block_set(block, "offline", 120);
+
+	secs = now() - t0;
+	ops = atomic_load(&tr.ops) - ops;
+	if (rv) {
+		diag("bench: offlining memory%ld: %s", block, strerror(rv));
+		return -1;
+	}
+	return ops / secs;
+}
+
 /* Offlines @block under traffic. Return: transfers per second while it did. */
 static double offline_under_traffic(long block)
 {
@@ -599,6 +621,68 @@ static double offline_under_traffic(long block)
 			break;
 		}
 	return secs > 0 ? ops / secs : 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The benchmark: how much the traffic slows while a block of its memory goes offline. Each
+ * cycle onlines the second block again, moves both MRs into it, and offlines it under the
+ * traffic; the ratio compares the rate while it went offline with the mean of the steady
+ * rates measured just before and just after, so that drift between cycles cancels out.
+ */
+static void bench_offlining(int cycles)
+{
+	enum { N = 2 * ODP_LEN / PG };
+	static void *pages[N];
+	static int nodes[N], status[N];
+	double ratio[64], steady_all = 0;
+	long block = g.blocks[1];
+	int done = 0;
+
+	for (int c = 0; c < cycles && c < 64; c++) {
+		double steady, during, after;
+		int rv = block_set(block, "online_movable", 60);
+
+		if (rv) {
+			diag("bench: cannot online memory%ld: %s", block, strerror(rv));
+			break;
+		}
+		for (int i = 0; i < N; i++) {
+			pages[i] = (i < N / 2 ? tr.src : tr.dst) + (i % (N / 2)) * PG;
+			nodes[i] = g.node;
+		}
+		if (syscall(SYS_move_pages, 0, N, pages, nodes, status, MPOL_MF_MOVE) < 0 ||
+		    prefetch_all(tr.src_mr, tr.src, ODP_LEN) ||
+		    prefetch_all(tr.dst_mr, tr.dst, ODP_LEN)) {
+			diag("bench: move_pages or prefetch failed: %s", strerror(errno));
+			break;
+		}
+		steady = rate_over(2);
+		during = offline_rate(block);
+		/* the moved pages are mapped again before the rate is steady */
+		prefetch_all(tr.src_mr, tr.src, ODP_LEN);
+		prefetch_all(tr.dst_mr, tr.dst, ODP_LEN);
+		after = rate_over(2);
+		if (during < 0)
+			break;
+		ratio[done++] = during / ((steady + after) / 2);
+		steady_all += (steady + after) / 2;
+		diag("bench: cycle %d: %.1f transfers/s steady, %.1f while offlining, %.1f after: "
+		     "ratio %.2f", c + 1, steady, during, after, ratio[done - 1]);
+	}
+	if (!done)
+		return;
+	qsort(ratio, done, sizeof(*ratio), cmp_double);
+	diag("bench: traffic while a block of its memory goes offline / steady traffic: median "
+	     "%.2f, least %.2f, greatest %.2f over %d cycles (%.0f transfers/s steady, %lu KiB "
+	     "of MRs migrated per cycle)", ratio[done / 2], ratio[0], ratio[done - 1], done,
+	     steady_all / done, 2 * ODP_LEN >> 10);
 }
 
 /* `rdma statistic mr`'s migrations counter of the MR numbered @mrn, or -1. */
@@ -713,8 +797,12 @@ static void c_odp(void)
 
 	ev_collect();
 	from = nev;
+	/* the rate to compare with: every page mapped, the traffic under way for a second */
+	if (prefetch_all(tr.src_mr, tr.src, ODP_LEN) || prefetch_all(tr.dst_mr, tr.dst, ODP_LEN))
+		bad = 1;
 	if (pthread_create(&tr.thread, NULL, traffic, NULL))
 		bail("pthread_create");
+	rate_over(1);
 	before = rate_over(3);
 	during[0] = offline_under_traffic(g.blocks[1]);
 	point("that block goes offline under traffic; the event channel reports the migrations "
@@ -724,10 +812,39 @@ static void c_odp(void)
 	      "last block; migrate records count exactly the pages moved, per MR");
 	during[1] = offline_under_traffic(g.blocks[2]);
 	point("the last block goes offline under traffic, with the same checks");
+	/* after: the pages the last offlining moved are mapped again */
+	if (prefetch_all(tr.src_mr, tr.src, ODP_LEN) || prefetch_all(tr.dst_mr, tr.dst, ODP_LEN))
+		bad = 1;
+	rate_over(1);
 	after = rate_over(3);
 	diag("transfers/s: %.1f before, %.1f and %.1f while a block went offline, %.1f after; "
-	     "ratio during/before: %.2f and %.2f", before, during[0], during[1], after,
-	     before > 0 ? during[0] / before : 0, before > 0 ? during[1] / before : 0);
+	     "ratio during/before: %.2f and %.2f; during/after: %.2f and %.2f", before,
+	     during[0], during[1], after, before > 0 ? during[0] / before : 0,
+	     before > 0 ? during[1] / before : 0, after > 0 ? during[0] / after : 0,
+	     after > 0 ? during[1] / after : 0);
+
+	ev_collect();
+	EXPECT_NUM("lost records", ev_count(0, PFNIC_EVENT_LOST, -1, -1, 0, NULL), 0);
+	for (int m = 0; m < 2; m++) {
+		struct ibv_mr *mr = m ? tr.dst_mr : tr.src_mr;
+		int records = ev_count(from, PFNIC_EVENT_MIGRATE, -1, -1, mr->lkey, NULL);
+		uint32_t mrn = 0;
+
+		for (int i = from; i < nev; i++)
+			if (evs[i].lkey == mr->lkey)
+				mrn = evs[i].mrn;
+		long long counter = migrations_counter(mrn);
+
+		diag("%s (mrn %u): %d migrate records, migrations counter %lld", m ? "dst" : "src",
+		     mrn, records, counter);
+		EXPECT_NUM("migrations counter", counter, records);
+	}
+	point("each MR's migrations counter (rdma statistic mr) equals its migrate records; no "
+	      "record was lost");
+
+	/* from here on the event reader is left alone: the benchmark's records may fill it */
+	if (g.bench)
+		bench_offlining(g.bench);
 
 	if (g.unplug) {
 		long gone = 0;
@@ -756,24 +873,6 @@ static void c_odp(void)
 		bad = 1;
 	point("traffic never failed and every byte of every transfer arrived right");
 
-	ev_collect();
-	EXPECT_NUM("lost records", ev_count(0, PFNIC_EVENT_LOST, -1, -1, 0, NULL), 0);
-	for (int m = 0; m < 2; m++) {
-		struct ibv_mr *mr = m ? tr.dst_mr : tr.src_mr;
-		int records = ev_count(from, PFNIC_EVENT_MIGRATE, -1, -1, mr->lkey, NULL);
-		uint32_t mrn = 0;
-
-		for (int i = from; i < nev; i++)
-			if (evs[i].lkey == mr->lkey)
-				mrn = evs[i].mrn;
-		long long counter = migrations_counter(mrn);
-
-		diag("%s (mrn %u): %d migrate records, migrations counter %lld", m ? "dst" : "src",
-		     mrn, records, counter);
-		EXPECT_NUM("migrations counter", counter, records);
-	}
-	point("each MR's migrations counter (rdma statistic mr) equals its migrate records; no "
-	      "record was lost");
 	ibv_dereg_mr(tr.src_mr);
 	ibv_dereg_mr(tr.dst_mr);
 }
@@ -784,11 +883,12 @@ int main(int argc, char **argv)
 		{ "device", required_argument, NULL, 'd' },
 		{ "gid-index", required_argument, NULL, 'g' },
 		{ "unplug", no_argument, NULL, 'u' },
+		{ "bench", required_argument, NULL, 'b' },
 		{ 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "d:g:u", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:g:ub:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			g.dev = optarg;
@@ -799,13 +899,16 @@ int main(int argc, char **argv)
 		case 'u':
 			g.unplug = true;
 			break;
+		case 'b':
+			g.bench = atoi(optarg);
+			break;
 		default:
-			fprintf(stderr, "usage: pfnic_hotplug -d DEVICE [-g GID_INDEX] [--unplug]\n");
+			fprintf(stderr, "usage: pfnic_hotplug -d DEVICE [-g GID_INDEX] [--unplug] [--bench N]\n");
 			return 2;
 		}
 	}
 	if (!g.dev || optind != argc) {
-		fprintf(stderr, "usage: pfnic_hotplug -d DEVICE [-g GID_INDEX] [--unplug]\n");
+		fprintf(stderr, "usage: pfnic_hotplug -d DEVICE [-g GID_INDEX] [--unplug] [--bench N]\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);

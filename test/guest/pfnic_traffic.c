@@ -31,7 +31,9 @@
  * went to stale pages, cannot pass.
  *
  * Cases (each for odp, implicit and pinned unless said): untouched, madv_dontneed, remap, mprotect,
- * fork, migrate, odp_source_and_read_target (odp only), atomics (where the device has them).
+ * fork, migrate, odp_source_and_read_target (odp only), atomics (where the device has them),
+ * and on huge pages: thp_madv_dontneed, thp_migrate (transparent huge pages, skipped where
+ * the kernel gives none), hugetlb_untouched (2 MiB hugetlb pages; the program reserves 4).
  * See the cases[] table.
  *
  * Exit status: 0 if no test failed, 1 if one did or the set-up failed, 2 on bad arguments.
@@ -125,8 +127,15 @@ static struct {
 	uint8_t gbuf[2 * GUARD];
 } g = {.port = 1, .timeout_s = 20};
 
+/* What backs the target buffer. */
+enum backing { B_PAGES, B_THP, B_HUGETLB };
+#define HUGE (2ul << 20)
+
 struct target {
 	bool odp;      /* ODP MR (explicit or implicit) */
+	enum backing backing;
+	uint8_t *map;  /* the mapping the buffer lies in, and its length */
+	size_t maplen;
 	bool implicit; /* ODP MR of the whole address space */
 	uint8_t *buf;  /* TSIZE bytes of anonymous memory */
 	struct ibv_mr *mr;
@@ -607,7 +616,7 @@ static void target_close(struct target *t)
 
 	if (rc)
 		diag("ibv_dereg_mr: %s", strerror(rc));
-	if (t->buf && munmap(t->buf, TSIZE))
+	if (t->map && munmap(t->map, t->maplen))
 		diag("munmap: %s", strerror(errno));
 	free(t->mrv);
 	free(t->cpuv);
@@ -620,18 +629,59 @@ enum kind { K_ODP, K_IMPLICIT, K_PINNED, NKINDS };
 static const char *const kind_names[NKINDS] = { "odp", "implicit", "pinned" };
 
 /* 0: registered; 1: skip (ODP registration refused), reason in skip; -1: failed. */
-static int target_open(struct target *t, enum kind kind, bool fill, char *skip, size_t skiplen)
+/* Kilobytes of transparent huge pages in the mapping that holds @p (/proc/self/smaps). */
+static long thp_kb(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[256];
+	bool in = false;
+	long kb = -1;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		/* a mapping's first line is its range; its fields follow */
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+		else if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+			break;
+	}
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+static int target_open(struct target *t, enum kind kind, bool fill, enum backing backing,
+		       char *skip, size_t skiplen)
 {
 	bool odp = kind != K_PINNED;
 
 	memset(t, 0, sizeof(*t));
 	t->odp = odp;
 	t->implicit = kind == K_IMPLICIT;
-	t->buf = mmap(NULL, TSIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (t->buf == MAP_FAILED) {
-		t->buf = NULL;
-		diag("mmap of %zu bytes: %s", TSIZE, strerror(errno));
+	t->backing = backing;
+	/* huge pages: a mapping of whole, aligned 2 MiB pages that holds the buffer */
+	t->maplen = backing == B_PAGES ? TSIZE : (TSIZE + HUGE - 1) / HUGE * HUGE + HUGE;
+	t->map = mmap(NULL, t->maplen, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | (backing == B_HUGETLB ? MAP_HUGETLB : 0),
+		      -1, 0);
+	if (t->map == MAP_FAILED) {
+		int e = errno;
+
+		t->map = NULL;
+		if (backing == B_HUGETLB) {
+			snprintf(skip, skiplen, "no huge pages to map (MAP_HUGETLB: %s)", strerror(e));
+			return 1;
+		}
+		diag("mmap of %zu bytes: %s", t->maplen, strerror(e));
 		return -1;
+	}
+	t->buf = backing == B_PAGES ? t->map :
+		 (uint8_t *)(((uintptr_t)t->map + HUGE - 1) & ~(HUGE - 1));
+	if (backing == B_THP && madvise(t->map, t->maplen, MADV_HUGEPAGE)) {
+		snprintf(skip, skiplen, "madvise(MADV_HUGEPAGE): %s", strerror(errno));
+		target_close(t);
+		return 1;
 	}
 	t->mrv = calloc(TSIZE, 1);
 	t->cpuv = calloc(TSIZE, 1);
@@ -646,6 +696,18 @@ static int target_open(struct target *t, enum kind kind, bool fill, char *skip, 
 		gen(t->buf, TSIZE, next_seed(), 0, NULL, NULL);
 		memcpy(t->mrv, t->buf, TSIZE);
 		memcpy(t->cpuv, t->buf, TSIZE);
+		/* a THP case is one only if the kernel gave the buffer huge pages */
+		if (backing == B_THP) {
+			long kb = thp_kb(t->buf);
+
+			diag("the target buffer has %ld KiB of transparent huge pages", kb);
+			if (kb <= 0) {
+				snprintf(skip, skiplen, "the kernel backed the buffer with no "
+					 "transparent huge page");
+				target_close(t);
+				return 1;
+			}
+		}
 	}
 	/* an implicit MR covers the whole address space: its iova is the address */
 	if (t->implicit)
@@ -1183,25 +1245,32 @@ struct tcase {
 	bool invalidates; /* changes the memory under the MR */
 	const char *desc;
 	bool atomics;  /* needs atomics on the MR kind */
+	enum backing backing; /* what backs the target */
 };
 
 static const struct tcase cases[] = {
 	{"untouched", c_untouched, false, false, false, false,
-	 "WRITE, READ, SEND into memory never touched before", false},
+	 "WRITE, READ, SEND into memory never touched before", false, B_PAGES},
 	{"madv_dontneed", c_dontneed, true, false, false, true,
-	 "traffic after MADV_DONTNEED dropped the pages", false},
+	 "traffic after MADV_DONTNEED dropped the pages", false, B_PAGES},
 	{"remap", c_remap, true, false, false, true,
-	 "traffic after munmap + mmap(MAP_FIXED) with new contents", false},
+	 "traffic after munmap + mmap(MAP_FIXED) with new contents", false, B_PAGES},
 	{"mprotect", c_mprotect, true, false, false, true,
-	 "READ under PROT_READ, WRITE after PROT_READ|PROT_WRITE", false},
+	 "READ under PROT_READ, WRITE after PROT_READ|PROT_WRITE", false, B_PAGES},
 	{"fork", c_fork, true, false, false, true,
-	 "parent's traffic after fork; the child's copy unchanged", false},
+	 "parent's traffic after fork; the child's copy unchanged", false, B_PAGES},
 	{"migrate", c_migrate, true, false, true, true,
-	 "traffic after move_pages to the other NUMA node", false},
+	 "traffic after move_pages to the other NUMA node", false, B_PAGES},
 	{"odp_source_and_read_target", c_odp_local, false, true, false, false,
-	 "ODP MR as local SEND/WRITE source and READ target", false},
+	 "ODP MR as local SEND/WRITE source and READ target", false, B_PAGES},
 	{"atomics", c_atomics, false, false, false, false,
-	 "FETCH_ADD and CMP_SWP on untouched memory, results into untouched memory", true},
+	 "FETCH_ADD and CMP_SWP on untouched memory, results into untouched memory", true, B_PAGES},
+	{"thp_madv_dontneed", c_dontneed, true, false, false, true,
+	 "transparent huge pages, MADV_DONTNEED of part of them (a split)", false, B_THP},
+	{"thp_migrate", c_migrate, true, false, true, true,
+	 "transparent huge pages moved to the other NUMA node", false, B_THP},
+	{"hugetlb_untouched", c_untouched, false, false, false, false,
+	 "WRITE, READ, SEND into 2 MiB hugetlb pages never touched", false, B_HUGETLB},
 };
 #define NCASES (int)(sizeof(cases) / sizeof(cases[0]))
 
@@ -1305,6 +1374,33 @@ static bool qps_rts(void)
 }
 
 /* ---- main ----------------------------------------------------------------------------- */
+
+/*
+ * Makes sure @n huge pages are reserved (/proc/sys/vm/nr_hugepages) for the hugetlb case, and
+ * with -1 gives back what it added. Without them (not root, no memory), that case is skipped.
+ */
+static void hugepages_reserve(int n)
+{
+	static long before = -1;
+	const char *path = "/proc/sys/vm/nr_hugepages";
+	FILE *f = fopen(path, "r");
+	long now_n = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &now_n) != 1)
+			now_n = -1;
+		fclose(f);
+	}
+	if (n >= 0 && now_n >= 0 && now_n < n)
+		before = now_n;
+	else if (n >= 0 || before < 0)
+		return;
+	f = fopen(path, "w");
+	if (f) {
+		fprintf(f, "%ld", n >= 0 ? (long)n : before);
+		fclose(f);
+	}
+}
 
 static void usage(FILE *f)
 {
@@ -1458,11 +1554,14 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	bool hugetlb = false;
+
 	for (int i = 0; i < NCASES; i++) {
 		if (!any_sel)
 			sel[i] = true;
 		if (sel[i])
 			planned += cases[i].odp_only ? NKINDS - 1 : NKINDS;
+		hugetlb |= sel[i] && cases[i].backing == B_HUGETLB;
 	}
 	if (!seeded)
 		g.run_seed = mix64((uint64_t)time(NULL) << 20 ^ (uint64_t)getpid() ^
@@ -1481,6 +1580,8 @@ int main(int argc, char **argv)
 		unsetenv("IBV_FORK_SAFE");
 	}
 	open_device(dev);
+	if (hugetlb)
+		hugepages_reserve(4);
 	diag("seed 0x%016" PRIx64 " (--seed to repeat), timeout %d s per completion, target buffer "
 	     "%zu bytes, changed region [%zu, %zu)", g.run_seed, g.timeout_s, TSIZE,
 	     (size_t)REG_START, (size_t)REG_END);
@@ -1536,7 +1637,7 @@ int main(int argc, char **argv)
 			uint64_t c0[NCOUNTERS], c1[NCOUNTERS];
 			bool counted = counters_read(c0);
 
-			rc = target_open(&t, kind, tc->fill, skip, sizeof(skip));
+			rc = target_open(&t, kind, tc->fill, tc->backing, skip, sizeof(skip));
 			if (rc == 1) {
 				printf("ok %d - %s %s # SKIP %s\n", n, tc->name, kn, skip);
 				fflush(stdout);
@@ -1567,6 +1668,8 @@ int main(int argc, char **argv)
 		}
 	}
 	diag("%d of %d failed, %.1f s", failed, planned, now() - t_all);
+	if (hugetlb)
+		hugepages_reserve(-1);
 	qps_destroy();
 	ibv_dereg_mr(g.peer_mr);
 	munmap(g.peer, PSIZE);
