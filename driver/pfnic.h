@@ -284,6 +284,9 @@ struct pfnic_srq {
  * @srq: the SRQ its receive WQEs come from, or NULL (then @rq has them).
  * @srq_wqe: the SRQ's WQE this QP took for the message being received, while @srq_held.
  * @last_wqe: IB_EVENT_QP_LAST_WQE_REACHED was reported since the QP entered the error state.
+ * @deliver_lock: a UD QP receives from any number of senders, whose engines run at once:
+ *	each holds this from taking a receive WQE to delivering into it (an RC QP has one
+ *	sender, which never needs it).
  * @atomic_done: the atomic WQE at the head (@atomic_gen, @atomic_head) changed the remote
  *	word already, and @atomic_orig is what it held: a fault on the local side re-runs the
  *	WQE without changing the word again (only the engine touches these).
@@ -310,6 +313,7 @@ struct pfnic_qp {
 	struct pfnic_wqe *srq_wqe;
 	bool srq_held;
 	bool last_wqe;
+	struct mutex deliver_lock;	/* UD receives; see above */
 	bool atomic_done;
 	u32 atomic_gen;
 	u32 atomic_head;
@@ -373,6 +377,11 @@ int pfnic_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata);
 int pfnic_poll_cq(struct ib_cq *ibcq, int num_entries, struct ib_wc *wc);
 int pfnic_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags);
 void pfnic_cq_complete(struct pfnic_cq *cq, const struct ib_wc *wc, bool solicited);
+/* What pfnic_cq_push() leaves to pfnic_cq_signal(). */
+#define PFNIC_CQ_FIRE		BIT(0)	/* an armed CQ got its completion */
+#define PFNIC_CQ_OVERFLOW	BIT(1)	/* the ring was full: the CQ is in error */
+unsigned int pfnic_cq_push(struct pfnic_cq *cq, const struct ib_wc *wc, bool solicited);
+void pfnic_cq_signal(struct pfnic_cq *cq, unsigned int signal);
 
 /* pfnic_mr.c */
 struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 iova,
@@ -458,7 +467,8 @@ int pfnic_query_srq(struct ib_srq *ibsrq, struct ib_srq_attr *attr);
 int pfnic_destroy_srq(struct ib_srq *ibsrq, struct ib_udata *udata);
 int pfnic_post_srq_recv(struct ib_srq *ibsrq, const struct ib_recv_wr *wr,
 			const struct ib_recv_wr **bad_wr);
-bool pfnic_srq_take(struct pfnic_srq *srq, struct pfnic_wqe *into);
+bool pfnic_srq_take(struct pfnic_srq *srq, struct pfnic_wqe *into, bool *limit);
+void pfnic_srq_limit_event(struct pfnic_srq *srq);
 
 /* pfnic_engine.c */
 void pfnic_engine_run(struct work_struct *work);

@@ -47,27 +47,45 @@ int pfnic_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata)
  * A full CQ is a consumer error: the completion is lost, the CQ reports IB_EVENT_CQ_ERR
  * once, and polls fail from then on.
  */
-void pfnic_cq_complete(struct pfnic_cq *cq, const struct ib_wc *wc, bool solicited)
+/**
+ * pfnic_cq_push() - put a completion in a CQ's ring, without telling its consumer yet
+ * @cq: the CQ
+ * @wc: the completion
+ * @solicited: the completion is solicited (for IB_CQ_SOLICITED arming)
+ *
+ * For a caller that must queue the completion under a lock of its own (so that nothing it
+ * orders after the completion can overtake it) and tell the consumer once it dropped it.
+ *
+ * Context: any; takes @cq->lock (irqsave), so it nests inside a QP's lock.
+ * Return: what pfnic_cq_signal() must then report (PFNIC_CQ_*).
+ */
+unsigned int pfnic_cq_push(struct pfnic_cq *cq, const struct ib_wc *wc, bool solicited)
 {
+	unsigned int signal = 0;
 	unsigned long flags;
-	bool fire = false, overflow = false;
 
 	spin_lock_irqsave(&cq->lock, flags);
 	if (cq->count == cq->size) {
-		overflow = !cq->overflowed;
+		if (!cq->overflowed)
+			signal |= PFNIC_CQ_OVERFLOW;
 		cq->overflowed = true;
 	} else {
 		cq->ring[(cq->head + cq->count) % cq->size] = *wc;
 		cq->count++;
 		if (cq->notify == IB_CQ_NEXT_COMP ||
 		    (cq->notify == IB_CQ_SOLICITED && (solicited || wc->status != IB_WC_SUCCESS))) {
-			fire = true;
+			signal |= PFNIC_CQ_FIRE;
 			cq->notify = 0;
 		}
 	}
 	spin_unlock_irqrestore(&cq->lock, flags);
+	return signal;
+}
 
-	if (overflow && cq->ibcq.event_handler) {
+/* Tells the CQ's consumer what pfnic_cq_push() found: an armed completion, an overflow. */
+void pfnic_cq_signal(struct pfnic_cq *cq, unsigned int signal)
+{
+	if ((signal & PFNIC_CQ_OVERFLOW) && cq->ibcq.event_handler) {
 		struct ib_event ev = {
 			.device = cq->ibcq.device,
 			.element.cq = &cq->ibcq,
@@ -76,8 +94,13 @@ void pfnic_cq_complete(struct pfnic_cq *cq, const struct ib_wc *wc, bool solicit
 
 		cq->ibcq.event_handler(&ev, cq->ibcq.cq_context);
 	}
-	if (fire && cq->ibcq.comp_handler)
+	if ((signal & PFNIC_CQ_FIRE) && cq->ibcq.comp_handler)
 		cq->ibcq.comp_handler(&cq->ibcq, cq->ibcq.cq_context);
+}
+
+void pfnic_cq_complete(struct pfnic_cq *cq, const struct ib_wc *wc, bool solicited)
+{
+	pfnic_cq_signal(cq, pfnic_cq_push(cq, wc, solicited));
 }
 
 int pfnic_poll_cq(struct ib_cq *ibcq, int num_entries, struct ib_wc *wc)

@@ -181,6 +181,7 @@ static enum pfnic_step pfnic_atomic_remote(struct pfnic_qp *qp, struct pfnic_mr 
 	struct page *page = NULL;
 	u64 *word;
 
+	/* the caller checked that the word is aligned in memory: it lies in one page */
 	if (xlt) {
 		mutex_lock(&xlt->lock);
 		page = pfnic_xlt_page(xlt, uva, true);
@@ -374,6 +375,16 @@ static enum pfnic_step pfnic_atomic(struct pfnic_qp *qp, struct pfnic_qp *peer,
 			*status = IB_WC_REM_ACCESS_ERR;
 			return PFNIC_DONE;
 		}
+		/*
+		 * ... in memory too: an iova aligned in an MR whose iova and address differ
+		 * in their low bits names a word that is not, which may cross into the next
+		 * page; the CPU's atomics would reach past the page mapped for it.
+		 */
+		if (pfnic_mr_uva(mr, wqe->remote_addr) & (sizeof(u64) - 1)) {
+			pfnic_mr_put(mr);
+			*status = IB_WC_REM_INV_REQ_ERR;
+			return PFNIC_DONE;
+		}
 		step = pfnic_atomic_remote(qp, mr, wqe, &qp->atomic_orig);
 		pfnic_mr_put(mr);
 		if (step != PFNIC_DONE)
@@ -441,14 +452,16 @@ static enum ib_wc_status pfnic_check_local(struct pfnic_qp *qp, const struct pfn
 /*
  * The receive WQE a message to @peer lands in, copied to @rwqe, and the generation of
  * @peer's receive queue to check it against on delivery. From an SRQ, the message keeps
- * the WQE it took until it is delivered. Caller holds @peer->lock. Return: false if there
- * is none.
+ * the WQE it took until it is delivered; *@limit is set when that took the SRQ below its
+ * armed limit (the caller reports it, pfnic_srq_limit_event(), after unlocking). Caller
+ * holds @peer->lock. Return: false if there is none.
  */
-static bool pfnic_take_recv(struct pfnic_qp *peer, struct pfnic_wqe *rwqe, u32 *rgen)
+static bool pfnic_take_recv(struct pfnic_qp *peer, struct pfnic_wqe *rwqe, u32 *rgen,
+			    bool *limit)
 {
 	lockdep_assert_held(&peer->lock);
 	if (peer->srq) {
-		if (!peer->srq_held && !pfnic_srq_take(peer->srq, peer->srq_wqe))
+		if (!peer->srq_held && !pfnic_srq_take(peer->srq, peer->srq_wqe, limit))
 			return false;
 		peer->srq_held = true;
 		memcpy(rwqe, peer->srq_wqe, peer->srq->rq.stride);
@@ -483,6 +496,7 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 	bool request_error = *status == IB_WC_REM_INV_REQ_ERR && !consumes;
 	bool deliver = consumes && (*status == IB_WC_SUCCESS || peer_status != IB_WC_SUCCESS);
 	bool error = access_error || request_error || peer_status != IB_WC_SUCCESS;
+	unsigned int signal = 0;
 	struct ib_wc wc = {};
 
 	if (!deliver && !error)
@@ -495,16 +509,6 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 		*status = ud ? IB_WC_SUCCESS : IB_WC_RETRY_EXC_ERR;
 		return;
 	}
-	if (deliver && peer->srq) {
-		peer->srq_held = false;
-	} else if (deliver) {
-		peer->rq.head = (peer->rq.head + 1) % peer->rq.size;
-		peer->rq.count--;
-	}
-	if (error)
-		peer->attr.qp_state = IB_QPS_ERR;
-	spin_unlock_irq(&peer->lock);
-
 	if (deliver) {
 		wc.wr_id = rwqe->wr_id;
 		wc.status = peer_status;
@@ -523,9 +527,24 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 			wc.wc_flags |= IB_WC_WITH_IMM;
 			wc.ex.imm_data = wqe->imm_data;
 		}
-		pfnic_cq_complete(to_pfnic_cq(peer->ibqp.recv_cq), &wc,
-				  wqe->send_flags & IB_SEND_SOLICITED);
+		/*
+		 * Queued before the receive WQE is seen gone: a flush, or the end of the
+		 * SRQ's WQEs (LAST_WQE_REACHED), never overtakes this completion.
+		 */
+		signal = pfnic_cq_push(to_pfnic_cq(peer->ibqp.recv_cq), &wc,
+				       wqe->send_flags & IB_SEND_SOLICITED);
+		if (peer->srq) {
+			peer->srq_held = false;
+		} else {
+			peer->rq.head = (peer->rq.head + 1) % peer->rq.size;
+			peer->rq.count--;
+		}
 	}
+	if (error)
+		peer->attr.qp_state = IB_QPS_ERR;
+	spin_unlock_irq(&peer->lock);
+	if (deliver)
+		pfnic_cq_signal(to_pfnic_cq(peer->ibqp.recv_cq), signal);
 	if (!error)
 		return;
 	if (access_error)
@@ -557,6 +576,7 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		     atomic ? IB_ACCESS_REMOTE_ATOMIC : IB_ACCESS_REMOTE_WRITE;
 	enum ib_wc_status peer_status = IB_WC_SUCCESS;
 	enum pfnic_step step = PFNIC_DONE;
+	bool limit = false;
 	u32 rgen = 0;
 
 	*status = pfnic_check_local(qp, wqe);
@@ -577,11 +597,13 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		pfnic_respond(qp, peer, 0, false, status, IB_WC_SUCCESS);
 		return PFNIC_DONE;
 	}
-	if (consumes && !pfnic_take_recv(peer, rwqe, &rgen)) {
+	if (consumes && !pfnic_take_recv(peer, rwqe, &rgen, &limit)) {
 		spin_unlock_irq(&peer->lock);
 		return PFNIC_RNR;
 	}
 	spin_unlock_irq(&peer->lock);
+	if (limit)
+		pfnic_srq_limit_event(peer->srq);
 
 	if (failed) {
 		/* the responder's memory could not be faulted in */
@@ -686,6 +708,7 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 	struct pfnic_qp *peer;
 	u8 grh[PFNIC_GRH_LEN];
 	enum pfnic_step step;
+	bool limit = false;
 	u32 qkey, rgen, n;
 	int mtu;
 
@@ -713,13 +736,17 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 	/* a Q_Key with its high bit set means the sender's own */
 	qkey = wqe->remote_qkey & BIT(31) ? qp->attr.qkey : wqe->remote_qkey;
 
+	/* one sender at a time from taking the receive WQE to delivering into it */
+	mutex_lock(&peer->deliver_lock);
 	spin_lock_irq(&peer->lock);
 	if (!pfnic_can_receive(peer->attr.qp_state) || qkey != peer->attr.qkey ||
-	    !pfnic_take_recv(peer, rwqe, &rgen)) {
+	    !pfnic_take_recv(peer, rwqe, &rgen, &limit)) {
 		spin_unlock_irq(&peer->lock);
-		goto lost;
+		goto unlock;
 	}
 	spin_unlock_irq(&peer->lock);
+	if (limit)
+		pfnic_srq_limit_event(peer->srq);
 
 	if (failed) {
 		/* the receive buffer could not be faulted in */
@@ -734,8 +761,7 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 	if (IS_ERR(gid)) {
 		/* the source GID went away with its address: nothing can be sent from it */
 		*status = IB_WC_LOC_QP_OP_ERR;
-		pfnic_qp_put(peer);
-		return PFNIC_DONE;
+		goto unlock;
 	}
 	pfnic_ud_grh(grh, &gid->gid, &wqe->dgid, wqe->total_len);
 	rdma_put_gid_attr(gid);
@@ -754,12 +780,16 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 		peer_status = IB_WC_LOC_PROT_ERR;
 	}
 	if (step != PFNIC_DONE) {
+		/* the WQE stays at the head: whoever delivers next (maybe us again) fills it */
+		mutex_unlock(&peer->deliver_lock);
 		pfnic_qp_put(peer);
 		return step;
 	}
 respond:
 	pfnic_respond(qp, peer, rgen, *status == IB_WC_SUCCESS || peer_status != IB_WC_SUCCESS,
 		      status, peer_status);
+unlock:
+	mutex_unlock(&peer->deliver_lock);
 lost:
 	pfnic_qp_put(peer);
 	return PFNIC_DONE;

@@ -60,6 +60,13 @@ struct pfnic_reader {
 
 static LIST_HEAD(pfnic_readers);
 static DEFINE_MUTEX(pfnic_readers_lock);	/* adding and removing readers */
+static unsigned int pfnic_nreaders;		/* under pfnic_readers_lock */
+
+/*
+ * Readers at once, for the whole system: every invalidation visits each, and each holds its
+ * ring (charged to the opener's memory cgroup).
+ */
+#define PFNIC_MAX_READERS 256
 
 /*
  * The memory block being offlined, from MEM_GOING_OFFLINE to MEM_OFFLINE or
@@ -293,10 +300,10 @@ static int pfnic_events_open(struct inode *inode, struct file *file)
 	/* a reader only reads */
 	if (file->f_mode & FMODE_WRITE)
 		return -EINVAL;
-	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	r = kzalloc(sizeof(*r), GFP_KERNEL_ACCOUNT);
 	if (!r)
 		return -ENOMEM;
-	r->ring = kvcalloc(size, sizeof(*r->ring), GFP_KERNEL);
+	r->ring = kvcalloc(size, sizeof(*r->ring), GFP_KERNEL_ACCOUNT);
 	if (!r->ring) {
 		kfree(r);
 		return -ENOMEM;
@@ -310,6 +317,14 @@ static int pfnic_events_open(struct inode *inode, struct file *file)
 	r->pid_ns = get_pid_ns(task_active_pid_ns(current));
 
 	mutex_lock(&pfnic_readers_lock);
+	if (pfnic_nreaders == PFNIC_MAX_READERS) {
+		mutex_unlock(&pfnic_readers_lock);
+		put_pid_ns(r->pid_ns);
+		kvfree(r->ring);
+		kfree(r);
+		return -EMFILE;
+	}
+	pfnic_nreaders++;
 	list_add_tail_rcu(&r->node, &pfnic_readers);
 	mutex_unlock(&pfnic_readers_lock);
 	file->private_data = r;
@@ -322,6 +337,7 @@ static int pfnic_events_release(struct inode *inode, struct file *file)
 
 	mutex_lock(&pfnic_readers_lock);
 	list_del_rcu(&r->node);
+	pfnic_nreaders--;
 	mutex_unlock(&pfnic_readers_lock);
 	/* no producer is still copying into the ring */
 	synchronize_rcu();

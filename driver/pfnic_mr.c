@@ -368,6 +368,8 @@ void pfnic_mr_report_pinned(unsigned long start_pfn, unsigned long nr_pages,
 			for (i = 0; i < mr->npages; i++) {
 				pfn = page_to_pfn(mr->xlt->pages[i]);
 				n += pfn >= start_pfn && pfn - start_pfn < nr_pages;
+				if (!(i % 4096))
+					cond_resched();
 			}
 		}
 		if (n)

@@ -101,6 +101,7 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	kref_init(&qp->ref);
 	init_completion(&qp->done);
 	spin_lock_init(&qp->lock);
+	mutex_init(&qp->deliver_lock);
 	INIT_WORK(&qp->work, pfnic_engine_run);
 	INIT_DELAYED_WORK(&qp->rnr_work, pfnic_engine_rnr_retry);
 	INIT_WORK(&qp->fault_work, pfnic_engine_fault);
@@ -382,6 +383,7 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		qp->sq.gen++;
 		qp->rq.gen++;
 		qp->fault_status = 0;
+		/* as the QP's own receive WQEs, one taken from its SRQ goes without completion */
 		qp->srq_held = false;
 		qp->last_wqe = false;
 		break;

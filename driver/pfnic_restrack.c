@@ -98,7 +98,7 @@ int pfnic_fill_res_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr)
 	struct pfnic_mr *mr = to_pfnic_mr(ibmr);
 	struct pfnic_mr_sum sum;
 	struct nlattr *table;
-	char blocks[128];
+	char blocks[256];
 
 	if (mr->kind == PFNIC_MR_PINNED && pfnic_pinned_blocks(mr, blocks, sizeof(blocks)))
 		return -ENOMEM;

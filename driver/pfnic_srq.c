@@ -96,26 +96,32 @@ int pfnic_post_srq_recv(struct ib_srq *ibsrq, const struct ib_recv_wr *wr,
 	return rv;
 }
 
-/**
- * pfnic_srq_take() - take the WQE at the head of an SRQ for a responder QP
- * @srq: the SRQ
- * @into: where the WQE is copied (room for PFNIC_MAX_SGE SGEs)
- *
- * Reports IB_EVENT_SRQ_LIMIT_REACHED, and disarms the limit, when the WQEs left fall below
- * an armed limit.
- *
- * Context: any; takes @srq->lock (the caller may hold its QP's lock: QP before SRQ).
- * Return: true, or false if the SRQ is empty (the sender sees an RNR).
- */
-bool pfnic_srq_take(struct pfnic_srq *srq, struct pfnic_wqe *into)
+/* Tells the SRQ's consumer that its WQEs fell below the limit it had armed. */
+void pfnic_srq_limit_event(struct pfnic_srq *srq)
 {
 	struct ib_event ev = {
 		.device = srq->ibsrq.device,
 		.element.srq = &srq->ibsrq,
 		.event = IB_EVENT_SRQ_LIMIT_REACHED,
 	};
+
+	if (srq->ibsrq.event_handler)
+		srq->ibsrq.event_handler(&ev, srq->ibsrq.srq_context);
+}
+
+/**
+ * pfnic_srq_take() - take the WQE at the head of an SRQ for a responder QP
+ * @srq: the SRQ
+ * @into: where the WQE is copied (room for PFNIC_MAX_SGE SGEs)
+ * @limit: set when the WQEs left fell below an armed limit, which is disarmed: the caller
+ *	reports IB_EVENT_SRQ_LIMIT_REACHED (pfnic_srq_limit_event()) once it holds no lock
+ *
+ * Context: any; takes @srq->lock (the caller may hold its QP's lock: QP before SRQ).
+ * Return: true, or false if the SRQ is empty (the sender sees an RNR).
+ */
+bool pfnic_srq_take(struct pfnic_srq *srq, struct pfnic_wqe *into, bool *limit)
+{
 	unsigned long flags;
-	bool limit = false;
 
 	spin_lock_irqsave(&srq->lock, flags);
 	if (!srq->rq.count) {
@@ -127,10 +133,8 @@ bool pfnic_srq_take(struct pfnic_srq *srq, struct pfnic_wqe *into)
 	srq->rq.count--;
 	if (srq->limit && srq->rq.count < srq->limit) {
 		srq->limit = 0;
-		limit = true;
+		*limit = true;
 	}
 	spin_unlock_irqrestore(&srq->lock, flags);
-	if (limit && srq->ibsrq.event_handler)
-		srq->ibsrq.event_handler(&ev, srq->ibsrq.srq_context);
 	return true;
 }

@@ -3,7 +3,8 @@
  * pfnic's event channel: the record format of /dev/pfnic-events, the one definition the
  * driver, the control plane and the tests build with.
  *
- * Each open() of the device is a reader with a queue of its own. read() returns whole
+ * Each open() of the device is a reader with a queue of its own (at most 256 readers at once
+ * on the system: the next open() gets EMFILE). read() returns whole
  * records (struct pfnic_event; a buffer too small for one is -EINVAL), blocking unless the
  * file is O_NONBLOCK (then -EAGAIN when the queue is empty); poll()/epoll report EPOLLIN
  * while records wait. A reader sees only what happens from its open() on.
@@ -64,7 +65,8 @@ enum pfnic_memory_action {
 
 /**
  * struct pfnic_event - one record
- * @size: sizeof(struct pfnic_event) of the driver; fields are only ever appended
+ * @size: sizeof(struct pfnic_event), 152: the layout is fixed (a reader checks this; another
+ *	layout would come as another device)
  * @type: enum pfnic_event_type
  * @reason: enum pfnic_event_reason (INVALIDATE, MIGRATE) or pfnic_memory_action (MEMORY)
  * @flags: PFNIC_EVENT_F_*

@@ -4,8 +4,9 @@
 # (-P) and sleeping on completion events (-e); ibv_srq_pingpong (16 QPs sharing one SRQ)
 # checking what it receives (-c), with and without ODP; ibv_ud_pingpong;
 # perftest's ib_write_bw, ib_read_bw, ib_send_bw and ib_write_lat with and without --odp,
-# ib_read_lat with --odp, ib_atomic_bw and ib_atomic_lat (perftest itself refuses --odp with
-# atomics; pfnic_traffic covers ODP atomics).
+# ib_send_bw over an SRQ and over UD, ib_send_lat over UD and ib_read_lat with --odp,
+# ib_atomic_bw and ib_atomic_lat (perftest itself refuses --odp with atomics; pfnic_traffic
+# covers ODP atomics).
 # Apart from ibv_srq_pingpong -c these check no data: they prove the verbs work, no more.
 dev=${1:?usage: peers.sh DEVICE [GID_INDEX]}
 gid=${2:-1}
@@ -28,6 +29,10 @@ runs=(
 	"ib_read_bw -d $dev -x $gid -n 200 -F --odp"
 	"ib_send_bw -d $dev -x $gid -n 200 -F"
 	"ib_send_bw -d $dev -x $gid -n 200 -F --odp"
+	"ib_send_bw -d $dev -x $gid -n 200 -F --odp --use-srq"
+	"ib_send_bw -d $dev -x $gid -n 200 -F -c UD -s 1024"
+	"ib_send_bw -d $dev -x $gid -n 200 -F -c UD -s 1024 --odp"
+	"ib_send_lat -d $dev -x $gid -n 200 -F -c UD -s 512 --odp"
 	"ib_write_lat -d $dev -x $gid -n 200 -F"
 	"ib_write_lat -d $dev -x $gid -n 200 -F --odp"
 	"ib_read_lat -d $dev -x $gid -n 200 -F --odp"

@@ -184,10 +184,11 @@ static void *wd_thread(void *arg)
 
 /*
  * Reads the async events that arrive within @secs (0: only those already queued), acks each,
- * and counts those of type @want about @cq (when @cq is not NULL). Others are reported.
- * Every event must be acked before its CQ or QP is destroyed, or libibverbs waits forever.
+ * and counts those of type @want about @elem (a CQ, QP or SRQ, when not NULL). Others are
+ * reported. Every event must be acked before its CQ or QP is destroyed, or libibverbs waits
+ * forever.
  */
-static int async_events(double secs, enum ibv_event_type want, struct ibv_cq *cq, bool stop)
+static int async_events(double secs, enum ibv_event_type want, const void *elem, bool stop)
 {
 	double end = now() + secs;
 	int found = 0;
@@ -201,11 +202,12 @@ static int async_events(double secs, enum ibv_event_type want, struct ibv_cq *cq
 			return found;
 		if (ibv_get_async_event(g.ctx, &ev))
 			continue;
-		if (cq && ev.event_type == want && ev.element.cq == cq) {
+		/* element is a union of pointers: whichever the event is about */
+		if (elem && ev.event_type == want && (const void *)ev.element.cq == elem) {
 			found++;
 		} else {
 			diag("async event %s (%d)%s", ibv_event_type_str(ev.event_type), ev.event_type,
-			     cq ? ", not the one waited for" : "");
+			     elem ? ", not the one waited for" : "");
 		}
 		ibv_ack_async_event(&ev);
 		if (found && stop)
@@ -1364,6 +1366,31 @@ static int c_atomic_misaligned(void)
 			  "the misaligned FETCH_ADD changed the remote MR");
 }
 
+/*
+ * An MR whose iova and address differ within a page would let an aligned iova name a word
+ * that is not aligned in memory (and may cross a page). Registration refuses it (EINVAL):
+ * the iova must keep the address's offset in its page. The engine checks the word in
+ * memory as well, for in-kernel users.
+ */
+static int c_reg_mr_iova_offset(void)
+{
+	struct mbuf b = {0};
+	struct ibv_mr *mr;
+	int rc = 0;
+
+	REQUIRE(!mbuf_get(&b, NULL, 2 * PG, ACCESS_ALL), "set-up failed");
+	errno = 0;
+	mr = ibv_reg_mr_iova(g.pd, b.p + PG - 4, PG, 0x10000,
+			     ACCESS_ALL | IBV_ACCESS_REMOTE_ATOMIC);
+	CHECK(!mr && errno == EINVAL, "ibv_reg_mr_iova with the iova at another offset in its page "
+	      "than the address: %s, expected EINVAL", mr ? "registered" : errno_str(errno));
+	if (mr)
+		ibv_dereg_mr(mr);
+out:
+	rc |= mbuf_put(&b);
+	return rc;
+}
+
 static int c_atomic_no_remote_atomic(void)
 {
 	return bad_atomic(ACCESS_ALL, 0, IBV_WC_REM_ACCESS_ERR,
@@ -1685,29 +1712,6 @@ static int c_implicit_iova(void)
 	return rc;
 }
 
-/* SRQ events that arrive within @secs, acked; IBV_EVENT_SRQ_LIMIT_REACHED of @srq counted. */
-static int srq_limit_events(struct ibv_srq *srq, double secs)
-{
-	double end = now() + secs;
-	int found = 0;
-
-	for (;;) {
-		struct pollfd pfd = { .fd = g.ctx->async_fd, .events = POLLIN };
-		struct ibv_async_event ev;
-		int left = (int)((end - now()) * 1000);
-
-		if (poll(&pfd, 1, left > 0 ? left : 0) <= 0)
-			return found;
-		if (ibv_get_async_event(g.ctx, &ev))
-			continue;
-		if (ev.event_type == IBV_EVENT_SRQ_LIMIT_REACHED && ev.element.srq == srq)
-			found++;
-		else
-			diag("async event %s (%d)", ibv_event_type_str(ev.event_type), ev.event_type);
-		ibv_ack_async_event(&ev);
-	}
-}
-
 /*
  * Shared receive queues: sizes refused at creation, resizing and a limit above the size
  * refused; a QP with an SRQ refuses receives of its own; an SRQ in use cannot be destroyed;
@@ -1792,7 +1796,7 @@ static int c_srq(void)
 		      all_are(rem.p + 128 * i + 60 + i, 128 - 60 - i, FILL),
 		      "SEND %d did not land exactly in the SRQ's buffer %d", i, i);
 	}
-	rv = srq_limit_events(srq, 2);
+	rv = async_events(2, IBV_EVENT_SRQ_LIMIT_REACHED, srq, false);
 	CHECK(rv == 1, "IBV_EVENT_SRQ_LIMIT_REACHED came %d times, expected once", rv);
 	rv = ibv_query_srq(srq, &qa);
 	CHECK(!rv && qa.srq_limit == 0, "after the event the limit is %u, expected 0 (disarmed)",
@@ -2159,6 +2163,8 @@ static const struct tcase {
 	  c_write_past_end },
 	{ "atomic_misaligned", "FETCH_ADD to an address not 8-byte aligned: REM_INV_REQ_ERR, "
 	  "nothing changed", c_atomic_misaligned },
+	{ "reg_mr_iova_offset", "reg_mr with an iova at another offset in its page than the "
+	  "address: EINVAL (an aligned iova could name a misaligned word)", c_reg_mr_iova_offset },
 	{ "atomic_no_remote_atomic", "FETCH_ADD to an MR without REMOTE_ATOMIC: REM_ACCESS_ERR, "
 	  "nothing changed", c_atomic_no_remote_atomic },
 	{ "responder_err_after_bad_rkey", "the responder of an R_Key violation: ERR, its "

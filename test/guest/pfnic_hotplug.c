@@ -12,7 +12,9 @@
  * hold two ODP MRs between which a thread moves data without pause, checking every byte of
  * every transfer (unaligned offsets, lengths across pages), while they are offlined one by
  * one: offlining must succeed, no transfer may fail, and the event channel must report the
- * migrations out of each block for exactly the MRs whose pages were there. With --unplug the
+ * migrations out of each block for exactly the MRs whose pages were there. Between the two,
+ * migratepages(8) and move_pages(2) move the MRs' pages between the nodes under the same
+ * traffic, and the records must count exactly the pages moved. With --unplug the
  * program then prints "ready-for-unplug" and waits, the traffic still running, for the host
  * to remove the DIMM (QMP device_del) and its blocks to disappear.
  *
@@ -198,7 +200,7 @@ static long pages_in_block(const void *p, size_t len, long block)
 
 /* ---- the event channel --------------------------------------------------------------------- */
 
-#define MAXEV (1 << 16)
+#define MAXEV (1 << 17)
 static struct pfnic_event evs[MAXEV];
 static int nev;
 
@@ -392,7 +394,7 @@ static void setup(void)
 		bail("no %s/block_size_bytes: no memory hotplug", MEMDIR);
 	g.block_size = strtoul(word, NULL, 16);
 	/* room for every record of the run, so that none is lost; taken at open() */
-	if (system("echo 65536 > " PARAM))
+	if (system("echo 131072 > " PARAM))
 		bail("cannot set %s", PARAM);
 	g.evfd = open(PFNIC_EVENTS_PATH, O_RDONLY | O_NONBLOCK);
 	if (g.evfd < 0)
@@ -706,14 +708,18 @@ static long long migrations_counter(uint32_t mrn)
 }
 
 /*
- * Moves every page of both MRs to node @node with move_pages(2) under traffic, and checks
- * the event channel's migrate records against the pages that moved.
+ * Moves every page of both MRs to node @node under traffic, with move_pages(2) (@tool
+ * false), or with numactl's migratepages(8) from the other node (@tool true, which moves the
+ * whole process), and checks the event channel's migrate records against the pages that
+ * moved: exactly those, per MR, none marked as offlining. Moving to the DIMM's node, every
+ * page must land in its last block, the only one online there.
  */
-static void move_under_traffic(int node)
+static void move_under_traffic(int node, bool tool)
 {
 	enum { N = 2 * ODP_LEN / PG };
 	static void *pages[N];
 	static int nodes[N], status[N];
+	const char *how = tool ? "migratepages" : "move_pages";
 	long moved[2] = { 0 }, in34;
 	long long recorded[2];
 	int from, records[2];
@@ -727,12 +733,23 @@ static void move_under_traffic(int node)
 	}
 	ev_collect();
 	from = nev;
-	rv = syscall(SYS_move_pages, 0, N, pages, nodes, status, MPOL_MF_MOVE);
+	if (tool) {
+		char cmd[96];
+
+		snprintf(cmd, sizeof(cmd), "migratepages %d %d %d", getpid(), node ? 0 : g.node,
+			 node);
+		rv = system(cmd) ? -1 : 0;
+		errno = EIO;
+	} else {
+		rv = syscall(SYS_move_pages, 0, N, pages, nodes, status, MPOL_MF_MOVE);
+	}
 	ev_collect();
 	if (rv < 0) {
-		diag("move_pages: %s", strerror(errno));
+		diag("%s: %s", how, strerror(errno));
 		bad = 1;
 	}
+	/* where every page is now (nodes NULL: only ask) */
+	syscall(SYS_move_pages, 0, N, pages, NULL, status, 0);
 	for (int i = 0; i < N; i++)
 		moved[i >= N / 2] += status[i] == node;
 	in34 = pages_in_block(tr.src, ODP_LEN, g.blocks[2]) +
@@ -740,18 +757,19 @@ static void move_under_traffic(int node)
 	for (int m = 0; m < 2; m++)
 		records[m] = ev_count(from, PFNIC_EVENT_MIGRATE, -1, -1,
 				      m ? tr.dst_mr->lkey : tr.src_mr->lkey, &recorded[m]);
-	diag("move_pages to node %d: src %ld, dst %ld pages moved; %ld now in memory%ld; migrate "
-	     "records: src %d (%lld pages), dst %d (%lld pages)", node, moved[0], moved[1], in34,
+	diag("%s to node %d: src %ld, dst %ld pages there; %ld in memory%ld; migrate records: "
+	     "src %d (%lld pages), dst %d (%lld pages)", how, node, moved[0], moved[1], in34,
 	     g.blocks[2], records[0], recorded[0], records[1], recorded[1]);
 	EXPECT_NUM("src pages moved", moved[0], ODP_LEN / PG);
 	EXPECT_NUM("dst pages moved", moved[1], ODP_LEN / PG);
-	EXPECT_NUM("MR pages in the last block", in34, 2 * ODP_LEN / PG);
+	if (node == g.node)
+		EXPECT_NUM("MR pages in the last block", in34, 2 * ODP_LEN / PG);
 	EXPECT_NUM("src pages recorded", recorded[0], moved[0]);
 	EXPECT_NUM("dst pages recorded", recorded[1], moved[1]);
 	for (int i = from; i < nev; i++)
 		if (evs[i].type == PFNIC_EVENT_MIGRATE &&
 		    (evs[i].flags & PFNIC_EVENT_F_OFFLINING || evs[i].block != -1)) {
-			diag("a migrate record of move_pages says offlining (flags %#x block %lld)",
+			diag("a migrate record of %s says offlining (flags %#x block %lld)", how,
 			     evs[i].flags, (long long)evs[i].block);
 			bad = 1;
 			break;
@@ -807,9 +825,13 @@ static void c_odp(void)
 	during[0] = offline_under_traffic(g.blocks[1]);
 	point("that block goes offline under traffic; the event channel reports the migrations "
 	      "out of it for exactly both MRs, every page");
-	move_under_traffic(g.node);
-	point("move_pages(2) under traffic brings every page back to the DIMM's node, into its "
+	move_under_traffic(g.node, true);
+	point("migratepages(8) under traffic brings every page back to the DIMM's node, into its "
 	      "last block; migrate records count exactly the pages moved, per MR");
+	move_under_traffic(0, false);
+	move_under_traffic(g.node, false);
+	point("move_pages(2) under traffic moves them to node 0 and back into that block, with "
+	      "the same checks");
 	during[1] = offline_under_traffic(g.blocks[2]);
 	point("the last block goes offline under traffic, with the same checks");
 	/* after: the pages the last offlining moved are mapped again */
@@ -912,7 +934,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("TAP version 13\n1..%d\n", g.unplug ? 10 : 9);
+	printf("TAP version 13\n1..%d\n", g.unplug ? 11 : 10);
 	setup();
 	if (find_blocks() < NBLOCKS)
 		bail("fewer than %d online Movable memory blocks: boot with a DIMM", NBLOCKS);

@@ -32,8 +32,8 @@
  *
  * Cases (each for odp, implicit and pinned unless said): untouched, madv_dontneed, remap, mprotect,
  * fork, migrate, odp_source_and_read_target (odp only), atomics (where the device has them),
- * and on huge pages: thp_madv_dontneed, thp_migrate (transparent huge pages, skipped where
- * the kernel gives none), hugetlb_untouched (2 MiB hugetlb pages; the program reserves 4).
+ * and on huge pages: thp_madv_dontneed (transparent huge pages, skipped where the kernel
+ * gives none), hugetlb_untouched (2 MiB hugetlb pages; the program reserves 4).
  * See the cases[] table.
  *
  * Exit status: 0 if no test failed, 1 if one did or the set-up failed, 2 on bad arguments.
@@ -316,35 +316,42 @@ static int no_extra(const char *what)
 	return 0;
 }
 
-/* RDMA WRITE or READ on QP 0: local (lmr, laddr), remote (rmr, raddr). */
-static int rdma(enum ibv_wr_opcode opc, struct ibv_mr *lmr, void *laddr, struct ibv_mr *rmr,
-		void *raddr, uint32_t len, const char *what)
+/*
+ * Posts @wr (one signaled WR, its wr_id set here) on QP 0, waits for its completion, which
+ * must be @opc for @len bytes (len_defined: see check_wc), and for nothing else.
+ */
+static int post_one(struct ibv_send_wr *wr, enum ibv_wc_opcode opc, uint32_t len,
+		    bool len_defined, const char *what)
 {
-	struct ibv_sge sge = {.addr = (uintptr_t)laddr, .length = len, .lkey = lmr->lkey};
-	struct ibv_send_wr wr = {
-		.wr_id = ++g.wr_id,
-		.sg_list = &sge,
-		.num_sge = 1,
-		.opcode = opc,
-		.send_flags = IBV_SEND_SIGNALED,
-	};
 	struct ibv_send_wr *bad;
 	struct ibv_wc wc;
-	bool rd = opc == IBV_WR_RDMA_READ;
+	int rc;
 
-	wr.wr.rdma.remote_addr = (uintptr_t)raddr;
-	wr.wr.rdma.rkey = rmr->rkey;
-	int rc = ibv_post_send(g.qp[0], &wr, &bad);
-
+	wr->wr_id = ++g.wr_id;
+	wr->num_sge = 1;
+	wr->send_flags = IBV_SEND_SIGNALED;
+	rc = ibv_post_send(g.qp[0], wr, &bad);
 	if (rc) {
 		diag("%s: ibv_post_send: %s", what, strerror(rc));
 		g.need_reset = true;
 		return -1;
 	}
-	if (wait_one(0, &wc, what) ||
-	    check_wc(&wc, wr.wr_id, rd ? IBV_WC_RDMA_READ : IBV_WC_RDMA_WRITE, 0, len, rd, what))
+	if (wait_one(0, &wc, what) || check_wc(&wc, wr->wr_id, opc, 0, len, len_defined, what))
 		return -1;
 	return no_extra(what);
+}
+
+/* RDMA WRITE or READ on QP 0: local (lmr, laddr), remote (rmr, raddr). */
+static int rdma(enum ibv_wr_opcode opc, struct ibv_mr *lmr, void *laddr, struct ibv_mr *rmr,
+		void *raddr, uint32_t len, const char *what)
+{
+	struct ibv_sge sge = {.addr = (uintptr_t)laddr, .length = len, .lkey = lmr->lkey};
+	struct ibv_send_wr wr = {.sg_list = &sge, .opcode = opc};
+	bool rd = opc == IBV_WR_RDMA_READ;
+
+	wr.wr.rdma.remote_addr = (uintptr_t)raddr;
+	wr.wr.rdma.rkey = rmr->rkey;
+	return post_one(&wr, rd ? IBV_WC_RDMA_READ : IBV_WC_RDMA_WRITE, len, rd, what);
 }
 
 /* SEND on QP 0 from (smr, saddr) into a receive posted first on QP 1 at (rmr, raddr). */
@@ -1090,32 +1097,14 @@ static int atomic_op(enum ibv_wr_opcode opc, struct ibv_mr *lmr, void *laddr, st
 		     void *raddr, uint64_t compare_add, uint64_t swap, const char *what)
 {
 	struct ibv_sge sge = {.addr = (uintptr_t)laddr, .length = 8, .lkey = lmr->lkey};
-	struct ibv_send_wr wr = {
-		.wr_id = ++g.wr_id,
-		.sg_list = &sge,
-		.num_sge = 1,
-		.opcode = opc,
-		.send_flags = IBV_SEND_SIGNALED,
-	};
-	struct ibv_send_wr *bad;
-	struct ibv_wc wc;
+	struct ibv_send_wr wr = {.sg_list = &sge, .opcode = opc};
 
 	wr.wr.atomic.remote_addr = (uintptr_t)raddr;
 	wr.wr.atomic.compare_add = compare_add;
 	wr.wr.atomic.swap = swap;
 	wr.wr.atomic.rkey = rmr->rkey;
-	int rc = ibv_post_send(g.qp[0], &wr, &bad);
-
-	if (rc) {
-		diag("%s: ibv_post_send: %s", what, strerror(rc));
-		g.need_reset = true;
-		return -1;
-	}
-	if (wait_one(0, &wc, what) ||
-	    check_wc(&wc, wr.wr_id, opc == IBV_WR_ATOMIC_CMP_AND_SWP ? IBV_WC_COMP_SWAP :
-		     IBV_WC_FETCH_ADD, 0, 8, false, what))
-		return -1;
-	return no_extra(what);
+	return post_one(&wr, opc == IBV_WR_ATOMIC_CMP_AND_SWP ? IBV_WC_COMP_SWAP : IBV_WC_FETCH_ADD,
+			8, false, what);
 }
 
 /*
@@ -1267,8 +1256,6 @@ static const struct tcase cases[] = {
 	 "FETCH_ADD and CMP_SWP on untouched memory, results into untouched memory", true, B_PAGES},
 	{"thp_madv_dontneed", c_dontneed, true, false, false, true,
 	 "transparent huge pages, MADV_DONTNEED of part of them (a split)", false, B_THP},
-	{"thp_migrate", c_migrate, true, false, true, true,
-	 "transparent huge pages moved to the other NUMA node", false, B_THP},
 	{"hugetlb_untouched", c_untouched, false, false, false, false,
 	 "WRITE, READ, SEND into 2 MiB hugetlb pages never touched", false, B_HUGETLB},
 };

@@ -15,7 +15,8 @@
  * the memory under both buffers is taken away (MADV_DONTNEED; ODP only), and, with a second
  * NUMA node, moved (move_pages; pinned pages stay), and everything again.
  *
- * Then what UD does with datagrams that cannot be delivered: a wrong Q_Key, no receive
+ * Then several senders at once into one receiver, and what UD does with datagrams that
+ * cannot be delivered: a wrong Q_Key, no receive
  * posted, or no such QP: lost, the sender succeeds; a Q_Key with its high bit set means the
  * sender's own; a datagram longer than the MTU fails the sender with LOC_LEN_ERR; a receive
  * buffer too small for it fails the receiver with LOC_LEN_ERR while the sender succeeds.
@@ -104,7 +105,7 @@ static void qp_make(int i)
 {
 	struct ibv_qp_init_attr ia = {
 		.send_cq = g.cq[i], .recv_cq = g.cq[i], .qp_type = IBV_QPT_UD,
-		.cap = { .max_send_wr = 8, .max_recv_wr = 8, .max_send_sge = 2, .max_recv_sge = 2 },
+		.cap = { .max_send_wr = 8, .max_recv_wr = 64, .max_send_sge = 2, .max_recv_sge = 2 },
 	};
 
 	if (g.qp[i])
@@ -126,7 +127,7 @@ static void setup(void)
 	g.mtu = 128u << pa.active_mtu;
 	g.pd = ibv_alloc_pd(g.ctx);
 	for (int i = 0; i < 2; i++)
-		g.cq[i] = ibv_create_cq(g.ctx, 16, NULL, NULL, 0);
+		g.cq[i] = ibv_create_cq(g.ctx, 128, NULL, NULL, 0);
 	if (!g.pd || !g.cq[0] || !g.cq[1])
 		bail("ibv_alloc_pd / ibv_create_cq: %s", strerror(errno));
 	qp_make(0);
@@ -378,6 +379,98 @@ static void c_kind(int kind)
 	munmap(dst, BUF);
 }
 
+/*
+ * Several senders at once into one receiver (their engines run in parallel), into untouched
+ * ODP receive buffers, so that deliveries stall on faults midway: every datagram lands
+ * whole in a receive of its own, each receive completes once, none is lost.
+ */
+static void c_many_senders(void)
+{
+	enum { SENDERS = 4, EACH = 8, N = SENDERS * EACH, LEN = 1000, SLOT = 2 * PG };
+	uint8_t *src = map_fresh(N * PG), *dst = map_fresh(N * SLOT);
+	struct ibv_mr *smr = ibv_reg_mr(g.pd, src, N * PG, IBV_ACCESS_LOCAL_WRITE);
+	struct ibv_mr *rmr = ibv_reg_mr(g.pd, dst, N * SLOT,
+					IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_ON_DEMAND);
+	struct ibv_qp *qp[SENDERS];
+	bool seen[N] = { false }, done[N] = { false };
+	int got = 0, sent = 0;
+	struct ibv_wc wc;
+
+	if (!smr || !rmr)
+		bail("ibv_reg_mr: %s", strerror(errno));
+	for (int i = 0; i < N; i++) {
+		/* each receive straddles a page boundary of memory nobody touched */
+		if (post_recv(rmr, dst + i * SLOT + PG - 500, GRH + LEN, 0x7000 + i))
+			bail("post_recv: %s", strerror(errno));
+		for (int k = 0; k < LEN; k++)
+			src[i * PG + k] = k < 2 ? (uint8_t)(k ? i : 0xd5) : pat(i, k);
+	}
+	for (int q = 0; q < SENDERS; q++) {
+		struct ibv_qp_init_attr ia = {
+			.send_cq = g.cq[0], .recv_cq = g.cq[0], .qp_type = IBV_QPT_UD,
+			.cap = { .max_send_wr = EACH, .max_recv_wr = 1, .max_send_sge = 1,
+				 .max_recv_sge = 1 },
+		};
+
+		qp[q] = ibv_create_qp(g.pd, &ia);
+		if (!qp[q])
+			bail("ibv_create_qp(UD): %s", strerror(errno));
+		qp_up(qp[q]);
+	}
+	/* every sender's datagrams posted in one go, the senders one after the other */
+	for (int q = 0; q < SENDERS; q++) {
+		for (int e = 0; e < EACH; e++) {
+			int i = q * EACH + e;
+			struct ibv_sge sge = { (uintptr_t)src + i * PG, LEN, smr->lkey };
+			struct ibv_send_wr wr = {
+				.wr_id = i, .sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_SEND,
+				.send_flags = IBV_SEND_SIGNALED,
+			}, *badwr;
+
+			wr.wr.ud.ah = g.ah;
+			wr.wr.ud.remote_qpn = g.qp[1]->qp_num;
+			wr.wr.ud.remote_qkey = QKEY;
+			EXPECT(!ibv_post_send(qp[q], &wr, &badwr), "post_send: %s", strerror(errno));
+		}
+	}
+	while (sent < N && !wait_wc(0, &wc, 20)) {
+		EXPECT(wc.status == IBV_WC_SUCCESS, "a send completed with %s",
+		       ibv_wc_status_str(wc.status));
+		sent++;
+	}
+	while (got < N && !wait_wc(1, &wc, 20)) {
+		int r = (int)(wc.wr_id - 0x7000);
+		uint8_t *d = dst + r * SLOT + PG - 500 + GRH;
+
+		got++;
+		if (wc.status != IBV_WC_SUCCESS || r < 0 || r >= N || done[r] || d[0] != 0xd5 ||
+		    d[1] >= N || seen[d[1]]) {
+			diag("receive %d: %s, first bytes %#x %#x", r, ibv_wc_status_str(wc.status),
+			     r >= 0 && r < N ? d[0] : 0, r >= 0 && r < N ? d[1] : 0);
+			bad = 1;
+			continue;
+		}
+		done[r] = seen[d[1]] = true;
+		for (int k = 2; k < LEN; k++) {
+			if (d[k] != pat(d[1], k)) {
+				diag("receive %d holds datagram %d with byte %d wrong", r, d[1], k);
+				bad = 1;
+				break;
+			}
+		}
+	}
+	diag("%d sends completed, %d receives", sent, got);
+	EXPECT(sent == N && got == N, "expected %d of each", N);
+	point("4 senders at once into one receiver's untouched ODP buffers: 32 datagrams, each "
+	      "whole in a receive of its own, each receive completed once");
+	for (int q = 0; q < SENDERS; q++)
+		ibv_destroy_qp(qp[q]);
+	ibv_dereg_mr(smr);
+	ibv_dereg_mr(rmr);
+	munmap(src, N * PG);
+	munmap(dst, N * SLOT);
+}
+
 /* A datagram that must be lost: the sender succeeds, nothing arrives. */
 static void lost(struct ibv_mr *mr, uint8_t *buf, uint32_t qpn, uint32_t qkey, const char *why)
 {
@@ -465,10 +558,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("TAP version 13\n1..11\n");
+	printf("TAP version 13\n1..12\n");
 	setup();
 	for (int k = 0; k < 3; k++)
 		c_kind(k);
+	c_many_senders();
 	c_undeliverable();
 	for (int i = 0; i < 2; i++)
 		ibv_destroy_qp(g.qp[i]);
