@@ -659,12 +659,23 @@ static void bench_offlining(int cycles)
 			pages[i] = (i < N / 2 ? tr.src : tr.dst) + (i % (N / 2)) * PG;
 			nodes[i] = g.node;
 		}
-		if (syscall(SYS_move_pages, 0, N, pages, nodes, status, MPOL_MF_MOVE) < 0 ||
-		    prefetch_all(tr.src_mr, tr.src, ODP_LEN) ||
-		    prefetch_all(tr.dst_mr, tr.dst, ODP_LEN)) {
-			diag("bench: move_pages or prefetch failed: %s", strerror(errno));
+		/*
+		 * The node came back with the block: until the kernel has given it back to this
+		 * task's allowed nodes (cpuset, after its last block went), moving there is EACCES.
+		 */
+		for (double end = now() + 10;; usleep(100000)) {
+			rv = syscall(SYS_move_pages, 0, N, pages, nodes, status, MPOL_MF_MOVE) < 0 ?
+			     errno : 0;
+			if (rv != EACCES || now() > end)
+				break;
+		}
+		if (rv) {
+			diag("bench: move_pages: %s", strerror(rv));
 			break;
 		}
+		if (prefetch_all(tr.src_mr, tr.src, ODP_LEN) ||
+		    prefetch_all(tr.dst_mr, tr.dst, ODP_LEN))
+			break;
 		steady = rate_over(2);
 		during = offline_rate(block);
 		/* the moved pages are mapped again before the rate is steady */
