@@ -954,8 +954,10 @@ int main(int argc, char **argv)
 		bail("the DIMM is not a NUMA node of its own: boot with --numa --dimm");
 	diag("DIMM blocks: memory%ld memory%ld memory%ld, %lu MiB each, node %d", g.blocks[0],
 	     g.blocks[1], g.blocks[2], g.block_size >> 20, g.node);
+	numa_balancing(false);
 	c_pinned();
 	c_odp();
+	numa_balancing(true);
 	diag("%d of %d failed", g.failed, g.num);
 	return g.failed ? 1 : 0;
 }

@@ -1240,7 +1240,9 @@ int main(int argc, char **argv)
 	c_implicit();
 	c_pinned();
 	c_prefetch();
+	numa_balancing(false);
 	c_migrate();
+	numa_balancing(true);
 	c_events_api();
 	c_events_lost();
 	c_events_permissions();

@@ -32,8 +32,10 @@
  *
  * Cases (each for odp, implicit and pinned unless said): untouched, madv_dontneed, remap, mprotect,
  * fork, migrate, odp_source_and_read_target (odp only), atomics (where the device has them),
- * and on huge pages: thp_madv_dontneed (transparent huge pages, skipped where the kernel
- * gives none), hugetlb_untouched (2 MiB hugetlb pages; the program reserves 4).
+ * and on huge pages: thp_madv_dontneed, thp_migrate (transparent huge pages, skipped where
+ * the kernel gives none), hugetlb_untouched (2 MiB hugetlb pages; the program reserves 4).
+ * The migration cases turn the kernel's automatic NUMA balancing off while the program runs:
+ * it would move the same pages at the same time, and move_pages would find them in flight.
  * See the cases[] table.
  *
  * Exit status: 0 if no test failed, 1 if one did or the set-up failed, 2 on bad arguments.
@@ -1256,6 +1258,8 @@ static const struct tcase cases[] = {
 	 "FETCH_ADD and CMP_SWP on untouched memory, results into untouched memory", true, B_PAGES},
 	{"thp_madv_dontneed", c_dontneed, true, false, false, true,
 	 "transparent huge pages, MADV_DONTNEED of part of them (a split)", false, B_THP},
+	{"thp_migrate", c_migrate, true, false, true, true,
+	 "transparent huge pages moved to the other NUMA node", false, B_THP},
 	{"hugetlb_untouched", c_untouched, false, false, false, false,
 	 "WRITE, READ, SEND into 2 MiB hugetlb pages never touched", false, B_HUGETLB},
 };
@@ -1541,7 +1545,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	bool hugetlb = false;
+	bool hugetlb = false, numa = false;
 
 	for (int i = 0; i < NCASES; i++) {
 		if (!any_sel)
@@ -1549,6 +1553,7 @@ int main(int argc, char **argv)
 		if (sel[i])
 			planned += cases[i].odp_only ? NKINDS - 1 : NKINDS;
 		hugetlb |= sel[i] && cases[i].backing == B_HUGETLB;
+		numa |= sel[i] && cases[i].numa;
 	}
 	if (!seeded)
 		g.run_seed = mix64((uint64_t)time(NULL) << 20 ^ (uint64_t)getpid() ^
@@ -1569,6 +1574,8 @@ int main(int argc, char **argv)
 	open_device(dev);
 	if (hugetlb)
 		hugepages_reserve(4);
+	if (numa)
+		numa_balancing(false);
 	diag("seed 0x%016" PRIx64 " (--seed to repeat), timeout %d s per completion, target buffer "
 	     "%zu bytes, changed region [%zu, %zu)", g.run_seed, g.timeout_s, TSIZE,
 	     (size_t)REG_START, (size_t)REG_END);
@@ -1657,6 +1664,8 @@ int main(int argc, char **argv)
 	diag("%d of %d failed, %.1f s", failed, planned, now() - t_all);
 	if (hugetlb)
 		hugepages_reserve(-1);
+	if (numa)
+		numa_balancing(true);
 	qps_destroy();
 	ibv_dereg_mr(g.peer_mr);
 	munmap(g.peer, PSIZE);

@@ -560,8 +560,10 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("TAP version 13\n1..12\n");
 	setup();
+	numa_balancing(false);
 	for (int k = 0; k < 3; k++)
 		c_kind(k);
+	numa_balancing(true);
 	c_many_senders();
 	c_undeliverable();
 	for (int i = 0; i < 2; i++)

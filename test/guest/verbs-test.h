@@ -7,6 +7,7 @@
  *  - now(): seconds on the monotonic clock;
  *  - open_device_named(): the libibverbs context of a device, by name, or bail();
  *  - what a command prints, as words (run_words(), after(), num_after());
+ *  - numa_balancing(): automatic NUMA balancing off while a program moves pages;
  *  - the RC loopback set-up: one QP of a pair moved RESET -> INIT -> RTR -> RTS towards the
  *    other (struct vt_rc: the attributes in which the programs differ).
  *
@@ -16,6 +17,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +131,36 @@ static inline long long num_after(char **tok, int from, int to, const char *key)
 	const char *v = after(tok, from, to, key);
 
 	return v ? strtoll(v, NULL, 0) : -1;
+}
+
+/* ---- NUMA ----------------------------------------------------------------------------------- */
+
+/*
+ * Turns the kernel's automatic NUMA balancing off (@restore false), and back to what it was
+ * (@restore true). A program that moves pages between nodes and checks where they went
+ * turns it off: the kernel would move the same pages at the same time, and move_pages(2)
+ * would find them in flight. Without the right to, it stays as it is.
+ */
+static inline void numa_balancing(bool restore)
+{
+	static char before[16];
+	const char *path = "/proc/sys/kernel/numa_balancing";
+	FILE *f;
+
+	if (!restore) {
+		f = fopen(path, "r");
+		if (!f || !fgets(before, sizeof(before), f))
+			before[0] = 0;
+		if (f)
+			fclose(f);
+	}
+	if (!before[0] || (restore && strcmp(before, "0\n") == 0))
+		return;
+	f = fopen(path, "w");
+	if (f) {
+		fputs(restore ? before : "0", f);
+		fclose(f);
+	}
 }
 
 /* ---- RC QPs connected in this process (loopback over the port's GID) ---------------------- */
