@@ -431,6 +431,7 @@ struct pfnic_block {
 
 int pfnic_events_init(void);
 void pfnic_events_exit(void);
+bool pfnic_events_listened(void);
 void pfnic_event_mr(struct pfnic_mr *mr, enum pfnic_event_type type, u8 mmu_event,
 		    unsigned long start, unsigned long end, unsigned long pages,
 		    const struct pfnic_block *blk);

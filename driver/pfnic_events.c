@@ -166,6 +166,20 @@ static u16 pfnic_event_reason(u8 event)
 }
 
 /**
+ * pfnic_events_listened() - whether anyone reads the event channel
+ *
+ * For producers on hot paths (every invalidation): with no reader there is no record to
+ * build. A reader that opens meanwhile sees what happens from its open() on, so a stale
+ * answer loses nothing it was promised.
+ *
+ * Return: true if a reader is open.
+ */
+bool pfnic_events_listened(void)
+{
+	return READ_ONCE(pfnic_nreaders);
+}
+
+/**
  * pfnic_event_mr() - tell the readers allowed to see @mr's records what happened to it
  * @mr: the MR
  * @type: PFNIC_EVENT_INVALIDATE, PFNIC_EVENT_MIGRATE or PFNIC_EVENT_PINNED
@@ -184,6 +198,8 @@ void pfnic_event_mr(struct pfnic_mr *mr, enum pfnic_event_type type, u8 mmu_even
 	struct pfnic_reader *r;
 	struct pfnic_event ev;
 
+	if (!pfnic_events_listened())
+		return;
 	pfnic_event_init(&ev, type, type == PFNIC_EVENT_PINNED ? 0 : pfnic_event_reason(mmu_event),
 			 blk);
 	if (blk && type == PFNIC_EVENT_MIGRATE)
@@ -281,7 +297,8 @@ static int pfnic_memory_notify(struct notifier_block *nb, unsigned long action, 
 		pfnic_reader_queue(r, &ev, NULL);
 	rcu_read_unlock();
 
-	if (what == PFNIC_MEMORY_GOING_OFFLINE)
+	/* naming the pinned MRs scans every page they pin: only for someone to read it */
+	if (what == PFNIC_MEMORY_GOING_OFFLINE && pfnic_events_listened())
 		pfnic_mr_report_pinned(mn->start_pfn, mn->nr_pages, &blk);
 	return NOTIFY_OK;
 }
@@ -324,8 +341,9 @@ static int pfnic_events_open(struct inode *inode, struct file *file)
 		kfree(r);
 		return -EMFILE;
 	}
-	pfnic_nreaders++;
 	list_add_tail_rcu(&r->node, &pfnic_readers);
+	/* counted once on the list: a producer that sees the count finds the reader */
+	WRITE_ONCE(pfnic_nreaders, pfnic_nreaders + 1);
 	mutex_unlock(&pfnic_readers_lock);
 	file->private_data = r;
 	return stream_open(inode, file);
@@ -337,7 +355,7 @@ static int pfnic_events_release(struct inode *inode, struct file *file)
 
 	mutex_lock(&pfnic_readers_lock);
 	list_del_rcu(&r->node);
-	pfnic_nreaders--;
+	WRITE_ONCE(pfnic_nreaders, pfnic_nreaders - 1);
 	mutex_unlock(&pfnic_readers_lock);
 	/* no producer is still copying into the ring */
 	synchronize_rcu();

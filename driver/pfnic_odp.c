@@ -84,7 +84,9 @@ static bool pfnic_odp_invalidate(struct mmu_interval_notifier *mni,
 		if (xlt->pages[idx]) {
 			if (range->event == MMU_NOTIFY_CLEAR &&
 			    pfnic_page_migrating(xlt->pages[idx]) && !migrating++)
-				offlining = pfnic_event_offlining(page_to_pfn(xlt->pages[idx]),
+				/* which block goes offline matters only to the event channel */
+				offlining = pfnic_events_listened() &&
+					    pfnic_event_offlining(page_to_pfn(xlt->pages[idx]),
 								  &blk);
 			xlt->pages[idx] = NULL;
 			xlt->npresent--;

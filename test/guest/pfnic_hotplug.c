@@ -910,40 +910,28 @@ static void c_odp(void)
 	ibv_dereg_mr(tr.dst_mr);
 }
 
+/* The options of this program's own, for vt_args(). */
+static bool take_option(int opt, const char *arg)
+{
+	if (opt == 'u')
+		g.unplug = true;
+	else if (opt == 'b')
+		g.bench = atoi(arg);
+	else
+		return false;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "device", required_argument, NULL, 'd' },
-		{ "gid-index", required_argument, NULL, 'g' },
 		{ "unplug", no_argument, NULL, 'u' },
 		{ "bench", required_argument, NULL, 'b' },
 		{ 0 },
 	};
-	int c;
 
-	while ((c = getopt_long(argc, argv, "d:g:ub:", lo, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			g.dev = optarg;
-			break;
-		case 'g':
-			g.gidx = atoi(optarg);
-			break;
-		case 'u':
-			g.unplug = true;
-			break;
-		case 'b':
-			g.bench = atoi(optarg);
-			break;
-		default:
-			fprintf(stderr, "usage: pfnic_hotplug -d DEVICE [-g GID_INDEX] [--unplug] [--bench N]\n");
-			return 2;
-		}
-	}
-	if (!g.dev || optind != argc) {
-		fprintf(stderr, "usage: pfnic_hotplug -d DEVICE [-g GID_INDEX] [--unplug] [--bench N]\n");
-		return 2;
-	}
+	vt_args(argc, argv, "pfnic_hotplug -d DEVICE [-g GID_INDEX] [--unplug] [--bench N]",
+		&g.dev, &g.gidx, "ub:", lo, take_option);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("TAP version 13\n1..%d\n", g.unplug ? 11 : 10);
 	setup();

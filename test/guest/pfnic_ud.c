@@ -533,30 +533,7 @@ static void c_undeliverable(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "device", required_argument, NULL, 'd' },
-		{ "gid-index", required_argument, NULL, 'g' },
-		{ 0 },
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "d:g:", lo, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			g.dev = optarg;
-			break;
-		case 'g':
-			g.gidx = atoi(optarg);
-			break;
-		default:
-			fprintf(stderr, "usage: pfnic_ud -d DEVICE [-g GID_INDEX]\n");
-			return 2;
-		}
-	}
-	if (!g.dev || optind != argc) {
-		fprintf(stderr, "usage: pfnic_ud -d DEVICE [-g GID_INDEX]\n");
-		return 2;
-	}
+	vt_args(argc, argv, "pfnic_ud -d DEVICE [-g GID_INDEX]", &g.dev, &g.gidx, "", NULL, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("TAP version 13\n1..12\n");
 	setup();

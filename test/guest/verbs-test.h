@@ -6,6 +6,7 @@
  *  - TAP output: diag() prints a "# " diagnostic line, bail() a "Bail out!" line and exits 1;
  *  - now(): seconds on the monotonic clock;
  *  - open_device_named(): the libibverbs context of a device, by name, or bail();
+ *  - vt_args(): the command line the programs share (-d DEVICE, -g GID_INDEX);
  *  - what a command prints, as words (run_words(), after(), num_after());
  *  - numa_balancing(): automatic NUMA balancing off while a program moves pages;
  *  - the RC loopback set-up: one QP of a pair moved RESET -> INIT -> RTR -> RTS towards the
@@ -16,6 +17,7 @@
 #pragma once
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -161,6 +163,42 @@ static inline void numa_balancing(bool restore)
 		fputs(restore ? before : "0", f);
 		fclose(f);
 	}
+}
+
+/*
+ * The command line the test programs share: -d/--device DEVICE (required) and -g/--gid-index
+ * N, plus a program's own options: @more (getopt's short option string for them, "" for
+ * none), @more_long (their long forms, ending with an empty entry; or NULL) and @take, which
+ * gets each of them and returns false for one it does not know. On anything else, or
+ * without -d, prints "usage: @usage" and exits 2.
+ */
+static inline void vt_args(int argc, char **argv, const char *usage, const char **dev,
+			   int *gidx, const char *more, const struct option *more_long,
+			   bool (*take)(int opt, const char *arg))
+{
+	struct option lo[16] = {
+		{ "device", required_argument, NULL, 'd' },
+		{ "gid-index", required_argument, NULL, 'g' },
+	};
+	char shorts[64];
+	int n, c;
+
+	for (n = 2; more_long && more_long[n - 2].name && n < 15; n++)
+		lo[n] = more_long[n - 2];
+	snprintf(shorts, sizeof(shorts), "d:g:%s", more);
+	while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+		if (c == 'd')
+			*dev = optarg;
+		else if (c == 'g')
+			*gidx = atoi(optarg);
+		else if (!take || !take(c, optarg))
+			goto bad;
+	}
+	if (*dev && optind == argc)
+		return;
+bad:
+	fprintf(stderr, "usage: %s\n", usage);
+	exit(2);
 }
 
 /* ---- RC QPs connected in this process (loopback over the port's GID) ---------------------- */
