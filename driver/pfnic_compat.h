@@ -7,6 +7,7 @@
 #ifndef PFNIC_COMPAT_H
 #define PFNIC_COMPAT_H
 
+#include <linux/mm.h>
 #include <linux/version.h>
 
 /*
@@ -50,5 +51,16 @@ struct ib_mr *pfnic_compat_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length
 struct ib_mr *pfnic_compat_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 iova,
 				       int access, struct ib_udata *udata);
 #endif
+
+/* 6.3 made a VMA's flags writable through helpers only (ummunotify's mmap). */
+static inline void pfnic_vm_flags_mod(struct vm_area_struct *vma, vm_flags_t set,
+				      vm_flags_t clear)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_mod(vma, set, clear);
+#else
+	vma->vm_flags = (vma->vm_flags | set) & ~clear;
+#endif
+}
 
 #endif /* PFNIC_COMPAT_H */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# build-driver.sh [NAME...]: build driver/ (pfnic.ko) against each kernel of the matrix.
-# Output: build/driver/<name>/pfnic.ko. One source tree serves every kernel; Kbuild writes
+# build-driver.sh [NAME...]: build driver/ (pfnic.ko, ummunotify.ko) against each kernel of the matrix.
+# Output: build/driver/<name>/{pfnic,ummunotify}.ko. One source tree serves every kernel; Kbuild writes
 # its objects beside the sources, so each kernel builds in its own copy of driver/.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -21,7 +21,9 @@ build_one() {
 			KCFLAGS=-Wno-attributes)
 	fi
 	make -s -C "$kdir" M="$out" "${flags[@]}" modules
-	[ -s "$out/pfnic.ko" ] || rig_die "build for $name produced no pfnic.ko"
+	for ko in pfnic ummunotify; do
+		[ -s "$out/$ko.ko" ] || rig_die "build for $name produced no $ko.ko"
+	done
 }
 
 main() {
@@ -30,7 +32,7 @@ main() {
 	for n in "${names[@]}"; do
 		t0=$(date +%s)
 		build_one "$n"
-		rig_log "pfnic.ko for $n ($(kernel_release "$n")) built in $(elapsed "$t0")s"
+		rig_log "pfnic.ko and ummunotify.ko for $n ($(kernel_release "$n")) built in $(elapsed "$t0")s"
 	done
 }
 main "$@"
