@@ -4,22 +4,28 @@
  * kernel changed, for userspace registration caches (the interface and its rules are in
  * uapi/ummunotify.h). A module of its own: it needs no RDMA stack.
  *
- * Each open file is an MMU notifier on its opener's address space with an interval tree of
- * the watched ranges. An invalidation marks the ranges it overlaps as changed (a list of
- * them, a hint of where, and a byte per range in memory the process maps), then bumps the
- * generation in the shared page. Nothing is queued per event, so nothing can overflow.
+ * Every file of a process shares one MMU notifier on the process's address space (struct
+ * umn_mm); each file has an interval tree of its watched ranges. An invalidation marks the
+ * ranges it overlaps changed (a list of them, a hint of where, and a byte per range in
+ * memory the process maps), then moves the generation in the shared page. Nothing is queued
+ * per event, so nothing can overflow.
  *
- * Locking:
- * - file->lock, a spinlock, guards what the notifier touches: the interval tree, the list
- *   of changed ranges and their hints, the generation, the invalidations in flight. The
- *   notifier runs with page-table and rmap locks held and may not sleep: it takes this lock
- *   only, which is never held across anything that sleeps, faults or allocates.
- * - file->mutex, a sleeping lock, serializes register, unregister, read and feature
- *   exchange, and guards the cookie tree and the range count. It is held across user
- *   copies (which may fault), so it is never taken under mmap_lock: not by mmap, not by the
- *   fault handler, not by the notifier. Order: mutex, then lock.
+ * Locking, outermost first:
+ * - umn_file.mutex serializes a file's register, unregister, read and feature exchange, and
+ *   guards its cookie tree, slots and range count. It is held across allocations and user
+ *   copies, which may reclaim or fault and so invalidate: no notifier path takes it.
+ * - umn_mm.files_mutex and umn_file.tree_mutex are held only while the file list or a tree
+ *   changes, never across an allocation or a user copy, so a notifier may sleep on them
+ *   without waiting on itself. A notifier that may sleep walks a tree under tree_mutex,
+ *   dropping the spinlock now and then to reschedule: the tree cannot change meanwhile.
+ * - umn_mm.lock guards the invalidations in flight, and the file list with files_mutex
+ *   (changes hold both); umn_file.lock guards the marks: the changed list, the hints, the
+ *   slot bytes, the generation. Both are spinlocks, never held across anything that sleeps.
+ *   A notifier that may not sleep (the OOM reaper's) takes only these.
+ * Orders: file mutex -> tree_mutex -> mm lock -> file lock; files_mutex -> tree_mutex.
  */
 #include <linux/fs.h>
+#include <linux/hashtable.h>
 #include <linux/idr.h>
 #include <linux/interval_tree.h>
 #include <linux/miscdevice.h>
@@ -30,6 +36,7 @@
 #include <linux/rbtree.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <linux/sched.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
 
@@ -44,8 +51,16 @@ module_param(max_ranges, uint, 0644);
 MODULE_PARM_DESC(max_ranges,
 		 "Ranges one open file can watch, taken at open() (default 2097152, at most 16777216)");
 
+static unsigned int max_user_ranges = BIT(21);
+module_param(max_user_ranges, uint, 0644);
+MODULE_PARM_DESC(max_user_ranges,
+		 "Ranges all the files of one user can watch together (default 2097152)");
+
 /* Invalidations in flight tracked one by one; more than that share one bounding span. */
 #define UMN_INFLIGHT_SLOTS 8
+
+/* Ranges a notifier that may sleep marks between two chances to reschedule. */
+#define UMN_WALK_BATCH 1024
 
 /* Events one read() call gathers under the lock at most. */
 #define UMN_READ_BATCH (PAGE_SIZE / sizeof(struct ummunotify_event))
@@ -67,12 +82,34 @@ struct umn_inflight {
 	const struct mmu_notifier_range *range;
 	unsigned long start;
 	unsigned long end;
-	u32 flag;
+	enum mmu_notifier_event event;
+};
+
+/* The notifier all files of one address space share. */
+struct umn_mm {
+	struct mmu_notifier notifier;
+	struct mutex files_mutex;	/* see "Locking" above */
+	spinlock_t lock;		/* see "Locking" above */
+	struct list_head files;		/* under files_mutex and lock */
+	struct umn_inflight inflight[UMN_INFLIGHT_SLOTS];	/* under lock */
+	unsigned int overflow;		/* in flight beyond the slots; under lock */
+	unsigned long overflow_start;	/* and the span they cover */
+	unsigned long overflow_end;
+	bool released;			/* the address space is gone; under lock */
+};
+
+/* A user's ranges, over all its files (max_user_ranges). */
+struct umn_user {
+	struct hlist_node node;		/* in umn_users; under umn_users_lock */
+	kuid_t uid;
+	refcount_t ref;
+	atomic_long_t ranges;
 };
 
 struct umn_file {
-	struct mmu_notifier notifier;
-	struct mm_struct *mm;		/* the watched address space; grabbed */
+	struct umn_mm *umm;		/* a reference to the address space's notifier */
+	struct list_head node;		/* in umm->files */
+	struct umn_user *user;		/* the opener's real uid, charged for its ranges */
 
 	struct mutex mutex;		/* see "Locking" above */
 	struct rb_root cookies;		/* ranges by cookie; under mutex */
@@ -82,15 +119,11 @@ struct umn_file {
 	u32 features;			/* set once, before used; read by the notifier */
 	bool used;			/* under mutex */
 
+	struct mutex tree_mutex;	/* see "Locking" above */
 	spinlock_t lock;		/* see "Locking" above */
-	struct rb_root_cached ranges;	/* interval tree by address; under lock */
+	struct rb_root_cached ranges;	/* interval tree by address; under tree_mutex and lock */
 	struct list_head changed;	/* ranges changed since last reported; under lock */
-	bool need_last;			/* a LAST event is owed to the reader; under lock */
-	bool closing;			/* under lock */
-	struct umn_inflight inflight[UMN_INFLIGHT_SLOTS];	/* under lock */
-	unsigned int overflow;		/* in flight beyond the slots; under lock */
-	unsigned long overflow_start;	/* and the span they cover */
-	unsigned long overflow_end;
+	u64 told;			/* the generation the last LAST event gave; under lock */
 
 	struct page *shared_page;	/* struct ummunotify_shared; mapped at offset 0 */
 	struct ummunotify_shared *shared;
@@ -102,6 +135,42 @@ struct umn_file {
 };
 
 static struct kmem_cache *umn_range_cache;
+static DEFINE_HASHTABLE(umn_users, 6);
+static DEFINE_SPINLOCK(umn_users_lock);
+
+/* The accounting of @uid's ranges. Return: a reference to it, or NULL if out of memory. */
+static struct umn_user *umn_user_get(kuid_t uid)
+{
+	struct umn_user *user, *fresh = kzalloc(sizeof(*fresh), GFP_KERNEL);
+
+	spin_lock(&umn_users_lock);
+	hash_for_each_possible(umn_users, user, node, __kuid_val(uid)) {
+		if (uid_eq(user->uid, uid)) {
+			refcount_inc(&user->ref);
+			goto out;
+		}
+	}
+	user = fresh;
+	fresh = NULL;
+	if (user) {
+		user->uid = uid;
+		refcount_set(&user->ref, 1);
+		hash_add(umn_users, &user->node, __kuid_val(uid));
+	}
+out:
+	spin_unlock(&umn_users_lock);
+	kfree(fresh);
+	return user;
+}
+
+static void umn_user_put(struct umn_user *user)
+{
+	if (!refcount_dec_and_lock(&user->ref, &umn_users_lock))
+		return;
+	hash_del(&user->node);
+	spin_unlock(&umn_users_lock);
+	kfree(user);
+}
 
 static u8 *umn_slot_byte(struct umn_file *uf, u32 slot)
 {
@@ -182,102 +251,206 @@ static void umn_changed_notify(struct umn_file *uf)
 	/* pairs with the reader's acquire load of the generation before it reads slot bytes */
 	smp_wmb();
 	WRITE_ONCE(uf->shared->generation, uf->shared->generation + 1);
-	wake_up_interruptible(&uf->wait);
+	wake_up_interruptible_poll(&uf->wait, EPOLLIN | EPOLLRDNORM);
 	kill_fasync(&uf->async, SIGIO, POLL_IN);
 }
 
-/* Marks every range overlapping [start, end) changed. Caller holds the lock. */
-static void umn_mark(struct umn_file *uf, unsigned long start, unsigned long end, u32 flag)
+/*
+ * Marks @uf's ranges overlapping [start, end) changed by @event. If @may_sleep, under
+ * tree_mutex (so the tree stays as it is) with the spinlock dropped every UMN_WALK_BATCH
+ * ranges to reschedule; otherwise under the spinlock throughout. The caller keeps @uf alive
+ * (files_mutex or the mm's lock).
+ */
+static void umn_file_mark(struct umn_file *uf, unsigned long start, unsigned long end,
+			  enum mmu_notifier_event event, bool may_sleep)
 {
+	u32 flag = umn_change_flag(uf, event);
 	struct interval_tree_node *node;
-	bool hit = false;
+	unsigned int marked = 0;
 
-	lockdep_assert_held(&uf->lock);
+	if (!flag)
+		return;
+	if (may_sleep)
+		mutex_lock(&uf->tree_mutex);
+	spin_lock(&uf->lock);
 	for (node = interval_tree_iter_first(&uf->ranges, start, end - 1); node;
 	     node = interval_tree_iter_next(node, start, end - 1)) {
 		umn_range_changed(uf, container_of(node, struct umn_range, node), start, end, flag);
-		hit = true;
+		if (++marked == UMN_WALK_BATCH && may_sleep) {
+			umn_changed_notify(uf);
+			marked = 0;
+			spin_unlock(&uf->lock);
+			cond_resched();
+			spin_lock(&uf->lock);
+		}
 	}
-	if (hit)
+	if (marked)
 		umn_changed_notify(uf);
+	spin_unlock(&uf->lock);
+	if (may_sleep)
+		mutex_unlock(&uf->tree_mutex);
 }
 
 /*
- * Invalidations are counted from start to end so that a range registered in between is
- * reported changed: its memory may already be gone when the registration looks at it.
- * The core pairs every start that returned 0 with an end, given the same range.
+ * Whether any file of the address space watches a range in [start, end) that @event changes.
+ * Most invalidations touch no watched range: this keeps them off the sleeping locks.
+ */
+static bool umn_mm_watched(struct umn_mm *umm, unsigned long start, unsigned long end,
+			   enum mmu_notifier_event event)
+{
+	struct umn_file *uf;
+	bool watched = false;
+
+	spin_lock(&umm->lock);
+	list_for_each_entry(uf, &umm->files, node) {
+		if (!umn_change_flag(uf, event))
+			continue;
+		spin_lock(&uf->lock);
+		watched = interval_tree_iter_first(&uf->ranges, start, end - 1);
+		spin_unlock(&uf->lock);
+		if (watched)
+			break;
+	}
+	spin_unlock(&umm->lock);
+	return watched;
+}
+
+/*
+ * Marks the ranges of every file of the address space. A range registered after the
+ * look-ahead of umn_mm_watched() is marked at registration, as the invalidation is in flight.
+ */
+static void umn_mm_mark(struct umn_mm *umm, unsigned long start, unsigned long end,
+			enum mmu_notifier_event event, bool may_sleep)
+{
+	struct umn_file *uf;
+
+	if (may_sleep && !umn_mm_watched(umm, start, end, event))
+		return;
+	if (may_sleep) {
+		mutex_lock(&umm->files_mutex);
+		list_for_each_entry(uf, &umm->files, node)
+			umn_file_mark(uf, start, end, event, true);
+		mutex_unlock(&umm->files_mutex);
+	} else {
+		spin_lock(&umm->lock);
+		list_for_each_entry(uf, &umm->files, node)
+			umn_file_mark(uf, start, end, event, false);
+		spin_unlock(&umm->lock);
+	}
+}
+
+/*
+ * Invalidations are tracked from start to end so that a range registered in between is
+ * reported changed: its memory may already be gone when the registration looks at it. The
+ * core pairs every start with an end given the same range. (A caller that starts the same
+ * range twice, as change_protection() may for a range at address 0, is tracked once.) The
+ * notifier exists from the first file's open, which no invalidation can overlap.
  */
 static int umn_invalidate_start(struct mmu_notifier *mn, const struct mmu_notifier_range *range)
 {
-	struct umn_file *uf = container_of(mn, struct umn_file, notifier);
-	u32 flag = umn_change_flag(uf, range->event);
-	unsigned int i;
+	struct umn_mm *umm = container_of(mn, struct umn_mm, notifier);
+	struct umn_inflight *in, *free = NULL;
 
-	spin_lock(&uf->lock);
-	for (i = 0; i < UMN_INFLIGHT_SLOTS && uf->inflight[i].range; i++)
-		;
-	if (i < UMN_INFLIGHT_SLOTS) {
-		uf->inflight[i] = (struct umn_inflight){ range, range->start, range->end, flag };
-	} else if (!uf->overflow++) {
-		uf->overflow_start = range->start;
-		uf->overflow_end = range->end;
-	} else {
-		uf->overflow_start = min(uf->overflow_start, range->start);
-		uf->overflow_end = max(uf->overflow_end, range->end);
+	spin_lock(&umm->lock);
+	for (in = umm->inflight; in < umm->inflight + UMN_INFLIGHT_SLOTS; in++) {
+		if (in->range == range)
+			break;
+		if (!in->range && !free)
+			free = in;
 	}
-	if (flag)
-		umn_mark(uf, range->start, range->end, flag);
-	spin_unlock(&uf->lock);
+	if (in < umm->inflight + UMN_INFLIGHT_SLOTS) {
+		/* already tracked */
+	} else if (free) {
+		*free = (struct umn_inflight){ range, range->start, range->end, range->event };
+	} else if (!umm->overflow++) {
+		umm->overflow_start = range->start;
+		umm->overflow_end = range->end;
+	} else {
+		umm->overflow_start = min(umm->overflow_start, range->start);
+		umm->overflow_end = max(umm->overflow_end, range->end);
+	}
+	spin_unlock(&umm->lock);
+
+	umn_mm_mark(umm, range->start, range->end, range->event,
+		    mmu_notifier_range_blockable(range));
 	return 0;
 }
 
 static void umn_invalidate_end(struct mmu_notifier *mn, const struct mmu_notifier_range *range)
 {
-	struct umn_file *uf = container_of(mn, struct umn_file, notifier);
-	unsigned int i;
+	struct umn_mm *umm = container_of(mn, struct umn_mm, notifier);
+	struct umn_inflight *in;
 
-	spin_lock(&uf->lock);
-	for (i = 0; i < UMN_INFLIGHT_SLOTS; i++) {
-		if (uf->inflight[i].range == range) {
-			uf->inflight[i].range = NULL;
+	spin_lock(&umm->lock);
+	for (in = umm->inflight; in < umm->inflight + UMN_INFLIGHT_SLOTS; in++) {
+		if (in->range == range) {
+			in->range = NULL;
 			break;
 		}
 	}
-	if (i == UMN_INFLIGHT_SLOTS && !WARN_ON_ONCE(!uf->overflow))
-		uf->overflow--;
-	spin_unlock(&uf->lock);
+	if (in == umm->inflight + UMN_INFLIGHT_SLOTS && !WARN_ON_ONCE(!umm->overflow))
+		umm->overflow--;
+	spin_unlock(&umm->lock);
 }
 
-/* The address space is going away (exit, exec): every range has changed. */
+/* The address space is going away (exit, exec): every range of every file has changed. */
 static void umn_release(struct mmu_notifier *mn, struct mm_struct *mm)
 {
-	struct umn_file *uf = container_of(mn, struct umn_file, notifier);
+	struct umn_mm *umm = container_of(mn, struct umn_mm, notifier);
 
-	spin_lock(&uf->lock);
-	/* unregistering at close calls this too; then nobody is left to tell */
-	if (!uf->closing)
-		umn_mark(uf, 0, ULONG_MAX, UMMUNOTIFY_EVENT_FLAG_RELEASE);
-	spin_unlock(&uf->lock);
+	spin_lock(&umm->lock);
+	umm->released = true;
+	spin_unlock(&umm->lock);
+	umn_mm_mark(umm, 0, ULONG_MAX, MMU_NOTIFY_RELEASE, true);
+}
+
+static struct mmu_notifier *umn_alloc_notifier(struct mm_struct *mm)
+{
+	struct umn_mm *umm = kzalloc(sizeof(*umm), GFP_KERNEL_ACCOUNT);
+
+	if (!umm)
+		return ERR_PTR(-ENOMEM);
+	mutex_init(&umm->files_mutex);
+	spin_lock_init(&umm->lock);
+	INIT_LIST_HEAD(&umm->files);
+	return &umm->notifier;
+}
+
+static void umn_free_notifier(struct mmu_notifier *mn)
+{
+	kfree(container_of(mn, struct umn_mm, notifier));
 }
 
 static const struct mmu_notifier_ops umn_notifier_ops = {
 	.release = umn_release,
 	.invalidate_range_start = umn_invalidate_start,
 	.invalidate_range_end = umn_invalidate_end,
+	.alloc_notifier = umn_alloc_notifier,
+	.free_notifier = umn_free_notifier,
 };
 
-/* A new range overlapping an invalidation in flight is reported changed. Under the lock. */
+/*
+ * A new range overlapping an invalidation in flight is reported changed. Caller holds the
+ * mm's lock and the file's.
+ */
 static void umn_check_inflight(struct umn_file *uf, struct umn_range *r)
 {
 	unsigned long start = r->node.start, end = r->node.last + 1;
+	struct umn_mm *umm = uf->umm;
 	struct umn_inflight *in;
+	u32 flag;
 
+	lockdep_assert_held(&umm->lock);
 	lockdep_assert_held(&uf->lock);
-	for (in = uf->inflight; in < uf->inflight + UMN_INFLIGHT_SLOTS; in++)
-		if (in->range && in->flag && in->start < end && start < in->end)
-			umn_range_changed(uf, r, in->start, in->end, in->flag);
-	if (uf->overflow && uf->overflow_start < end && start < uf->overflow_end)
-		umn_range_changed(uf, r, uf->overflow_start, uf->overflow_end,
+	for (in = umm->inflight; in < umm->inflight + UMN_INFLIGHT_SLOTS; in++) {
+		if (!in->range || in->end <= start || end <= in->start)
+			continue;
+		flag = umn_change_flag(uf, in->event);
+		if (flag)
+			umn_range_changed(uf, r, in->start, in->end, flag);
+	}
+	if (umm->overflow && umm->overflow_start < end && start < umm->overflow_end)
+		umn_range_changed(uf, r, umm->overflow_start, umm->overflow_end,
 				  UMMUNOTIFY_EVENT_FLAG_OTHER);
 	if (!list_empty(&r->changed))
 		umn_changed_notify(uf);
@@ -306,10 +479,22 @@ static struct umn_range *umn_find(struct umn_file *uf, u64 cookie)
 	return node ? rb_entry(node, struct umn_range, by_cookie) : NULL;
 }
 
-/* Whether the caller may change what the file watches: only its own address space. */
+/*
+ * Whether the caller is of the address space the file watches (the notifier holds it, so
+ * no other can take its address).
+ */
 static bool umn_owner(struct umn_file *uf)
 {
-	return current->mm == uf->mm;
+	return current->mm == uf->umm->notifier.mm;
+}
+
+/*
+ * Reading takes what the owner has not seen yet, so only the owner may, or anyone once the
+ * address space is gone (to learn that every range changed).
+ */
+static bool umn_may_read(struct umn_file *uf)
+{
+	return umn_owner(uf) || READ_ONCE(uf->umm->released);
 }
 
 static long umn_register(struct umn_file *uf, struct ummunotify_register_ioctl __user *arg,
@@ -324,6 +509,8 @@ static long umn_register(struct umn_file *uf, struct ummunotify_register_ioctl _
 		return -EFAULT;
 	if (req.flags || req.reserved)
 		return -EINVAL;
+	req.start = untagged_addr(req.start);
+	req.end = untagged_addr(req.end);
 	/* a range that is empty, wraps, or leaves user space */
 	if (req.start >= req.end || req.end > TASK_SIZE)
 		return -EINVAL;
@@ -338,17 +525,21 @@ static long umn_register(struct umn_file *uf, struct ummunotify_register_ioctl _
 	r->node.last = req.end - 1;
 	INIT_LIST_HEAD(&r->changed);
 
-	mutex_lock(&uf->mutex);
+	ret = -EINTR;
+	if (mutex_lock_killable(&uf->mutex))
+		goto out_unlocked;
 	ret = -EEXIST;
 	if (umn_find(uf, r->cookie))
 		goto out_free;
 	ret = -ENOSPC;
 	if (uf->nranges >= uf->max_ranges)
 		goto out_free;
+	if (atomic_long_inc_return(&uf->user->ranges) > READ_ONCE(max_user_ranges))
+		goto out_uncharge;
 	slot = ida_alloc_max(&uf->slots, uf->max_ranges - 1, GFP_KERNEL_ACCOUNT);
 	if (slot < 0) {
 		ret = slot;
-		goto out_free;
+		goto out_uncharge;
 	}
 	r->slot = slot;
 	ret = -ENOMEM;
@@ -360,10 +551,14 @@ static long umn_register(struct umn_file *uf, struct ummunotify_register_ioctl _
 		goto out_slot;
 
 	WRITE_ONCE(*umn_slot_byte(uf, r->slot), 0);
+	mutex_lock(&uf->tree_mutex);
+	spin_lock(&uf->umm->lock);
 	spin_lock(&uf->lock);
 	interval_tree_insert(&r->node, &uf->ranges);
 	umn_check_inflight(uf, r);
 	spin_unlock(&uf->lock);
+	spin_unlock(&uf->umm->lock);
+	mutex_unlock(&uf->tree_mutex);
 	rb_add(&r->by_cookie, &uf->cookies, umn_cookie_less);
 	uf->nranges++;
 	uf->used = true;
@@ -372,8 +567,11 @@ static long umn_register(struct umn_file *uf, struct ummunotify_register_ioctl _
 
 out_slot:
 	ida_free(&uf->slots, r->slot);
+out_uncharge:
+	atomic_long_dec(&uf->user->ranges);
 out_free:
 	mutex_unlock(&uf->mutex);
+out_unlocked:
 	kmem_cache_free(umn_range_cache, r);
 	return ret;
 }
@@ -382,14 +580,17 @@ out_free:
 static void umn_remove(struct umn_file *uf, struct umn_range *r)
 {
 	lockdep_assert_held(&uf->mutex);
+	mutex_lock(&uf->tree_mutex);
 	spin_lock(&uf->lock);
 	interval_tree_remove(&r->node, &uf->ranges);
 	list_del(&r->changed);
 	spin_unlock(&uf->lock);
+	mutex_unlock(&uf->tree_mutex);
 	rb_erase(&r->by_cookie, &uf->cookies);
 	WRITE_ONCE(*umn_slot_byte(uf, r->slot), 0);
 	ida_free(&uf->slots, r->slot);
 	uf->nranges--;
+	atomic_long_dec(&uf->user->ranges);
 	kmem_cache_free(umn_range_cache, r);
 }
 
@@ -403,7 +604,8 @@ static long umn_unregister(struct umn_file *uf, u64 __user *arg)
 		return -EFAULT;
 	if (!umn_owner(uf))
 		return -EPERM;
-	mutex_lock(&uf->mutex);
+	if (mutex_lock_killable(&uf->mutex))
+		return -EINTR;
 	r = umn_find(uf, cookie);
 	if (r)
 		umn_remove(uf, r);
@@ -424,7 +626,8 @@ static long umn_exchange_features(struct umn_file *uf, u32 __user *arg)
 	if (!umn_owner(uf))
 		return -EPERM;
 	granted = wanted & UMMUNOTIFY_FEATURE_PROTECTION;
-	mutex_lock(&uf->mutex);
+	if (mutex_lock_killable(&uf->mutex))
+		return -EINTR;
 	if (uf->used)
 		ret = -EBUSY;
 	else if (put_user(granted, arg))
@@ -482,17 +685,24 @@ static bool umn_readable(struct umn_file *uf)
 	bool readable;
 
 	spin_lock(&uf->lock);
-	readable = !list_empty(&uf->changed) || uf->need_last;
+	/*
+	 * A LAST is owed while the generation moved since the last one, even if what changed
+	 * was unregistered before it was reported: the reader can then catch up.
+	 */
+	readable = !list_empty(&uf->changed) || uf->shared->generation != uf->told;
 	spin_unlock(&uf->lock);
 	return readable;
 }
 
 /*
  * Moves up to @max changed ranges into @ev (and @taken), then a LAST event if that emptied
- * the list. Caller holds the mutex and the lock. Return: the number of events.
+ * the list and the generation moved since the last LAST; *@told gets the generation the
+ * previous LAST gave. Every range put on the list moved the generation, so INVAL events are
+ * always followed by a LAST. Caller holds the mutex and the lock. Return: the number of
+ * events.
  */
 static size_t umn_take_events(struct umn_file *uf, struct ummunotify_event *ev,
-			      struct umn_range **taken, size_t max, bool *gave_last)
+			      struct umn_range **taken, size_t max, bool *gave_last, u64 *told)
 {
 	struct umn_range *r;
 	size_t n = 0;
@@ -510,30 +720,31 @@ static size_t umn_take_events(struct umn_file *uf, struct ummunotify_event *ev,
 		};
 		taken[n++] = r;
 		list_del_init(&r->changed);
-		uf->need_last = true;
 	}
-	*gave_last = n < max && uf->need_last;
+	*told = uf->told;
+	*gave_last = n < max && list_empty(&uf->changed) && uf->shared->generation != uf->told;
 	if (*gave_last) {
 		ev[n++] = (struct ummunotify_event){
 			.type = UMMUNOTIFY_EVENT_TYPE_LAST,
 			.user_cookie_counter = uf->shared->generation,
 		};
-		uf->need_last = false;
+		uf->told = uf->shared->generation;
 	}
 	return n;
 }
 
 /* A copy to the reader failed: what it would have reported is reported again. */
 static void umn_untake_events(struct umn_file *uf, const struct ummunotify_event *ev,
-			      struct umn_range **taken, size_t n, bool gave_last)
+			      struct umn_range **taken, size_t n, bool gave_last, u64 told)
 {
 	size_t i;
 
 	spin_lock(&uf->lock);
 	for (i = 0; i < n - gave_last; i++)
 		umn_range_changed(uf, taken[i], ev[i].hint_start, ev[i].hint_end, ev[i].flags);
-	/* a LAST is owed after those, or was taken itself */
-	uf->need_last = true;
+	uf->told = told;
+	/* another reader may have gone to sleep meanwhile */
+	wake_up_interruptible_poll(&uf->wait, EPOLLIN | EPOLLRDNORM);
 	spin_unlock(&uf->lock);
 }
 
@@ -545,10 +756,13 @@ static ssize_t umn_read(struct file *file, char __user *buf, size_t count, loff_
 	struct umn_range **taken;
 	bool gave_last;
 	ssize_t ret;
+	u64 told;
 	size_t n;
 
 	if (!max)
 		return -EINVAL;
+	if (!umn_may_read(uf))
+		return -EPERM;
 	ev = kmalloc_array(max, sizeof(*ev), GFP_KERNEL);
 	taken = kmalloc_array(max, sizeof(*taken), GFP_KERNEL);
 	ret = -ENOMEM;
@@ -561,7 +775,7 @@ static ssize_t umn_read(struct file *file, char __user *buf, size_t count, loff_
 			goto out;
 		uf->used = true;
 		spin_lock(&uf->lock);
-		n = umn_take_events(uf, ev, taken, max, &gave_last);
+		n = umn_take_events(uf, ev, taken, max, &gave_last, &told);
 		spin_unlock(&uf->lock);
 		if (n)
 			break;
@@ -575,7 +789,7 @@ static ssize_t umn_read(struct file *file, char __user *buf, size_t count, loff_
 	}
 	/* the mutex keeps every taken range registered until it is reported */
 	if (copy_to_user(buf, ev, n * sizeof(*ev))) {
-		umn_untake_events(uf, ev, taken, n, gave_last);
+		umn_untake_events(uf, ev, taken, n, gave_last, told);
 		ret = -EFAULT;
 	} else {
 		ret = n * sizeof(*ev);
@@ -591,6 +805,8 @@ static __poll_t umn_poll(struct file *file, struct poll_table_struct *wait)
 {
 	struct umn_file *uf = file->private_data;
 
+	if (!umn_may_read(uf))
+		return EPOLLERR;
 	poll_wait(file, &uf->wait, wait);
 	return umn_readable(uf) ? EPOLLIN | EPOLLRDNORM : 0;
 }
@@ -634,17 +850,22 @@ static int umn_mmap(struct file *file, struct vm_area_struct *vma)
 	if (vma->vm_pgoff || vma->vm_end - vma->vm_start > umn_map_size(uf) ||
 	    !(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
-	/* a read-only file cannot be mapped shared and writable; nor made so later */
-	if (vma->vm_flags & VM_WRITE)
+	/*
+	 * Never writable (the VFS refuses a shared writable mapping of a read-only file) nor
+	 * executable. Not inherited: a child has another address space, which these pages
+	 * say nothing about.
+	 */
+	if (vma->vm_flags & VM_EXEC)
 		return -EPERM;
-	/* a child has another address space: these pages would tell it nothing true */
-	pfnic_vm_flags_mod(vma, VM_DONTCOPY | VM_DONTEXPAND | VM_DONTDUMP, VM_MAYWRITE);
+	pfnic_vm_flags_mod(vma, VM_DONTCOPY | VM_DONTEXPAND | VM_DONTDUMP,
+			   VM_MAYWRITE | VM_MAYEXEC);
 	vma->vm_ops = &umn_vm_ops;
 	return 0;
 }
 
 static int umn_open(struct inode *inode, struct file *file)
 {
+	struct mmu_notifier *mn;
 	struct umn_file *uf;
 	int ret;
 
@@ -658,6 +879,7 @@ static int umn_open(struct inode *inode, struct file *file)
 	uf->max_ranges = clamp(READ_ONCE(max_ranges), 1U, UMN_RANGES_LIMIT);
 	uf->nslot_pages = DIV_ROUND_UP(uf->max_ranges, PAGE_SIZE);
 	mutex_init(&uf->mutex);
+	mutex_init(&uf->tree_mutex);
 	spin_lock_init(&uf->lock);
 	uf->cookies = RB_ROOT;
 	uf->ranges = RB_ROOT_CACHED;
@@ -668,23 +890,32 @@ static int umn_open(struct inode *inode, struct file *file)
 	ret = -ENOMEM;
 	uf->shared_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 	uf->slot_pages = kvcalloc(uf->nslot_pages, sizeof(*uf->slot_pages), GFP_KERNEL_ACCOUNT);
-	if (!uf->shared_page || !uf->slot_pages)
+	uf->user = umn_user_get(file->f_cred->uid);
+	if (!uf->shared_page || !uf->slot_pages || !uf->user)
 		goto err;
 	uf->shared = page_address(uf->shared_page);
 	uf->shared->abi_version = UMMUNOTIFY_ABI_VERSION;
 	uf->shared->max_ranges = uf->max_ranges;
 	uf->shared->slot_offset = PAGE_SIZE;
 
-	uf->notifier.ops = &umn_notifier_ops;
-	ret = mmu_notifier_register(&uf->notifier, current->mm);
-	if (ret)
+	/* the first file of an address space registers its notifier, the others share it */
+	mn = mmu_notifier_get(&umn_notifier_ops, current->mm);
+	if (IS_ERR(mn)) {
+		ret = PTR_ERR(mn);
 		goto err;
-	uf->mm = current->mm;
-	mmgrab(uf->mm);
+	}
+	uf->umm = container_of(mn, struct umn_mm, notifier);
+	mutex_lock(&uf->umm->files_mutex);
+	spin_lock(&uf->umm->lock);
+	list_add(&uf->node, &uf->umm->files);
+	spin_unlock(&uf->umm->lock);
+	mutex_unlock(&uf->umm->files_mutex);
 	file->private_data = uf;
 	return stream_open(inode, file);
 
 err:
+	if (uf->user)
+		umn_user_put(uf->user);
 	kvfree(uf->slot_pages);
 	if (uf->shared_page)
 		__free_page(uf->shared_page);
@@ -698,17 +929,26 @@ static int umn_release_file(struct inode *inode, struct file *file)
 	struct umn_range *r, *next;
 	unsigned int i;
 
-	spin_lock(&uf->lock);
-	uf->closing = true;
-	spin_unlock(&uf->lock);
-	/* waits for callbacks in progress; none comes after */
-	mmu_notifier_unregister(&uf->notifier, uf->mm);
-	mmdrop(uf->mm);
+	/* out of the list, no notifier walk can reach the file any more */
+	mutex_lock(&uf->umm->files_mutex);
+	spin_lock(&uf->umm->lock);
+	list_del(&uf->node);
+	spin_unlock(&uf->umm->lock);
+	mutex_unlock(&uf->umm->files_mutex);
+	mmu_notifier_put(&uf->umm->notifier);
 
-	rbtree_postorder_for_each_entry_safe(r, next, &uf->cookies, by_cookie)
+	atomic_long_sub(uf->nranges, &uf->user->ranges);
+	umn_user_put(uf->user);
+	rbtree_postorder_for_each_entry_safe(r, next, &uf->cookies, by_cookie) {
 		kmem_cache_free(umn_range_cache, r);
+		/* a million ranges take a while to free */
+		cond_resched();
+	}
 	ida_destroy(&uf->slots);
-	/* no mapping is left (it holds the file), so these are the last references */
+	/*
+	 * No mapping is left (it holds the file), but a page may still be held elsewhere
+	 * (pinned by get_user_pages() from a mapping now gone): put, never free.
+	 */
 	for (i = 0; i < uf->nslot_pages; i++)
 		if (uf->slot_pages[i])
 			put_page(uf->slot_pages[i]);
@@ -755,6 +995,8 @@ static int __init umn_init(void)
 static void __exit umn_exit(void)
 {
 	misc_deregister(&umn_misc);
+	/* the notifiers of closed files are freed after a grace period */
+	mmu_notifier_synchronize();
 	kmem_cache_destroy(umn_range_cache);
 }
 

@@ -4,31 +4,37 @@
  * changed (unmapped, or put other pages behind), so that a library caching memory
  * registrations never uses one whose memory is gone. The interface is the one proposed for
  * Linux in 2009-2010 (same ioctl numbers, structures and events, so programs written for it
- * work unchanged), with what that proposal lacked added after UMMUNOTIFY_ABI_VERSION 1:
- * a version and limits (UMMUNOTIFY_GET_INFO), and a "changed" byte per range in the shared
- * page area, so one cache entry can be checked with no system call even after other
- * ranges changed.
+ * work unchanged), and what that proposal lacked, as ABI version 1: a version and limits
+ * (UMMUNOTIFY_GET_INFO), and a "changed" byte per range in the shared mapping, so one cache
+ * entry can be checked with no system call even after other ranges changed.
  *
  * Use:
  *  1. open("/dev/ummunotify", O_RDONLY). The file watches the address space of the process
- *     that opened it; only that address space may register and unregister ranges or
- *     exchange features (EPERM from any other: a forked child, the program after exec, a
- *     process the descriptor was passed to). Any holder of the descriptor may read, poll
- *     and map it. Opening for writing is EINVAL.
+ *     that opened it, and belongs to it: any other (a forked child, the program after exec,
+ *     a process the descriptor was passed to) gets EPERM from register, unregister, feature
+ *     exchange and read(), and POLLERR from poll, until that address space is gone; then
+ *     anyone holding the descriptor may read that every range changed. GET_INFO and mmap
+ *     work for anyone. Opening for writing fails (EACCES, or EINVAL with the right to).
  *  2. UMMUNOTIFY_REGISTER_REGION (or UMMUNOTIFY_REGISTER_REGION_SLOT, which also returns the
  *     range's slot): watch [start, end) under a 64-bit cookie of your choice, unique in
  *     the file (EEXIST otherwise). UMMUNOTIFY_UNREGISTER_REGION stops watching it (ENOENT
- *     for a cookie not registered).
+ *     for a cookie not registered). ENOSPC when the file has info.max_ranges ranges, or
+ *     the user (the opener's real uid) the module's max_user_ranges over all its files.
  *  3. mmap() the first page at offset 0 (read-only, shared): struct ummunotify_shared, whose
  *     generation changes every time the kernel changes a watched range. Mapping
  *     info.map_size bytes instead maps the per-range bytes too: the byte at offset
  *     info.slot_offset + slot becomes non-zero when the range in that slot changes, and
- *     stays so until the range is unregistered. A forked child does not inherit the mapping.
+ *     stays so until the range is unregistered. A forked child does not inherit the mapping
+ *     (unless madvise(MADV_DOFORK) asked for it). Load the generation with one 64-bit load;
+ *     a 32-bit process that loads it in two halves must read high, low, high and retry while
+ *     the two highs differ.
  *  4. read() returns struct ummunotify_event records: one UMMUNOTIFY_EVENT_TYPE_INVAL per
  *     range changed since the last read() that reported it, then, once all are reported,
- *     one UMMUNOTIFY_EVENT_TYPE_LAST carrying the generation at that point. It blocks while
- *     there is nothing to report (EAGAIN with O_NONBLOCK); poll/select/epoll report POLLIN,
- *     and F_SETOWN + O_ASYNC deliver SIGIO, when there is.
+ *     one UMMUNOTIFY_EVENT_TYPE_LAST carrying the generation at that point. A LAST comes
+ *     whenever the generation moved since the previous LAST, even if the ranges that
+ *     changed were unregistered before being reported. read() blocks while there is nothing
+ *     to report (EAGAIN with O_NONBLOCK); poll/select/epoll report POLLIN, and F_SETOWN +
+ *     O_ASYNC deliver SIGIO, when there is. A buffer too small for one event is EINVAL.
  *
  * Nothing is ever lost, because nothing is queued: a range is either changed since it was
  * last reported or not, like a dirty bit, however many times the kernel changed it. The
@@ -94,7 +100,7 @@ enum {
 
 /*
  * In: the features wanted; out: those of them the kernel has. Only before the file's first
- * other ioctl or read (EBUSY after).
+ * register, unregister or read (EBUSY after); GET_INFO and mmap may come before.
  */
 #define UMMUNOTIFY_EXCHANGE_FEATURES _IOWR(UMMUNOTIFY_MAGIC, 1, __u32)
 #define UMMUNOTIFY_REGISTER_REGION _IOW(UMMUNOTIFY_MAGIC, 2, struct ummunotify_register_ioctl)

@@ -246,6 +246,14 @@ static void test_info(void)
 	   "info: slot bytes from offset %" PRIu64 ", a mapping of %" PRIu64 " bytes holds them all",
 	   (uint64_t)u.info.slot_offset, (uint64_t)u.info.map_size);
 	ok(gen(&u) == 0, "a new file's generation is 0");
+	{
+		uint32_t feat = UMMUNOTIFY_FEATURE_PROTECTION | 1u << 31;
+		int err = ioctl(u.fd, UMMUNOTIFY_EXCHANGE_FEATURES, &feat);
+
+		ok(!err && feat == UMMUNOTIFY_FEATURE_PROTECTION,
+		   "EXCHANGE_FEATURES after GET_INFO and mmap: granted %#x of %#x", feat,
+		   UMMUNOTIFY_FEATURE_PROTECTION | 1u << 31);
+	}
 	umn_close(&u);
 
 	errno = 0;
@@ -537,6 +545,13 @@ static void test_coalescing(void)
 	madvise(a, PG, MADV_DONTNEED);
 	ok(drain(&u, &rep) == 0 && rep.n == 1 && rep.lasts == 1,
 	   "a change after the read is reported again");
+	madvise(a, PG, MADV_DONTNEED);
+	unreg(&u, 5);
+	err = drain(&u, &rep);
+	ok(!err && rep.n == 0 && rep.lasts == 1 && rep.last_gen == gen(&u),
+	   "a range changed, then unregistered unreported: read() still gives a LAST with the "
+	   "generation, so the reader catches up");
+	reg(&u, a, PG, 5, &slot);
 	unreg(&u, 5);
 	munmap(a, PG);
 	umn_close(&u);
@@ -779,6 +794,64 @@ static void test_bad_input(void)
 		close(fd);
 }
 
+/* Two files of one process watch independently, and the limits on ranges hold. */
+static void test_files_and_limits(void)
+{
+	struct report rep = { 0 }, rep2 = { 0 };
+	char buf[32] = { 0 };
+	struct umn u, v;
+	int fd, err, err2, st;
+	pid_t pid;
+	char *a;
+
+	umn_open(&u, 0);
+	umn_open(&v, 0);
+	a = map_anon(2 * PG);
+	reg(&u, a, PG, 1, NULL);
+	reg(&v, a + PG, PG, 1, NULL);
+	munmap(a, 2 * PG);
+	err = drain(&u, &rep);
+	err2 = drain(&v, &rep2);
+	ok(!err && !err2 && rep.n == 1 && rep2.n == 1 && rep.inval[0].hint_start == (uintptr_t)a &&
+	   rep2.inval[0].hint_start == (uintptr_t)a + PG,
+	   "two files of one process: each reports its own range, with its own cookie space");
+	umn_close(&v);
+
+	/* ranges per user, over all its files, from the module parameter */
+	fd = open("/sys/module/ummunotify/parameters/max_user_ranges", O_RDWR);
+	if (fd < 0 || pread(fd, buf, sizeof(buf) - 1, 0) <= 0 || pwrite(fd, "5\n", 2, 0) != 2) {
+		ok(false, "set max_user_ranges (%s)", strerror(errno));
+		umn_close(&u);
+		return;
+	}
+	umn_open(&v, 0);
+	for (uint64_t c = 10; c < 13; c++)
+		reg(&u, (void *)(c << 16), PG, c, NULL);
+	for (uint64_t c = 20; c < 22; c++)
+		reg(&v, (void *)(c << 16), PG, c, NULL);
+	expect_errno(reg(&v, (void *)(30 << 16), PG, 30, NULL), ENOSPC,
+		     "max_user_ranges=5: a sixth range in a second file of the same user");
+	pid = fork();
+	if (pid == 0) {
+		struct umn w;
+
+		if (setuid(65534))
+			_exit(3);
+		umn_open(&w, 0);
+		_exit(reg(&w, (void *)(40 << 16), PG, 40, NULL) ? 1 : 0);
+	}
+	waitpid(pid, &st, 0);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "... another user registers meanwhile");
+	unreg(&u, 10);
+	expect_errno(reg(&v, (void *)(30 << 16), PG, 30, NULL), 0, "one unregistered, it fits");
+	umn_close(&v);
+	expect_errno(reg(&u, (void *)(31 << 16), PG, 31, NULL), 0,
+		     "closing a file gives its ranges back");
+	pwrite(fd, buf, strlen(buf), 0);
+	close(fd);
+	umn_close(&u);
+}
+
 /* ---- fork, exec, exit -------------------------------------------------------------------- */
 
 /* The child's checks, reported through its exit status: the number of the first that failed. */
@@ -800,6 +873,16 @@ static int forked_child(struct umn *u, struct umn *prot, char *r, int go)
 		return 4;	/* the mapping is not inherited */
 	if (ioctl(u->fd, UMMUNOTIFY_GET_INFO, &u->info))
 		return 5;
+	{
+		struct ummunotify_event ev;
+		struct pollfd pfd = { .fd = u->fd, .events = POLLIN };
+
+		/* reading would take what the parent has not seen yet */
+		if (read(u->fd, &ev, sizeof(ev)) >= 0 || errno != EPERM)
+			return 6;
+		if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLERR))
+			return 7;
+	}
 	munmap(r, 2 * PG);	/* the child's own address space: nothing for the parent */
 	return 0;
 }
@@ -836,8 +919,9 @@ static void test_fork(void)
 		bail("pipe write");
 	waitpid(pid, &st, 0);
 	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	   "the child: REGISTER, UNREGISTER and EXCHANGE_FEATURES are EPERM, the mapping is not "
-	   "inherited, GET_INFO works (check %d failed)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	   "the child: REGISTER, UNREGISTER, EXCHANGE_FEATURES and read() are EPERM, poll says "
+	   "POLLERR, the mapping is not inherited, GET_INFO works (check %d failed)",
+	   WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 	ok(drain(&u, &rep) == 0 && rep.n == 0,
 	   "the child's munmap of its copy is not reported to the parent");
 	close(go[0]);
@@ -1173,6 +1257,7 @@ int main(int argc, char **argv)
 	test_coalescing();
 	test_read_rules();
 	test_bad_input();
+	test_files_and_limits();
 	test_fork();
 	test_exec();
 	test_exit();
