@@ -1,7 +1,8 @@
 // /dev/ummunotify on every kernel of the matrix, each group in a fresh guest: the interface
 // against what a program does to its memory (every unmapping call, page migration on a
 // two-node guest, fork, exec, threads, a million ranges, bad input), and the registration
-// cache built on it, over rxe's pinned MRs, moving and verifying data while memory churns.
+// cache built on it, over rxe's and pfnic's pinned MRs, moving and verifying data while
+// memory churns.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,19 @@ const groups: { name: string; options: string[]; command: string; skip?: string 
     options: ['--numa'],
     command: 'test/vm/guest ummunotify && exec build/cmake/tests/ummunotify',
     ...built('ummunotify'),
+  },
+  {
+    name: 'the registration cache over rxe0, every byte checked while memory churns',
+    options: [],
+    command: 'test/vm/guest rxe >/dev/null && test/vm/guest ummunotify && exec build/cmake/tests/regcache_churn -d rxe0 -g 1',
+    ...built('regcache_churn'),
+  },
+  {
+    name: 'the registration cache over pfnic0\'s pinned MRs',
+    options: [],
+    command: 'test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && test/vm/guest ummunotify && '
+      + 'exec build/cmake/tests/regcache_churn -d pfnic0 -g 1 -n 2000',
+    ...built('regcache_churn'),
   },
 ];
 
