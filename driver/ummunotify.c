@@ -763,6 +763,9 @@ static ssize_t umn_read(struct file *file, char __user *buf, size_t count, loff_
 		return -EINVAL;
 	if (!umn_may_read(uf))
 		return -EPERM;
+	/* the common answer to a check that found the generation moved: nothing, and fast */
+	if ((file->f_flags & O_NONBLOCK) && !umn_readable(uf))
+		return -EAGAIN;
 	ev = kmalloc_array(max, sizeof(*ev), GFP_KERNEL);
 	taken = kmalloc_array(max, sizeof(*taken), GFP_KERNEL);
 	ret = -ENOMEM;

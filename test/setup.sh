@@ -11,7 +11,7 @@ cd "$top"
 APT_PACKAGES=(
 	qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod
 	rdma-core ibverbs-utils ibverbs-providers libibverbs-dev perftest iproute2 numactl
-	build-essential cmake ninja-build pkg-config libmnl-dev xz-utils zstd
+	build-essential cmake ninja-build pkg-config libmnl-dev xz-utils zstd valgrind
 	debian-archive-keyring ca-certificates
 )
 

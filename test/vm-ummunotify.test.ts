@@ -2,7 +2,9 @@
 // against what a program does to its memory (every unmapping call, page migration on a
 // two-node guest, fork, exec, threads, a million ranges, bad input), and the registration
 // cache built on it, over rxe's and pfnic's pinned MRs, moving and verifying data while
-// memory churns.
+// memory churns. Then the benchmark, shrunk (--quick): a benchmark passes or fails on
+// whether it could measure, never on speed; its figures are printed as comments.
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +39,19 @@ const groups: { name: string; options: string[]; command: string; skip?: string 
   },
 ];
 
+// ummunotify_bench --quick in a guest (with cgroup v2 mounted, for memory per range as its
+// memory cgroup counts it): exit status, output.
+function bench(kernel: string): Promise<{ status: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile('bash', [path.join(top, 'test/vm/run.sh'), '--mem', '3G', '--timeout', '300', kernel, '--',
+      'sh', '-c', 'test/vm/guest ummunotify && { mountpoint -q /sys/fs/cgroup || '
+        + 'mount -t cgroup2 cgroup2 /sys/fs/cgroup; } && exec build/cmake/tests/ummunotify_bench --quick'],
+    { cwd: top, maxBuffer: 16 << 20 }, (error, stdout) => {
+      resolve({ status: error ? (typeof error.code === 'number' ? error.code : 1) : 0, out: stdout });
+    });
+  });
+}
+
 for (const { name: kernel } of matrix) {
   if (only && !only.includes(kernel)) continue;
   t.test(`kernel ${kernel}`, async (t) => {
@@ -50,5 +65,20 @@ for (const { name: kernel } of matrix) {
         kernel, '--', 'sh', '-c', g.command], { cwd: top }, g.name);
       t.comment(`kernel ${kernel}: ${g.name} took ${Math.round((Date.now() - started) / 1000)} s`);
     }
+    const name = 'the benchmark measures every figure (ummunotify_bench --quick)';
+    if (!existsSync(path.join(tests, 'ummunotify_bench'))) {
+      t.test(name, { skip: 'ummunotify_bench is not built' }, async () => {});
+      return;
+    }
+    const started = Date.now();
+    await t.test(name, async (t) => {
+      const { status, out } = await bench(kernel);
+      const figures = out.split('\n').filter((l) => l.startsWith('# bench: '));
+      for (const line of figures) t.comment(line.slice(2));
+      t.equal(status, 0, 'it measured everything it set out to');
+      t.ok(figures.length >= 20, `it printed its figures (${figures.length} lines)`);
+      t.notMatch(out, /not measured/, 'no figure is missing');
+    });
+    t.comment(`kernel ${kernel}: the benchmark took ${Math.round((Date.now() - started) / 1000)} s`);
   });
 }

@@ -48,7 +48,11 @@
  * copy-on-write, the end of the address space (exit, exec). Changes of protection alone
  * (mprotect, fork write-protecting pages for copy-on-write, NUMA hinting, soft-dirty
  * clearing) leave the pages in place and are not reported, unless the file asked for
- * UMMUNOTIFY_FEATURE_PROTECTION.
+ * UMMUNOTIFY_FEATURE_PROTECTION. The kernel's notices are coarser than the calls that cause
+ * them: a call that splits a mapping inside a 2 MiB block (munmap or mprotect of part of
+ * it) makes it invalidate the whole block, as it would to split a huge page there, and
+ * every range watched in that block is reported changed (CLEAR): false reports, never
+ * missed ones.
  *
  * After exec (the descriptor kept open), the old address space is gone: every range is
  * reported changed (UMMUNOTIFY_EVENT_FLAG_RELEASE) and no range can be registered.

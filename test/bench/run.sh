@@ -3,14 +3,18 @@
 # and 7.x), with soft-RoCE rxe0 and pfnic0 both on dummy netdev d0, and print its output;
 # then, in a guest with a DIMM of its own NUMA node, how much ODP traffic slows while a
 # memory block holding its MRs goes offline (pfnic_hotplug --bench, PFNIC_BENCH_CYCLES
-# cycles, 10 by default).
+# cycles, 10 by default); then, in a guest with ummunotify.ko, what /dev/ummunotify costs
+# a registration cache and saves it, against a system call per check and a userfaultfd
+# monitor (ummunotify_bench; its "# bench:" lines).
 #
 # A benchmark, not a test: nothing here passes or fails on speed. The exit status is
-# non-zero only if a kernel's run could not measure pfnic (device missing, an operation
-# failed) or the guest itself failed (see test/vm/run.sh for its statuses).
+# non-zero only if a kernel's run could not measure pfnic or ummunotify (device missing, an
+# operation failed) or the guest itself failed (see test/vm/run.sh for its statuses).
 #
 # Environment: PFNIC_BENCH_ARGS, extra arguments for pfnic_bench (pfnic_bench -h);
-# PFNIC_BENCH_MEM, guest memory (3G: room for 1 GiB pinned registrations).
+# PFNIC_BENCH_MEM, guest memory (3G: room for 1 GiB pinned registrations);
+# PFNIC_BENCH_UMN_ARGS, extra arguments for ummunotify_bench (ummunotify_bench -h; --quick
+# shrinks every size).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 1
@@ -41,6 +45,23 @@ for kernel in "$@"; do
 	grep '^# bench:' <<< "$out"
 	if [ $rc != 0 ]; then
 		grep -E '^(not ok|Bail out)' <<< "$out"
+		status=1
+	fi
+	echo "== kernel $kernel: $(($(date +%s) - t0)) s including boot, exit status $rc"
+
+	echo "== ummunotify_bench on kernel $kernel"
+	t0=$(date +%s)
+	# cgroup v2 mounted, so that memory per watched range is also read from a memory cgroup
+	# shellcheck disable=SC2086 # PFNIC_BENCH_UMN_ARGS is a list of words
+	out=$(bash test/vm/run.sh --mem "${PFNIC_BENCH_MEM:-3G}" --timeout 600 "$kernel" -- sh -c \
+		'test/vm/guest ummunotify || exit 1
+		mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup
+		exec "$@"' \
+		sh build/cmake/tests/ummunotify_bench ${PFNIC_BENCH_UMN_ARGS:-})
+	rc=$?
+	grep '^# bench:' <<< "$out"
+	if [ $rc != 0 ]; then
+		grep -v '^# bench:' <<< "$out"
 		status=1
 	fi
 	echo "== kernel $kernel: $(($(date +%s) - t0)) s including boot, exit status $rc"
