@@ -931,6 +931,90 @@ static void test_fork(void)
 	umn_close(&u);
 }
 
+/* Something to report: a page watched under cookie 2, unmapped. */
+static void a_watched_change(struct umn *u)
+{
+	char *p = map_anon(PG);
+
+	reg(u, p, PG, 2, NULL);
+	munmap(p, PG);
+}
+
+/*
+ * The module's own calls fault on user memory while holding a file's mutex: read() copies
+ * events out, REGISTER_REGION_SLOT writes the slot back. Make those faults invalidate a
+ * watched range of the same file (a copy-on-write, the pages shared with a child): the
+ * notifier must not wait on anything the faulting call holds.
+ */
+static void test_faults_inside(void)
+{
+	struct ummunotify_register_ioctl *req;
+	struct ummunotify_event *ev;
+	struct report rep = { 0 };
+	struct umn u;
+	int go[2], st, err;
+	ssize_t n;
+	pid_t pid;
+	char *buf;
+
+	umn_open(&u, 0);
+	buf = map_anon(2 * PG);
+	reg(&u, buf, 2 * PG, 1, NULL);
+	a_watched_change(&u);
+	if (pipe(go))
+		bail("pipe");
+	pid = fork();
+	if (pid == 0) {
+		char c;
+
+		_exit(read(go[0], &c, 1) == 1 ? 0 : 1);
+	}
+	/* both pages are now shared with the child, write-protected */
+	ev = (struct ummunotify_event *)buf;
+	n = read(u.fd, ev, 4 * sizeof(*ev));
+	ok(n >= 2 * (ssize_t)sizeof(*ev) && ev[0].user_cookie_counter == 2,
+	   "read() into a watched buffer shared copy-on-write: the copy faults, invalidates the "
+	   "buffer's own range, and read() completes (%zd bytes)", n);
+	req = (struct ummunotify_register_ioctl *)(buf + PG);
+	*req = (struct ummunotify_register_ioctl){ 0 };
+	if (write(go[1], "x", 1) != 1)
+		bail("pipe write");
+	waitpid(pid, &st, 0);
+	err = drain(&u, &rep);
+	ok(!err && rep.n == 1 && rep.inval[0].user_cookie_counter == 1 &&
+	   rep.inval[0].hint_start == (uintptr_t)buf,
+	   "... and the next read() reports that range");
+	close(go[0]);
+	close(go[1]);
+
+	unreg(&u, 1);
+	reg(&u, buf, 2 * PG, 1, NULL);
+	*req = (struct ummunotify_register_ioctl){
+		.start = (uintptr_t)&u, .end = (uintptr_t)&u + 1, .user_cookie = 3,
+	};
+	if (pipe(go) == 0 && (pid = fork()) == 0) {
+		char c;
+
+		_exit(read(go[0], &c, 1) == 1 ? 0 : 1);
+	}
+	/* the child shares the page again: writing the slot back faults on it */
+	err = ioctl(u.fd, UMMUNOTIFY_REGISTER_REGION_SLOT, req) ? errno : 0;
+	ok(!err, "REGISTER_REGION_SLOT whose slot goes back into a watched page shared "
+	   "copy-on-write: the write faults and invalidates, the call completes (%s)",
+	   err ? strerror(err) : "ok");
+	if (write(go[1], "x", 1) != 1)
+		bail("pipe write");
+	waitpid(pid, &st, 0);
+	err = drain(&u, &rep);
+	ok(!err && reported(&rep, 1), "... and that change is reported");
+	close(go[0]);
+	close(go[1]);
+	unreg(&u, 1);
+	unreg(&u, 3);
+	munmap(buf, 2 * PG);
+	umn_close(&u);
+}
+
 /* After exec: the old address space is gone. Returns the number of the check that failed. */
 static int after_exec(int fd)
 {
@@ -1259,6 +1343,7 @@ int main(int argc, char **argv)
 	test_bad_input();
 	test_files_and_limits();
 	test_fork();
+	test_faults_inside();
 	test_exec();
 	test_exit();
 	test_threads();
