@@ -14,6 +14,7 @@ t.test('the binding checks its arguments', async (t) => {
   t.throws(() => queryDevice('x'.repeat(64)), RangeError, 'a name longer than the kernel allows');
   t.throws(() => queryDevice('rxe\u00000'), RangeError, 'a name with a NUL');
   t.throws(() => queryDevices('extra'), TypeError, 'queryDevices takes no arguments');
+  t.throws(() => b.queryMrs!('extra'), TypeError, 'queryMrs takes no arguments');
 });
 
 t.test('queries return promises and the event loop keeps running', async (t) => {
@@ -26,6 +27,9 @@ t.test('queries return promises and the event loop keeps running', async (t) => 
   await new Promise((r) => setImmediate(r));
   t.ok(ticked, 'the loop ran while the query was out');
   t.ok(Array.isArray(devices), 'it resolves to a list');
+  const mrs = b.queryMrs();
+  t.ok(mrs instanceof Promise, 'queryMrs returns a promise');
+  t.ok(Array.isArray(await mrs), 'it resolves to a list (of devices with their MRs)');
 });
 
 t.test('the facade', async (t) => {

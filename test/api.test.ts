@@ -29,6 +29,24 @@ t.test('the API', async (t) => {
       'the 400 says which parameter is wrong');
   }
 
+  const mrs = await app.inject({ method: 'GET', url: '/v1/mrs' });
+  t.equal(mrs.statusCode, 200, 'the MR list answers 200 on a host without RDMA');
+  t.same(mrs.json(), [], 'and it is empty');
+  for (const [url, where] of [
+    ['/v1/mrs?kind=fast', /querystring\/kind/], ['/v1/mrs?pid=-1', /querystring\/pid/],
+    ['/v1/mrs?pid=12x', /querystring\/pid/], ['/v1/mrs?device=a%20b', /querystring\/device/],
+    ['/v1/mrs?devic=pfnic0', /additional/], ['/v1/mrs/pfnic0/abc', /params\/mrn/],
+    ['/v1/mrs/pfnic0/4294967296', /params\/mrn/], ['/v1/mrs/a%20b/1', /params\/device/],
+  ] as const) {
+    const res = await app.inject({ method: 'GET', url });
+    t.equal(res.statusCode, 400, `${url} is 400`);
+    t.match(res.json(), { statusCode: 400, error: 'Bad Request', message: where }, 'saying what is wrong');
+  }
+  const noMr = await app.inject({ method: 'GET', url: '/v1/mrs/pfnic0/7' });
+  t.equal(noMr.statusCode, 404, 'an MR that is not there is 404');
+  t.same(noMr.json(), { statusCode: 404, error: 'Not Found', message: 'no MR 7 on RDMA device "pfnic0"' },
+    'the 404 names it');
+
   const unknownRoute = await app.inject({ method: 'GET', url: '/v1/nothing' });
   t.equal(unknownRoute.statusCode, 404, 'an unknown route is 404');
   t.match(unknownRoute.json(), { message: /GET \/v1\/nothing/ }, 'and says which');
@@ -37,8 +55,8 @@ t.test('the API', async (t) => {
   t.equal(docs.statusCode, 200, 'the OpenAPI document is served');
   const spec = docs.json() as { openapi: string; paths: Record<string, unknown> };
   t.match(spec.openapi, /^3\./, 'it is OpenAPI 3');
-  t.ok(spec.paths['/v1/devices'] && spec.paths['/v1/devices/{name}'] && spec.paths['/v1/health'],
-    'it documents every route');
+  t.ok(spec.paths['/v1/devices'] && spec.paths['/v1/devices/{name}'] && spec.paths['/v1/health'] &&
+    spec.paths['/v1/mrs'] && spec.paths['/v1/mrs/{device}/{mrn}'], 'it documents every route');
   const ui = await app.inject({ method: 'GET', url: '/docs/' });
   t.equal(ui.statusCode, 200, 'the docs page is served');
   t.match(ui.headers['content-type'], /text\/html/, 'as HTML');

@@ -1,7 +1,8 @@
 // Boots every kernel of the matrix (test/vm/kernels.json), creates rxe0 inside, and runs
 // test/guest/foundation.ts there: pfnic.ko loads and unloads, and the API started in the
-// guest reports rxe0 and pfnic0 exactly as ibv_devinfo -v and `rdma` do. The guest prints
-// TAP, which becomes one subtest per kernel here.
+// guest reports rxe0 and pfnic0 exactly as ibv_devinfo -v and `rdma` do; then, in another
+// guest, test/guest/mrs.ts: the API's MRs against `rdma resource show mr -dd` and `rdma
+// statistic mr`. The guests print TAP, which becomes subtests per kernel here.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,5 +21,11 @@ for (const { name } of matrix) {
       'sh', '-c', 'test/vm/guest rxe && exec node dist/test/guest/foundation.js rxe0 pfnic0',
     ], { cwd: top }, 'pfnic.ko load/unload; the API on rxe0 and pfnic0');
     t.comment(`kernel ${name}: guest suite took ${Math.round((Date.now() - started) / 1000)} s`);
+    const mrsStarted = Date.now();
+    await t.spawn('bash', [
+      path.join(top, 'test/vm/run.sh'), '--timeout', '300', name, '--',
+      'sh', '-c', 'test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && exec node dist/test/guest/mrs.js',
+    ], { cwd: top }, 'the API\'s MRs of rxe0 and pfnic0 against rdma resource and rdma statistic');
+    t.comment(`kernel ${name}: MR suite took ${Math.round((Date.now() - mrsStarted) / 1000)} s`);
   });
 }

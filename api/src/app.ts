@@ -10,6 +10,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { DeviceQueryError } from '../../control/src/index.js';
 import { deviceRoutes } from './routes/devices.js';
 import { healthRoutes } from './routes/health.js';
+import { mrRoutes } from './routes/mrs.js';
 import { version } from './version.js';
 
 export interface AppOptions {
@@ -17,7 +18,11 @@ export interface AppOptions {
 }
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false }).withTypeProvider<TypeBoxTypeProvider>();
+  const app = Fastify({
+    logger: options.logger ?? false,
+    // an unknown query parameter (a mistyped filter) is an error, not silently dropped
+    ajv: { customOptions: { removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
 
   await app.register(sensible);
   await app.register(swagger, {
@@ -63,5 +68,6 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
 
   await app.register(healthRoutes);
   await app.register(deviceRoutes);
+  await app.register(mrRoutes);
   return app;
 }

@@ -2,7 +2,9 @@
 // plane's model, which is their single source.
 import { Type, type Static } from 'typebox';
 
-export { Device } from '../../control/src/schema.js';
+import { MrKind } from '../../control/src/schema.js';
+
+export { Device, Mr } from '../../control/src/schema.js';
 
 /** Every error reply: the HTTP status, its name and a sentence saying what went wrong. */
 export const ErrorReply = Type.Object(
@@ -23,6 +25,21 @@ export const DeviceName = Type.String({
 
 export const DeviceParams = Type.Object({ name: DeviceName });
 export type DeviceParams = Static<typeof DeviceParams>;
+
+const Mrn = Type.Integer({ minimum: 0, maximum: 0xffffffff, description: 'an MR number' });
+
+export const MrParams = Type.Object({ device: DeviceName, mrn: Mrn });
+export type MrParams = Static<typeof MrParams>;
+
+export const MrQuery = Type.Object(
+  {
+    device: Type.Optional(DeviceName),
+    pid: Type.Optional(Type.Integer({ minimum: 0, maximum: 0x7fffffff, description: 'a process id' })),
+    kind: Type.Optional(MrKind),
+  },
+  { additionalProperties: false },
+);
+export type MrQuery = Static<typeof MrQuery>;
 
 export const Health = Type.Object(
   {

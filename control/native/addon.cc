@@ -6,6 +6,7 @@
 #include <endian.h>
 #include <napi.h>
 
+#include "rdma_netlink.h"
 #include "rdma_query.h"
 
 namespace pfnic {
@@ -145,20 +146,21 @@ Napi::Object device_object(Napi::Env env, const DeviceInfo &d)
 	return o;
 }
 
-// Runs query_devices() off the main thread and settles a promise with the result.
-class QueryWorker : public Napi::AsyncWorker {
+// A worker that settles a promise: resolved by the subclass's OnOK(), rejected with an
+// Error whose code is the errno name of what failed.
+class PromiseWorker : public Napi::AsyncWorker {
 public:
-	QueryWorker(Napi::Env env, std::optional<std::string> only, bool single)
-		: Napi::AsyncWorker(env, "pfnic:queryDevices"), deferred_(Napi::Promise::Deferred::New(env)),
-		  only_(std::move(only)), single_(single) {}
-
 	Napi::Promise promise() const { return deferred_.Promise(); }
 
 protected:
-	void Execute() override
+	PromiseWorker(Napi::Env env, const char *name)
+		: Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+
+	// Runs fn on the worker thread; what it throws becomes the rejection.
+	template <typename Fn> void guarded(Fn fn)
 	{
 		try {
-			devices_ = query_devices(only_);
+			fn();
 		} catch (const QueryError &e) {
 			code_ = e.code();
 			SetError(e.what());
@@ -166,6 +168,31 @@ protected:
 			code_ = "EIO";
 			SetError(e.what());
 		}
+	}
+
+	void OnError(const Napi::Error &error) override
+	{
+		Napi::Error e = Napi::Error::New(Env(), error.Message());
+		e.Set("code", code_);
+		deferred_.Reject(e.Value());
+	}
+
+	Napi::Promise::Deferred deferred_;
+
+private:
+	std::string code_;
+};
+
+// Runs query_devices() off the main thread and settles a promise with the result.
+class QueryWorker : public PromiseWorker {
+public:
+	QueryWorker(Napi::Env env, std::optional<std::string> only, bool single)
+		: PromiseWorker(env, "pfnic:queryDevices"), only_(std::move(only)), single_(single) {}
+
+protected:
+	void Execute() override
+	{
+		guarded([this] { devices_ = query_devices(only_); });
 	}
 
 	void OnOK() override
@@ -181,19 +208,10 @@ protected:
 		deferred_.Resolve(list);
 	}
 
-	void OnError(const Napi::Error &error) override
-	{
-		Napi::Error e = Napi::Error::New(Env(), error.Message());
-		e.Set("code", code_);
-		deferred_.Reject(e.Value());
-	}
-
 private:
-	Napi::Promise::Deferred deferred_;
 	std::optional<std::string> only_;
 	bool single_;
 	std::vector<DeviceInfo> devices_;
-	std::string code_;
 };
 
 // queryDevices(): Promise<RawDevice[]>, every device libibverbs sees.
@@ -226,8 +244,106 @@ Napi::Value QueryDevice(const Napi::CallbackInfo &info)
 	return promise;
 }
 
+Napi::Object mr_object(Napi::Env env, const NetlinkMr &mr)
+{
+	Napi::Object o = Napi::Object::New(env);
+
+	o.Set("mrn", mr.mrn);
+	if (mr.rkey)
+		o.Set("rkey", *mr.rkey);
+	if (mr.lkey)
+		o.Set("lkey", *mr.lkey);
+	if (mr.pdn)
+		o.Set("pdn", *mr.pdn);
+	if (mr.pid)
+		o.Set("pid", *mr.pid);
+	if (mr.iova)
+		o.Set("iova", u64(env, *mr.iova));
+	if (mr.length)
+		o.Set("length", u64(env, *mr.length));
+	if (mr.kern_name)
+		o.Set("kern_name", *mr.kern_name);
+	Napi::Array details = Napi::Array::New(env, mr.details.size());
+	for (size_t i = 0; i < mr.details.size(); i++) {
+		const DriverDetail &d = mr.details[i];
+		Napi::Object detail = Napi::Object::New(env);
+		detail.Set("name", d.name);
+		if (const auto *s = std::get_if<std::string>(&d.value))
+			detail.Set("value", *s);
+		else if (const auto *v = std::get_if<uint64_t>(&d.value))
+			detail.Set("value", u64(env, *v));
+		else
+			detail.Set("value", Napi::BigInt::New(env, std::get<int64_t>(d.value)));
+		detail.Set("hex", d.hex);
+		details.Set(i, detail);
+	}
+	o.Set("details", details);
+	Napi::Object counters = Napi::Object::New(env);
+	for (const auto &[name, value] : mr.counters)
+		counters.Set(name, u64(env, value));
+	o.Set("counters", counters);
+	return o;
+}
+
+// Runs netlink_devices() and netlink_mrs() off the main thread.
+class MrWorker : public PromiseWorker {
+public:
+	explicit MrWorker(Napi::Env env) : PromiseWorker(env, "pfnic:queryMrs") {}
+
+protected:
+	void Execute() override
+	{
+		guarded([this] {
+			for (const NetlinkDevice &d : netlink_devices()) {
+				try {
+					devices_.push_back({d, netlink_mrs(d.index)});
+				} catch (const QueryError &e) {
+					// removed between the two dumps: it has no MRs any more
+					if (e.code() != "ENODEV")
+						throw;
+				}
+			}
+		});
+	}
+
+	void OnOK() override
+	{
+		Napi::Env env = Env();
+		Napi::Array list = Napi::Array::New(env, devices_.size());
+		for (size_t i = 0; i < devices_.size(); i++) {
+			const auto &[dev, mrs] = devices_[i];
+			Napi::Object o = Napi::Object::New(env);
+			o.Set("device", dev.name);
+			o.Set("index", dev.index);
+			Napi::Array arr = Napi::Array::New(env, mrs.size());
+			for (size_t j = 0; j < mrs.size(); j++)
+				arr.Set(j, mr_object(env, mrs[j]));
+			o.Set("mrs", arr);
+			list.Set(i, o);
+		}
+		deferred_.Resolve(list);
+	}
+
+private:
+	std::vector<std::pair<NetlinkDevice, std::vector<NetlinkMr>>> devices_;
+};
+
+// queryMrs(): Promise<RawMrDevice[]>, every device the kernel has with its MRs, as rdma
+// netlink reports them (driver details and counters included).
+Napi::Value QueryMrs(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	if (info.Length() != 0)
+		throw Napi::TypeError::New(env, "queryMrs() takes no arguments");
+	auto *worker = new MrWorker(env);
+	Napi::Promise promise = worker->promise();
+	worker->Queue();
+	return promise;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
+	exports.Set("queryMrs", Napi::Function::New(env, QueryMrs, "queryMrs"));
 	exports.Set("queryDevices", Napi::Function::New(env, QueryDevices, "queryDevices"));
 	exports.Set("queryDevice", Napi::Function::New(env, QueryDevice, "queryDevice"));
 	return exports;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
-// A minimal reader of the kernel's RDMA netlink (NETLINK_RDMA, client RDMA_NL_NLDEV):
-// what `rdma link` shows for the ports of one device.
+// A reader of the kernel's RDMA netlink (NETLINK_RDMA, client RDMA_NL_NLDEV), through
+// libmnl: what `rdma link`, `rdma dev`, `rdma resource show mr -dd` and `rdma statistic mr`
+// show. Plain C++, safe to call from worker threads; each call opens its own socket.
 #ifndef PFNIC_RDMA_NETLINK_H
 #define PFNIC_RDMA_NETLINK_H
 
@@ -9,6 +10,9 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <variant>
+#include <vector>
 
 namespace pfnic {
 
@@ -20,6 +24,37 @@ struct NetlinkPort {
 // Port number -> netdev, for the device with kernel index `dev_index`. Returns an empty
 // map when rdma netlink is not available (old kernel, no permission); never throws.
 std::map<uint32_t, NetlinkPort> netlink_ports(uint32_t dev_index);
+
+struct NetlinkDevice {
+	uint32_t index;
+	std::string name;
+};
+
+// One driver-specific detail (`rdma ... -dd` prints them with a drv_ prefix).
+struct DriverDetail {
+	std::string name;
+	std::variant<std::string, int64_t, uint64_t> value;
+	bool hex;  // the driver asks for hexadecimal printing
+};
+
+// One MR as the kernel's resource tracker describes it. Keys and iova are given to
+// CAP_NET_ADMIN only; pid is absent for MRs of kernel users (kern_name is set instead).
+struct NetlinkMr {
+	uint32_t mrn = 0;
+	std::optional<uint32_t> rkey, lkey, pdn, pid;
+	std::optional<uint64_t> iova, length;
+	std::optional<std::string> kern_name;
+	std::vector<DriverDetail> details;
+	// Per-MR counters (`rdma statistic mr`), in the driver's order; empty if it has none.
+	std::vector<std::pair<std::string, uint64_t>> counters;
+};
+
+// The RDMA devices the kernel has (in this network namespace). Throws QueryError.
+std::vector<NetlinkDevice> netlink_devices();
+
+// The MRs of the device with kernel index `dev_index`, with their driver details and
+// counters. Throws QueryError (ENODEV if the device went away meanwhile).
+std::vector<NetlinkMr> netlink_mrs(uint32_t dev_index);
 
 } // namespace pfnic
 

@@ -10,7 +10,6 @@
 #include "rdma_netlink.h"
 
 namespace pfnic {
-namespace {
 
 std::string errno_name(int err)
 {
@@ -22,10 +21,13 @@ std::string errno_name(int err)
 	case ENOMEM: return "ENOMEM";
 	case ENOSYS: return "ENOSYS";
 	case EOPNOTSUPP: return "EOPNOTSUPP";
+	case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
 	case EINVAL: return "EINVAL";
 	default: return "EIO";
 	}
 }
+
+namespace {
 
 [[noreturn]] void fail(int err, const std::string &what)
 {

@@ -26,6 +26,10 @@ private:
 	std::string code_;
 };
 
+// The name of an errno value ("ENODEV"), "EIO" for those the control plane tells apart from
+// none.
+std::string errno_name(int err);
+
 struct GidInfo {
 	uint32_t index;
 	std::string gid;      // inet_ntop(AF_INET6) form, as ibv_devinfo prints it

@@ -1,24 +1,14 @@
 // The typed facade over the native binding: every RDMA device the host has (rxe, pfnic,
 // real HCAs), as the model in schema.ts describes it.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
-import { Value } from 'typebox/value';
-import { Type, type Static, type TSchema } from 'typebox';
+import { Type } from 'typebox';
 
+import { checked, nativeBinding, queryError } from './native.js';
 import { RawDevice, type Device, type Port, type RawPort } from './schema.js';
 import {
   ATOMIC_CAPS, DEVICE_CAP_FLAGS, DEVICE_CAP_FLAGS_EX, GID_TYPES, LINK_LAYERS, NODE_TYPES,
   ODP_GENERAL_CAPS, ODP_TRANSPORT_CAPS, PHYS_STATES, PORT_CAP_FLAGS, PORT_CAP_FLAGS2, PORT_STATES,
   SPEEDS, TRANSPORTS, WIDTHS, decodeFlags, enumName, formatGuid, hex, mtuBytes,
 } from './verbs-names.js';
-
-/** What the compiled addon exports; its results are unchecked until validated below. */
-interface NativeBinding {
-  queryDevices(): Promise<unknown>;
-  queryDevice(name: string): Promise<unknown>;
-}
 
 /** A device that the host does not have. */
 export class DeviceNotFoundError extends Error {
@@ -29,56 +19,7 @@ export class DeviceNotFoundError extends Error {
   }
 }
 
-/** The kernel or libibverbs refused a query (permission, device gone, ...). */
-export class DeviceQueryError extends Error {
-  constructor(message: string, readonly code: string) {
-    super(message);
-    this.name = 'DeviceQueryError';
-  }
-}
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-
-/** Where the addon is: PFNIC_ADDON, else cmake-js's output at the top of the tree. */
-function addonPath(): string {
-  if (process.env.PFNIC_ADDON) return process.env.PFNIC_ADDON;
-  // here is control/src (sources run by tap) or dist/control/src (compiled)
-  const top = here.includes(`${path.sep}dist${path.sep}`)
-    ? path.resolve(here, '../../..')
-    : path.resolve(here, '../..');
-  return path.join(top, 'build/cmake/Release/pfnic_addon.node');
-}
-
-let binding: NativeBinding | undefined;
-
-/** The native binding, loaded on first use. */
-export function nativeBinding(): NativeBinding {
-  if (!binding) {
-    const file = addonPath();
-    if (!existsSync(file)) {
-      throw new Error(`pfnic's native addon is not built (npm run build:addon): no ${file}`);
-    }
-    const require = createRequire(import.meta.url);
-    const loaded: unknown = require(file);
-    if (!isBinding(loaded)) throw new Error(`${file} is not pfnic's addon`);
-    binding = loaded;
-  }
-  return binding;
-}
-
-function isBinding(v: unknown): v is NativeBinding {
-  return typeof v === 'object' && v !== null &&
-    typeof (v as Record<string, unknown>).queryDevices === 'function' &&
-    typeof (v as Record<string, unknown>).queryDevice === 'function';
-}
-
 const RawDeviceList = Type.Array(RawDevice);
-
-function checked<S extends TSchema>(schema: S, value: unknown, what: string): Static<S> {
-  if (Value.Check(schema, value)) return value;
-  const first = Value.Errors(schema, value)[0];
-  throw new Error(`the addon returned a malformed ${what}: ${JSON.stringify(first ?? {})}`);
-}
 
 function port(raw: RawPort): Port {
   return {
@@ -179,14 +120,6 @@ export function deviceFromRaw(raw: RawDevice): Device {
     },
     ports: raw.ports.map(port),
   };
-}
-
-function queryError(err: unknown): Error {
-  if (err instanceof Error) {
-    const code = (err as Error & { code?: unknown }).code;
-    return new DeviceQueryError(err.message, typeof code === 'string' ? code : 'EIO');
-  }
-  return new DeviceQueryError(String(err), 'EIO');
 }
 
 /** Every RDMA device on this host, queried afresh. */

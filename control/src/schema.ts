@@ -139,6 +139,49 @@ export const Device = Type.Object(
 );
 export type Device = Static<typeof Device>;
 
+/** How an MR's memory is held: pinned, or On-Demand-Paging (explicit range or implicit). */
+export const MrKind = Type.Union(
+  [Type.Literal('pinned'), Type.Literal('explicit'), Type.Literal('implicit'), Type.Literal('unknown')],
+  { description: 'pinned; explicit or implicit ODP; unknown when the driver does not say' },
+);
+export type MrKind = Static<typeof MrKind>;
+
+/** One memory region as the kernel's resource tracker and the MR's driver describe it. */
+export const Mr = Type.Object(
+  {
+    device: Type.String(),
+    mrn: Type.Integer({ minimum: 0, description: 'the MR number, as `rdma resource show mr` gives it' }),
+    kind: MrKind,
+    length: Type.Union([Hex, Type.Null()], { description: 'bytes (an implicit MR spans all memory)' }),
+    iova: Type.Union([Hex, Type.Null()], { description: 'null without CAP_NET_ADMIN' }),
+    lkey: Type.Union([Hex, Type.Null()], { description: 'null without CAP_NET_ADMIN' }),
+    rkey: Type.Union([Hex, Type.Null()], { description: 'null without CAP_NET_ADMIN' }),
+    pdn: Type.Union([Type.Integer(), Type.Null()]),
+    pid: Type.Union([Type.Integer(), Type.Null()], { description: 'the registering process; null for kernel MRs' }),
+    owner: Type.Union([Type.String(), Type.Null()], {
+      description: 'the registering process\'s command name, or the kernel user\'s name',
+    }),
+    state: Type.Union([Type.String(), Type.Null()], {
+      description: 'active, suspended (pages taken, re-faulted on access) or faulting; null if the driver does not say',
+    }),
+    mapped_pages: Type.Union([Type.Integer(), Type.Null()]),
+    suspended_pages: Type.Union([Type.Integer(), Type.Null()]),
+    translation_tables: Type.Union([Type.Integer(), Type.Null()]),
+    last_invalidation: Type.Union([Type.String(), Type.Null()]),
+    pinned_blocks: Type.Union([Type.Array(Type.Integer({ minimum: 0 })), Type.Null()], {
+      description: 'the memory blocks a pinned MR holds pages of (offlining them fails)',
+    }),
+    counters: Type.Record(Type.String(), Type.Integer({ minimum: 0 }), {
+      description: 'the per-MR counters of `rdma statistic mr` (page_faults, page_invalidations, migrations, ...)',
+    }),
+    details: Type.Record(Type.String(), Type.Union([Type.String(), Type.Integer()]), {
+      description: 'every driver detail, as `rdma resource show mr -dd` prints them without the drv_ prefix',
+    }),
+  },
+  { title: 'Mr' },
+);
+export type Mr = Static<typeof Mr>;
+
 // What the native binding hands over: raw verbs values. The facade checks every result
 // against this before it reaches the model, so no unchecked value crosses the boundary.
 const U32 = Type.Integer({ minimum: 0, maximum: 0xffffffff });
@@ -221,3 +264,28 @@ export const RawDevice = Type.Object({
   ports: Type.Array(RawPort),
 });
 export type RawDevice = Static<typeof RawDevice>;
+
+export const RawMr = Type.Object({
+  mrn: U32,
+  rkey: Type.Optional(U32),
+  lkey: Type.Optional(U32),
+  pdn: Type.Optional(U32),
+  pid: Type.Optional(U32),
+  iova: Type.Optional(U64),
+  length: Type.Optional(U64),
+  kern_name: Type.Optional(Type.String()),
+  details: Type.Array(Type.Object({
+    name: Type.String(),
+    value: Type.Union([Type.String(), U64]),
+    hex: Type.Boolean(),
+  })),
+  counters: Type.Record(Type.String(), U64),
+});
+export type RawMr = Static<typeof RawMr>;
+
+export const RawMrDevice = Type.Object({
+  device: Type.String(),
+  index: U32,
+  mrs: Type.Array(RawMr),
+});
+export type RawMrDevice = Static<typeof RawMrDevice>;

@@ -3,13 +3,14 @@
 // (unless --no-module), and for each DEVICE, already created, the control plane's API
 // started here must report what rdma-core's ibv_devinfo -v and iproute2's rdma report,
 // field by field.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 
 import type { Device, Flags, Port } from '../../control/src/schema.js';
+import { startApi } from './api-server.js';
 import { devinfoNumber, nameAndCode, parseDevinfo, type DevinfoField } from './devinfo.js';
 
 const run = promisify(execFile);
@@ -42,32 +43,12 @@ if (withModule) t.test('pfnic.ko loads and unloads', async (t) => {
   }
 });
 
-/** Starts the API server and waits until it answers. */
-async function startApi(t: typeof root): Promise<string> {
-  const server = spawn(process.execPath, [path.join(top, 'dist/api/src/server.js')], {
-    env: { ...process.env, PORT: String(apiPort), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  t.teardown(() => { server.kill('SIGTERM'); });
-  const base = `http://127.0.0.1:${apiPort}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      const res = await fetch(`${base}/v1/health`);
-      if (res.ok) return base;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('the API server did not come up within 20 s');
-}
-
 // One API server for all devices, stopped when the whole run ends.
 const root = t;
 let apiBase: Promise<string> | undefined;
 
 for (const IBDEV of devices) t.test(`the API reports ${IBDEV} as ibv_devinfo and rdma do (kernel ${kernel})`, async (t) => {
-  apiBase ??= startApi(root);
+  apiBase ??= startApi(root, top, apiPort);
   const base = await apiBase;
   const listRes = await fetch(`${base}/v1/devices`);
   t.equal(listRes.status, 200, 'GET /v1/devices answers 200');

@@ -1,0 +1,76 @@
+// The native addon (control/native, built by cmake-js) and the checks its results pass
+// before they reach the model: nothing unchecked crosses this boundary.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { Value } from 'typebox/value';
+import type { Static, TSchema } from 'typebox';
+
+/** What the compiled addon exports; its results are unchecked until validated below. */
+export interface NativeBinding {
+  queryDevices(): Promise<unknown>;
+  queryDevice(name: string): Promise<unknown>;
+  queryMrs(): Promise<unknown>;
+}
+
+/** The kernel or libibverbs refused a query (permission, device gone, ...). */
+export class DeviceQueryError extends Error {
+  constructor(message: string, readonly code: string) {
+    super(message);
+    this.name = 'DeviceQueryError';
+  }
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** Where the addon is: PFNIC_ADDON, else cmake-js's output at the top of the tree. */
+function addonPath(): string {
+  if (process.env.PFNIC_ADDON) return process.env.PFNIC_ADDON;
+  // here is control/src (sources run by tap) or dist/control/src (compiled)
+  const top = here.includes(`${path.sep}dist${path.sep}`)
+    ? path.resolve(here, '../../..')
+    : path.resolve(here, '../..');
+  return path.join(top, 'build/cmake/Release/pfnic_addon.node');
+}
+
+let binding: NativeBinding | undefined;
+
+/** The native binding, loaded on first use. */
+export function nativeBinding(): NativeBinding {
+  if (!binding) {
+    const file = addonPath();
+    if (!existsSync(file)) {
+      throw new Error(`pfnic's native addon is not built (npm run build:addon): no ${file}`);
+    }
+    const require = createRequire(import.meta.url);
+    const loaded: unknown = require(file);
+    if (!isBinding(loaded)) throw new Error(`${file} is not pfnic's addon`);
+    binding = loaded;
+  }
+  return binding;
+}
+
+function isBinding(v: unknown): v is NativeBinding {
+  return typeof v === 'object' && v !== null &&
+    typeof (v as Record<string, unknown>).queryDevices === 'function' &&
+    typeof (v as Record<string, unknown>).queryDevice === 'function' &&
+    typeof (v as Record<string, unknown>).queryMrs === 'function';
+}
+
+/** @p value as @p schema types it, or an error naming the first mismatch. */
+export function checked<S extends TSchema>(schema: S, value: unknown, what: string): Static<S> {
+  if (Value.Check(schema, value)) return value;
+  const first = Value.Errors(schema, value)[0];
+  throw new Error(`the addon returned a malformed ${what}: ${JSON.stringify(first ?? {})}`);
+}
+
+/** The addon's rejection as a DeviceQueryError, with the errno name it gave. */
+export function queryError(err: unknown): Error {
+  if (err instanceof Error) {
+    const code = (err as Error & { code?: unknown }).code;
+    return new DeviceQueryError(err.message, typeof code === 'string' ? code : 'EIO');
+  }
+  return new DeviceQueryError(String(err), 'EIO');
+}
+

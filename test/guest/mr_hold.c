@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * mr_hold: registers memory regions and holds them until its standard input closes, so
+ * that a test can look at them from outside (rdma netlink, the control plane's API).
+ *
+ *   mr_hold -d DEVICE [-p PINNED_KIB] [-o ODP_KIB] [-i] [-t TOUCH_KIB]
+ *
+ * Registers a pinned MR of PINNED_KIB (default 1024), and, if the device has ODP, an
+ * explicit ODP MR of ODP_KIB (default 2048) whose first TOUCH_KIB (default 64) are
+ * prefetched, and with -i an implicit ODP MR. Prints one line per MR, "mr KIND LENGTH LKEY
+ * RKEY", then "ready", and waits. Exit status: 0, or 1 if a registration failed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <infiniband/verbs.h>
+
+#include "verbs-test.h"
+
+#define ACCESS (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ)
+
+static void *map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		bail("mmap %zu bytes", len);
+	return p;
+}
+
+static void print_mr(const char *kind, struct ibv_mr *mr, size_t len)
+{
+	printf("mr %s %zu 0x%x 0x%x\n", kind, len, mr->lkey, mr->rkey);
+}
+
+int main(int argc, char **argv)
+{
+	size_t pinned = 1024, odp = 2048, touch = 64;
+	struct ibv_device_attr_ex attr = { 0 };
+	const char *dev = NULL;
+	bool implicit = false;
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	struct ibv_mr *mr;
+	char c;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "d:p:o:it:")) != -1) {
+		switch (opt) {
+		case 'd': dev = optarg; break;
+		case 'p': pinned = strtoul(optarg, NULL, 0); break;
+		case 'o': odp = strtoul(optarg, NULL, 0); break;
+		case 'i': implicit = true; break;
+		case 't': touch = strtoul(optarg, NULL, 0); break;
+		default:
+			fprintf(stderr, "usage: %s -d DEVICE [-p PINNED_KIB] [-o ODP_KIB] [-i] [-t TOUCH_KIB]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	if (!dev || !pinned || (odp && touch > odp)) {
+		fprintf(stderr, "%s: -d DEVICE is needed; sizes are KiB, TOUCH_KIB at most ODP_KIB\n",
+			argv[0]);
+		return 2;
+	}
+	ctx = open_device_named(dev);
+	pd = ibv_alloc_pd(ctx);
+	if (!pd)
+		bail("ibv_alloc_pd");
+
+	mr = ibv_reg_mr(pd, map(pinned << 10), pinned << 10, ACCESS);
+	if (!mr)
+		bail("pinned ibv_reg_mr of %zu KiB", pinned);
+	print_mr("pinned", mr, pinned << 10);
+
+	if (ibv_query_device_ex(ctx, NULL, &attr) == 0 &&
+	    (attr.odp_caps.general_caps & IBV_ODP_SUPPORT) && odp) {
+		void *buf = map(odp << 10);
+		struct ibv_sge sge;
+
+		mr = ibv_reg_mr(pd, buf, odp << 10, ACCESS | IBV_ACCESS_ON_DEMAND);
+		if (!mr)
+			bail("explicit ODP ibv_reg_mr of %zu KiB", odp);
+		print_mr("explicit", mr, odp << 10);
+		if (touch) {
+			sge = (struct ibv_sge){ (uintptr_t)buf, (uint32_t)(touch << 10), mr->lkey };
+			if (ibv_advise_mr(pd, IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE,
+					  IBV_ADVISE_MR_FLAG_FLUSH, &sge, 1))
+				bail("ibv_advise_mr of %zu KiB", touch);
+		}
+		if (implicit && (attr.odp_caps.general_caps & IBV_ODP_SUPPORT_IMPLICIT)) {
+			mr = ibv_reg_mr(pd, NULL, SIZE_MAX, ACCESS | IBV_ACCESS_ON_DEMAND);
+			if (!mr)
+				bail("implicit ODP ibv_reg_mr");
+			print_mr("implicit", mr, SIZE_MAX);
+		}
+	}
+	printf("ready\n");
+	fflush(stdout);
+	while (read(0, &c, 1) > 0)
+		;
+	return 0;
+}
