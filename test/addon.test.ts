@@ -15,6 +15,13 @@ t.test('the binding checks its arguments', async (t) => {
   t.throws(() => queryDevice('rxe\u00000'), RangeError, 'a name with a NUL');
   t.throws(() => queryDevices('extra'), TypeError, 'queryDevices takes no arguments');
   t.throws(() => b.queryMrs!('extra'), TypeError, 'queryMrs takes no arguments');
+  const writeBlockState = b.writeBlockState!;
+  t.throws(() => writeBlockState(1, 'offline'), TypeError, 'writeBlockState needs three arguments');
+  t.throws(() => writeBlockState('1', 'offline', 1000), TypeError, 'a block number that is a string');
+  t.throws(() => writeBlockState(-1, 'offline', 1000), RangeError, 'a negative block');
+  t.throws(() => writeBlockState(1.5, 'offline', 1000), RangeError, 'a fractional block');
+  t.throws(() => writeBlockState(1, 'reboot', 1000), RangeError, 'an action that is not one');
+  t.throws(() => writeBlockState(1, 'offline', 0), RangeError, 'no time at all');
 });
 
 t.test('queries return promises and the event loop keeps running', async (t) => {
@@ -30,6 +37,9 @@ t.test('queries return promises and the event loop keeps running', async (t) => 
   const mrs = b.queryMrs();
   t.ok(mrs instanceof Promise, 'queryMrs returns a promise');
   t.ok(Array.isArray(await mrs), 'it resolves to a list (of devices with their MRs)');
+  // a block no host has: the write fails at open() and changes nothing
+  await t.rejects(b.writeBlockState(999999999, 'offline', 1000), { code: 'ENOENT' },
+    'writing the state of a block that does not exist rejects with ENOENT');
 });
 
 t.test('the facade', async (t) => {

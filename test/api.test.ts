@@ -47,6 +47,17 @@ t.test('the API', async (t) => {
   t.same(noMr.json(), { statusCode: 404, error: 'Not Found', message: 'no MR 7 on RDMA device "pfnic0"' },
     'the 404 names it');
 
+  const blocks = await app.inject({ method: 'GET', url: '/v1/memory/blocks' });
+  t.equal(blocks.statusCode, 200, 'the memory blocks answer 200');
+  const list0 = blocks.json() as { block: number; online: boolean; size: string }[];
+  t.ok(Array.isArray(list0) && list0.every((b) => Number.isInteger(b.block) && /^0x/.test(b.size)),
+    `they are this host's (${list0.length} blocks)`);
+  const noBlock = await app.inject({ method: 'GET', url: '/v1/memory/blocks/999999999' });
+  t.equal(noBlock.statusCode, 404, 'a block the host does not have is 404');
+  const off = await app.inject({ method: 'POST', url: '/v1/memory/blocks/0/offline' });
+  t.equal(off.statusCode, 403, 'without a token configured, offlining is off (403)');
+  t.match(off.json(), { message: /PFNIC_API_TOKEN/ }, 'and the 403 says how to turn it on');
+
   const unknownRoute = await app.inject({ method: 'GET', url: '/v1/nothing' });
   t.equal(unknownRoute.statusCode, 404, 'an unknown route is 404');
   t.match(unknownRoute.json(), { message: /GET \/v1\/nothing/ }, 'and says which');
@@ -60,4 +71,30 @@ t.test('the API', async (t) => {
   const ui = await app.inject({ method: 'GET', url: '/docs/' });
   t.equal(ui.statusCode, 200, 'the docs page is served');
   t.match(ui.headers['content-type'], /text\/html/, 'as HTML');
+});
+
+t.test('the routes that change the host need the bearer token', async (t) => {
+  const token = 'a-test-token-of-some-length';
+  const app = await buildApp({ token });
+  t.teardown(() => app.close());
+  // block 999999999 does not exist: even an accepted request changes nothing on this host
+  const url = '/v1/memory/blocks/999999999/offline';
+  const none = await app.inject({ method: 'POST', url });
+  t.equal(none.statusCode, 401, 'no Authorization header: 401');
+  t.equal(none.headers['www-authenticate'], 'Bearer realm="pfnic"', 'with a Bearer challenge');
+  for (const auth of ['Bearer wrong-token-wrong-token', `Basic ${token}`, `Bearer ${token}x`, 'Bearer', `bearer ${token}`]) {
+    const res = await app.inject({ method: 'POST', url, headers: { authorization: auth } });
+    t.equal(res.statusCode, 401, `"${auth.slice(0, 12)}...": 401`);
+    t.notMatch(res.body, token, 'the reply never holds the token');
+  }
+  const ok = await app.inject({ method: 'POST', url, headers: { authorization: `Bearer ${token}` } });
+  t.equal(ok.statusCode, 404, 'the right token gets through: the block is missing, 404');
+  const onlineBad = await app.inject({
+    method: 'POST', url: '/v1/memory/blocks/1/online?zone=fast', headers: { authorization: `Bearer ${token}` },
+  });
+  t.equal(onlineBad.statusCode, 400, 'online into a zone that is not movable or kernel: 400');
+  const badBlock = await app.inject({
+    method: 'POST', url: '/v1/memory/blocks/-1/offline', headers: { authorization: `Bearer ${token}` },
+  });
+  t.equal(badBlock.statusCode, 400, 'a block number that is not one: 400');
 });

@@ -2,7 +2,9 @@
 // test/guest/foundation.ts there: pfnic.ko loads and unloads, and the API started in the
 // guest reports rxe0 and pfnic0 exactly as ibv_devinfo -v and `rdma` do; then, in another
 // guest, test/guest/mrs.ts: the API's MRs against `rdma resource show mr -dd` and `rdma
-// statistic mr`. The guests print TAP, which becomes subtests per kernel here.
+// statistic mr`; and in a two-node guest with a DIMM, test/guest/memory.ts: memory blocks
+// against sysfs, taken offline and online through the API. The guests print TAP, which
+// becomes subtests per kernel here.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,5 +29,11 @@ for (const { name } of matrix) {
       'sh', '-c', 'test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && exec node dist/test/guest/mrs.js',
     ], { cwd: top }, 'the API\'s MRs of rxe0 and pfnic0 against rdma resource and rdma statistic');
     t.comment(`kernel ${name}: MR suite took ${Math.round((Date.now() - mrsStarted) / 1000)} s`);
+    const memStarted = Date.now();
+    await t.spawn('bash', [
+      path.join(top, 'test/vm/run.sh'), '--timeout', '300', '--numa', '--dimm', '384M', name, '--',
+      'sh', '-c', 'test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && exec node dist/test/guest/memory.js',
+    ], { cwd: top }, 'memory blocks through the API: offline and online with the token, audited; a pinned MR refused');
+    t.comment(`kernel ${name}: memory-block suite took ${Math.round((Date.now() - memStarted) / 1000)} s`);
   });
 }

@@ -7,14 +7,19 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 
-import { DeviceQueryError } from '../../control/src/index.js';
+import { BLOCK_STATE_TIMEOUT_MS, DeviceQueryError } from '../../control/src/index.js';
 import { deviceRoutes } from './routes/devices.js';
 import { healthRoutes } from './routes/health.js';
+import { memoryRoutes } from './routes/memory.js';
 import { mrRoutes } from './routes/mrs.js';
 import { version } from './version.js';
 
 export interface AppOptions {
   logger?: FastifyServerOptions['logger'];
+  /** The bearer token of the routes that change the host; without one they are off. */
+  token?: string | undefined;
+  /** How long a memory block may take to go offline or online (default 20 s). */
+  blockTimeoutMs?: number | undefined;
 }
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
@@ -31,6 +36,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
         title: 'pfnic control plane',
         description: 'RDMA devices, ports and memory regions of this host',
         version,
+      },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
       },
     },
   });
@@ -69,5 +77,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(healthRoutes);
   await app.register(deviceRoutes);
   await app.register(mrRoutes);
+  await app.register(memoryRoutes, {
+    token: options.token, timeoutMs: options.blockTimeoutMs ?? BLOCK_STATE_TIMEOUT_MS,
+  });
   return app;
 }

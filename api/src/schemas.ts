@@ -4,7 +4,7 @@ import { Type, type Static } from 'typebox';
 
 import { MrKind } from '../../control/src/schema.js';
 
-export { Device, Mr } from '../../control/src/schema.js';
+export { Device, MemoryBlock, Mr } from '../../control/src/schema.js';
 
 /** Every error reply: the HTTP status, its name and a sentence saying what went wrong. */
 export const ErrorReply = Type.Object(
@@ -50,3 +50,18 @@ export const Health = Type.Object(
   { title: 'Health' },
 );
 export type Health = Static<typeof Health>;
+
+export const BlockParams = Type.Object({
+  block: Type.Integer({ minimum: 0, maximum: 0x7fffffff, description: 'a memory block number' }),
+});
+export type BlockParams = Static<typeof BlockParams>;
+
+export const OnlineQuery = Type.Object(
+  {
+    zone: Type.Optional(Type.Union([Type.Literal('movable'), Type.Literal('kernel')], {
+      description: 'movable: its pages can move out again (hot-unplug); kernel: a kernel zone',
+    })),
+  },
+  { additionalProperties: false },
+);
+export type OnlineQuery = Static<typeof OnlineQuery>;

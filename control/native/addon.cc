@@ -3,11 +3,14 @@
 // pfnic's native addon: the few things only native code can do for the control plane.
 // Every call that touches the kernel runs on a worker thread (Napi::AsyncWorker) and
 // returns a promise; the event loop never waits on libibverbs or netlink.
+#include <cerrno>
+#include <cstring>
 #include <endian.h>
 #include <napi.h>
 
 #include "rdma_netlink.h"
 #include "rdma_query.h"
+#include "sysfs_write.h"
 
 namespace pfnic {
 namespace {
@@ -341,8 +344,61 @@ Napi::Value QueryMrs(const Napi::CallbackInfo &info)
 	return promise;
 }
 
+// Writes a memory block's state off the main thread; rejects with the errno name.
+class BlockStateWorker : public PromiseWorker {
+public:
+	BlockStateWorker(Napi::Env env, unsigned int block, std::string action, unsigned int timeout_ms)
+		: PromiseWorker(env, "pfnic:writeBlockState"), block_(block), action_(std::move(action)),
+		  timeout_ms_(timeout_ms) {}
+
+protected:
+	void Execute() override
+	{
+		guarded([this] {
+			const int err = write_block_state(block_, action_, timeout_ms_);
+			if (err)
+				throw QueryError(errno_name(err),
+						 "memory block " + std::to_string(block_) + ": " +
+							 std::strerror(err));
+		});
+	}
+
+	void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+
+private:
+	unsigned int block_;
+	std::string action_;
+	unsigned int timeout_ms_;
+};
+
+// writeBlockState(block, action, timeoutMs): Promise<void>. action is offline, online,
+// online_movable or online_kernel; a write still going after timeoutMs is interrupted
+// (ETIMEDOUT) and the kernel leaves the block as it was.
+Napi::Value WriteBlockState(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	if (info.Length() != 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber())
+		throw Napi::TypeError::New(env, "writeBlockState(block, action, timeoutMs)");
+	const double block = info[0].As<Napi::Number>().DoubleValue();
+	const double timeout = info[2].As<Napi::Number>().DoubleValue();
+	std::string action = info[1].As<Napi::String>().Utf8Value();
+	if (block < 0 || block > 0x7fffffff || block != static_cast<double>(static_cast<int64_t>(block)))
+		throw Napi::RangeError::New(env, "a memory block number is an integer from 0 to 2^31-1");
+	if (action != "offline" && action != "online" && action != "online_movable" &&
+	    action != "online_kernel")
+		throw Napi::RangeError::New(env, "the action is offline, online, online_movable or online_kernel");
+	if (!(timeout >= 1 && timeout <= 3600000))
+		throw Napi::RangeError::New(env, "the time limit is 1 ms to 1 hour");
+	auto *worker = new BlockStateWorker(env, static_cast<unsigned int>(block), std::move(action),
+					    static_cast<unsigned int>(timeout));
+	Napi::Promise promise = worker->promise();
+	worker->Queue();
+	return promise;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
+	exports.Set("writeBlockState", Napi::Function::New(env, WriteBlockState, "writeBlockState"));
 	exports.Set("queryMrs", Napi::Function::New(env, QueryMrs, "queryMrs"));
 	exports.Set("queryDevices", Napi::Function::New(env, QueryDevices, "queryDevices"));
 	exports.Set("queryDevice", Napi::Function::New(env, QueryDevice, "queryDevice"));

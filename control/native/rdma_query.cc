@@ -22,6 +22,10 @@ std::string errno_name(int err)
 	case ENOSYS: return "ENOSYS";
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+	case EBUSY: return "EBUSY";
+	case EINTR: return "EINTR";
+	case ETIMEDOUT: return "ETIMEDOUT";
+	case EAGAIN: return "EAGAIN";
 	case EINVAL: return "EINVAL";
 	default: return "EIO";
 	}

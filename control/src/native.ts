@@ -12,6 +12,7 @@ export interface NativeBinding {
   queryDevices(): Promise<unknown>;
   queryDevice(name: string): Promise<unknown>;
   queryMrs(): Promise<unknown>;
+  writeBlockState(block: number, action: string, timeoutMs: number): Promise<void>;
 }
 
 /** The kernel or libibverbs refused a query (permission, device gone, ...). */
@@ -55,7 +56,8 @@ function isBinding(v: unknown): v is NativeBinding {
   return typeof v === 'object' && v !== null &&
     typeof (v as Record<string, unknown>).queryDevices === 'function' &&
     typeof (v as Record<string, unknown>).queryDevice === 'function' &&
-    typeof (v as Record<string, unknown>).queryMrs === 'function';
+    typeof (v as Record<string, unknown>).queryMrs === 'function' &&
+    typeof (v as Record<string, unknown>).writeBlockState === 'function';
 }
 
 /** @p value as @p schema types it, or an error naming the first mismatch. */

@@ -182,6 +182,23 @@ export const Mr = Type.Object(
 );
 export type Mr = Static<typeof Mr>;
 
+/** A memory block (/sys/devices/system/memory/memory<N>), the unit memory goes offline in. */
+export const MemoryBlock = Type.Object(
+  {
+    block: Type.Integer({ minimum: 0 }),
+    state: Type.String({ description: 'online, offline or going-offline, as sysfs says' }),
+    online: Type.Boolean(),
+    zone: Type.Union([Type.String(), Type.Null()], { description: 'the zone an online block is in (Normal, Movable, DMA32, ...)' }),
+    valid_zones: Type.Array(Type.String(), { description: 'where an offline block may go online' }),
+    node: Type.Union([Type.Integer(), Type.Null()], { description: 'its NUMA node' }),
+    removable: Type.Union([Type.Boolean(), Type.Null()]),
+    start: Hex,
+    size: Hex,
+  },
+  { title: 'MemoryBlock' },
+);
+export type MemoryBlock = Static<typeof MemoryBlock>;
+
 // What the native binding hands over: raw verbs values. The facade checks every result
 // against this before it reaches the model, so no unchecked value crosses the boundary.
 const U32 = Type.Integer({ minimum: 0, maximum: 0xffffffff });

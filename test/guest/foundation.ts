@@ -15,6 +15,8 @@ import { devinfoNumber, nameAndCode, parseDevinfo, type DevinfoField } from './d
 
 const run = promisify(execFile);
 const top = process.env.PFNIC_TOP ?? process.cwd();
+// TCG guests are slow, the more so on a busy host; the rig's own time limit bounds the run
+t.setTimeout(10 * 60_000);
 const kernel = process.env.PFNIC_KERNEL ?? 'unknown';
 const args = process.argv.slice(2);
 const withModule = !args.includes('--no-module');

@@ -3,9 +3,11 @@
  * mr_hold: registers memory regions and holds them until its standard input closes, so
  * that a test can look at them from outside (rdma netlink, the control plane's API).
  *
- *   mr_hold -d DEVICE [-p PINNED_KIB] [-o ODP_KIB] [-i] [-t TOUCH_KIB]
+ *   mr_hold -d DEVICE [-p PINNED_KIB] [-n NODE] [-o ODP_KIB] [-i] [-t TOUCH_KIB]
  *
- * Registers a pinned MR of PINNED_KIB (default 1024), and, if the device has ODP, an
+ * Registers a pinned MR of PINNED_KIB (default 1024), its memory on NUMA node NODE if given
+ * (bound with mbind(2): the rest of the process, and what the kernel allocates for it, stay
+ * where they are), and, if the device has ODP, an
  * explicit ODP MR of ODP_KIB (default 2048) whose first TOUCH_KIB (default 64) are
  * prefetched, and with -i an implicit ODP MR. Prints one line per MR, "mr KIND LENGTH LKEY
  * RKEY", then "ready", and waits. Exit status: 0, or 1 if a registration failed.
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <infiniband/verbs.h>
@@ -26,6 +29,8 @@
 #include "verbs-test.h"
 
 #define ACCESS (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ)
+/* from <linux/mempolicy.h> */
+#define MPOL_BIND 2
 
 static void *map(size_t len)
 {
@@ -44,6 +49,8 @@ static void print_mr(const char *kind, struct ibv_mr *mr, size_t len)
 int main(int argc, char **argv)
 {
 	size_t pinned = 1024, odp = 2048, touch = 64;
+	long node = -1;
+	void *buf;
 	struct ibv_device_attr_ex attr = { 0 };
 	const char *dev = NULL;
 	bool implicit = false;
@@ -53,22 +60,23 @@ int main(int argc, char **argv)
 	char c;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "d:p:o:it:")) != -1) {
+	while ((opt = getopt(argc, argv, "d:p:n:o:it:")) != -1) {
 		switch (opt) {
 		case 'd': dev = optarg; break;
 		case 'p': pinned = strtoul(optarg, NULL, 0); break;
+		case 'n': node = strtol(optarg, NULL, 0); break;
 		case 'o': odp = strtoul(optarg, NULL, 0); break;
 		case 'i': implicit = true; break;
 		case 't': touch = strtoul(optarg, NULL, 0); break;
 		default:
-			fprintf(stderr, "usage: %s -d DEVICE [-p PINNED_KIB] [-o ODP_KIB] [-i] [-t TOUCH_KIB]\n",
-				argv[0]);
+			fprintf(stderr, "usage: %s -d DEVICE [-p PINNED_KIB] [-n NODE] [-o ODP_KIB] [-i] "
+				"[-t TOUCH_KIB]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (!dev || !pinned || (odp && touch > odp)) {
-		fprintf(stderr, "%s: -d DEVICE is needed; sizes are KiB, TOUCH_KIB at most ODP_KIB\n",
-			argv[0]);
+	if (!dev || !pinned || (odp && touch > odp) || node < -1 || node > 63) {
+		fprintf(stderr, "%s: -d DEVICE is needed; sizes are KiB, TOUCH_KIB at most ODP_KIB; "
+			"NODE is 0 to 63\n", argv[0]);
 		return 2;
 	}
 	ctx = open_device_named(dev);
@@ -76,22 +84,29 @@ int main(int argc, char **argv)
 	if (!pd)
 		bail("ibv_alloc_pd");
 
-	mr = ibv_reg_mr(pd, map(pinned << 10), pinned << 10, ACCESS);
+	buf = map(pinned << 10);
+	if (node >= 0) {
+		unsigned long mask = 1ul << node;
+
+		if (syscall(SYS_mbind, buf, pinned << 10, MPOL_BIND, &mask, 64ul, 0u))
+			bail("mbind to node %ld", node);
+	}
+	mr = ibv_reg_mr(pd, buf, pinned << 10, ACCESS);
 	if (!mr)
 		bail("pinned ibv_reg_mr of %zu KiB", pinned);
 	print_mr("pinned", mr, pinned << 10);
 
 	if (ibv_query_device_ex(ctx, NULL, &attr) == 0 &&
 	    (attr.odp_caps.general_caps & IBV_ODP_SUPPORT) && odp) {
-		void *buf = map(odp << 10);
+		void *odp_buf = map(odp << 10);
 		struct ibv_sge sge;
 
-		mr = ibv_reg_mr(pd, buf, odp << 10, ACCESS | IBV_ACCESS_ON_DEMAND);
+		mr = ibv_reg_mr(pd, odp_buf, odp << 10, ACCESS | IBV_ACCESS_ON_DEMAND);
 		if (!mr)
 			bail("explicit ODP ibv_reg_mr of %zu KiB", odp);
 		print_mr("explicit", mr, odp << 10);
 		if (touch) {
-			sge = (struct ibv_sge){ (uintptr_t)buf, (uint32_t)(touch << 10), mr->lkey };
+			sge = (struct ibv_sge){ (uintptr_t)odp_buf, (uint32_t)(touch << 10), mr->lkey };
 			if (ibv_advise_mr(pd, IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE,
 					  IBV_ADVISE_MR_FLAG_FLUSH, &sge, 1))
 				bail("ibv_advise_mr of %zu KiB", touch);

@@ -13,6 +13,8 @@ import { startApi } from './api-server.js';
 
 const run = promisify(execFile);
 const top = process.env.PFNIC_TOP ?? process.cwd();
+// TCG guests are slow; the rig's own time limit bounds the whole run
+t.setTimeout(10 * 60_000);
 const kernel = process.env.PFNIC_KERNEL ?? 'unknown';
 const apiPort = 18081;
 
