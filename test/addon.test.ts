@@ -22,6 +22,9 @@ t.test('the binding checks its arguments', async (t) => {
   t.throws(() => writeBlockState(1.5, 'offline', 1000), RangeError, 'a fractional block');
   t.throws(() => writeBlockState(1, 'reboot', 1000), RangeError, 'an action that is not one');
   t.throws(() => writeBlockState(1, 'offline', 0), RangeError, 'no time at all');
+  const { EventWatch } = nativeBinding();
+  t.throws(() => new EventWatch(42 as unknown as string, () => undefined), TypeError, 'an EventWatch path that is not a string');
+  t.throws(() => new EventWatch('/x', undefined as unknown as () => void), TypeError, 'an EventWatch without a callback');
 });
 
 t.test('queries return promises and the event loop keeps running', async (t) => {
@@ -46,4 +49,28 @@ t.test('the facade', async (t) => {
   t.ok(Array.isArray(await listDevices()), 'listDevices resolves to a list');
   await t.rejects(getDevice('nosuchdev0'), DeviceNotFoundError, 'an unknown device rejects with DeviceNotFoundError');
   await t.rejects(getDevice('nosuchdev0'), { code: 'ENODEV', device: 'nosuchdev0' }, 'carrying ENODEV and the name');
+});
+
+t.test('an event watch reports what keeps it from reading, and stops', async (t) => {
+  const { EventWatch } = nativeBinding();
+  // the watch itself keeps nothing alive: this test waits with a timer of its own
+  const keepAlive = setTimeout(() => undefined, 10_000);
+  const first = (path: string) => new Promise<{ err: Error | null; watch: { close(): void } }>((resolve) => {
+    const watch = new EventWatch(path, (err, records) => {
+      if (err || (Array.isArray(records) && records.length === 0)) resolve({ err, watch });
+    });
+  });
+  const missing = await first('/nonexistent/pfnic-events');
+  t.match(missing.err, { code: 'ENOENT', message: /\/nonexistent\/pfnic-events/ }, 'a missing channel: ENOENT, naming it');
+  missing.watch.close();
+  missing.watch.close();
+  t.pass('close() twice is harmless');
+  const opened = await first('/dev/null');
+  t.equal(opened.err, null, 'a device that opens: an empty batch says so');
+  const ended = await new Promise<Error | null>((resolve) => {
+    new EventWatch('/dev/null', (err) => { if (err) resolve(err); });
+  });
+  t.match(ended, { code: 'ENODATA' }, 'one whose reads end (not a channel): ENODATA, and the watch stops');
+  opened.watch.close();
+  clearTimeout(keepAlive);
 });

@@ -3,8 +3,9 @@
 // guest reports rxe0 and pfnic0 exactly as ibv_devinfo -v and `rdma` do; then, in another
 // guest, test/guest/mrs.ts: the API's MRs against `rdma resource show mr -dd` and `rdma
 // statistic mr`; and in a two-node guest with a DIMM, test/guest/memory.ts: memory blocks
-// against sysfs, taken offline and online through the API. The guests print TAP, which
-// becomes subtests per kernel here.
+// against sysfs, taken offline and online through the API, and test/guest/events.ts: the
+// kernel's events on the API's stream and history. The guests print TAP, which becomes
+// subtests per kernel here.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,5 +36,11 @@ for (const { name } of matrix) {
       'sh', '-c', 'test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && exec node dist/test/guest/memory.js',
     ], { cwd: top }, 'memory blocks through the API: offline and online with the token, audited; a pinned MR refused');
     t.comment(`kernel ${name}: memory-block suite took ${Math.round((Date.now() - memStarted) / 1000)} s`);
+    const evStarted = Date.now();
+    await t.spawn('bash', [
+      path.join(top, 'test/vm/run.sh'), '--timeout', '300', '--numa', '--dimm', '384M', name, '--',
+      'sh', '-c', 'test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && exec node dist/test/guest/events.js',
+    ], { cwd: top }, 'the kernel\'s events on the API\'s SSE stream and history, replayed with Last-Event-ID');
+    t.comment(`kernel ${name}: event suite took ${Math.round((Date.now() - evStarted) / 1000)} s`);
   });
 }

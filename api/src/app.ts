@@ -7,8 +7,9 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 
-import { BLOCK_STATE_TIMEOUT_MS, DeviceQueryError } from '../../control/src/index.js';
+import { BLOCK_STATE_TIMEOUT_MS, DeviceQueryError, EventHub } from '../../control/src/index.js';
 import { deviceRoutes } from './routes/devices.js';
+import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { memoryRoutes } from './routes/memory.js';
 import { mrRoutes } from './routes/mrs.js';
@@ -20,6 +21,8 @@ export interface AppOptions {
   token?: string | undefined;
   /** How long a memory block may take to go offline or online (default 20 s). */
   blockTimeoutMs?: number | undefined;
+  /** The events the API serves; the app starts it, and stops it when it closes. */
+  events?: EventHub | undefined;
 }
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
@@ -80,5 +83,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(memoryRoutes, {
     token: options.token, timeoutMs: options.blockTimeoutMs ?? BLOCK_STATE_TIMEOUT_MS,
   });
+  const hub = options.events ?? new EventHub();
+  hub.start();
+  app.addHook('onClose', async () => { hub.stop(); });
+  await app.register(eventRoutes, { hub });
   return app;
 }

@@ -2,9 +2,9 @@
 // plane's model, which is their single source.
 import { Type, type Static } from 'typebox';
 
-import { MrKind } from '../../control/src/schema.js';
+import { Event, EventType, MrKind } from '../../control/src/schema.js';
 
-export { Device, MemoryBlock, Mr } from '../../control/src/schema.js';
+export { Device, Event, MemoryBlock, Mr } from '../../control/src/schema.js';
 
 /** Every error reply: the HTTP status, its name and a sentence saying what went wrong. */
 export const ErrorReply = Type.Object(
@@ -65,3 +65,40 @@ export const OnlineQuery = Type.Object(
   { additionalProperties: false },
 );
 export type OnlineQuery = Static<typeof OnlineQuery>;
+
+const EventId = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'an event id' });
+
+export const EventStreamHeaders = Type.Object({
+  'last-event-id': Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: 'resume after this id' })),
+});
+
+export const EventStreamQuery = Type.Object(
+  { after: Type.Optional(EventId) },
+  { additionalProperties: false },
+);
+export type EventStreamQuery = Static<typeof EventStreamQuery>;
+
+export const EventHistoryQuery = Type.Object(
+  {
+    after: Type.Optional(EventId),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'events per page (100)' })),
+    type: Type.Optional(EventType),
+  },
+  { additionalProperties: false },
+);
+export type EventHistoryQuery = Static<typeof EventHistoryQuery>;
+
+export const EventHistory = Type.Object(
+  {
+    events: Type.Array(Event),
+    missed: Type.Integer({ description: 'events after "after" the history no longer holds' }),
+    next: Type.Union([Type.Integer(), Type.Null()], { description: 'the "after" of the next page; null at the end' }),
+    oldest: Type.Union([Type.Integer(), Type.Null()]),
+    newest: Type.Union([Type.Integer(), Type.Null()]),
+    channel: Type.Object({
+      state: Type.String({ description: 'opening, open, absent (pfnic is not loaded), error or stopped' }),
+      message: Type.Union([Type.String(), Type.Null()]),
+    }),
+  },
+  { title: 'EventHistory' },
+);

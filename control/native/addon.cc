@@ -8,6 +8,7 @@
 #include <endian.h>
 #include <napi.h>
 
+#include "event_channel.h"
 #include "rdma_netlink.h"
 #include "rdma_query.h"
 #include "sysfs_write.h"
@@ -399,6 +400,7 @@ Napi::Value WriteBlockState(const Napi::CallbackInfo &info)
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
 	exports.Set("writeBlockState", Napi::Function::New(env, WriteBlockState, "writeBlockState"));
+	init_event_watch(env, exports);
 	exports.Set("queryMrs", Napi::Function::New(env, QueryMrs, "queryMrs"));
 	exports.Set("queryDevices", Napi::Function::New(env, QueryDevices, "queryDevices"));
 	exports.Set("queryDevice", Napi::Function::New(env, QueryDevice, "queryDevice"));

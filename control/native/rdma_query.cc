@@ -26,6 +26,7 @@ std::string errno_name(int err)
 	case EINTR: return "EINTR";
 	case ETIMEDOUT: return "ETIMEDOUT";
 	case EAGAIN: return "EAGAIN";
+	case ENODATA: return "ENODATA";
 	case EINVAL: return "EINVAL";
 	default: return "EIO";
 	}

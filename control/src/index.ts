@@ -5,3 +5,4 @@ export { nativeBinding, DeviceQueryError } from './native.js';
 export {
   listBlocks, getBlock, setBlockState, BlockNotFoundError, BlockStateError, BLOCK_STATE_TIMEOUT_MS, type BlockAction,
 } from './memory.js';
+export { EventHub, eventFromRecord, EVENTS_PATH, type ChannelStatus, type EventHubOptions } from './events.js';

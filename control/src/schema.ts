@@ -199,6 +199,35 @@ export const MemoryBlock = Type.Object(
 );
 export type MemoryBlock = Static<typeof MemoryBlock>;
 
+/** What happened, as the control plane tells it: pfnic's event channel records, numbered. */
+export const EventType = Type.Union([
+  Type.Literal('invalidate'), Type.Literal('migrate'), Type.Literal('memory'), Type.Literal('pinned'),
+  Type.Literal('lost'),
+], { description: 'invalidate, migrate (an MR\'s pages), memory (a block\'s state), pinned (an MR holds a block going offline), lost (records missed)' });
+export type EventType = Static<typeof EventType>;
+
+export const Event = Type.Object(
+  {
+    id: Type.Integer({ minimum: 1, description: 'the control plane\'s number for it, in order; SSE ids' }),
+    time: Type.String({ description: 'when, ISO 8601 (the kernel\'s real-time clock)' }),
+    type: EventType,
+    reason: Type.String({ description: 'invalidate/migrate: unmap, clear, protection_vma, ...; memory: going_offline, offline, ...' }),
+    device: Type.Union([Type.String(), Type.Null()]),
+    mrn: Type.Union([Type.Integer(), Type.Null()]),
+    lkey: Type.Union([Hex, Type.Null()]),
+    pid: Type.Union([Type.Integer(), Type.Null()]),
+    start: Type.Union([Hex, Type.Null()], { description: 'the first address affected (physical for memory events)' }),
+    end: Type.Union([Hex, Type.Null()]),
+    pages: Type.Union([Type.Integer(), Type.Null()]),
+    node: Type.Union([Type.Integer(), Type.Null()]),
+    block: Type.Union([Type.Integer(), Type.Null()], { description: 'the memory block, for memory and pinned events and migrations out of a block going offline' }),
+    offlining: Type.Boolean({ description: 'a migration out of a block going offline' }),
+    lost: Type.Union([Type.Integer(), Type.Null()], { description: 'lost: how many records the kernel could not keep' }),
+  },
+  { title: 'Event' },
+);
+export type Event = Static<typeof Event>;
+
 // What the native binding hands over: raw verbs values. The facade checks every result
 // against this before it reaches the model, so no unchecked value crosses the boundary.
 const U32 = Type.Integer({ minimum: 0, maximum: 0xffffffff });
@@ -306,3 +335,24 @@ export const RawMrDevice = Type.Object({
   mrs: Type.Array(RawMr),
 });
 export type RawMrDevice = Static<typeof RawMrDevice>;
+
+/** One record of /dev/pfnic-events, field for field (driver/uapi/pfnic-events.h). */
+export const RawEventRecord = Type.Object({
+  type: U32,
+  reason: U32,
+  flags: U32,
+  mrn: U32,
+  lkey: U32,
+  seq: U64,
+  lost: U64,
+  time_ns: U64,
+  realtime_ns: U64,
+  start: U64,
+  end: U64,
+  pages: U64,
+  pid: Type.Integer(),
+  node: Type.Integer(),
+  block: Type.BigInt(),
+  device: Type.String(),
+});
+export type RawEventRecord = Static<typeof RawEventRecord>;

@@ -4,13 +4,13 @@
 // bearer token required and every action in the audit log; and a block a pinned MR holds
 // pages of, which cannot go offline: the API says so within its time limit and the block
 // stays online, until the MR is gone.
-import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 
 import type { MemoryBlock, Mr } from '../../control/src/schema.js';
 import { startApi } from './api-server.js';
+import { hold } from './mr-hold.js';
 
 const top = process.env.PFNIC_TOP ?? process.cwd();
 // TCG guests are slow; the rig's own time limit bounds the whole run
@@ -77,14 +77,7 @@ t.test(`memory blocks through the API (kernel ${kernel})`, async (t) => {
   await call(base, 'POST', `/v1/memory/blocks/${a.block}/offline`, auth);
   const normal = await call<MemoryBlock>(base, 'POST', `/v1/memory/blocks/${a.block}/online?zone=kernel`, auth);
   t.match(normal, { status: 200, body: { online: true, zone: 'Normal' } }, `block ${a.block} online into a kernel zone: Normal`);
-  const holder = spawn(path.join(top, 'build/cmake/tests/mr_hold'), ['-d', 'pfnic0', '-p', '8192', '-n', '1', '-o', '0']);
-  t.teardown(() => { holder.stdin.end(); });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    holder.stdout.setEncoding('utf8');
-    holder.stdout.on('data', (c: string) => { out += c; if (/^ready$/m.test(out)) resolve(); });
-    holder.on('exit', (code) => reject(new Error(`mr_hold exited (${code})`)));
-  });
+  const holder = await hold(t, top, 'pfnic0', ['-p', '8192', '-n', '1', '-o', '0']);
   const held = await call<Mr[]>(base, 'GET', `/v1/mrs?pid=${holder.pid}`);
   const pinned = held.body[0]?.pinned_blocks ?? [];
   const b = pinned.find((n) => n === a.block);
@@ -98,8 +91,7 @@ t.test(`memory blocks through the API (kernel ${kernel})`, async (t) => {
   t.ok(took < 30, 'at once (EBUSY) or within the time limit (3 s here), never forever');
   t.equal((await sysfsBlock(b)).state, 'online', 'the block is still online');
 
-  holder.stdin.end();
-  await new Promise((r) => holder.on('exit', r));
+  await holder.exit();
   // what the exited process left in kernel memory there is freed after a grace period
   let freed = await call<MemoryBlock>(base, 'POST', `/v1/memory/blocks/${b}/offline`, auth);
   for (let i = 0; i < 20 && freed.status === 409; i++) {

@@ -10,7 +10,10 @@
  * where they are), and, if the device has ODP, an
  * explicit ODP MR of ODP_KIB (default 2048) whose first TOUCH_KIB (default 64) are
  * prefetched, and with -i an implicit ODP MR. Prints one line per MR, "mr KIND LENGTH LKEY
- * RKEY", then "ready", and waits. Exit status: 0, or 1 if a registration failed.
+ * RKEY ADDRESS", then "ready", and waits, reading commands from its standard input:
+ * "dontneed" gives the explicit MR's prefetched pages back (madvise MADV_DONTNEED: the
+ * kernel invalidates them), "prefetch" maps them in the MR again; each prints "done".
+ * Exit status: 0, or 1 if a registration failed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,9 +44,18 @@ static void *map(size_t len)
 	return p;
 }
 
+/* Maps the first @kib KiB of @mr in it, as a device access would. */
+static void prefetch(struct ibv_pd *pd, struct ibv_mr *mr, size_t kib)
+{
+	struct ibv_sge sge = { (uintptr_t)mr->addr, (uint32_t)(kib << 10), mr->lkey };
+
+	if (ibv_advise_mr(pd, IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE, IBV_ADVISE_MR_FLAG_FLUSH, &sge, 1))
+		bail("ibv_advise_mr of %zu KiB", kib);
+}
+
 static void print_mr(const char *kind, struct ibv_mr *mr, size_t len)
 {
-	printf("mr %s %zu 0x%x 0x%x\n", kind, len, mr->lkey, mr->rkey);
+	printf("mr %s %zu 0x%x 0x%x %p\n", kind, len, mr->lkey, mr->rkey, mr->addr);
 }
 
 int main(int argc, char **argv)
@@ -57,7 +69,9 @@ int main(int argc, char **argv)
 	struct ibv_context *ctx;
 	struct ibv_pd *pd;
 	struct ibv_mr *mr;
-	char c;
+	char line[64];
+	void *odp_buf = NULL;
+	struct ibv_mr *odp_mr = NULL;
 	int opt;
 
 	while ((opt = getopt(argc, argv, "d:p:n:o:it:")) != -1) {
@@ -98,19 +112,15 @@ int main(int argc, char **argv)
 
 	if (ibv_query_device_ex(ctx, NULL, &attr) == 0 &&
 	    (attr.odp_caps.general_caps & IBV_ODP_SUPPORT) && odp) {
-		void *odp_buf = map(odp << 10);
-		struct ibv_sge sge;
+		odp_buf = map(odp << 10);
 
 		mr = ibv_reg_mr(pd, odp_buf, odp << 10, ACCESS | IBV_ACCESS_ON_DEMAND);
 		if (!mr)
 			bail("explicit ODP ibv_reg_mr of %zu KiB", odp);
 		print_mr("explicit", mr, odp << 10);
-		if (touch) {
-			sge = (struct ibv_sge){ (uintptr_t)odp_buf, (uint32_t)(touch << 10), mr->lkey };
-			if (ibv_advise_mr(pd, IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE,
-					  IBV_ADVISE_MR_FLAG_FLUSH, &sge, 1))
-				bail("ibv_advise_mr of %zu KiB", touch);
-		}
+		odp_mr = mr;
+		if (touch)
+			prefetch(pd, odp_mr, touch);
 		if (implicit && (attr.odp_caps.general_caps & IBV_ODP_SUPPORT_IMPLICIT)) {
 			mr = ibv_reg_mr(pd, NULL, SIZE_MAX, ACCESS | IBV_ACCESS_ON_DEMAND);
 			if (!mr)
@@ -120,7 +130,15 @@ int main(int argc, char **argv)
 	}
 	printf("ready\n");
 	fflush(stdout);
-	while (read(0, &c, 1) > 0)
-		;
+	while (fgets(line, sizeof(line), stdin)) {
+		if (!odp_mr)
+			continue;
+		if (!strcmp(line, "dontneed\n") && madvise(odp_buf, touch << 10, MADV_DONTNEED))
+			bail("madvise");
+		if (!strcmp(line, "prefetch\n"))
+			prefetch(pd, odp_mr, touch);
+		printf("done\n");
+		fflush(stdout);
+	}
 	return 0;
 }

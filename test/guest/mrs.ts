@@ -3,13 +3,13 @@
 // them; the control plane's API started here must report every MR of the host as iproute2's
 // `rdma resource show mr -dd` and `rdma statistic mr` do, field by field, filter them, and
 // forget them when their process exits.
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import path from 'node:path';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import t, { type Test } from 'tap';
+import t from 'tap';
 
 import type { Mr } from '../../control/src/schema.js';
 import { startApi } from './api-server.js';
+import { hold } from './mr-hold.js';
 
 const run = promisify(execFile);
 const top = process.env.PFNIC_TOP ?? process.cwd();
@@ -17,28 +17,6 @@ const top = process.env.PFNIC_TOP ?? process.cwd();
 t.setTimeout(10 * 60_000);
 const kernel = process.env.PFNIC_KERNEL ?? 'unknown';
 const apiPort = 18081;
-
-interface Held { kind: string; length: bigint; lkey: string; rkey: string }
-interface Holder { pid: number; mrs: Held[]; proc: ChildProcessWithoutNullStreams }
-
-/** Starts mr_hold on @p device and waits until it holds its MRs. */
-async function hold(t: Test, device: string, args: string[]): Promise<Holder> {
-  const proc = spawn(path.join(top, 'build/cmake/tests/mr_hold'), ['-d', device, ...args]);
-  t.teardown(() => { proc.stdin.end(); });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    proc.stdout.setEncoding('utf8');
-    proc.stdout.on('data', (chunk: string) => {
-      out += chunk;
-      if (/^ready$/m.test(out)) resolve();
-    });
-    proc.on('exit', (code) => reject(new Error(`mr_hold -d ${device} exited (${code}) before it was ready: ${out}`)));
-  });
-  const mrs = [...out.matchAll(/^mr (\w+) (\d+) (0x[0-9a-f]+) (0x[0-9a-f]+)$/gm)].map((m) => ({
-    kind: m[1]!, length: BigInt(m[2]!), lkey: m[3]!, rkey: m[4]!,
-  }));
-  return { pid: proc.pid!, mrs, proc };
-}
 
 /** `rdma -j ...` output; numbers too big for a double are kept as text. */
 async function rdmaJson(args: string[]): Promise<Record<string, unknown>[]> {
@@ -55,8 +33,8 @@ const hexOf = (v: unknown): string => `0x${BigInt(`0x${String(v)}`).toString(16)
 
 t.test(`the API reports every MR as rdma does (kernel ${kernel})`, async (t) => {
   const base = await startApi(t, top, apiPort);
-  const pf = await hold(t, 'pfnic0', ['-i', '-t', '64']);
-  const rx = await hold(t, 'rxe0', ['-o', '0']);
+  const pf = await hold(t, top, 'pfnic0', ['-i', '-t', '64']);
+  const rx = await hold(t, top, 'rxe0', ['-o', '0']);
   t.equal(pf.mrs.length, 3, 'mr_hold holds a pinned, an explicit and an implicit MR on pfnic0');
   t.equal(rx.mrs.length, 1, 'and a pinned one on rxe0');
 
@@ -130,8 +108,7 @@ t.test(`the API reports every MR as rdma does (kernel ${kernel})`, async (t) => 
   t.equal(gone.status, 404, 'an MR number not in use is 404');
 
   // a process that exits takes its MRs with it
-  pf.proc.stdin.end();
-  await new Promise((r) => pf.proc.on('exit', r));
+  await pf.exit();
   const after = await getJson<Mr[]>(base, `/v1/mrs?pid=${pf.pid}`);
   t.same(after.body, [], 'once mr_hold exits, none of its MRs is listed');
   const stillRxe = await getJson<Mr[]>(base, `/v1/mrs?pid=${rx.pid}`);

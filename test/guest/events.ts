@@ -1,0 +1,120 @@
+// Runs inside a two-node guest whose node 1 is a hot-pluggable DIMM, with pfnic0
+// (test/vm-foundation.test.ts boots it), prints TAP. events.js: what the kernel says on
+// /dev/pfnic-events reaches the API's live stream (SSE) and its history: an ODP MR's pages
+// given back (an invalidation naming the MR, its process and the pages, matching the MR's
+// counter), a memory block taken offline and back online (its state changes, in order);
+// a client that reconnects with Last-Event-ID gets what it missed, once.
+import t from 'tap';
+
+import type { Event, MemoryBlock, Mr } from '../../control/src/schema.js';
+import { startApi } from './api-server.js';
+import { hold } from './mr-hold.js';
+
+const top = process.env.PFNIC_TOP ?? process.cwd();
+const kernel = process.env.PFNIC_KERNEL ?? 'unknown';
+// TCG guests are slow; the rig's own time limit bounds the whole run
+t.setTimeout(10 * 60_000);
+const token = 'guest-events-token-0123456789';
+
+/** An SSE client that collects events until closed. */
+function stream(url: string, headers: Record<string, string> = {}) {
+  const ac = new AbortController();
+  const events: Event[] = [];
+  let notify: (() => void) | undefined;
+  const done = (async () => {
+    const res = await fetch(url, { headers, signal: ac.signal });
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    for (;;) {
+      const { value, done: end } = await reader.read();
+      if (end) return;
+      buf += dec.decode(value, { stream: true });
+      let i;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const frame = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const data = /^data: (.*)$/m.exec(frame)?.[1];
+        if (data && /^event: (?!gap)/m.test(frame)) { events.push(JSON.parse(data) as Event); notify?.(); }
+      }
+    }
+  })().catch(() => undefined);
+  return {
+    events,
+    /** Waits until @p pred holds of the events (20 s at most). */
+    async until(pred: (e: Event[]) => boolean): Promise<boolean> {
+      const deadline = Date.now() + 20_000;
+      while (!pred(events) && Date.now() < deadline) {
+        await new Promise<void>((r) => { notify = r; setTimeout(r, 200); });
+      }
+      return pred(events);
+    },
+    async close() { ac.abort(); await done; },
+  };
+}
+
+t.test(`events from the kernel to the API's stream and history (kernel ${kernel})`, async (t) => {
+  const base = await startApi(t, top, 18083, { env: { PFNIC_API_TOKEN: token } });
+  const live = stream(`${base}/v1/events`);
+  const holder = await hold(t, top, 'pfnic0', ['-t', '64']);
+  const odp = holder.mrs.find((m) => m.kind === 'explicit');
+  t.ok(odp, 'mr_hold holds an explicit ODP MR with 16 pages prefetched');
+  if (!odp) return;
+  const mrs = (await (await fetch(`${base}/v1/mrs?pid=${holder.pid}&kind=explicit`)).json()) as Mr[];
+  const before = mrs[0]!;
+
+  // an invalidation
+  await holder.command('dontneed');
+  const got = await live.until((es) => es.some((e) => e.type === 'invalidate' && e.pid === holder.pid));
+  t.ok(got, 'MADV_DONTNEED of its pages reaches the stream');
+  const inval = live.events.find((e) => e.type === 'invalidate' && e.pid === holder.pid)!;
+  t.match(inval, {
+    type: 'invalidate', reason: 'clear', device: 'pfnic0', mrn: before.mrn, lkey: odp.lkey, pid: holder.pid,
+    start: odp.addr, pages: 16, offlining: false,
+  }, 'naming the MR, its process, the range and the 16 pages it took');
+  const after = ((await (await fetch(`${base}/v1/mrs/pfnic0/${before.mrn}`)).json()) as Mr);
+  t.equal((after.counters.page_invalidations ?? 0) - (before.counters.page_invalidations ?? 0), inval.pages,
+    'as many pages as the MR\'s page_invalidations counter went up by');
+  t.equal(after.mapped_pages, 0, 'and the MR maps none of them any more');
+
+  // a memory block taken offline and back
+  const blocks = (await (await fetch(`${base}/v1/memory/blocks`)).json()) as MemoryBlock[];
+  const b = blocks.filter((x) => x.node === 1 && x.zone === 'Movable').pop()!;
+  const auth = { authorization: `Bearer ${token}` };
+  const off = await fetch(`${base}/v1/memory/blocks/${b.block}/offline`, { method: 'POST', headers: auth });
+  t.equal(off.status, 200, `block ${b.block} goes offline`);
+  const on = await fetch(`${base}/v1/memory/blocks/${b.block}/online?zone=movable`, { method: 'POST', headers: auth });
+  t.equal(on.status, 200, 'and back online');
+  const steps = ['going_offline', 'offline', 'going_online', 'online'];
+  const memOf = (es: Event[]) => es.filter((e) => e.type === 'memory' && e.block === b.block).map((e) => e.reason);
+  t.ok(await live.until((es) => memOf(es).length >= 4), 'its state changes reach the stream');
+  t.same(memOf(live.events), steps, `in order: ${steps.join(', ')}`);
+  const mem = live.events.find((e) => e.type === 'memory' && e.reason === 'offline')!;
+  t.match(mem, { node: 1, start: b.start, device: null, mrn: null }, 'with its node and physical range');
+
+  // ids, the history, and a client that comes back
+  const ids = live.events.map((e) => e.id);
+  t.same(ids, [...ids].sort((x, y) => x - y), 'ids only grow');
+  const history = (await (await fetch(`${base}/v1/events/history?limit=1000`)).json()) as { events: Event[]; channel: { state: string } };
+  t.equal(history.channel.state, 'open', 'the history says the channel is open');
+  t.same(history.events.map((e) => e.id), ids, 'the history holds the same events, same ids');
+  await live.close();
+
+  const lastSeen = ids[ids.length - 1]!;
+  await holder.command('prefetch');
+  await holder.command('dontneed');
+  const missedWhileAway = await (async () => {
+    for (let i = 0; i < 50; i++) {
+      const h = (await (await fetch(`${base}/v1/events/history?after=${lastSeen}`)).json()) as { events: Event[] };
+      if (h.events.length) return h.events;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return [];
+  })();
+  t.ok(missedWhileAway.length >= 1, 'while no client listens, events still come (to the history)');
+  const back = stream(`${base}/v1/events`, { 'last-event-id': String(lastSeen) });
+  t.ok(await back.until((es) => es.length >= missedWhileAway.length), 'a client back with Last-Event-ID gets them');
+  t.same(back.events.map((e) => e.id), missedWhileAway.map((e) => e.id), 'exactly those, once each');
+  await back.close();
+  await holder.exit();
+});
