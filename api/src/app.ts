@@ -12,6 +12,7 @@ import { deviceRoutes } from './routes/devices.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { memoryRoutes } from './routes/memory.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { mrRoutes } from './routes/mrs.js';
 import { version } from './version.js';
 
@@ -23,6 +24,8 @@ export interface AppOptions {
   blockTimeoutMs?: number | undefined;
   /** The events the API serves; the app starts it, and stops it when it closes. */
   events?: EventHub | undefined;
+  /** MRs with /metrics series of their own at most (default 50). */
+  perMrSeries?: number | undefined;
 }
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
@@ -87,5 +90,6 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   hub.start();
   app.addHook('onClose', async () => { hub.stop(); });
   await app.register(eventRoutes, { hub });
+  await app.register(metricsRoutes, { hub, perMrLimit: options.perMrSeries ?? 50 });
   return app;
 }

@@ -1,7 +1,8 @@
 // Runs the control plane's API: PORT (8080) on HOST (127.0.0.1), until a signal. The
 // routes that change the host need a bearer token: PFNIC_API_TOKEN_FILE (a file holding
 // it) or PFNIC_API_TOKEN; without one they are off. PFNIC_BLOCK_TIMEOUT_S bounds how long a
-// memory block may take to go offline.
+// memory block may take to go offline, PFNIC_METRICS_MR_SERIES how many MRs get /metrics
+// series of their own.
 import { readFileSync } from 'node:fs';
 import closeWithGrace from 'close-with-grace';
 
@@ -39,10 +40,22 @@ function blockTimeoutMs(): number | undefined {
   return s * 1000;
 }
 
+/** PFNIC_METRICS_MR_SERIES: MRs with /metrics series of their own at most (default 50). */
+function perMrSeries(): number | undefined {
+  const raw = process.env.PFNIC_METRICS_MR_SERIES;
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 10_000) {
+    throw new Error(`PFNIC_METRICS_MR_SERIES must be 0 to 10000 MRs, not "${raw}"`);
+  }
+  return n;
+}
+
 const app = await buildApp({
   logger: { level: process.env.LOG_LEVEL ?? 'info' },
   token: apiToken(),
   blockTimeoutMs: blockTimeoutMs(),
+  perMrSeries: perMrSeries(),
 });
 app.server.requestTimeout = 30_000;
 

@@ -72,6 +72,8 @@ export class EventHub {
   private watch: NativeWatch | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  /** Events published since the hub was made, by type and reason (for /metrics). */
+  readonly counts = new Map<string, { type: Event['type']; reason: string; count: number }>();
   status: ChannelStatus = { state: 'stopped', message: null };
 
   constructor(options: EventHubOptions = {}) {
@@ -124,6 +126,10 @@ export class EventHub {
   /** Numbers an event, keeps it and hands it to every subscriber. */
   publish(e: Omit<Event, 'id'>): Event {
     const event: Event = { id: this.nextId++, ...e };
+    const key = `${e.type}\u0000${e.reason}`;
+    const c = this.counts.get(key) ?? { type: e.type, reason: e.reason, count: 0 };
+    c.count++;
+    this.counts.set(key, c);
     this.ring.push(event);
     if (this.ring.length > this.size) this.ring.shift();
     for (const fn of this.listeners) fn(event);

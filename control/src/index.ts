@@ -6,3 +6,4 @@ export {
   listBlocks, getBlock, setBlockState, BlockNotFoundError, BlockStateError, BLOCK_STATE_TIMEOUT_MS, type BlockAction,
 } from './memory.js';
 export { EventHub, eventFromRecord, EVENTS_PATH, type ChannelStatus, type EventHubOptions } from './events.js';
+export { renderMetrics, type MetricsInput } from './metrics.js';

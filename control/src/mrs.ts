@@ -65,7 +65,10 @@ async function commandName(pid: number): Promise<string | null> {
   }
 }
 
-async function mrFromRaw(device: string, raw: RawMr): Promise<Mr> {
+/** Command names by pid, read once per listing (a process often has many MRs). */
+type CommandNames = Map<number, Promise<string | null>>;
+
+async function mrFromRaw(device: string, raw: RawMr, names: CommandNames): Promise<Mr> {
   const details: Record<string, string | number> = {};
   for (const d of raw.details) details[d.name] = jsonValue(d.value);
   const counters: Record<string, number> = {};
@@ -81,7 +84,7 @@ async function mrFromRaw(device: string, raw: RawMr): Promise<Mr> {
     rkey: raw.rkey === undefined ? null : hex(raw.rkey),
     pdn: raw.pdn ?? null,
     pid: raw.pid ?? null,
-    owner: raw.kern_name ?? (raw.pid === undefined ? null : await commandName(raw.pid)),
+    owner: raw.kern_name ?? (raw.pid === undefined ? null : await ownerName(names, raw.pid)),
     state: strDetail(details, 'state'),
     mapped_pages: intDetail(details, 'mapped_pages'),
     suspended_pages: intDetail(details, 'suspended_pages'),
@@ -91,6 +94,15 @@ async function mrFromRaw(device: string, raw: RawMr): Promise<Mr> {
     counters,
     details,
   };
+}
+
+function ownerName(names: CommandNames, pid: number): Promise<string | null> {
+  let name = names.get(pid);
+  if (!name) {
+    name = commandName(pid);
+    names.set(pid, name);
+  }
+  return name;
 }
 
 /** What to list: MRs of one device, of one process, of one kind (all unless given). */
@@ -109,11 +121,12 @@ export async function listMrs(filter: MrFilter = {}): Promise<Mr[]> {
     throw queryError(err);
   }
   const out: Mr[] = [];
+  const names: CommandNames = new Map();
   for (const dev of checked(RawMrDeviceList, raw, 'MR list')) {
     if (filter.device !== undefined && dev.device !== filter.device) continue;
     for (const r of dev.mrs) {
       if (filter.pid !== undefined && r.pid !== filter.pid) continue;
-      const mr = await mrFromRaw(dev.device, r);
+      const mr = await mrFromRaw(dev.device, r, names);
       if (filter.kind === undefined || mr.kind === filter.kind) out.push(mr);
     }
   }

@@ -3,7 +3,9 @@
 // /dev/pfnic-events reaches the API's live stream (SSE) and its history: an ODP MR's pages
 // given back (an invalidation naming the MR, its process and the pages, matching the MR's
 // counter), a memory block taken offline and back online (its state changes, in order);
-// a client that reconnects with Last-Event-ID gets what it missed, once.
+// a client that reconnects with Last-Event-ID gets what it missed, once; and /metrics says
+// the same (event counts, the MR's counters, the port's).
+import { readFile } from 'node:fs/promises';
 import t from 'tap';
 
 import type { Event, MemoryBlock, Mr } from '../../control/src/schema.js';
@@ -116,5 +118,26 @@ t.test(`events from the kernel to the API's stream and history (kernel ${kernel}
   t.ok(await back.until((es) => es.length >= missedWhileAway.length), 'a client back with Last-Event-ID gets them');
   t.same(back.events.map((e) => e.id), missedWhileAway.map((e) => e.id), 'exactly those, once each');
   await back.close();
+
+  // the same, as Prometheus scrapes it
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  const sample = (key: string): number | undefined => {
+    const line = metrics.split('\n').find((l) => l.startsWith(`${key} `));
+    return line === undefined ? undefined : Number(line.slice(key.length + 1));
+  };
+  const all = ((await (await fetch(`${base}/v1/events/history?limit=1000`)).json()) as { events: Event[] }).events;
+  t.equal(sample('pfnic_event_channel_up'), 1, '/metrics: the event channel is up');
+  t.equal(sample('pfnic_events_total{type="invalidate",reason="clear"}'),
+    all.filter((e) => e.type === 'invalidate' && e.reason === 'clear').length, '/metrics counts the invalidations the history has');
+  t.equal(sample('pfnic_events_total{type="memory",reason="offline"}'),
+    all.filter((e) => e.type === 'memory' && e.reason === 'offline').length, 'and the blocks gone offline');
+  const now = ((await (await fetch(`${base}/v1/mrs/pfnic0/${before.mrn}`)).json()) as Mr);
+  t.equal(sample(`rdma_mr_counter_total{device="pfnic0",mrn="${now.mrn}",counter="page_invalidations"}`),
+    now.counters.page_invalidations, 'the MR\'s own page_invalidations series, as /v1/mrs has it');
+  const explicit = ((await (await fetch(`${base}/v1/mrs?device=pfnic0&kind=explicit`)).json()) as Mr[]).length;
+  t.equal(sample('rdma_mrs{device="pfnic0",kind="explicit"}'), explicit, `rdma_mrs counts pfnic0's explicit MRs (${explicit})`);
+  const sysfs = Number((await readFile('/sys/class/infiniband/pfnic0/ports/1/hw_counters/page_invalidations', 'utf8')).trim());
+  t.equal(sample('rdma_port_hw_counter_total{device="pfnic0",port="1",counter="page_invalidations"}'), sysfs,
+    `the port's page_invalidations counter as sysfs has it (${sysfs})`);
   await holder.exit();
 });
