@@ -98,3 +98,22 @@ t.test('the routes that change the host need the bearer token', async (t) => {
   });
   t.equal(badBlock.statusCode, 400, 'a block number that is not one: 400');
 });
+
+t.test('production manners: security headers and a rate limit', async (t) => {
+  const app = await buildApp({ rateLimit: 5 });
+  t.teardown(() => app.close());
+  const first = await app.inject({ method: 'GET', url: '/v1/health' });
+  t.match(first.headers['content-security-policy'], /default-src 'self'/, 'a content security policy');
+  t.notMatch(first.headers['content-security-policy'], /upgrade-insecure-requests/,
+    'that does not push a plain-HTTP server\'s pages to HTTPS');
+  t.equal(first.headers['x-content-type-options'], 'nosniff', 'no content sniffing');
+  t.ok(first.headers['strict-transport-security'], 'HSTS for whoever puts TLS in front');
+  t.notOk(first.headers['x-powered-by'], 'nothing says what serves it');
+  t.equal(first.headers['x-ratelimit-limit'], '5', 'the limit is announced');
+  for (let i = 0; i < 4; i++) await app.inject({ method: 'GET', url: '/v1/health' });
+  const over = await app.inject({ method: 'GET', url: '/v1/health' });
+  t.equal(over.statusCode, 429, 'the sixth request in a minute: 429');
+  t.match(over.json(), { statusCode: 429, error: 'Too Many Requests', message: /more than 5 requests .* try again in \d+ s/ },
+    'saying what the limit is and when to come back');
+  t.ok(Number(over.headers['retry-after']) > 0, 'with Retry-After');
+});

@@ -135,3 +135,17 @@ t.test('a client that stops reading is cut off, not held without bound', async (
   }
   t.ok(ended, `after ${published} events unread, the server closed the stream (the client resumes with Last-Event-ID)`);
 });
+
+t.test('closing the server ends open streams instead of waiting on them', async (t) => {
+  const hub = new EventHub({ path: '/nonexistent/pfnic-events' });
+  const app = await buildApp({ events: hub });
+  const base = await app.listen({ port: 0, host: '127.0.0.1' });
+  const res = await fetch(`${base}/v1/events`);
+  t.equal(res.status, 200, 'a client is connected');
+  const reader = res.body!.getReader();
+  const ended = (async () => { for (;;) { const { done } = await reader.read(); if (done) return true; } })();
+  const started = Date.now();
+  await app.close();
+  t.ok(Date.now() - started < 2000, `close() returned in ${Date.now() - started} ms`);
+  t.equal(await ended, true, 'and the client saw its stream end');
+});

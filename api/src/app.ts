@@ -2,6 +2,8 @@
 // server.ts runs it; tests build it and use inject().
 import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
 import sensible from '@fastify/sensible';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -26,6 +28,8 @@ export interface AppOptions {
   events?: EventHub | undefined;
   /** MRs with /metrics series of their own at most (default 50). */
   perMrSeries?: number | undefined;
+  /** Requests one client may make per minute (default 600; the routes that change the host allow 30). */
+  rateLimit?: number | undefined;
 }
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
@@ -36,6 +40,30 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   await app.register(sensible);
+  // security headers; the pages this server serves load scripts and styles from it alone
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        // served over plain HTTP on a host's address, its pages must not be told to use HTTPS
+        upgradeInsecureRequests: null,
+      },
+    },
+  });
+  await app.register(rateLimit, {
+    max: options.rateLimit ?? 600,
+    timeWindow: '1 minute',
+    errorResponseBuilder: (_request, context) => ({
+      statusCode: 429,
+      error: 'Too Many Requests',
+      message: `more than ${context.max} requests in ${context.after === '1 minute' ? 'a minute' : context.after}: ` +
+        `try again in ${Math.ceil(context.ttl / 1000)} s`,
+    }),
+  });
   await app.register(swagger, {
     openapi: {
       info: {

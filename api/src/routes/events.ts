@@ -18,6 +18,9 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
   const { hub } = options;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const maxBuffered = options.maxBufferedBytes ?? 4 << 20;
+  // open streams, ended when the server closes (they would hold its close up for ever)
+  const open = new Set<() => void>();
+  app.addHook('preClose', async () => { for (const end of [...open]) end(); });
 
   app.get('/v1/events', {
     schema: {
@@ -61,7 +64,13 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
       closed = true;
       clearInterval(heartbeat);
       unsubscribe();
+      open.delete(endStream);
     };
+    const endStream = (): void => {
+      finish();
+      res.end();
+    };
+    open.add(endStream);
     res.on('close', finish);
     if (after !== undefined) {
       const { events, missed } = hub.after(after);

@@ -69,6 +69,7 @@ export const memoryRoutes: FastifyPluginAsyncTypebox<MemoryRouteOptions> = async
       response: { 200: MemoryBlock, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply, 409: ErrorReply },
     },
     preHandler: guard,
+    config: { rateLimit: { max: 30, timeWindow: '1 minute' } },
   }, async (request, reply) => changeBlock(request, reply, request.params.block, 'offline', options.timeoutMs));
 
   app.post('/v1/memory/blocks/:block/online', {
@@ -81,6 +82,7 @@ export const memoryRoutes: FastifyPluginAsyncTypebox<MemoryRouteOptions> = async
       response: { 200: MemoryBlock, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply, 409: ErrorReply },
     },
     preHandler: guard,
+    config: { rateLimit: { max: 30, timeWindow: '1 minute' } },
   }, async (request, reply) => {
     const zone = request.query.zone;
     const what = zone === 'movable' ? 'online_movable' : zone === 'kernel' ? 'online_kernel' : 'online';
