@@ -7,11 +7,12 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-# Debian packages: the VM rig (qemu, busybox, kernels), rdma-core and the build tools.
+# Debian packages: the VM rig (qemu, busybox, kernels), rdma-core, the build tools, valgrind
+# (the ummunotify benchmark) and chromium (the dashboard's browser test).
 APT_PACKAGES=(
 	qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod
 	rdma-core ibverbs-utils ibverbs-providers libibverbs-dev perftest iproute2 numactl
-	build-essential cmake ninja-build pkg-config libmnl-dev xz-utils zstd valgrind
+	build-essential cmake ninja-build pkg-config libmnl-dev xz-utils zstd valgrind chromium
 	debian-archive-keyring ca-certificates
 )
 

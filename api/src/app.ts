@@ -1,10 +1,13 @@
 // The fastify application: plugins in order (external, then routes), one error handler.
 // server.ts runs it; tests build it and use inject().
 import { STATUS_CODES } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import sensible from '@fastify/sensible';
+import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -30,6 +33,12 @@ export interface AppOptions {
   perMrSeries?: number | undefined;
   /** Requests one client may make per minute (default 600; the routes that change the host allow 30). */
   rateLimit?: number | undefined;
+}
+
+function dashboardDir(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const top = here.includes(`${path.sep}dist${path.sep}`) ? path.resolve(here, '../../..') : path.resolve(here, '../..');
+  return path.join(top, 'api/dashboard');
 }
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
@@ -119,5 +128,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.addHook('onClose', async () => { hub.stop(); });
   await app.register(eventRoutes, { hub });
   await app.register(metricsRoutes, { hub, perMrLimit: options.perMrSeries ?? 50 });
+  // the dashboard: files of this tree, no build step (api/dashboard, from api/src or dist/api/src)
+  await app.register(fastifyStatic, { root: dashboardDir(), prefix: '/', index: 'index.html' });
   return app;
 }

@@ -3,16 +3,16 @@
  * mr_hold: registers memory regions and holds them until its standard input closes, so
  * that a test can look at them from outside (rdma netlink, the control plane's API).
  *
- *   mr_hold -d DEVICE [-p PINNED_KIB] [-n NODE] [-o ODP_KIB] [-i] [-t TOUCH_KIB]
+ *   mr_hold -d DEVICE [-p PINNED_KIB] [-n NODE] [-o ODP_KIB] [-N NODE] [-i] [-t TOUCH_KIB]
  *
- * Registers a pinned MR of PINNED_KIB (default 1024), its memory on NUMA node NODE if given
- * (bound with mbind(2): the rest of the process, and what the kernel allocates for it, stay
- * where they are), and, if the device has ODP, an
- * explicit ODP MR of ODP_KIB (default 2048) whose first TOUCH_KIB (default 64) are
- * prefetched, and with -i an implicit ODP MR. Prints one line per MR, "mr KIND LENGTH LKEY
- * RKEY ADDRESS", then "ready", and waits, reading commands from its standard input:
- * "dontneed" gives the explicit MR's prefetched pages back (madvise MADV_DONTNEED: the
- * kernel invalidates them), "prefetch" maps them in the MR again; each prints "done".
+ * Registers a pinned MR of PINNED_KIB (default 1024), its memory on NUMA node -n NODE if
+ * given, and, if the device has ODP, an explicit ODP MR of ODP_KIB (default 2048), its memory
+ * on node -N NODE if given, whose first TOUCH_KIB (default 64) are prefetched, and with -i
+ * an implicit ODP MR. Memory is bound to a node with mbind(2): the rest of the process, and
+ * what the kernel allocates for it, stay where they are. Prints one line per MR, "mr KIND
+ * LENGTH LKEY RKEY ADDRESS", then "ready", and waits, reading commands from its standard
+ * input: "dontneed" gives the explicit MR's prefetched pages back (madvise MADV_DONTNEED:
+ * the kernel invalidates them), "prefetch" maps them in the MR again; each prints "done".
  * Exit status: 0, or 1 if a registration failed.
  */
 #define _GNU_SOURCE
@@ -44,6 +44,17 @@ static void *map(size_t len)
 	return p;
 }
 
+/* Memory whose pages will come from NUMA node @node (any node if it is -1). */
+static void *map_on(size_t len, long node)
+{
+	void *p = map(len);
+	unsigned long mask = 1ul << (node < 0 ? 0 : node);
+
+	if (node >= 0 && syscall(SYS_mbind, p, len, MPOL_BIND, &mask, 64ul, 0u))
+		bail("mbind to node %ld", node);
+	return p;
+}
+
 /* Maps the first @kib KiB of @mr in it, as a device access would. */
 static void prefetch(struct ibv_pd *pd, struct ibv_mr *mr, size_t kib)
 {
@@ -61,7 +72,7 @@ static void print_mr(const char *kind, struct ibv_mr *mr, size_t len)
 int main(int argc, char **argv)
 {
 	size_t pinned = 1024, odp = 2048, touch = 64;
-	long node = -1;
+	long node = -1, odp_node = -1;
 	void *buf;
 	struct ibv_device_attr_ex attr = { 0 };
 	const char *dev = NULL;
@@ -74,21 +85,23 @@ int main(int argc, char **argv)
 	struct ibv_mr *odp_mr = NULL;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "d:p:n:o:it:")) != -1) {
+	while ((opt = getopt(argc, argv, "d:p:n:o:N:it:")) != -1) {
 		switch (opt) {
 		case 'd': dev = optarg; break;
 		case 'p': pinned = strtoul(optarg, NULL, 0); break;
 		case 'n': node = strtol(optarg, NULL, 0); break;
+		case 'N': odp_node = strtol(optarg, NULL, 0); break;
 		case 'o': odp = strtoul(optarg, NULL, 0); break;
 		case 'i': implicit = true; break;
 		case 't': touch = strtoul(optarg, NULL, 0); break;
 		default:
-			fprintf(stderr, "usage: %s -d DEVICE [-p PINNED_KIB] [-n NODE] [-o ODP_KIB] [-i] "
-				"[-t TOUCH_KIB]\n", argv[0]);
+			fprintf(stderr, "usage: %s -d DEVICE [-p PINNED_KIB] [-n NODE] [-o ODP_KIB] [-N NODE] "
+				"[-i] [-t TOUCH_KIB]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (!dev || !pinned || (odp && touch > odp) || node < -1 || node > 63) {
+	if (!dev || !pinned || (odp && touch > odp) || node < -1 || node > 63 || odp_node < -1 ||
+	    odp_node > 63) {
 		fprintf(stderr, "%s: -d DEVICE is needed; sizes are KiB, TOUCH_KIB at most ODP_KIB; "
 			"NODE is 0 to 63\n", argv[0]);
 		return 2;
@@ -98,13 +111,7 @@ int main(int argc, char **argv)
 	if (!pd)
 		bail("ibv_alloc_pd");
 
-	buf = map(pinned << 10);
-	if (node >= 0) {
-		unsigned long mask = 1ul << node;
-
-		if (syscall(SYS_mbind, buf, pinned << 10, MPOL_BIND, &mask, 64ul, 0u))
-			bail("mbind to node %ld", node);
-	}
+	buf = map_on(pinned << 10, node);
 	mr = ibv_reg_mr(pd, buf, pinned << 10, ACCESS);
 	if (!mr)
 		bail("pinned ibv_reg_mr of %zu KiB", pinned);
@@ -112,7 +119,7 @@ int main(int argc, char **argv)
 
 	if (ibv_query_device_ex(ctx, NULL, &attr) == 0 &&
 	    (attr.odp_caps.general_caps & IBV_ODP_SUPPORT) && odp) {
-		odp_buf = map(odp << 10);
+		odp_buf = map_on(odp << 10, odp_node);
 
 		mr = ibv_reg_mr(pd, odp_buf, odp << 10, ACCESS | IBV_ACCESS_ON_DEMAND);
 		if (!mr)
