@@ -25,6 +25,8 @@ t.test('the binding checks its arguments', async (t) => {
   const { EventWatch } = nativeBinding();
   t.throws(() => new EventWatch(42 as unknown as string, () => undefined), TypeError, 'an EventWatch path that is not a string');
   t.throws(() => new EventWatch('/x', undefined as unknown as () => void), TypeError, 'an EventWatch without a callback');
+  const { DeviceMonitor } = nativeBinding();
+  t.throws(() => new DeviceMonitor(undefined as unknown as () => void), TypeError, 'a DeviceMonitor without a callback');
 });
 
 t.test('queries return promises and the event loop keeps running', async (t) => {

@@ -177,6 +177,10 @@ function describe(e) {
     return `${time} pinned: ${mrName(e.device, e.mrn)} holds ${e.pages} pages of block ${e.block}, which cannot go offline`;
   case 'lost':
     return `${time} lost: the kernel could not keep ${e.lost} records`;
+  case 'device': {
+    const where = [e.port !== null ? `port ${e.port}` : '', e.netdev ? `netdev ${e.netdev}` : ''].filter(Boolean).join(', ');
+    return `${time} device ${e.device ?? '?'}: ${e.reason}${where ? ` (${where})` : ''}`;
+  }
   default:
     return `${time} ${e.type}`;
   }
@@ -195,11 +199,12 @@ function addEvent(e) {
 
 function listen() {
   const source = new EventSource('/v1/events');
-  for (const type of ['invalidate', 'migrate', 'memory', 'pinned', 'lost']) {
+  for (const type of ['invalidate', 'migrate', 'memory', 'pinned', 'lost', 'device']) {
     source.addEventListener(type, (m) => {
       const e = JSON.parse(m.data);
       addEvent(e);
       if (e.type === 'memory') refreshBlocks().catch(() => {});
+      if (e.type === 'device') refreshDevices().catch(() => {});
     });
   }
   source.addEventListener('gap', (m) => {

@@ -99,6 +99,10 @@ export const EventHistory = Type.Object(
       state: Type.String({ description: 'opening, open, absent (pfnic is not loaded), error or stopped' }),
       message: Type.Union([Type.String(), Type.Null()]),
     }),
+    devices: Type.Object({
+      state: Type.String({ description: 'rdma netlink\'s device notifications: opening, open, unsupported (before Linux 6.12), error or stopped' }),
+      message: Type.Union([Type.String(), Type.Null()]),
+    }),
   },
   { title: 'EventHistory' },
 );

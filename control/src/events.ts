@@ -2,13 +2,15 @@
 // on a thread of its own), numbered in order, kept in a bounded history, handed to
 // subscribers (the SSE stream). Without pfnic loaded the channel is absent, and the hub
 // looks again every few seconds.
+import { release } from 'node:os';
 import { Type } from 'typebox';
 
 import { checked, nativeBinding } from './native.js';
-import { RawEventRecord, type Event, type EventType } from './schema.js';
+import { RawDeviceChange, RawEventRecord, type Event, type EventType } from './schema.js';
 import { hex } from './verbs-names.js';
 
 const RawEventList = Type.Array(RawEventRecord);
+const RawChangeList = Type.Array(RawDeviceChange);
 
 /** The channel's path (the uapi header's PFNIC_EVENTS_PATH). */
 export const EVENTS_PATH = '/dev/pfnic-events';
@@ -32,6 +34,8 @@ export function eventFromRecord(r: RawEventRecord): Omit<Event, 'id'> | null {
     type,
     reason,
     device: mrEvent && r.device !== '' ? r.device : null,
+    port: null,
+    netdev: null,
     mrn: mrEvent ? r.mrn : null,
     lkey: mrEvent ? hex(r.lkey) : null,
     pid: mrEvent ? r.pid : null,
@@ -42,6 +46,18 @@ export function eventFromRecord(r: RawEventRecord): Omit<Event, 'id'> | null {
     block: r.block >= 0n ? Number(r.block) : null,
     offlining: (r.flags & F_OFFLINING) !== 0,
     lost: type === 'lost' ? Number(r.lost) : null,
+  };
+}
+
+// enum rdma_nl_notify_event_type, by value
+const DEVICE_EVENTS = ['register', 'unregister', 'netdev_attach', 'netdev_detach', 'rename', 'netdev_rename'];
+
+/** An rdma netlink device notification as an event of the model. */
+export function eventFromChange(c: RawDeviceChange, now = new Date()): Omit<Event, 'id'> {
+  return {
+    time: now.toISOString(), type: 'device', reason: DEVICE_EVENTS[c.event] ?? `event_${c.event}`,
+    device: c.device ?? null, port: c.port ?? null, netdev: c.netdev ?? null, mrn: null, lkey: null, pid: null,
+    start: null, end: null, pages: null, node: null, block: null, offlining: false, lost: null,
   };
 }
 
@@ -62,6 +78,22 @@ export interface EventHubOptions {
 
 interface NativeWatch { close(): void }
 
+/**
+ * The state of an open device monitor on a kernel of @p rel: kernels before 6.12 let a
+ * process join the notification group but never send to it.
+ */
+export function monitorOpened(rel: string): MonitorStatus {
+  const [major = 0, minor = 0] = rel.split('.').map((n) => Number.parseInt(n, 10));
+  return major > 6 || (major === 6 && minor >= 12) ? { state: 'open', message: null }
+    : { state: 'unsupported', message: `Linux ${major}.${minor} sends no device notifications (they came in 6.12); devices are still listed` };
+}
+
+/** How rdma netlink's device notifications are: open, unsupported (before 6.12), failing. */
+export interface MonitorStatus {
+  state: 'opening' | 'open' | 'unsupported' | 'error' | 'stopped';
+  message: string | null;
+}
+
 export class EventHub {
   private readonly ring: Event[] = [];
   private readonly size: number;
@@ -70,11 +102,13 @@ export class EventHub {
   private nextId = 1;
   private readonly listeners = new Set<(e: Event) => void>();
   private watch: NativeWatch | undefined;
+  private monitor: NativeWatch | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   /** Events published since the hub was made, by type and reason (for /metrics). */
   readonly counts = new Map<string, { type: Event['type']; reason: string; count: number }>();
   status: ChannelStatus = { state: 'stopped', message: null };
+  monitorStatus: MonitorStatus = { state: 'stopped', message: null };
 
   constructor(options: EventHubOptions = {}) {
     this.size = options.historySize ?? 10_000;
@@ -87,6 +121,7 @@ export class EventHub {
     if (this.running) return;
     this.running = true;
     this.open();
+    this.openMonitor();
   }
 
   /** Stops reading; subscribers stay until they unsubscribe. */
@@ -95,7 +130,26 @@ export class EventHub {
     clearTimeout(this.timer);
     this.watch?.close();
     this.watch = undefined;
+    this.monitor?.close();
+    this.monitor = undefined;
     this.status = { state: 'stopped', message: null };
+    this.monitorStatus = { state: 'stopped', message: null };
+  }
+
+  private openMonitor(): void {
+    const { DeviceMonitor } = nativeBinding();
+    this.monitorStatus = { state: 'opening', message: null };
+    const monitor = new DeviceMonitor((err, changes) => {
+      if (err) {
+        monitor.close();
+        const code = (err as Error & { code?: string }).code;
+        this.monitorStatus = { state: code === 'EOPNOTSUPP' || code === 'EPROTONOSUPPORT' ? 'unsupported' : 'error', message: err.message };
+        return;
+      }
+      if (this.monitorStatus.state === 'opening') this.monitorStatus = monitorOpened(release());
+      for (const c of checked(RawChangeList, changes, 'device notifications')) this.publish(eventFromChange(c));
+    });
+    this.monitor = monitor;
   }
 
   private open(): void {

@@ -5,5 +5,8 @@ export { nativeBinding, DeviceQueryError } from './native.js';
 export {
   listBlocks, getBlock, setBlockState, BlockNotFoundError, BlockStateError, BLOCK_STATE_TIMEOUT_MS, type BlockAction,
 } from './memory.js';
-export { EventHub, eventFromRecord, EVENTS_PATH, type ChannelStatus, type EventHubOptions } from './events.js';
+export {
+  EventHub, eventFromChange, eventFromRecord, EVENTS_PATH, monitorOpened, type ChannelStatus, type EventHubOptions,
+  type MonitorStatus,
+} from './events.js';
 export { renderMetrics, type MetricsInput } from './metrics.js';

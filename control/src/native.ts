@@ -14,6 +14,7 @@ export interface NativeBinding {
   queryMrs(): Promise<unknown>;
   writeBlockState(block: number, action: string, timeoutMs: number): Promise<void>;
   EventWatch: new (path: string, callback: (err: Error | null, records: unknown) => void) => { close(): void };
+  DeviceMonitor: new (callback: (err: Error | null, changes: unknown) => void) => { close(): void };
 }
 
 /** The kernel or libibverbs refused a query (permission, device gone, ...). */
@@ -59,7 +60,8 @@ function isBinding(v: unknown): v is NativeBinding {
     typeof (v as Record<string, unknown>).queryDevice === 'function' &&
     typeof (v as Record<string, unknown>).queryMrs === 'function' &&
     typeof (v as Record<string, unknown>).writeBlockState === 'function' &&
-    typeof (v as Record<string, unknown>).EventWatch === 'function';
+    typeof (v as Record<string, unknown>).EventWatch === 'function' &&
+    typeof (v as Record<string, unknown>).DeviceMonitor === 'function';
 }
 
 /** @p value as @p schema types it, or an error naming the first mismatch. */

@@ -202,8 +202,8 @@ export type MemoryBlock = Static<typeof MemoryBlock>;
 /** What happened, as the control plane tells it: pfnic's event channel records, numbered. */
 export const EventType = Type.Union([
   Type.Literal('invalidate'), Type.Literal('migrate'), Type.Literal('memory'), Type.Literal('pinned'),
-  Type.Literal('lost'),
-], { description: 'invalidate, migrate (an MR\'s pages), memory (a block\'s state), pinned (an MR holds a block going offline), lost (records missed)' });
+  Type.Literal('lost'), Type.Literal('device'),
+], { description: 'invalidate, migrate (an MR\'s pages), memory (a block\'s state), pinned (an MR holds a block going offline), lost (records missed), device (an RDMA device comes, goes, is renamed, or gets or loses a netdev)' });
 export type EventType = Static<typeof EventType>;
 
 export const Event = Type.Object(
@@ -211,8 +211,10 @@ export const Event = Type.Object(
     id: Type.Integer({ minimum: 1, description: 'the control plane\'s number for it, in order; SSE ids' }),
     time: Type.String({ description: 'when, ISO 8601 (the kernel\'s real-time clock)' }),
     type: EventType,
-    reason: Type.String({ description: 'invalidate/migrate: unmap, clear, protection_vma, ...; memory: going_offline, offline, ...' }),
+    reason: Type.String({ description: 'invalidate/migrate: unmap, clear, protection_vma, ...; memory: going_offline, offline, ...; device: register, unregister, netdev_attach, netdev_detach, rename, netdev_rename' }),
     device: Type.Union([Type.String(), Type.Null()]),
+    port: Type.Union([Type.Integer(), Type.Null()], { description: 'device events: the port' }),
+    netdev: Type.Union([Type.String(), Type.Null()], { description: 'device events: the netdev' }),
     mrn: Type.Union([Type.Integer(), Type.Null()]),
     lkey: Type.Union([Hex, Type.Null()]),
     pid: Type.Union([Type.Integer(), Type.Null()]),
@@ -356,3 +358,14 @@ export const RawEventRecord = Type.Object({
   device: Type.String(),
 });
 export type RawEventRecord = Static<typeof RawEventRecord>;
+
+/** One rdma netlink device notification (RDMA_NLDEV_CMD_MONITOR). */
+export const RawDeviceChange = Type.Object({
+  event: U32,
+  index: Type.Optional(U32),
+  device: Type.Optional(Type.String()),
+  port: Type.Optional(U32),
+  netdev_index: Type.Optional(U32),
+  netdev: Type.Optional(Type.String()),
+});
+export type RawDeviceChange = Static<typeof RawDeviceChange>;

@@ -4,14 +4,19 @@
 // given back (an invalidation naming the MR, its process and the pages, matching the MR's
 // counter), a memory block taken offline and back online (its state changes, in order);
 // a client that reconnects with Last-Event-ID gets what it missed, once; and /metrics says
-// the same (event counts, the MR's counters, the port's).
+// the same (event counts, the MR's counters, the port's); and a device added and deleted
+// comes as device events (Linux 6.12 on).
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import t from 'tap';
 
 import type { Event, MemoryBlock, Mr } from '../../control/src/schema.js';
 import { startApi } from './api-server.js';
 import { hold } from './mr-hold.js';
 
+const run = promisify(execFile);
 const top = process.env.PFNIC_TOP ?? process.cwd();
 const kernel = process.env.PFNIC_KERNEL ?? 'unknown';
 // TCG guests are slow; the rig's own time limit bounds the whole run
@@ -118,6 +123,31 @@ t.test(`events from the kernel to the API's stream and history (kernel ${kernel}
   t.ok(await back.until((es) => es.length >= missedWhileAway.length), 'a client back with Last-Event-ID gets them');
   t.same(back.events.map((e) => e.id), missedWhileAway.map((e) => e.id), 'exactly those, once each');
   await back.close();
+
+  // devices coming and going (rdma netlink's notifications, from Linux 6.12)
+  const hist = async () => (await (await fetch(`${base}/v1/events/history?type=device&limit=1000`)).json()) as
+    { events: Event[]; devices: { state: string; message: string | null } };
+  const monitor = (await hist()).devices;
+  if (monitor.state === 'unsupported') {
+    t.equal(kernel, '6.1', `only 6.1 lacks device notifications: ${monitor.message}`);
+  } else {
+    t.equal(monitor.state, 'open', 'the API listens to rdma netlink\'s device notifications');
+    // a device of its own needs a netdev of its own (pfnic0 has d0)
+    const ip = existsSync('/usr/bin/ip') ? '/usr/bin/ip' : '/bin/ip';
+    await run(ip, ['link', 'add', 'd1', 'type', 'dummy']);
+    await run(ip, ['link', 'set', 'd1', 'up']);
+    await run('rdma', ['link', 'add', 'pfnic1', 'type', 'pfnic', 'netdev', 'd1']);
+    await run('rdma', ['link', 'delete', 'pfnic1']);
+    let reasons: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      reasons = (await hist()).events.filter((e) => e.device === 'pfnic1').map((e) => e.reason);
+      if (reasons.includes('unregister')) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    t.ok(reasons.includes('register') && reasons.includes('unregister') &&
+      reasons.indexOf('register') < reasons.lastIndexOf('unregister'),
+    `rdma link add and delete of pfnic1 come as device events: ${reasons.join(', ')}`);
+  }
 
   // the same, as Prometheus scrapes it
   const metrics = await (await fetch(`${base}/metrics`)).text();

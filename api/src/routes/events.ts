@@ -101,6 +101,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
       oldest,
       newest,
       channel: hub.status,
+      devices: hub.monitorStatus,
     };
   });
 };
