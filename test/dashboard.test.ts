@@ -4,14 +4,14 @@
 // guest's workload churns, and an offline action on a memory block of the DIMM shows the block's
 // state changes and the migrations that moved the MR's pages out. Screenshots are kept in
 // build/artifacts/.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
 import t from 'tap';
+
+import { startForwardedGuest } from './vm/forwarded.js';
 
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const artifacts = path.join(top, 'build/artifacts');
@@ -19,45 +19,13 @@ const browserPath = process.env.PFNIC_CHROMIUM ?? '/usr/bin/chromium';
 const kernel = process.env.PFNIC_DASHBOARD_KERNEL ?? '7.x';
 const token = 'dashboard-test-token-0123456789';
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== 'object' || address === null) throw new Error('no port');
-  return address.port;
-}
-
 t.test(`the dashboard in chromium, against a guest (kernel ${kernel})`, { skip: existsSync(browserPath) ? false : `no browser at ${browserPath}` }, async (t) => {
   mkdirSync(artifacts, { recursive: true });
-  const port = await freePort();
-  const vm = spawn('bash', [path.join(top, 'test/vm/run.sh'), '--timeout', '400', '--numa', '--dimm', '384M',
-    '--forward', String(port), kernel, '--', 'sh', '-c',
-    // no moves between the nodes: the MR's pages stay in the DIMM for the offline action
-    `PFNIC_LAB_MIGRATE=0 exec test/vm/lab-guest.sh ${port} ${token}`],
-  { cwd: top, detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  vm.stdout.setEncoding('utf8');
-  vm.stdout.on('data', (chunk: string) => { out += chunk; });
-  const exited = new Promise<void>((resolve) => vm.on('close', () => resolve()));
-  t.teardown(async () => {
-    if (vm.pid) process.kill(-vm.pid, 'SIGTERM');
-    await exited;
-  });
-  const base = `http://127.0.0.1:${port}`;
-  let up = false;
-  for (let i = 0; i < 240 && !up; i++) {
-    try {
-      up = (await fetch(`${base}/v1/health`)).ok;
-    } catch {
-      // still booting
-    }
-    if (!up) await sleep(500);
-  }
-  if (!up) {
-    t.fail('the guest\'s API answered within 120 s', { guest: out.slice(-2000) });
-    return;
-  }
+  // no moves between the nodes: the MR's pages stay in the DIMM for the offline action
+  const guest = await startForwardedGuest(t, top, ['--timeout', '400', '--numa', '--dimm', '384M'], kernel,
+    ['sh', '-c', `PFNIC_LAB_MIGRATE=0 exec test/vm/lab-guest.sh {port} ${token}`]);
+  if (!guest) return;
+  const base = `http://127.0.0.1:${guest.port}`;
 
   const browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
   t.teardown(() => browser.close());
