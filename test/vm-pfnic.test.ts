@@ -10,6 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 
+import { runGroups, type Group } from './vm/groups.js';
+
 import { Qmp } from './vm/qmp.js';
 
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -18,7 +20,7 @@ const only = process.env.PFNIC_KERNELS?.split(',').filter(Boolean);
 const setup = 'test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0';
 const traffic = path.join(top, 'build/cmake/tests/pfnic_traffic');
 
-const groups: { name: string; options: string[]; command: string; skip?: string }[] = [
+const groups: Group[] = [
   { name: 'unmodified peers on pfnic0', options: [], command: `${setup} && exec test/guest/peers.sh pfnic0` },
   {
     name: 'data-verifying traffic on pfnic0',
@@ -89,16 +91,7 @@ async function hotUnplug(t: Test, kernel: string): Promise<void> {
 for (const { name: kernel } of matrix) {
   if (only && !only.includes(kernel)) continue;
   t.test(`kernel ${kernel}`, async (t) => {
-    for (const g of groups) {
-      if (g.skip) {
-        t.test(g.name, { skip: g.skip }, async () => {});
-        continue;
-      }
-      const started = Date.now();
-      await t.spawn('bash', [path.join(top, 'test/vm/run.sh'), '--timeout', '300', ...g.options,
-        kernel, '--', 'sh', '-c', g.command], { cwd: top }, g.name);
-      t.comment(`kernel ${kernel}: ${g.name} took ${Math.round((Date.now() - started) / 1000)} s`);
-    }
+    await runGroups(t, top, kernel, groups);
     const started = Date.now();
     await t.test('hot-unplug under live ODP traffic', (t) => hotUnplug(t, kernel));
     t.comment(`kernel ${kernel}: hot-unplug under live ODP traffic took ${Math.round((Date.now() - started) / 1000)} s`);

@@ -10,6 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
+import { runGroups, type Group } from './vm/groups.js';
+
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const matrix = JSON.parse(readFileSync(path.join(top, 'test/vm/kernels.json'), 'utf8')) as { name: string }[];
 const only = process.env.PFNIC_KERNELS?.split(',').filter(Boolean);
@@ -17,7 +19,7 @@ const tests = path.join(top, 'build/cmake/tests');
 const built = (name: string): { skip?: string } =>
   existsSync(path.join(tests, name)) ? {} : { skip: `${name} is not built` };
 
-const groups: { name: string; options: string[]; command: string; skip?: string }[] = [
+const groups: Group[] = [
   {
     name: '/dev/ummunotify against every way of changing memory',
     options: ['--numa'],
@@ -55,16 +57,7 @@ function bench(kernel: string): Promise<{ status: number; out: string }> {
 for (const { name: kernel } of matrix) {
   if (only && !only.includes(kernel)) continue;
   t.test(`kernel ${kernel}`, async (t) => {
-    for (const g of groups) {
-      if (g.skip) {
-        t.test(g.name, { skip: g.skip }, async () => {});
-        continue;
-      }
-      const started = Date.now();
-      await t.spawn('bash', [path.join(top, 'test/vm/run.sh'), '--timeout', '300', ...g.options,
-        kernel, '--', 'sh', '-c', g.command], { cwd: top }, g.name);
-      t.comment(`kernel ${kernel}: ${g.name} took ${Math.round((Date.now() - started) / 1000)} s`);
-    }
+    await runGroups(t, top, kernel, groups);
     const name = 'the benchmark measures every figure (ummunotify_bench --quick)';
     if (!existsSync(path.join(tests, 'ummunotify_bench'))) {
       t.test(name, { skip: 'ummunotify_bench is not built' }, async () => {});

@@ -190,6 +190,14 @@ std::vector<std::pair<std::string, uint64_t>> hw_counters(const nlattr *table)
 	return out;
 }
 
+// Calls fn with the attributes of each MR entry of a RES_MR_GET or STAT_GET answer.
+template <typename Fn> void for_each_mr_entry(const nlmsghdr *nlh, Fn fn)
+{
+	const AttrTable msg = parse_message(nlh);
+	if (msg[RDMA_NLDEV_ATTR_RES_MR])
+		for_each_nested(msg[RDMA_NLDEV_ATTR_RES_MR], [&](const nlattr *e) { fn(parse_nest(e)); });
+}
+
 } // namespace
 
 std::map<uint32_t, NetlinkPort> netlink_ports(uint32_t dev_index)
@@ -237,11 +245,7 @@ std::vector<NetlinkMr> netlink_mrs(uint32_t dev_index)
 			       mnl_attr_put_u8(nlh, RDMA_NLDEV_ATTR_DRIVER_DETAILS, 1);
 		       },
 		       [&](const nlmsghdr *nlh) {
-			       const AttrTable msg = parse_message(nlh);
-			       if (!msg[RDMA_NLDEV_ATTR_RES_MR])
-				       return;
-			       for_each_nested(msg[RDMA_NLDEV_ATTR_RES_MR], [&](const nlattr *entry) {
-				       const AttrTable t = parse_nest(entry);
+			       for_each_mr_entry(nlh, [&](const AttrTable &t) {
 				       const auto mrn = get_u32(t, RDMA_NLDEV_ATTR_RES_MRN);
 				       if (!mrn)
 					       return;
@@ -270,11 +274,7 @@ std::vector<NetlinkMr> netlink_mrs(uint32_t dev_index)
 			   mnl_attr_put_u32(nlh, RDMA_NLDEV_ATTR_STAT_RES, RDMA_NLDEV_ATTR_RES_MR);
 		   },
 		   [&](const nlmsghdr *nlh) {
-			   const AttrTable msg = parse_message(nlh);
-			   if (!msg[RDMA_NLDEV_ATTR_RES_MR])
-				   return;
-			   for_each_nested(msg[RDMA_NLDEV_ATTR_RES_MR], [&](const nlattr *entry) {
-				   const AttrTable t = parse_nest(entry);
+			   for_each_mr_entry(nlh, [&](const AttrTable &t) {
 				   const auto mrn = get_u32(t, RDMA_NLDEV_ATTR_RES_MRN);
 				   const auto at = mrn ? by_mrn.find(*mrn) : by_mrn.end();
 				   if (at != by_mrn.end() && t[RDMA_NLDEV_ATTR_STAT_HWCOUNTERS])
