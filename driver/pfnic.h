@@ -56,6 +56,7 @@ enum pfnic_stat {
 	PFNIC_MR_STAT_COUNT,
 	PFNIC_STAT_RNR_RETRIES = PFNIC_MR_STAT_COUNT, /* sends that found no receive WQE */
 	PFNIC_STAT_WQES,			/* send WQEs the engine completed */
+	PFNIC_STAT_FAULT_RETRIES,		/* faults taken again: the range kept changing */
 	PFNIC_STAT_COUNT,
 };
 

@@ -899,7 +899,13 @@ void pfnic_engine_rnr_retry(struct work_struct *work)
 
 /*
  * The device's page-fault event for a QP: the ODP core resolves it, then the QP resumes
- * at the WQE that faulted. A fault that cannot be resolved fails that WQE.
+ * at the WQE that faulted. A fault that cannot be resolved fails that WQE. One that timed
+ * out because the range kept changing (-EBUSY: a memory block going offline, compaction
+ * migrating the MR's pages one after another) is not a failure of the WQE: the QP
+ * resumes without an error, runs the WQE again and takes the fault again, as a NIC whose
+ * fault handler told it to retry would. Each such round spends the fault's whole retry
+ * window, so this never spins; a QP moved to the error state or destroyed meanwhile stops
+ * it.
  */
 void pfnic_engine_fault(struct work_struct *work)
 {
@@ -910,6 +916,10 @@ void pfnic_engine_fault(struct work_struct *work)
 	rv = pfnic_odp_fault(mr, qp->fault_va, qp->fault_len,
 			     qp->fault_write ? PFNIC_FAULT_WRITE : 0);
 	trace_pfnic_resume(qp, mr, rv);
+	if (rv == -EBUSY) {
+		pfnic_stat_add(qp->pfnic, PFNIC_STAT_FAULT_RETRIES, 1);
+		rv = 0;
+	}
 
 	spin_lock_irq(&qp->lock);
 	qp->fault_mr = NULL;

@@ -176,6 +176,7 @@ const struct rdma_stat_desc pfnic_stat_descs[PFNIC_STAT_COUNT] = {
 	[PFNIC_STAT_MIGRATIONS] = { .name = "migrations" },
 	[PFNIC_STAT_RNR_RETRIES] = { .name = "rnr_retries" },
 	[PFNIC_STAT_WQES] = { .name = "send_wqes" },
+	[PFNIC_STAT_FAULT_RETRIES] = { .name = "page_fault_retries" },
 };
 
 static struct rdma_hw_stats *pfnic_alloc_hw_port_stats(struct ib_device *ibdev, u32 port)

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -718,6 +719,65 @@ static long long migrations_counter(uint32_t mrn)
 	return -1;
 }
 
+#define TRACEFS "/sys/kernel/tracing"
+
+static int put_string(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "w");
+	int rv;
+
+	if (!f)
+		return -1;
+	rv = fputs(s, f) < 0;
+	return fclose(f) || rv ? -1 : 0;
+}
+
+/*
+ * Keeps the driver's record of every device fault that failed (the pfnic_fault and
+ * pfnic_resume tracepoints, filtered on their result), so that a transfer that fails says
+ * what the driver saw. Without tracefs there is no record: the test runs on.
+ */
+static void trace_failed_faults(void)
+{
+	if (access(TRACEFS "/events/pfnic", F_OK))
+		mount("tracefs", TRACEFS, "tracefs", 0, NULL);
+	put_string(TRACEFS "/trace", "");
+	if (put_string(TRACEFS "/events/pfnic/pfnic_fault/filter", "result != 0") ||
+	    put_string(TRACEFS "/events/pfnic/pfnic_resume/filter", "result != 0") ||
+	    put_string(TRACEFS "/events/pfnic/pfnic_fault/enable", "1") ||
+	    put_string(TRACEFS "/events/pfnic/pfnic_resume/enable", "1"))
+		diag("no trace of failed faults: %s", strerror(errno));
+}
+
+/* Prints the first records of failed faults, if any. */
+static void show_failed_faults(void)
+{
+	char line[400];
+	FILE *f = fopen(TRACEFS "/trace", "r");
+	int shown = 0;
+
+	if (!f)
+		return;
+	while (shown < 20 && fgets(line, sizeof(line), f)) {
+		if (line[0] == '#')
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		diag("failed fault: %s", line);
+		shown++;
+	}
+	fclose(f);
+}
+
+/* The device counter @name of pfnic0 (`rdma statistic show link`), or -1. */
+static long long device_counter(const char *name)
+{
+	static char buf[1 << 14];
+	static char *tok[MAXTOK];
+	int n = run_words("rdma statistic show link pfnic0/1 2>&1", buf, sizeof(buf), tok);
+
+	return num_after(tok, 0, n, name);
+}
+
 /*
  * Moves every page of both MRs to node @node under traffic, with move_pages(2) (@tool
  * false), or with numactl's migratepages(8) from the other node (@tool true, which moves the
@@ -829,6 +889,7 @@ static void c_odp(void)
 	/* the rate to compare with: every page mapped, the traffic under way for a second */
 	if (prefetch_all(tr.src_mr, tr.src, ODP_LEN) || prefetch_all(tr.dst_mr, tr.dst, ODP_LEN))
 		bad = 1;
+	trace_failed_faults();
 	if (pthread_create(&tr.thread, NULL, traffic, NULL))
 		bail("pthread_create");
 	rate_over(1);
@@ -896,10 +957,12 @@ static void c_odp(void)
 
 	atomic_store(&tr.stop, true);
 	pthread_join(tr.thread, NULL);
-	diag("traffic: %lu transfers, %lu bytes, %lu failed", atomic_load(&tr.ops),
-	     atomic_load(&tr.bytes), atomic_load(&tr.errors));
+	diag("traffic: %lu transfers, %lu bytes, %lu failed; faults taken again because their "
+	     "range kept changing: %lld", atomic_load(&tr.ops), atomic_load(&tr.bytes),
+	     atomic_load(&tr.errors), device_counter("page_fault_retries"));
 	if (atomic_load(&tr.errors)) {
 		diag("the first failure: %s", tr.first_error);
+		show_failed_faults();
 		bad = 1;
 	}
 	if (atomic_load(&tr.ops) < 10)
