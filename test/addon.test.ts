@@ -27,6 +27,22 @@ t.test('the binding checks its arguments', async (t) => {
   t.throws(() => new EventWatch('/x', undefined as unknown as () => void), TypeError, 'an EventWatch without a callback');
   const { DeviceMonitor } = nativeBinding();
   t.throws(() => new DeviceMonitor(undefined as unknown as () => void), TypeError, 'a DeviceMonitor without a callback');
+  const { AsyncEventWatch } = nativeBinding();
+  t.throws(() => new AsyncEventWatch(7 as unknown as string, () => undefined), TypeError, 'an AsyncEventWatch device that is not a string');
+  t.throws(() => new AsyncEventWatch('rxe0', undefined as unknown as () => void), TypeError, 'an AsyncEventWatch without a callback');
+});
+
+t.test('an async event watch of a device that does not exist fails with ENODEV, once', async (t) => {
+  const { AsyncEventWatch } = nativeBinding();
+  const calls: { code: string | undefined; message: string }[] = [];
+  const watch = new AsyncEventWatch('no-such-device', (err) => {
+    calls.push({ code: (err as Error & { code?: string } | null)?.code, message: err?.message ?? 'no error' });
+  });
+  for (let i = 0; i < 50 && calls.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 200));
+  watch.close();
+  t.equal(calls.length, 1, 'one call');
+  t.equal(calls[0]?.code, 'ENODEV', `with ENODEV: ${calls[0]?.message ?? '-'}`);
 });
 
 t.test('queries return promises and the event loop keeps running', async (t) => {

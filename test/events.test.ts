@@ -5,7 +5,7 @@
 import t from 'tap';
 
 import { buildApp } from '../api/src/app.js';
-import { EventHub, eventFromChange, monitorOpened, type Event } from '../control/src/index.js';
+import { EventHub, eventFromAsync, eventFromChange, monitorOpened, type Event } from '../control/src/index.js';
 
 const sample = (pages: number): Omit<Event, 'id'> => ({
   time: new Date().toISOString(), type: 'invalidate', reason: 'clear', device: 'pfnic0', port: null, netdev: null, mrn: 1,
@@ -160,9 +160,15 @@ t.test('device notifications', async (t) => {
     type: 'device', reason: 'netdev_attach', device: 'pfnic1', port: 1, netdev: 'd1', mrn: null,
   }, 'a notification as an event: netdev_attach of d1 to pfnic1 port 1');
   t.match(eventFromChange({ event: 9 }), { reason: 'event_9', device: null }, 'one this code does not know keeps its number');
-  const hub = new EventHub({ path: '/nonexistent/pfnic-events' });
+  t.match(eventFromAsync('pfnic0', { event: 10, port: 1 }), {
+    type: 'async', reason: 'port_err', device: 'pfnic0', port: 1, mrn: null,
+  }, 'a verbs async event as an event: port_err of pfnic0 port 1');
+  t.match(eventFromAsync('pfnic0', { event: 8 }), { reason: 'device_fatal', port: null }, 'device_fatal has no port');
+  t.match(eventFromAsync('pfnic0', { event: 42 }), { reason: 'event_42' }, 'an async event this code does not know keeps its number');
+  const hub = new EventHub({ path: '/nonexistent/pfnic-events', devicesDir: '/nonexistent/infiniband' });
   hub.start();
   for (let i = 0; i < 50 && hub.monitorStatus.state === 'opening'; i++) await new Promise((r) => setTimeout(r, 100));
+  t.same(hub.asyncStatus(), [], 'without devices no async events are read');
   t.match(hub.monitorStatus.state, /^(unsupported|open)$/, `on this host the monitor is ${hub.monitorStatus.state} (${hub.monitorStatus.message})`);
   hub.stop();
 });

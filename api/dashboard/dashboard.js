@@ -181,6 +181,8 @@ function describe(e) {
     const where = [e.port !== null ? `port ${e.port}` : '', e.netdev ? `netdev ${e.netdev}` : ''].filter(Boolean).join(', ');
     return `${time} device ${e.device ?? '?'}: ${e.reason}${where ? ` (${where})` : ''}`;
   }
+  case 'async':
+    return `${time} ${e.device ?? '?'}${e.port !== null ? ` port ${e.port}` : ''}: ${e.reason.replaceAll('_', ' ')}`;
   default:
     return `${time} ${e.type}`;
   }
@@ -199,12 +201,12 @@ function addEvent(e) {
 
 function listen() {
   const source = new EventSource('/v1/events');
-  for (const type of ['invalidate', 'migrate', 'memory', 'pinned', 'lost', 'device']) {
+  for (const type of ['invalidate', 'migrate', 'memory', 'pinned', 'lost', 'device', 'async']) {
     source.addEventListener(type, (m) => {
       const e = JSON.parse(m.data);
       addEvent(e);
       if (e.type === 'memory') refreshBlocks().catch(() => {});
-      if (e.type === 'device') refreshDevices().catch(() => {});
+      if (e.type === 'device' || e.type === 'async') refreshDevices().catch(() => {});
     });
   }
   source.addEventListener('gap', (m) => {

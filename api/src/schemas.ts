@@ -103,6 +103,11 @@ export const EventHistory = Type.Object(
       state: Type.String({ description: 'rdma netlink\'s device notifications: opening, open, unsupported (before Linux 6.12), error or stopped' }),
       message: Type.Union([Type.String(), Type.Null()]),
     }),
+    async: Type.Array(Type.Object({
+      device: Type.String(),
+      state: Type.String({ description: 'how its verbs async events are read: opening, open, not_watched (its driver makes removal wait for open contexts), ended (DEVICE_FATAL) or error' }),
+      message: Type.Union([Type.String(), Type.Null()]),
+    })),
   },
   { title: 'EventHistory' },
 );

@@ -13,11 +13,15 @@
 #include <unistd.h>
 #include <vector>
 
+#include <infiniband/verbs.h>
 #include <libmnl/libmnl.h>
 #include <linux/types.h>
+#include <rdma/ib_user_ioctl_verbs.h>
 #include <rdma/rdma_netlink.h>
 
+#include "../../driver/uapi/pfnic-abi.h"
 #include "../../driver/uapi/pfnic-events.h"
+#include "rdma_netlink.h"
 #include "rdma_query.h"
 
 namespace pfnic {
@@ -40,11 +44,19 @@ struct DeviceChange {
 	std::optional<std::string> name, netdev;
 };
 
-// What a thread hands over: records or device changes (none: "the source is open"), or
-// the error that ended it.
+// A verbs async event of a device (ibv_get_async_event). The control plane creates no QP,
+// CQ or SRQ, so only the device's and its ports' events can come.
+struct AsyncEvent {
+	uint32_t code = 0;  // enum ibv_event_type
+	std::optional<uint32_t> port;
+};
+
+// What a thread hands over: records, device changes or async events (none: "the source is
+// open"), or the error that ended it.
 struct Delivery {
 	std::vector<pfnic_event> records;
 	std::vector<DeviceChange> changes;
+	std::vector<AsyncEvent> async;
 	int error = 0;
 	std::string what;
 };
@@ -68,6 +80,15 @@ Napi::Object change_object(Napi::Env env, const DeviceChange &c)
 		o.Set("netdev_index", *c.netdev_index);
 	if (c.netdev)
 		o.Set("netdev", *c.netdev);
+	return o;
+}
+
+Napi::Object async_object(Napi::Env env, const AsyncEvent &a)
+{
+	Napi::Object o = Napi::Object::New(env);
+	o.Set("event", a.code);
+	if (a.port)
+		o.Set("port", *a.port);
 	return o;
 }
 
@@ -108,10 +129,15 @@ void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t *, Delivery 
 			argv[0] = e.Value();
 			argv[1] = env.Null();
 		} else {
-			const bool changes = !d->changes.empty();
-			Napi::Array list = Napi::Array::New(env, changes ? d->changes.size() : d->records.size());
-			for (size_t i = 0; i < list.Length(); i++)
-				list.Set(i, changes ? change_object(env, d->changes[i]) : record_object(env, d->records[i]));
+			Napi::Array list = Napi::Array::New(env, d->changes.size() + d->async.size() +
+								d->records.size());
+			uint32_t i = 0;
+			for (const DeviceChange &c : d->changes)
+				list.Set(i++, change_object(env, c));
+			for (const AsyncEvent &a : d->async)
+				list.Set(i++, async_object(env, a));
+			for (const pfnic_event &r : d->records)
+				list.Set(i++, record_object(env, r));
 			argv[0] = env.Null();
 			argv[1] = list;
 		}
@@ -166,7 +192,7 @@ protected:
 
 	void fail(int err, const std::string &what)
 	{
-		hand_over(new Delivery{{}, {}, err, what});
+		hand_over(new Delivery{{}, {}, {}, err, what});
 	}
 
 	int stop_fd() const { return stop_; }
@@ -367,12 +393,176 @@ public:
 	}
 };
 
+// The kernel drivers whose devices can be removed while a process holds a verbs context
+// open: they disassociate the context (its async events end with DEVICE_FATAL) instead
+// of making the removal wait until every such process has closed it, as rxe and siw do.
+// A control plane that kept a context open on those would block `rdma link delete`.
+bool releases_contexts(uint32_t driver_id)
+{
+	switch (driver_id) {
+	case RDMA_DRIVER_MLX4:
+	case RDMA_DRIVER_MLX5:
+	case RDMA_DRIVER_HNS:
+	case RDMA_DRIVER_BNXT_RE:
+	case RDMA_DRIVER_ERDMA:
+	case PFNIC_RDMA_DRIVER_ID:
+		return true;
+	default:
+		return false;
+	}
+}
+
+const char *driver_name(uint32_t driver_id)
+{
+	static const std::pair<uint32_t, const char *> names[] = {
+		{RDMA_DRIVER_MLX5, "mlx5"}, {RDMA_DRIVER_MLX4, "mlx4"}, {RDMA_DRIVER_CXGB4, "cxgb4"},
+		{RDMA_DRIVER_MTHCA, "mthca"}, {RDMA_DRIVER_BNXT_RE, "bnxt_re"},
+		{RDMA_DRIVER_OCRDMA, "ocrdma"}, {RDMA_DRIVER_IRDMA, "irdma"},
+		{RDMA_DRIVER_VMW_PVRDMA, "vmw_pvrdma"}, {RDMA_DRIVER_QEDR, "qedr"},
+		{RDMA_DRIVER_HNS, "hns"}, {RDMA_DRIVER_USNIC, "usnic"}, {RDMA_DRIVER_RXE, "rxe"},
+		{RDMA_DRIVER_HFI1, "hfi1"}, {RDMA_DRIVER_QIB, "qib"}, {RDMA_DRIVER_EFA, "efa"},
+		{RDMA_DRIVER_SIW, "siw"}, {RDMA_DRIVER_ERDMA, "erdma"},
+		{PFNIC_RDMA_DRIVER_ID, "pfnic"},
+	};
+	for (const auto &[id, name] : names)
+		if (id == driver_id)
+			return name;
+	return "unknown";
+}
+
+struct ContextCloser {
+	void operator()(ibv_context *c) const { ibv_close_device(c); }
+};
+
+struct DeviceListFree {
+	void operator()(ibv_device **l) const { ibv_free_device_list(l); }
+};
+
+// Opens the verbs device @p name; nullptr with errno set if it cannot.
+ibv_context *open_named(const std::string &name)
+{
+	std::unique_ptr<ibv_device *, DeviceListFree> list(ibv_get_device_list(nullptr));
+	if (!list)
+		return nullptr;
+	for (ibv_device **d = list.get(); *d; d++)
+		if (name == ibv_get_device_name(*d))
+			return ibv_open_device(*d);
+	errno = ENODEV;
+	return nullptr;
+}
+
+bool port_event(ibv_event_type t)
+{
+	return t == IBV_EVENT_PORT_ACTIVE || t == IBV_EVENT_PORT_ERR || t == IBV_EVENT_LID_CHANGE ||
+	       t == IBV_EVENT_PKEY_CHANGE || t == IBV_EVENT_SM_CHANGE ||
+	       t == IBV_EVENT_CLIENT_REREGISTER || t == IBV_EVENT_GID_CHANGE;
+}
+
+// new AsyncEventWatch(device, callback): the verbs async events of one device, read from a
+// context of the control plane's own. Only devices whose driver releases contexts on
+// removal are watched; for any other the watch fails at once with EOPNOTSUPP. The first,
+// empty, delivery says the context is open; DEVICE_FATAL (the device is going away) is
+// delivered, then the context is closed and the watch ends without an error.
+class AsyncEventWatch : public Watch<AsyncEventWatch> {
+public:
+	static Napi::Function define(Napi::Env env)
+	{
+		return DefineClass(env, "AsyncEventWatch",
+				   {InstanceMethod("close", &AsyncEventWatch::close)});
+	}
+
+	explicit AsyncEventWatch(const Napi::CallbackInfo &info) : Watch<AsyncEventWatch>(info)
+	{
+		Napi::Env env = info.Env();
+		if (info.Length() != 2 || !info[0].IsString() || !info[1].IsFunction())
+			throw Napi::TypeError::New(env, "new AsyncEventWatch(device, callback)");
+		device_ = info[0].As<Napi::String>().Utf8Value();
+		start(env, info[1].As<Napi::Function>(), "pfnic:async");
+	}
+
+	void run()
+	{
+		uint32_t driver = 0;
+		try {
+			std::optional<uint32_t> index;
+			for (const NetlinkDevice &d : netlink_devices())
+				if (d.name == device_)
+					index = d.index;
+			if (!index) {
+				fail(ENODEV, device_);
+				return;
+			}
+			driver = netlink_uverbs_driver_id(*index);
+		} catch (const QueryError &e) {
+			fail(EIO, e.what());
+			return;
+		}
+		if (!releases_contexts(driver)) {
+			fail(EOPNOTSUPP, device_ + ": its driver (" + driver_name(driver) +
+				 ") makes the device's removal wait for every open verbs context, so "
+				 "the control plane keeps none open to read async events");
+			return;
+		}
+		std::unique_ptr<ibv_context, ContextCloser> ctx(open_named(device_));
+		if (!ctx) {
+			fail(errno ? errno : EIO, "open " + device_);
+			return;
+		}
+		const int fd = ctx->async_fd;
+		const int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			fail(errno, "async events of " + device_);
+			return;
+		}
+		if (!hand_over(new Delivery))
+			return;
+		pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd(), POLLIN, 0}};
+		for (;;) {
+			if (poll(fds, 2, -1) < 0) {
+				if (errno == EINTR)
+					continue;
+				fail(errno, "poll async events of " + device_);
+				return;
+			}
+			if (fds[1].revents)
+				return;
+			ibv_async_event ev;
+			if (ibv_get_async_event(ctx.get(), &ev)) {
+				if (errno == EAGAIN || errno == EINTR)
+					continue;
+				fail(errno, "async events of " + device_);
+				return;
+			}
+			auto *d = new Delivery;
+			AsyncEvent a;
+			a.code = ev.event_type;
+			if (port_event(ev.event_type))
+				a.port = static_cast<uint32_t>(ev.element.port_num);
+			d->async.push_back(a);
+			const bool fatal = ev.event_type == IBV_EVENT_DEVICE_FATAL;
+			ibv_ack_async_event(&ev);
+			if (fatal) {
+				// let the removal go on before JavaScript hears of it
+				ctx.reset();
+				hand_over(d);
+				return;
+			}
+			if (!hand_over(d))
+				return;
+		}
+	}
+
+private:
+	std::string device_;
+};
+
 } // namespace
 
 void init_event_watch(Napi::Env env, Napi::Object exports)
 {
 	exports.Set("EventWatch", EventWatch::define(env));
 	exports.Set("DeviceMonitor", DeviceMonitor::define(env));
+	exports.Set("AsyncEventWatch", AsyncEventWatch::define(env));
 }
 
 } // namespace pfnic

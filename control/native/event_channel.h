@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
-// pfnic's event channel (/dev/pfnic-events, record format in driver/uapi/pfnic-events.h)
-// read on a thread of its own and handed to JavaScript through a thread-safe function.
+// pfnic's event channel (/dev/pfnic-events, record format in driver/uapi/pfnic-events.h),
+// rdma netlink's device notifications and a device's verbs async events, each read on a
+// thread of its own and handed to JavaScript through a thread-safe function.
 #ifndef PFNIC_EVENT_CHANNEL_H
 #define PFNIC_EVENT_CHANNEL_H
 
@@ -9,8 +10,10 @@
 
 namespace pfnic {
 
-// Adds the EventWatch class to the addon's exports:
-//   new EventWatch(path, callback(error, records)) starts reading; close() stops.
+// Adds the EventWatch, DeviceMonitor and AsyncEventWatch classes to the addon's exports:
+//   new EventWatch(path, callback(error, records)) starts reading; close() stops;
+//   new DeviceMonitor(callback(error, changes)) and new AsyncEventWatch(device,
+//   callback(error, events)) likewise.
 // The reading thread never keeps the process alive, and never outlives the watch, its
 // environment or close(). Records come in batches as plain objects; an error (the device
 // cannot be opened, a read failed) comes once, with a code, and ends the watch.

@@ -94,9 +94,11 @@ int run_message(const nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-// Sends one NLDEV dump request (its attributes put by `put`) and hands every answer to
-// `each`. Returns 0, or the errno of what failed (the kernel's answer included).
-int dump(uint16_t command, const std::function<void(nlmsghdr *)> &put, MessageFn each)
+// Sends one NLDEV request (NLM_F_DUMP in `flags` for a dump; its attributes put by `put`)
+// and hands every answer to `each`. Returns 0, or the errno of what failed (the kernel's
+// answer included).
+int request(uint16_t command, uint16_t flags, const std::function<void(nlmsghdr *)> &put,
+	    MessageFn each)
 {
 	std::unique_ptr<mnl_socket, SocketCloser> sock(mnl_socket_open(NETLINK_RDMA));
 
@@ -108,7 +110,7 @@ int dump(uint16_t command, const std::function<void(nlmsghdr *)> &put, MessageFn
 	nlmsghdr *nlh = mnl_nlmsg_put_header(buf.get());
 	const uint32_t seq = static_cast<uint32_t>(time(nullptr));
 	nlh->nlmsg_type = RDMA_NL_GET_TYPE(RDMA_NL_NLDEV, command);
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
 	nlh->nlmsg_seq = seq;
 	put(nlh);
 	if (mnl_socket_sendto(sock.get(), nlh, nlh->nlmsg_len) < 0)
@@ -128,6 +130,11 @@ int dump(uint16_t command, const std::function<void(nlmsghdr *)> &put, MessageFn
 		if (rc == MNL_CB_STOP)
 			return 0;
 	}
+}
+
+int dump(uint16_t command, const std::function<void(nlmsghdr *)> &put, MessageFn each)
+{
+	return request(command, NLM_F_DUMP, put, std::move(each));
 }
 
 [[noreturn]] void fail(int err, const std::string &what)
@@ -232,6 +239,30 @@ std::vector<NetlinkDevice> netlink_devices()
 	if (err && err != EPROTONOSUPPORT)
 		fail(err, "listing devices");
 	return devices;
+}
+
+uint32_t netlink_uverbs_driver_id(uint32_t dev_index)
+{
+	std::optional<uint32_t> id;
+	const int err = request(RDMA_NLDEV_CMD_GET_CHARDEV, 0,
+		[&](nlmsghdr *nlh) {
+			mnl_attr_put_u32(nlh, RDMA_NLDEV_ATTR_DEV_INDEX, dev_index);
+			mnl_attr_put_strz(nlh, RDMA_NLDEV_ATTR_CHARDEV_TYPE, "uverbs");
+		},
+		[&](const nlmsghdr *nlh) {
+			const AttrTable t = parse_message(nlh);
+			const nlattr *a = t[RDMA_NLDEV_ATTR_UVERBS_DRIVER_ID];
+			// the kernel puts it as a u32; the header's comment says u64
+			if (a && mnl_attr_get_payload_len(a) == sizeof(uint32_t))
+				id = mnl_attr_get_u32(a);
+			else if (a && mnl_attr_get_payload_len(a) == sizeof(uint64_t))
+				id = static_cast<uint32_t>(mnl_attr_get_u64(a));
+		});
+	if (err)
+		fail(err, "the verbs character device of device " + std::to_string(dev_index));
+	if (!id)
+		fail(ENODATA, "no driver id for device " + std::to_string(dev_index));
+	return *id;
 }
 
 std::vector<NetlinkMr> netlink_mrs(uint32_t dev_index)

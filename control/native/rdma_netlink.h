@@ -52,6 +52,11 @@ struct NetlinkMr {
 // The RDMA devices the kernel has (in this network namespace). Throws QueryError.
 std::vector<NetlinkDevice> netlink_devices();
 
+// The driver id (enum rdma_driver_id, or a value of an out-of-tree driver's own) that the
+// verbs character device of the device with kernel index `dev_index` reports. Throws
+// QueryError (ENODEV: no such device; EOPNOTSUPP: it has no verbs device).
+uint32_t netlink_uverbs_driver_id(uint32_t dev_index);
+
 // The MRs of the device with kernel index `dev_index`, with their driver details and
 // counters. Throws QueryError (ENODEV if the device went away meanwhile).
 std::vector<NetlinkMr> netlink_mrs(uint32_t dev_index);

@@ -1,16 +1,19 @@
-// The control plane's events: pfnic's event channel (/dev/pfnic-events, read by the addon
-// on a thread of its own), numbered in order, kept in a bounded history, handed to
-// subscribers (the SSE stream). Without pfnic loaded the channel is absent, and the hub
-// looks again every few seconds.
+// The control plane's events: pfnic's event channel (/dev/pfnic-events), rdma netlink's
+// device notifications and each device's verbs async events, each read by the addon on a
+// thread of its own, numbered in order, kept in a bounded history, handed to subscribers
+// (the SSE stream). Without pfnic loaded the channel is absent, and the hub looks again
+// every few seconds; devices are looked for again every few seconds too.
+import { readdir } from 'node:fs/promises';
 import { release } from 'node:os';
 import { Type } from 'typebox';
 
 import { checked, nativeBinding } from './native.js';
-import { RawDeviceChange, RawEventRecord, type Event, type EventType } from './schema.js';
+import { RawAsyncEvent, RawDeviceChange, RawEventRecord, type Event, type EventType } from './schema.js';
 import { hex } from './verbs-names.js';
 
 const RawEventList = Type.Array(RawEventRecord);
 const RawChangeList = Type.Array(RawDeviceChange);
+const RawAsyncList = Type.Array(RawAsyncEvent);
 
 /** The channel's path (the uapi header's PFNIC_EVENTS_PATH). */
 export const EVENTS_PATH = '/dev/pfnic-events';
@@ -61,6 +64,32 @@ export function eventFromChange(c: RawDeviceChange, now = new Date()): Omit<Even
   };
 }
 
+// enum ibv_event_type, by value
+const ASYNC_EVENTS = ['cq_err', 'qp_fatal', 'qp_req_err', 'qp_access_err', 'comm_est', 'sq_drained', 'path_mig',
+  'path_mig_err', 'device_fatal', 'port_active', 'port_err', 'lid_change', 'pkey_change', 'sm_change', 'srq_err',
+  'srq_limit_reached', 'qp_last_wqe_reached', 'client_reregister', 'gid_change', 'wq_fatal'];
+const DEVICE_FATAL = 8;
+
+/** A verbs async event of @p device as an event of the model. */
+export function eventFromAsync(device: string, a: RawAsyncEvent, now = new Date()): Omit<Event, 'id'> {
+  return {
+    time: now.toISOString(), type: 'async', reason: ASYNC_EVENTS[a.event] ?? `event_${a.event}`,
+    device, port: a.port ?? null, netdev: null, mrn: null, lkey: null, pid: null,
+    start: null, end: null, pages: null, node: null, block: null, offlining: false, lost: null,
+  };
+}
+
+/**
+ * How a device's async events are read: opening; open; not_watched (its driver would make
+ * the device's removal wait for the control plane's context, so none is kept open); ended
+ * (the device reported DEVICE_FATAL: it is going away); error (looked at again later).
+ */
+export interface AsyncStatus {
+  device: string;
+  state: 'opening' | 'open' | 'not_watched' | 'ended' | 'error';
+  message: string | null;
+}
+
 /** How the channel is: opening, open, absent (pfnic is not loaded) or failing (with why). */
 export interface ChannelStatus {
   state: 'opening' | 'open' | 'absent' | 'error' | 'stopped';
@@ -74,6 +103,15 @@ export interface EventHubOptions {
   path?: string;
   /** How long to wait before looking for the channel again (default 5 s). */
   retryMs?: number;
+  /** Where the RDMA devices are listed, for their async events (default /sys/class/infiniband). */
+  devicesDir?: string;
+  /** How often to look for devices to read async events of (default 10 s). */
+  rescanMs?: number;
+}
+
+interface AsyncWatchEntry {
+  watch: NativeWatch | undefined;
+  status: AsyncStatus;
 }
 
 interface NativeWatch { close(): void }
@@ -105,6 +143,10 @@ export class EventHub {
   private monitor: NativeWatch | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  private readonly devicesDir: string;
+  private readonly rescanMs: number;
+  private rescanTimer: NodeJS.Timeout | undefined;
+  private readonly asyncWatches = new Map<string, AsyncWatchEntry>();
   /** Events published since the hub was made, by type and reason (for /metrics). */
   readonly counts = new Map<string, { type: Event['type']; reason: string; count: number }>();
   status: ChannelStatus = { state: 'stopped', message: null };
@@ -114,6 +156,8 @@ export class EventHub {
     this.size = options.historySize ?? 10_000;
     this.path = options.path ?? EVENTS_PATH;
     this.retryMs = options.retryMs ?? 5_000;
+    this.devicesDir = options.devicesDir ?? '/sys/class/infiniband';
+    this.rescanMs = options.rescanMs ?? 10_000;
   }
 
   /** Starts reading the channel (and looking for it again while it is absent). */
@@ -122,6 +166,9 @@ export class EventHub {
     this.running = true;
     this.open();
     this.openMonitor();
+    void this.scanAsync();
+    this.rescanTimer = setInterval(() => { void this.scanAsync(); }, this.rescanMs);
+    this.rescanTimer.unref();
   }
 
   /** Stops reading; subscribers stay until they unsubscribe. */
@@ -132,6 +179,9 @@ export class EventHub {
     this.watch = undefined;
     this.monitor?.close();
     this.monitor = undefined;
+    clearInterval(this.rescanTimer);
+    for (const entry of this.asyncWatches.values()) entry.watch?.close();
+    this.asyncWatches.clear();
     this.status = { state: 'stopped', message: null };
     this.monitorStatus = { state: 'stopped', message: null };
   }
@@ -147,9 +197,80 @@ export class EventHub {
         return;
       }
       if (this.monitorStatus.state === 'opening') this.monitorStatus = monitorOpened(release());
-      for (const c of checked(RawChangeList, changes, 'device notifications')) this.publish(eventFromChange(c));
+      let rescan = false;
+      for (const c of checked(RawChangeList, changes, 'device notifications')) {
+        const e = this.publish(eventFromChange(c));
+        if (e.reason === 'register' && e.device !== null) {
+          // a device of a name seen before (its watch ended with it) is watched anew
+          const old = this.asyncWatches.get(e.device);
+          if (old && old.status.state !== 'open' && old.status.state !== 'opening') {
+            old.watch?.close();
+            this.asyncWatches.delete(e.device);
+          }
+        }
+        rescan ||= e.reason === 'register' || e.reason === 'unregister' || e.reason === 'rename';
+      }
+      if (rescan) void this.scanAsync();
     });
     this.monitor = monitor;
+  }
+
+  /** How each device's async events are read, by device name. */
+  asyncStatus(): AsyncStatus[] {
+    return [...this.asyncWatches.values()].map((e) => e.status)
+      .sort((a, b) => a.device.localeCompare(b.device));
+  }
+
+  /**
+   * Reads the async events of every device listed that has no watch yet (or whose last
+   * failed), and forgets devices no longer listed.
+   */
+  private async scanAsync(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.devicesDir);
+    } catch {
+      names = [];  // no RDMA subsystem: no devices
+    }
+    if (!this.running) return;
+    const present = new Set(names);
+    for (const [name, entry] of this.asyncWatches) {
+      if (present.has(name)) continue;
+      entry.watch?.close();
+      this.asyncWatches.delete(name);
+    }
+    for (const name of names) {
+      const entry = this.asyncWatches.get(name);
+      if (!entry || entry.status.state === 'error') this.openAsync(name);
+    }
+  }
+
+  private openAsync(device: string): void {
+    const { AsyncEventWatch } = nativeBinding();
+    this.asyncWatches.get(device)?.watch?.close();
+    const entry: AsyncWatchEntry = { watch: undefined, status: { device, state: 'opening', message: null } };
+    this.asyncWatches.set(device, entry);
+    const watch = new AsyncEventWatch(device, (err, events) => {
+      if (this.asyncWatches.get(device) !== entry) return;
+      if (err) {
+        watch.close();
+        entry.watch = undefined;
+        const code = (err as Error & { code?: string }).code;
+        entry.status = { device, state: code === 'EOPNOTSUPP' ? 'not_watched' : 'error', message: err.message };
+        return;
+      }
+      if (entry.status.state === 'opening') entry.status = { device, state: 'open', message: null };
+      for (const a of checked(RawAsyncList, events, 'async events')) {
+        this.publish(eventFromAsync(device, a));
+        if (a.event === DEVICE_FATAL) {
+          // the native side closed its context, so that the removal can go on
+          watch.close();
+          entry.watch = undefined;
+          entry.status = { device, state: 'ended', message: 'the device reported DEVICE_FATAL: it failed or is being removed' };
+        }
+      }
+    });
+    entry.watch = watch;
   }
 
   private open(): void {

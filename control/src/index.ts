@@ -6,7 +6,7 @@ export {
   listBlocks, getBlock, setBlockState, BlockNotFoundError, BlockStateError, BLOCK_STATE_TIMEOUT_MS, type BlockAction,
 } from './memory.js';
 export {
-  EventHub, eventFromChange, eventFromRecord, EVENTS_PATH, monitorOpened, type ChannelStatus, type EventHubOptions,
+  EventHub, eventFromAsync, eventFromChange, eventFromRecord, EVENTS_PATH, monitorOpened, type AsyncStatus, type ChannelStatus, type EventHubOptions,
   type MonitorStatus,
 } from './events.js';
 export { renderMetrics, type MetricsInput } from './metrics.js';

@@ -15,6 +15,7 @@ export interface NativeBinding {
   writeBlockState(block: number, action: string, timeoutMs: number): Promise<void>;
   EventWatch: new (path: string, callback: (err: Error | null, records: unknown) => void) => { close(): void };
   DeviceMonitor: new (callback: (err: Error | null, changes: unknown) => void) => { close(): void };
+  AsyncEventWatch: new (device: string, callback: (err: Error | null, events: unknown) => void) => { close(): void };
 }
 
 /** The kernel or libibverbs refused a query (permission, device gone, ...). */
@@ -61,7 +62,8 @@ function isBinding(v: unknown): v is NativeBinding {
     typeof (v as Record<string, unknown>).queryMrs === 'function' &&
     typeof (v as Record<string, unknown>).writeBlockState === 'function' &&
     typeof (v as Record<string, unknown>).EventWatch === 'function' &&
-    typeof (v as Record<string, unknown>).DeviceMonitor === 'function';
+    typeof (v as Record<string, unknown>).DeviceMonitor === 'function' &&
+    typeof (v as Record<string, unknown>).AsyncEventWatch === 'function';
 }
 
 /** @p value as @p schema types it, or an error naming the first mismatch. */

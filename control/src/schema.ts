@@ -202,8 +202,8 @@ export type MemoryBlock = Static<typeof MemoryBlock>;
 /** What happened, as the control plane tells it: pfnic's event channel records, numbered. */
 export const EventType = Type.Union([
   Type.Literal('invalidate'), Type.Literal('migrate'), Type.Literal('memory'), Type.Literal('pinned'),
-  Type.Literal('lost'), Type.Literal('device'),
-], { description: 'invalidate, migrate (an MR\'s pages), memory (a block\'s state), pinned (an MR holds a block going offline), lost (records missed), device (an RDMA device comes, goes, is renamed, or gets or loses a netdev)' });
+  Type.Literal('lost'), Type.Literal('device'), Type.Literal('async'),
+], { description: 'invalidate, migrate (an MR\'s pages), memory (a block\'s state), pinned (an MR holds a block going offline), lost (records missed), device (an RDMA device comes, goes, is renamed, or gets or loses a netdev), async (a verbs async event of a device or port: port_active, port_err, gid_change, lid_change, pkey_change, sm_change, client_reregister, device_fatal)' });
 export type EventType = Static<typeof EventType>;
 
 export const Event = Type.Object(
@@ -211,9 +211,9 @@ export const Event = Type.Object(
     id: Type.Integer({ minimum: 1, description: 'the control plane\'s number for it, in order; SSE ids' }),
     time: Type.String({ description: 'when, ISO 8601 (the kernel\'s real-time clock)' }),
     type: EventType,
-    reason: Type.String({ description: 'invalidate/migrate: unmap, clear, protection_vma, ...; memory: going_offline, offline, ...; device: register, unregister, netdev_attach, netdev_detach, rename, netdev_rename' }),
+    reason: Type.String({ description: 'invalidate/migrate: unmap, clear, protection_vma, ...; memory: going_offline, offline, ...; device: register, unregister, netdev_attach, netdev_detach, rename, netdev_rename; async: port_active, port_err, gid_change, ...' }),
     device: Type.Union([Type.String(), Type.Null()]),
-    port: Type.Union([Type.Integer(), Type.Null()], { description: 'device events: the port' }),
+    port: Type.Union([Type.Integer(), Type.Null()], { description: 'device and async events: the port' }),
     netdev: Type.Union([Type.String(), Type.Null()], { description: 'device events: the netdev' }),
     mrn: Type.Union([Type.Integer(), Type.Null()]),
     lkey: Type.Union([Hex, Type.Null()]),
@@ -369,3 +369,10 @@ export const RawDeviceChange = Type.Object({
   netdev: Type.Optional(Type.String()),
 });
 export type RawDeviceChange = Static<typeof RawDeviceChange>;
+
+/** A verbs async event (enum ibv_event_type), with its port for a port's event. */
+export const RawAsyncEvent = Type.Object({
+  event: U32,
+  port: Type.Optional(U32),
+});
+export type RawAsyncEvent = Static<typeof RawAsyncEvent>;

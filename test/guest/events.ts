@@ -5,7 +5,8 @@
 // counter), a memory block taken offline and back online (its state changes, in order);
 // a client that reconnects with Last-Event-ID gets what it missed, once; and /metrics says
 // the same (event counts, the MR's counters, the port's); and a device added and deleted
-// comes as device events (Linux 6.12 on).
+// comes as device events (Linux 6.12 on); verbs async events of pfnic0's port (d0 down and
+// up, an address added) and of a pfnic device deleted while watched, and rxe left alone.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -148,6 +149,59 @@ t.test(`events from the kernel to the API's stream and history (kernel ${kernel}
       reasons.indexOf('register') < reasons.lastIndexOf('unregister'),
     `rdma link add and delete of pfnic1 come as device events: ${reasons.join(', ')}`);
   }
+
+  // verbs async events, read from a context of the control plane's own on each device whose
+  // driver lets the device go while contexts are open (pfnic); none is kept on rxe, whose
+  // removal would wait for it
+  type AsyncState = { device: string; state: string; message: string | null };
+  const asyncHist = async () => (await (await fetch(`${base}/v1/events/history?type=async&limit=1000`)).json()) as
+    { events: Event[]; async: AsyncState[] };
+  const asyncState = async (device: string, want: string[]): Promise<AsyncState | undefined> => {
+    let s: AsyncState | undefined;
+    for (let i = 0; i < 125; i++) {
+      s = (await asyncHist()).async.find((a) => a.device === device);
+      if (s && want.includes(s.state)) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return s;
+  };
+  const asyncEvent = async (pred: (e: Event) => boolean): Promise<Event | undefined> => {
+    for (let i = 0; i < 100; i++) {
+      const e = (await asyncHist()).events.find(pred);
+      if (e) return e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return undefined;
+  };
+  t.equal((await asyncState('pfnic0', ['open']))?.state, 'open', 'pfnic0\'s async events are read');
+  const rxeState = await asyncState('rxe0', ['not_watched']);
+  t.equal(rxeState?.state, 'not_watched', `rxe0's are not: ${rxeState?.message ?? '-'}`);
+  const ipTool = existsSync('/usr/bin/ip') ? '/usr/bin/ip' : '/bin/ip';
+  const firstAsync = (await asyncHist()).events.length;
+  await run(ipTool, ['link', 'set', 'd0', 'down']);
+  const down = await asyncEvent((e) => e.device === 'pfnic0' && e.reason === 'port_err');
+  await run(ipTool, ['link', 'set', 'd0', 'up']);
+  const up = await asyncEvent((e) => e.device === 'pfnic0' && e.reason === 'port_active' && e.id > (down?.id ?? 0));
+  t.ok(down && up && down.port === 1 && up.port === 1,
+    `d0 down and up: pfnic0 port 1 reports port_err (event ${down?.id ?? '-'}), then port_active (${up?.id ?? '-'})`);
+  await run(ipTool, ['addr', 'add', '10.66.0.1/24', 'dev', 'd0']);
+  const gid = await asyncEvent((e) => e.device === 'pfnic0' && e.reason === 'gid_change');
+  t.equal(gid?.port, 1, 'an address added to d0 comes as gid_change on pfnic0 port 1');
+  t.notOk((await asyncHist()).events.slice(firstAsync).some((e) => e.device === 'rxe0'), 'and nothing of rxe0, which is not watched');
+  // a device going away while the control plane reads its events: its removal goes on
+  await run(ipTool, ['link', 'add', 'd2', 'type', 'dummy']);
+  await run(ipTool, ['link', 'set', 'd2', 'up']);
+  await run('rdma', ['link', 'add', 'pfnic2', 'type', 'pfnic', 'netdev', 'd2']);
+  t.equal((await asyncState('pfnic2', ['open']))?.state, 'open', 'a new device, pfnic2, is watched');
+  const started = Date.now();
+  await run('timeout', ['60', 'rdma', 'link', 'delete', 'pfnic2']);
+  const fatal = await asyncEvent((e) => e.device === 'pfnic2' && e.reason === 'device_fatal');
+  t.ok(fatal, `rdma link delete pfnic2 returns (in ${Date.now() - started} ms) with the control plane's context on it, which hears device_fatal`);
+  await run('rdma', ['link', 'add', 'rxe9', 'type', 'rxe', 'netdev', 'd2']);
+  t.equal((await asyncState('rxe9', ['not_watched', 'open', 'error']))?.state, 'not_watched', 'a new rxe device is seen and left alone');
+  await run('timeout', ['60', 'rdma', 'link', 'delete', 'rxe9']);
+  t.pass('so that rdma link delete rxe9 returns');
+  await run(ipTool, ['link', 'delete', 'd2']);
 
   // the same, as Prometheus scrapes it
   const metrics = await (await fetch(`${base}/metrics`)).text();

@@ -102,6 +102,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
       newest,
       channel: hub.status,
       devices: hub.monitorStatus,
+      async: hub.asyncStatus(),
     };
   });
 };
