@@ -12,6 +12,7 @@
  */
 #include <linux/highmem.h>
 #include <linux/ip.h>
+#include <linux/moduleparam.h>
 #include <linux/ipv6.h>
 #include <net/checksum.h>
 #include <net/ipv6.h>
@@ -19,6 +20,29 @@
 
 #include "pfnic.h"
 #include "pfnic_trace.h"
+
+/*
+ * Testing: the next this many device page faults end as if their range had kept changing
+ * for the whole retry window, which real memory does only under heavy migration.
+ */
+static unsigned int inject_fault_busy;
+module_param(inject_fault_busy, uint, 0600);
+MODULE_PARM_DESC(inject_fault_busy,
+		 "testing: the next N device page faults time out as if their range kept changing");
+
+/* Takes one injected -EBUSY, if any is left. */
+static bool pfnic_fault_busy_injected(void)
+{
+	unsigned int n = READ_ONCE(inject_fault_busy), seen;
+
+	while (n) {
+		seen = cmpxchg(&inject_fault_busy, n, n - 1);
+		if (seen == n)
+			return true;
+		n = seen;
+	}
+	return false;
+}
 
 /* How an attempt to run a WQE ended, when it did not end in a completion. */
 enum pfnic_step {
@@ -913,8 +937,11 @@ void pfnic_engine_fault(struct work_struct *work)
 	struct pfnic_mr *mr = qp->fault_mr;
 	int rv;
 
-	rv = pfnic_odp_fault(mr, qp->fault_va, qp->fault_len,
-			     qp->fault_write ? PFNIC_FAULT_WRITE : 0);
+	if (pfnic_fault_busy_injected())
+		rv = -EBUSY;
+	else
+		rv = pfnic_odp_fault(mr, qp->fault_va, qp->fault_len,
+				     qp->fault_write ? PFNIC_FAULT_WRITE : 0);
 	trace_pfnic_resume(qp, mr, rv);
 	if (rv == -EBUSY) {
 		pfnic_stat_add(qp->pfnic, PFNIC_STAT_FAULT_RETRIES, 1);
