@@ -5,7 +5,10 @@
 # memory block holding its MRs goes offline (pfnic_hotplug --bench, PFNIC_BENCH_CYCLES
 # cycles, 10 by default); then, in a guest with ummunotify.ko, what /dev/ummunotify costs
 # a registration cache and saves it, against a system call per check and a userfaultfd
-# monitor (ummunotify_bench; its "# bench:" lines).
+# monitor (ummunotify_bench; its "# bench:" lines); then what the control plane costs: GET
+# /v1/mrs and /metrics with 10,000 MRs and SSE event delivery against a trivial route, and
+# pfnic traffic while the API is polled (test/guest/api-bench.ts, PFNIC_BENCH_ROUNDS rounds,
+# 5 by default).
 #
 # A benchmark, not a test: nothing here passes or fails on speed. The exit status is
 # non-zero only if a kernel's run could not measure pfnic or ummunotify (device missing, an
@@ -22,6 +25,7 @@ bin=build/cmake/tests/pfnic_bench
 
 # the userspace build is incremental: this rebuilds the benchmark only when it changed
 npm run -s build:addon > /dev/null || { echo "bench: the build failed (npm run build:addon)" >&2; exit 1; }
+npm run -s build:ts > /dev/null || { echo "bench: the build failed (npm run build:ts)" >&2; exit 1; }
 [ $# -gt 0 ] || set -- 6.1 7.x
 
 status=0
@@ -62,6 +66,19 @@ for kernel in "$@"; do
 	grep '^# bench:' <<< "$out"
 	if [ $rc != 0 ]; then
 		grep -v '^# bench:' <<< "$out"
+		status=1
+	fi
+	echo "== kernel $kernel: $(($(date +%s) - t0)) s including boot, exit status $rc"
+
+	echo "== the control plane's costs on kernel $kernel"
+	t0=$(date +%s)
+	out=$(bash test/vm/run.sh --timeout 900 "$kernel" -- sh -c \
+		'test/vm/guest rxe > /dev/null && test/vm/guest pfnic netdev=d0 > /dev/null && exec "$@"' \
+		sh env PFNIC_BENCH_ROUNDS="${PFNIC_BENCH_ROUNDS:-5}" node dist/test/guest/api-bench.js)
+	rc=$?
+	grep '# bench:' <<< "$out" | sed 's/^ *//'
+	if [ $rc != 0 ]; then
+		grep -E '(not ok|Bail out)' <<< "$out"
 		status=1
 	fi
 	echo "== kernel $kernel: $(($(date +%s) - t0)) s including boot, exit status $rc"

@@ -4,6 +4,7 @@
  * that a test can look at them from outside (rdma netlink, the control plane's API).
  *
  *   mr_hold -d DEVICE [-p PINNED_KIB] [-n NODE] [-o ODP_KIB] [-N NODE] [-i] [-t TOUCH_KIB]
+ *           [-m COUNT]
  *
  * Registers a pinned MR of PINNED_KIB (default 1024), its memory on NUMA node -n NODE if
  * given, and, if the device has ODP, an explicit ODP MR of ODP_KIB (default 2048), its memory
@@ -12,7 +13,10 @@
  * what the kernel allocates for it, stay where they are. Prints one line per MR, "mr KIND
  * LENGTH LKEY RKEY ADDRESS", then "ready", and waits, reading commands from its standard
  * input: "dontneed" gives the explicit MR's prefetched pages back (madvise MADV_DONTNEED:
- * the kernel invalidates them), "prefetch" maps them in the MR again; each prints "done".
+ * the kernel invalidates them), "prefetch" maps them in the MR again, "churn N" does both N
+ * times (N invalidations of the MR, as fast as they come); each prints "done".
+ * With -m, COUNT more MRs of one page each (explicit ODP, each page mapped, if the device has
+ * ODP; pinned otherwise), for a control plane to list: one line "many KIND COUNT" for them.
  * Exit status: 0, or 1 if a registration failed.
  */
 #define _GNU_SOURCE
@@ -83,9 +87,10 @@ int main(int argc, char **argv)
 	char line[64];
 	void *odp_buf = NULL;
 	struct ibv_mr *odp_mr = NULL;
+	unsigned long many = 0;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "d:p:n:o:N:it:")) != -1) {
+	while ((opt = getopt(argc, argv, "d:p:n:o:N:it:m:")) != -1) {
 		switch (opt) {
 		case 'd': dev = optarg; break;
 		case 'p': pinned = strtoul(optarg, NULL, 0); break;
@@ -94,16 +99,17 @@ int main(int argc, char **argv)
 		case 'o': odp = strtoul(optarg, NULL, 0); break;
 		case 'i': implicit = true; break;
 		case 't': touch = strtoul(optarg, NULL, 0); break;
+		case 'm': many = strtoul(optarg, NULL, 0); break;
 		default:
 			fprintf(stderr, "usage: %s -d DEVICE [-p PINNED_KIB] [-n NODE] [-o ODP_KIB] [-N NODE] "
-				"[-i] [-t TOUCH_KIB]\n", argv[0]);
+				"[-i] [-t TOUCH_KIB] [-m COUNT]\n", argv[0]);
 			return 2;
 		}
 	}
 	if (!dev || !pinned || (odp && touch > odp) || node < -1 || node > 63 || odp_node < -1 ||
-	    odp_node > 63) {
+	    odp_node > 63 || many > 1000000) {
 		fprintf(stderr, "%s: -d DEVICE is needed; sizes are KiB, TOUCH_KIB at most ODP_KIB; "
-			"NODE is 0 to 63\n", argv[0]);
+			"NODE is 0 to 63; COUNT at most 1000000\n", argv[0]);
 		return 2;
 	}
 	ctx = open_device_named(dev);
@@ -135,15 +141,38 @@ int main(int argc, char **argv)
 			print_mr("implicit", mr, SIZE_MAX);
 		}
 	}
+	if (many) {
+		bool many_odp = attr.odp_caps.general_caps & IBV_ODP_SUPPORT;
+		uint8_t *pages = map(many * 4096);
+
+		for (unsigned long i = 0; i < many; i++) {
+			mr = ibv_reg_mr(pd, pages + i * 4096, 4096,
+					ACCESS | (many_odp ? IBV_ACCESS_ON_DEMAND : 0));
+			if (!mr)
+				bail("ibv_reg_mr of MR %lu of %lu", i + 1, many);
+			if (many_odp)
+				prefetch(pd, mr, 4);
+		}
+		printf("many %s %lu\n", many_odp ? "explicit" : "pinned", many);
+	}
 	printf("ready\n");
 	fflush(stdout);
 	while (fgets(line, sizeof(line), stdin)) {
+		unsigned long rounds = 0;
+
 		if (!odp_mr)
 			continue;
 		if (!strcmp(line, "dontneed\n") && madvise(odp_buf, touch << 10, MADV_DONTNEED))
 			bail("madvise");
 		if (!strcmp(line, "prefetch\n"))
 			prefetch(pd, odp_mr, touch);
+		if (sscanf(line, "churn %lu", &rounds) == 1) {
+			for (unsigned long i = 0; i < rounds; i++) {
+				prefetch(pd, odp_mr, touch);
+				if (madvise(odp_buf, touch << 10, MADV_DONTNEED))
+					bail("madvise");
+			}
+		}
 		printf("done\n");
 		fflush(stdout);
 	}

@@ -12,6 +12,11 @@ export const mrRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: MrQuery,
       response: { 200: Type.Array(Mr), 400: ErrorReply, 503: ErrorReply },
     },
+    // The schema documents the reply; the model already has its shape (built field by field
+    // and checked at the addon's boundary), so plain JSON.stringify writes it. The generated
+    // serializer tries every alternative of each nullable field: over 10,000 MRs it took
+    // eight times as long.
+    serializerCompiler: () => (data) => JSON.stringify(data),
   }, async (request) => listMrs(request.query));
 
   app.get('/v1/mrs/:device/:mrn', {
