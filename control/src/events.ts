@@ -241,7 +241,13 @@ export class EventHub {
     }
     for (const name of names) {
       const entry = this.asyncWatches.get(name);
-      if (!entry || entry.status.state === 'error') this.openAsync(name);
+      if (entry && entry.status.state !== 'error') continue;
+      try {
+        this.openAsync(name);
+      } catch (err) {
+        // no addon, no eventfd: said per device, looked at again on the next scan
+        this.asyncWatches.set(name, { watch: undefined, status: { device: name, state: 'error', message: (err as Error).message } });
+      }
     }
   }
 

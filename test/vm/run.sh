@@ -69,6 +69,11 @@ mkdir -p "$CACHE/logs"
 chmod 644 "$rundir/cmd.sh"
 
 append="console=ttyS0 quiet panic=-1 oops=panic pfnic.run=$rundir/cmd.sh pfnic.kernel=$name"
+# On a loaded host the clocksource watchdog finds TCG's TSC unstable and switches clocks at
+# run time, patching kernel text; under multi-threaded TCG another vCPU then ran a stale
+# breakpoint in sched_clock_cpu and the kernel oopsed (int3). The TSC is the host's clock
+# here: trusting it leaves nothing to switch.
+append+=" tsc=reliable"
 # Shortly before the timeout the guest dumps its tasks to the console (see init).
 [ "$timeout_s" -ge 60 ] && append+=" pfnic.dump_after=$(( timeout_s - 20 ))"
 root=$(kernel_root "$name")
