@@ -281,6 +281,8 @@ struct pfnic_srq {
  * @cur: the engine's copy of the send WQE it executes (only the engine touches it).
  * @rcur: the engine's copy of the peer's receive WQE it fills.
  * @stalled: a page fault of this QP is being resolved; the engine does not run it.
+ * @busy_rounds: faults in a row that timed out on a changing range and were taken again
+ *	(only the fault work touches it: a work item never runs twice at once).
  * @rnr_left: RNR retries left for the WQE at the head (7 means forever).
  * @srq: the SRQ its receive WQEs come from, or NULL (then @rq has them).
  * @srq_wqe: the SRQ's WQE this QP took for the message being received, while @srq_held.
@@ -309,6 +311,7 @@ struct pfnic_qp {
 	struct pfnic_wqe *cur;
 	struct pfnic_wqe *rcur;
 	bool stalled;
+	unsigned int busy_rounds;
 	u8 rnr_left;
 	struct pfnic_srq *srq;
 	struct pfnic_wqe *srq_wqe;

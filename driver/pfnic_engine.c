@@ -922,14 +922,22 @@ void pfnic_engine_rnr_retry(struct work_struct *work)
 }
 
 /*
+ * Faults in a row a QP takes again after they timed out on a changing range. Each real
+ * round spends the fault's whole retry window (HMM_RANGE_DEFAULT_TIMEOUT, 1 s), so this
+ * lets memory change under a WQE for half a minute, which outlasts offlining a block,
+ * before the WQE fails as any unresolvable fault does.
+ */
+#define PFNIC_FAULT_BUSY_ROUNDS	30
+
+/*
  * The device's page-fault event for a QP: the ODP core resolves it, then the QP resumes
  * at the WQE that faulted. A fault that cannot be resolved fails that WQE. One that timed
  * out because the range kept changing (-EBUSY: a memory block going offline, compaction
  * migrating the MR's pages one after another) is not a failure of the WQE: the QP
  * resumes without an error, runs the WQE again and takes the fault again, as a NIC whose
- * fault handler told it to retry would. Each such round spends the fault's whole retry
- * window, so this never spins; a QP moved to the error state or destroyed meanwhile stops
- * it.
+ * fault handler told it to retry would, up to PFNIC_FAULT_BUSY_ROUNDS times in a row. A
+ * QP moved to the error state or destroyed meanwhile stops it; faults made to time out by
+ * the test hook return at once.
  */
 void pfnic_engine_fault(struct work_struct *work)
 {
@@ -943,9 +951,12 @@ void pfnic_engine_fault(struct work_struct *work)
 		rv = pfnic_odp_fault(mr, qp->fault_va, qp->fault_len,
 				     qp->fault_write ? PFNIC_FAULT_WRITE : 0);
 	trace_pfnic_resume(qp, mr, rv);
-	if (rv == -EBUSY) {
+	if (rv == -EBUSY && qp->busy_rounds < PFNIC_FAULT_BUSY_ROUNDS) {
+		qp->busy_rounds++;
 		pfnic_stat_add(qp->pfnic, PFNIC_STAT_FAULT_RETRIES, 1);
 		rv = 0;
+	} else {
+		qp->busy_rounds = 0;
 	}
 
 	spin_lock_irq(&qp->lock);

@@ -386,8 +386,10 @@ int pfnic_odp_fault(struct pfnic_mr *mr, unsigned long va, size_t len, unsigned 
 		pfnic_mr_count(mr, PFNIC_STAT_PAGE_PREFETCH, done);
 	} else {
 		pfnic_mr_count(mr, PFNIC_STAT_PAGE_FAULTS, done);
-		pfnic_mr_count(mr, rv ? PFNIC_STAT_PAGE_FAULT_ERRORS :
-				 PFNIC_STAT_PAGE_FAULTS_HANDLED, 1);
+		/* one that timed out is taken again: the engine counts it as a retry */
+		if (rv != -EBUSY)
+			pfnic_mr_count(mr, rv ? PFNIC_STAT_PAGE_FAULT_ERRORS :
+					 PFNIC_STAT_PAGE_FAULTS_HANDLED, 1);
 	}
 out:
 	mmput(mr->mm);

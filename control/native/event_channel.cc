@@ -404,7 +404,6 @@ bool releases_contexts(uint32_t driver_id)
 	case RDMA_DRIVER_MLX5:
 	case RDMA_DRIVER_HNS:
 	case RDMA_DRIVER_BNXT_RE:
-	case RDMA_DRIVER_ERDMA:
 	case PFNIC_RDMA_DRIVER_ID:
 		return true;
 	default:
@@ -438,14 +437,17 @@ struct DeviceListFree {
 	void operator()(ibv_device **l) const { ibv_free_device_list(l); }
 };
 
-// Opens the verbs device @p name; nullptr with errno set if it cannot.
-ibv_context *open_named(const std::string &name)
+// Opens the verbs device @p name, if it is still the one with kernel index @p index (a
+// device of another driver may have taken the name meanwhile); nullptr with errno set if
+// it cannot.
+ibv_context *open_named(const std::string &name, uint32_t index)
 {
 	std::unique_ptr<ibv_device *, DeviceListFree> list(ibv_get_device_list(nullptr));
 	if (!list)
 		return nullptr;
 	for (ibv_device **d = list.get(); *d; d++)
-		if (name == ibv_get_device_name(*d))
+		if (name == ibv_get_device_name(*d) &&
+		    ibv_get_device_index(*d) == static_cast<int>(index))
 			return ibv_open_device(*d);
 	errno = ENODEV;
 	return nullptr;
@@ -483,8 +485,8 @@ public:
 	void run()
 	{
 		uint32_t driver = 0;
+		std::optional<uint32_t> index;
 		try {
-			std::optional<uint32_t> index;
 			for (const NetlinkDevice &d : netlink_devices())
 				if (d.name == device_)
 					index = d.index;
@@ -503,7 +505,7 @@ public:
 				 "the control plane keeps none open to read async events");
 			return;
 		}
-		std::unique_ptr<ibv_context, ContextCloser> ctx(open_named(device_));
+		std::unique_ptr<ibv_context, ContextCloser> ctx(open_named(device_, *index));
 		if (!ctx) {
 			fail(errno ? errno : EIO, "open " + device_);
 			return;

@@ -241,7 +241,10 @@ export class EventHub {
     }
     for (const name of names) {
       const entry = this.asyncWatches.get(name);
-      if (entry && entry.status.state !== 'error') continue;
+      // an ended watch is opened again too: its device may have come back under the name
+      // between two scans (the device notification and the watch's own end race), and on
+      // a device still going away the open fails, to be tried again
+      if (entry && entry.status.state !== 'error' && entry.status.state !== 'ended') continue;
       try {
         this.openAsync(name);
       } catch (err) {

@@ -60,6 +60,8 @@ static struct {
 	uint8_t *scratch;
 	struct ibv_mr *scratch_mr;
 	uint64_t wr_id;
+	union ibv_gid gid;	/* the port's, which both QPs use */
+	uint16_t lid;
 	int evfd;	/* a reader of the event channel, open from the start */
 	int num;
 	int failed;
@@ -345,18 +347,40 @@ static int write_verify(struct ibv_mr *mr, uint8_t *addr, size_t len, unsigned i
 
 /* ---- set-up --------------------------------------------------------------------------------- */
 
+/* Moves both QPs to RESET and connects them to each other again, up to RTS. */
+static void connect_qps(void)
+{
+	for (int i = 0; i < 2; i++) {
+		struct ibv_qp_attr reset = { .qp_state = IBV_QPS_RESET };
+		struct vt_rc c = {
+			.port = 1, .dest_qpn = g.qp[!i]->qp_num, .rq_psn = 0, .sq_psn = 0,
+			.access = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ,
+			.rnr_retry = 7, .min_rnr_timer = 1, .dgid = g.gid, .sgid_index = g.gidx,
+			.dlid = g.lid,
+		};
+		int state = IBV_QPS_RESET;
+		const char *step = "RESET";
+		int rv = ibv_modify_qp(g.qp[i], &reset, IBV_QP_STATE);
+
+		if (!rv)
+			rv = vt_rc_bring_up(g.qp[i], &c, &state, IBV_QPS_RTS, &step);
+		if (rv)
+			bail("QP %d to %s: %s", i, step, strerror(rv));
+	}
+}
+
 static void setup(void)
 {
 	struct ibv_qp_init_attr qa = {
 		.qp_type = IBV_QPT_RC,
 		.cap = { .max_send_wr = 4, .max_recv_wr = 4, .max_send_sge = 1, .max_recv_sge = 1 },
 	};
-	union ibv_gid gid;
 	struct ibv_port_attr pa;
 
 	g.ctx = open_device_named(g.dev);
-	if (ibv_query_port(g.ctx, 1, &pa) || ibv_query_gid(g.ctx, 1, g.gidx, &gid))
+	if (ibv_query_port(g.ctx, 1, &pa) || ibv_query_gid(g.ctx, 1, g.gidx, &g.gid))
 		bail("cannot query port 1 / GID %d of %s", g.gidx, g.dev);
+	g.lid = pa.lid;
 	g.pd = ibv_alloc_pd(g.ctx);
 	g.cq = ibv_create_cq(g.ctx, 8, NULL, NULL, 0);
 	if (!g.pd || !g.cq)
@@ -365,20 +389,7 @@ static void setup(void)
 	for (int i = 0; i < 2; i++)
 		if (!(g.qp[i] = ibv_create_qp(g.pd, &qa)))
 			bail("ibv_create_qp: %s", strerror(errno));
-	for (int i = 0; i < 2; i++) {
-		struct vt_rc c = {
-			.port = 1, .dest_qpn = g.qp[!i]->qp_num, .rq_psn = 0, .sq_psn = 0,
-			.access = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ,
-			.rnr_retry = 7, .min_rnr_timer = 1, .dgid = gid, .sgid_index = g.gidx,
-			.dlid = pa.lid,
-		};
-		int state = IBV_QPS_RESET;
-		const char *step;
-		int rv = vt_rc_bring_up(g.qp[i], &c, &state, IBV_QPS_RTS, &step);
-
-		if (rv)
-			bail("QP %d to %s: %s", i, step, strerror(rv));
-	}
+	connect_qps();
 	g.scratch = mmap(NULL, SCRATCH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (g.scratch == MAP_FAILED)
 		bail("mmap: %s", strerror(errno));
@@ -1259,6 +1270,35 @@ out:
 	write_file(INJECT_BUSY, "0");
 	point("a fault that times out on a changing range is taken again, not failed: the WRITE and "
 	      "READ complete with every byte right; page_fault_retries counts each retry");
+
+	/* a range that never settles: 30 rounds in a row, then the WQE fails as before */
+	before = device_counter("page_fault_retries");
+	if (write_file(INJECT_BUSY, "40")) {
+		bad = 1;
+	} else {
+		int rv;
+
+		memset(g.scratch, 0x5a, PG);
+		rv = rdma(IBV_WR_RDMA_WRITE, mr, buf + 20 * PG, PG);
+		after = device_counter("page_fault_retries");
+		f = fopen(INJECT_BUSY, "r");
+		left[0] = 0;
+		if (f) {
+			if (!fgets(left, sizeof(left), f))
+				left[0] = 0;
+			fclose(f);
+		}
+		left[strcspn(left, "\n")] = 0;
+		diag("40 faults made to time out: the WRITE %s; page_fault_retries %lld -> %lld; "
+		     "injections left: %s", rv ? "failed" : "completed", before, after, left);
+		EXPECT_NUM("the WRITE failed", rv != 0, 1);
+		EXPECT_NUM("faults taken again", after - before, 30);
+		EXPECT_STR("injections left", left, "9");
+	}
+	write_file(INJECT_BUSY, "0");
+	connect_qps();
+	point("a fault whose range never settles is taken again 30 times in a row, then fails the "
+	      "WQE");
 	ibv_dereg_mr(mr);
 	munmap(buf, 32 * PG);
 }
@@ -1267,7 +1307,7 @@ int main(int argc, char **argv)
 {
 	vt_args(argc, argv, "pfnic_mrstate -d DEVICE [-g GID_INDEX]", &g.dev, &g.gidx, "", NULL, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("TAP version 13\n1..21\n");
+	printf("TAP version 13\n1..22\n");
 	setup();
 	g.evfd = open(PFNIC_EVENTS_PATH, O_RDONLY | O_NONBLOCK);
 	if (g.evfd < 0)
