@@ -17,6 +17,7 @@ import t, { type Test } from 'tap';
 import type { Event, Mr } from '../../control/src/schema.js';
 import { startApi } from './api-server.js';
 import { hold } from './mr-hold.js';
+import { readSse } from './sse.js';
 
 const run = promisify(execFile);
 const top = process.env.PFNIC_TOP ?? process.cwd();
@@ -53,37 +54,20 @@ async function timeGets(url: string, n: number): Promise<{ ms: number; bytes: nu
 
 /** An SSE client that counts the invalidations of one MR (by lkey) and the gaps it is told of. */
 function countingStream(url: string, lkey: string) {
-  const ac = new AbortController();
   let count = 0;
   let lost = 0;
   let last = 0;
-  const done = (async () => {
-    const res = await fetch(url, { signal: ac.signal });
-    const reader = res.body!.getReader();
-    const dec = new TextDecoder();
-    let buf = '';
-    for (;;) {
-      const { value, done: end } = await reader.read();
-      if (end) return;
-      buf += dec.decode(value, { stream: true });
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const frame = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const data = /^data: (.*)$/m.exec(frame)?.[1];
-        if (!data) continue;
-        if (/^event: gap/m.test(frame)) { lost += (JSON.parse(data) as { missed: number }).missed; continue; }
-        const e = JSON.parse(data) as Event;
-        if (e.type === 'lost') lost += e.lost ?? 0;
-        if (e.type === 'invalidate' && e.lkey === lkey) { count++; last = performance.now(); }
-      }
-    }
-  })().catch(() => undefined);
+  const sse = readSse(url, {}, (event, data) => {
+    if (event === 'gap') { lost += (JSON.parse(data) as { missed: number }).missed; return; }
+    const e = JSON.parse(data) as Event;
+    if (e.type === 'lost') lost += e.lost ?? 0;
+    if (e.type === 'invalidate' && e.lkey === lkey) { count++; last = performance.now(); }
+  });
   return {
     get count() { return count; },
     get lost() { return lost; },
     get last() { return last; },
-    async close() { ac.abort(); await done; },
+    close: () => sse.close(),
   };
 }
 

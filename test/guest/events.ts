@@ -16,6 +16,7 @@ import t from 'tap';
 import type { Event, MemoryBlock, Mr } from '../../control/src/schema.js';
 import { startApi } from './api-server.js';
 import { hold } from './mr-hold.js';
+import { readSse } from './sse.js';
 
 const run = promisify(execFile);
 const top = process.env.PFNIC_TOP ?? process.cwd();
@@ -26,27 +27,11 @@ const token = 'guest-events-token-0123456789';
 
 /** An SSE client that collects events until closed. */
 function stream(url: string, headers: Record<string, string> = {}) {
-  const ac = new AbortController();
   const events: Event[] = [];
   let notify: (() => void) | undefined;
-  const done = (async () => {
-    const res = await fetch(url, { headers, signal: ac.signal });
-    const reader = res.body!.getReader();
-    const dec = new TextDecoder();
-    let buf = '';
-    for (;;) {
-      const { value, done: end } = await reader.read();
-      if (end) return;
-      buf += dec.decode(value, { stream: true });
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const frame = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const data = /^data: (.*)$/m.exec(frame)?.[1];
-        if (data && /^event: (?!gap)/m.test(frame)) { events.push(JSON.parse(data) as Event); notify?.(); }
-      }
-    }
-  })().catch(() => undefined);
+  const sse = readSse(url, headers, (event, data) => {
+    if (event !== 'gap') { events.push(JSON.parse(data) as Event); notify?.(); }
+  });
   return {
     events,
     /** Waits until @p pred holds of the events (20 s at most). */
@@ -57,7 +42,7 @@ function stream(url: string, headers: Record<string, string> = {}) {
       }
       return pred(events);
     },
-    async close() { ac.abort(); await done; },
+    close: () => sse.close(),
   };
 }
 
