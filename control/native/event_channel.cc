@@ -195,7 +195,19 @@ protected:
 		hand_over(new Delivery{{}, {}, {}, err, what});
 	}
 
-	int stop_fd() const { return stop_; }
+	// Waits until @p fd is readable: true; false when the watch is stopping, or when poll()
+	// failed (then reported once as an error of @p what).
+	bool wait_readable(int fd, const std::string &what)
+	{
+		pollfd fds[2] = {{fd, POLLIN, 0}, {stop_, POLLIN, 0}};
+		while (poll(fds, 2, -1) < 0) {
+			if (errno != EINTR) {
+				fail(errno, "poll " + what);
+				return false;
+			}
+		}
+		return !fds[1].revents;
+	}
 
 private:
 	static void cleanup(void *self) { static_cast<Watch *>(self)->stop(); }
@@ -252,16 +264,7 @@ public:
 			return;
 		}
 		std::vector<pfnic_event> buf(kBatch);
-		pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd(), POLLIN, 0}};
-		for (;;) {
-			if (poll(fds, 2, -1) < 0) {
-				if (errno == EINTR)
-					continue;
-				fail(errno, "poll " + path_);
-				break;
-			}
-			if (fds[1].revents)
-				break;
+		while (wait_readable(fd, path_)) {
 			const ssize_t n = read(fd, buf.data(), buf.size() * sizeof(pfnic_event));
 			if (n < 0) {
 				if (errno == EAGAIN || errno == EINTR)
@@ -363,16 +366,7 @@ public:
 		if (!hand_over(new Delivery))
 			return;
 		std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-		pollfd fds[2] = {{mnl_socket_get_fd(sock.get()), POLLIN, 0}, {stop_fd(), POLLIN, 0}};
-		for (;;) {
-			if (poll(fds, 2, -1) < 0) {
-				if (errno == EINTR)
-					continue;
-				fail(errno, "poll rdma netlink");
-				return;
-			}
-			if (fds[1].revents)
-				return;
+		while (wait_readable(mnl_socket_get_fd(sock.get()), "rdma netlink")) {
 			const ssize_t n = mnl_socket_recvfrom(sock.get(), buf.data(), buf.size());
 			if (n < 0) {
 				// ENOBUFS: notifications overran the socket; the next ones still come
@@ -518,16 +512,8 @@ public:
 		}
 		if (!hand_over(new Delivery))
 			return;
-		pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd(), POLLIN, 0}};
-		for (;;) {
-			if (poll(fds, 2, -1) < 0) {
-				if (errno == EINTR)
-					continue;
-				fail(errno, "poll async events of " + device_);
-				return;
-			}
-			if (fds[1].revents)
-				return;
+		const std::string what = "async events of " + device_;
+		while (wait_readable(fd, what)) {
 			ibv_async_event ev;
 			if (ibv_get_async_event(ctx.get(), &ev)) {
 				if (errno == EAGAIN || errno == EINTR)
