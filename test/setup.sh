@@ -7,10 +7,12 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-# Debian packages: the VM rig (qemu, busybox, kernels), rdma-core, the build tools, valgrind
-# (the ummunotify benchmark) and chromium (the dashboard's browser test).
+# Debian packages: the VM rig (qemu, busybox, kernels, and what building the debug kernel
+# takes), rdma-core, the build tools, valgrind (the ummunotify benchmark) and chromium (the
+# dashboard's browser test).
 APT_PACKAGES=(
 	qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod
+	bc bison flex libelf-dev libssl-dev
 	rdma-core ibverbs-utils ibverbs-providers libibverbs-dev perftest iproute2 numactl
 	build-essential cmake ninja-build pkg-config libmnl-dev xz-utils zstd valgrind chromium
 	debian-archive-keyring ca-certificates

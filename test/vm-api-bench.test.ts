@@ -4,15 +4,15 @@
 // the same run. It passes or fails on whether everything could be measured and was complete
 // (every MR listed, every event delivered or reported lost), never on speed; its "bench:"
 // figures are printed as comments. test/bench/run.sh runs it with more rounds.
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
+import { newestKernel } from './vm/matrix.js';
+
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const matrix = JSON.parse(readFileSync(path.join(top, 'test/vm/kernels.json'), 'utf8')) as { name: string }[];
 const only = process.env.PFNIC_KERNELS?.split(',').filter(Boolean);
-const kernel = matrix[matrix.length - 1]!.name;
+const kernel = newestKernel(top);
 
 if (only && !only.includes(kernel)) {
   t.pass(`the benchmark runs on kernel ${kernel} only, which PFNIC_KERNELS leaves out`);

@@ -6,17 +6,16 @@
 // against sysfs, taken offline and online through the API, and test/guest/events.ts: the
 // kernel's events on the API's stream and history. The guests print TAP, which becomes
 // subtests per kernel here.
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
-const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const matrix = JSON.parse(readFileSync(path.join(top, 'test/vm/kernels.json'), 'utf8')) as { name: string }[];
-const only = process.env.PFNIC_KERNELS?.split(',').filter(Boolean);
+import { matrixKernels } from './vm/matrix.js';
 
-for (const { name } of matrix) {
-  if (only && !only.includes(name)) continue;
+const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+// The control plane's suites run on the release kernels; the debug kernel checks the driver.
+for (const name of matrixKernels(top, { debug: false })) {
   t.test(`kernel ${name}`, async (t) => {
     const started = Date.now();
     await t.spawn('bash', [

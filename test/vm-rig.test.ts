@@ -1,12 +1,15 @@
 // The rig's memory set-ups, which the hotplug and migration suites build on: two NUMA
 // nodes, a Movable DIMM that offlines, and memory hot-added over QMP while the guest runs.
-import { spawn } from 'node:child_process';
+// And the rig's net: on every kernel of the matrix, a guest whose kernel reports a problem
+// fails even though its command succeeded, for each kind of report that kernel can make.
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
+import { matrixKernels } from './vm/matrix.js';
 import { Qmp } from './vm/qmp.js';
 
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -57,3 +60,29 @@ t.test('--qmp: memory hot-added while the guest runs', async (t) => {
   }
   t.match(out, /^ok 3 /m, 'the guest reported all three checks');
 });
+
+// What each kind of rig_splat (test/guest/kmod) makes the kernel print, as the rig shows it.
+// In the order the module makes them: a KASAN report turns lockdep off, so it comes last.
+const reports: Record<string, RegExp> = {
+  lockdep: /WARNING: possible circular locking dependency detected/,
+  sleep: /BUG: sleeping function called from invalid context at [^]*rig_sleep/,
+  warn: /WARNING: CPU: \d+ PID: \d+ at .*rig_splat/,
+  leak: /pfnic-rig: kmemleak: [^]*rig_leak/,
+  kasan: /BUG: KASAN: slab-out-of-bounds in rig_kasan/,
+};
+const release = new Set(matrixKernels(top, { debug: false }));
+
+for (const k of matrixKernels(top, { debug: true })) {
+  // a release kernel has no checkers: only WARN_ON reports there
+  const kinds = release.has(k) ? ['warn'] : Object.keys(reports);
+  t.test(`kernel ${k}: a guest whose kernel reports ${kinds.join(', ')} fails`, async (t) => {
+    const { status, stderr } = await new Promise<{ status: number; stderr: string }>((resolve) => {
+      execFile('bash', [runSh, '--timeout', '300', k, '--', 'test/vm/guest', 'splat', kinds.join(',')],
+        { cwd: top, maxBuffer: 64 << 20 }, (error, _stdout, stderr) => {
+          resolve({ status: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr });
+        });
+    });
+    t.equal(status, 126, 'the command succeeded, and the rig failed the guest for what the kernel said');
+    for (const kind of kinds) t.match(stderr, reports[kind]!, `the rig shows the ${kind} report`);
+  });
+}

@@ -16,6 +16,7 @@ import t from 'tap';
 import type { Event, MemoryBlock, Mr } from '../../control/src/schema.js';
 import { startApi } from './api-server.js';
 import { hold } from './mr-hold.js';
+import { rdmaJson } from './rdma.js';
 import { readSse } from './sse.js';
 
 const run = promisify(execFile);
@@ -200,11 +201,13 @@ t.test(`events from the kernel to the API's stream and history (kernel ${kernel}
     all.filter((e) => e.type === 'invalidate' && e.reason === 'clear').length, '/metrics counts the invalidations the history has');
   t.equal(sample('pfnic_events_total{type="memory",reason="offline"}'),
     all.filter((e) => e.type === 'memory' && e.reason === 'offline').length, 'and the blocks gone offline');
-  const now = ((await (await fetch(`${base}/v1/mrs/pfnic0/${before.mrn}`)).json()) as Mr);
-  t.equal(sample(`rdma_mr_counter_total{device="pfnic0",mrn="${now.mrn}",counter="page_invalidations"}`),
-    now.counters.page_invalidations, 'the MR\'s own page_invalidations series, as /v1/mrs has it');
-  const explicit = ((await (await fetch(`${base}/v1/mrs?device=pfnic0&kind=explicit`)).json()) as Mr[]).length;
-  t.equal(sample('rdma_mrs{device="pfnic0",kind="explicit"}'), explicit, `rdma_mrs counts pfnic0's explicit MRs (${explicit})`);
+  // against the kernel's own view: rdma's resource tracker and MR statistics
+  const stat = (await rdmaJson(['statistic', 'mr'])).find((s) => s.ifname === 'pfnic0' && s.mrn === before.mrn);
+  t.equal(sample(`rdma_mr_counter_total{device="pfnic0",mrn="${before.mrn}",counter="page_invalidations"}`),
+    stat?.page_invalidations, `the MR's own page_invalidations series, as rdma statistic mr has it (${String(stat?.page_invalidations)})`);
+  const explicit = (await rdmaJson(['-dd', 'resource', 'show', 'mr']))
+    .filter((r) => r.ifname === 'pfnic0' && r.drv_odp === 'explicit').length;
+  t.equal(sample('rdma_mrs{device="pfnic0",kind="explicit"}'), explicit, `rdma_mrs counts pfnic0's explicit MRs as rdma resource does (${explicit})`);
   const sysfs = Number((await readFile('/sys/class/infiniband/pfnic0/ports/1/hw_counters/page_invalidations', 'utf8')).trim());
   t.equal(sample('rdma_port_hw_counter_total{device="pfnic0",port="1",counter="page_invalidations"}'), sysfs,
     `the port's page_invalidations counter as sysfs has it (${sysfs})`);

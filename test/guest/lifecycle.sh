@@ -2,7 +2,7 @@
 # lifecycle.sh: pfnic devices and the module going away under live users, as TAP.
 # Needs pfnic.ko loaded with pfnic0 on d0 (test/vm/guest pfnic netdev=d0).
 echo "TAP version 13"
-echo "1..5"
+echo "1..8"
 n=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
 fail=0
@@ -32,10 +32,20 @@ done
 echo "$left" | grep -q 'pd 0 cq 0 qp 0 cm_id 0 mr 0 ctx 0'
 ok $? "the killed processes left nothing behind: $left"
 
+# held_by_process: whether a process holds a QP of pfnic0 now (rdma's resource tracker).
+held_by_process() {
+	for _ in $(seq 1 50); do
+		rdma resource show qp link pfnic0/1 2> /dev/null | grep -q 'pid [1-9]' && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
 # 2. rdma link delete with a process holding resources (a pingpong server waiting)
 timeout 60 ibv_rc_pingpong -d pfnic0 -g 1 -p 19002 > /dev/null 2>&1 &
 srv=$!
-sleep 2
+held_by_process
+ok $? "a pingpong server holds a QP of pfnic0: $(rdma resource show qp link pfnic0/1 | head -n 1)"
 timeout 20 rdma link delete pfnic0
 ok $? "rdma link delete pfnic0 returns while a process uses it"
 pkill -9 -x ibv_rc_pingpong
@@ -44,10 +54,12 @@ wait $srv 2> /dev/null
 ok $? "pfnic0 is gone"
 
 # 3. module unload with a device and a live user
-rdma link add pfnic0 type pfnic netdev d0 || true
+rdma link add pfnic0 type pfnic netdev d0
+ok $? "pfnic0 is made again"
 timeout 60 ibv_rc_pingpong -d pfnic0 -g 1 -p 19003 > /dev/null 2>&1 &
 srv=$!
-sleep 2
+held_by_process
+ok $? "a pingpong server holds a QP of the new pfnic0"
 timeout 20 rmmod pfnic
 rc=$?
 pkill -9 -x ibv_rc_pingpong

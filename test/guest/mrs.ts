@@ -10,6 +10,7 @@ import t from 'tap';
 import type { Mr } from '../../control/src/schema.js';
 import { startApi } from './api-server.js';
 import { hold } from './mr-hold.js';
+import { rdmaJson } from './rdma.js';
 
 const run = promisify(execFile);
 const top = process.env.PFNIC_TOP ?? process.cwd();
@@ -17,12 +18,6 @@ const top = process.env.PFNIC_TOP ?? process.cwd();
 t.setTimeout(10 * 60_000);
 const kernel = process.env.PFNIC_KERNEL ?? 'unknown';
 const apiPort = 18081;
-
-/** `rdma -j ...` output; numbers too big for a double are kept as text. */
-async function rdmaJson(args: string[]): Promise<Record<string, unknown>[]> {
-  const { stdout } = await run('rdma', ['-j', ...args], { maxBuffer: 16 << 20 });
-  return JSON.parse(stdout.replace(/:(\d{16,})([,}])/g, ':"$1"$2')) as Record<string, unknown>[];
-}
 
 async function getJson<T>(base: string, url: string): Promise<{ status: number; body: T }> {
   const res = await fetch(`${base}${url}`);

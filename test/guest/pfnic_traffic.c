@@ -122,6 +122,7 @@ static struct {
 	int atomic_access, atomic_odp_access;
 	char atomic_why[200];
 	bool need_reset;
+	bool strict;		/* --strict: a skipped case fails */
 	bool use_srq;
 	struct ibv_srq *srq;
 	int timeout_s;
@@ -1393,10 +1394,26 @@ static void hugepages_reserve(int n)
 	}
 }
 
+/*
+ * Reports case @n as skipped for @why; with --strict, as failed, since the device claims
+ * what the case needs. Return: 1 if it counts as a failure.
+ */
+static int skip_case(int n, const char *name, const char *kind, const char *why)
+{
+	if (g.strict)
+		printf("not ok %d - %s %s: would be skipped: %s\n", n, name, kind, why);
+	else
+		printf("ok %d - %s %s # SKIP %s\n", n, name, kind, why);
+	fflush(stdout);
+	return g.strict;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: pfnic_traffic -d DEVICE [-g GID_INDEX] [--only NAME[,NAME...]] "
-		   "[--seed N] [--timeout SECONDS] [--srq]\ncases:");
+		   "[--seed N] [--timeout SECONDS] [--srq] [--strict]\n"
+		   "  --strict: a case that would be skipped fails (for a device that claims "
+		   "everything the cases need)\ncases:");
 	for (int i = 0; i < NCASES; i++)
 		fprintf(f, " %s", cases[i].name);
 	fputc('\n', f);
@@ -1476,6 +1493,7 @@ int main(int argc, char **argv)
 		{"seed", required_argument, NULL, 's'},
 		{"timeout", required_argument, NULL, 't'},
 		{"srq", no_argument, NULL, 'r'},
+		{"strict", no_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1484,7 +1502,7 @@ int main(int argc, char **argv)
 	int c, failed = 0, planned = 0, n = 0;
 	char *end;
 
-	while ((c = getopt_long(argc, argv, "d:g:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:g:hS", lo, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			dev = optarg;
@@ -1515,6 +1533,9 @@ int main(int argc, char **argv)
 			free(s);
 			break;
 		}
+		case 'S':
+			g.strict = true;
+			break;
 		case 's':
 			g.run_seed = strtoull(optarg, &end, 0);
 			if (*end) {
@@ -1610,20 +1631,17 @@ int main(int argc, char **argv)
 				continue;
 			n++;
 			if (odp && !(kind == K_IMPLICIT ? g.implicit_ok : g.odp_ok)) {
-				printf("ok %d - %s %s # SKIP %s\n", n, tc->name, kn,
-				       kind == K_IMPLICIT ? g.implicit_why : g.odp_why);
-				fflush(stdout);
+				failed += skip_case(n, tc->name, kn,
+						    kind == K_IMPLICIT ? g.implicit_why : g.odp_why);
 				continue;
 			}
 			if (tc->atomics && !(odp ? g.atomic_odp_access : g.atomic_access)) {
-				printf("ok %d - %s %s # SKIP %s\n", n, tc->name, kn, g.atomic_why);
-				fflush(stdout);
+				failed += skip_case(n, tc->name, kn, g.atomic_why);
 				continue;
 			}
 			if (tc->numa && !two_nodes()) {
-				printf("ok %d - %s %s # SKIP the system has one NUMA node (no "
-				       "/sys/devices/system/node/node1)\n", n, tc->name, kn);
-				fflush(stdout);
+				failed += skip_case(n, tc->name, kn, "the system has one NUMA node (no "
+						    "/sys/devices/system/node/node1)");
 				continue;
 			}
 			g.need_reset = false;
@@ -1633,8 +1651,7 @@ int main(int argc, char **argv)
 
 			rc = target_open(&t, kind, tc->fill, tc->backing, skip, sizeof(skip));
 			if (rc == 1) {
-				printf("ok %d - %s %s # SKIP %s\n", n, tc->name, kn, skip);
-				fflush(stdout);
+				failed += skip_case(n, tc->name, kn, skip);
 				continue;
 			}
 			if (rc == 0)

@@ -281,16 +281,6 @@ static int datagram(struct ibv_mr *smr, uint8_t *src, size_t so, struct ibv_mr *
 
 /* ---- cases ---------------------------------------------------------------------------------- */
 
-static void *map_fresh(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		bail("mmap: %s", strerror(errno));
-	madvise(p, len, MADV_NOHUGEPAGE);
-	return p;
-}
-
 static const char *const kinds[] = { "odp", "implicit", "pinned" };
 
 /* Datagrams of several lengths, each across pages on both sides. */
@@ -366,6 +356,18 @@ static void c_kind(int kind)
 			nodes[i] = status[i] == 0 ? 1 : 0;
 		if (syscall(SYS_move_pages, 0, n, pages, nodes, status, MF_MOVE) < 0)
 			EXPECT(0, "move_pages: %s", strerror(errno));
+		/* where the pages are now, as the kernel says: ODP pages moved, pinned ones stayed */
+		size_t moved = 0;
+
+		if (syscall(SYS_move_pages, 0, n, pages, NULL, status, 0) < 0)
+			EXPECT(0, "move_pages (query): %s", strerror(errno));
+		for (size_t i = 0; i < n; i++)
+			moved += status[i] == nodes[i];
+		if (odp)
+			EXPECT(moved == n, "%s: %zu of %zu pages moved to the other node", kinds[kind],
+			       moved, n);
+		else
+			EXPECT(moved == 0, "pinned: %zu of %zu pinned pages moved", moved, n);
 		if (round_of(smr, src, rmr, dst, "after move_pages", 100 * kind + 20))
 			bad = 1;
 		snprintf(name, sizeof(name), "%s: the same after move_pages of both buffers to the "

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# build-driver.sh [NAME...]: build driver/ (pfnic.ko, ummunotify.ko) against each kernel of the matrix.
-# Output: build/driver/<name>/{pfnic,ummunotify}.ko. One source tree serves every kernel; Kbuild writes
-# its objects beside the sources, so each kernel builds in its own copy of driver/.
+# build-driver.sh [NAME...]: build driver/ (pfnic.ko, ummunotify.ko) against each kernel of the matrix,
+# and the rig's own test module (test/guest/kmod: rig_splat.ko).
+# Output: build/driver/<name>/{pfnic,ummunotify}.ko and build/driver/<name>/kmod/rig_splat.ko. One
+# source tree serves every kernel; Kbuild writes its objects beside the sources, so each kernel
+# builds in its own copy of driver/.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -24,6 +26,10 @@ build_one() {
 	for ko in pfnic ummunotify; do
 		[ -s "$out/$ko.ko" ] || rig_die "build for $name produced no $ko.ko"
 	done
+	mkdir -p "$out/kmod"
+	cp -u "$TOP"/test/guest/kmod/*.c "$TOP/test/guest/kmod/Kbuild" "$out/kmod/"
+	make -s -C "$kdir" M="$out/kmod" "${flags[@]}" modules
+	[ -s "$out/kmod/rig_splat.ko" ] || rig_die "build for $name produced no rig_splat.ko"
 }
 
 main() {

@@ -8,7 +8,8 @@
 # "host" kernels are Debian bookworm's own, installed by apt (setup.sh does that). "archive"
 # kernels come from another suite: they are downloaded with a private apt configuration
 # (the host's apt sources and package state are never touched) and unpacked with dpkg -x.
-# A kernel already prepared is left alone: nothing is downloaded twice.
+# "build" kernels are compiled from a Debian source package by build-kernel.sh.
+# A kernel already prepared is left alone: nothing is downloaded or built twice.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -152,6 +153,7 @@ main() {
 		case $(matrix_get "$n" source) in
 		host) prepare_host_kernel "$n" ;;
 		archive) prepare_archive_kernel "$n" ;;
+		build) "$RIG_DIR/build-kernel.sh" "$n" ;;
 		*) rig_die "kernel $n: unknown source" ;;
 		esac
 		rig_log "kernel $n ready: $(kernel_release "$n")"

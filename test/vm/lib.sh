@@ -6,6 +6,17 @@ TOP=$(cd "$RIG_DIR/../.." && pwd)
 # Everything downloaded or generated for the VMs lives here (ignored by git), so a second
 # run neither downloads nor rebuilds what it already has.
 CACHE=${PFNIC_CACHE:-$TOP/.cache}
+# Kernels built from source take long enough to build that they must outlive the checkout
+# (CI clones afresh each run): they live in the user's cache, shared by every checkout.
+if [ -n "${PFNIC_BUILT_CACHE:-}" ]; then
+	BUILT_CACHE=$PFNIC_BUILT_CACHE
+elif [ -n "${XDG_CACHE_HOME:-}" ]; then
+	BUILT_CACHE=$XDG_CACHE_HOME/pfnic
+elif [ -n "${HOME:-}" ] && [ "$HOME" != / ]; then
+	BUILT_CACHE=$HOME/.cache/pfnic
+else
+	BUILT_CACHE=/var/cache/pfnic
+fi
 MATRIX=$RIG_DIR/kernels.json
 
 rig_log() { printf 'rig: %s\n' "$*" >&2; }
@@ -29,7 +40,13 @@ matrix_get() {
 }
 
 # kernel_dir NAME: where a kernel's unpacked tree, vmlinux and initramfs are kept.
-kernel_dir() { printf '%s/kernels/%s\n' "$CACHE" "$1"; }
+kernel_dir() {
+	if [ "$(matrix_get "$1" source)" = build ]; then
+		printf '%s/kernels/%s\n' "$BUILT_CACHE" "$1"
+	else
+		printf '%s/kernels/%s\n' "$CACHE" "$1"
+	fi
+}
 
 # kernel_release NAME: its `uname -r`, once fetched.
 kernel_release() {

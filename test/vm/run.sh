@@ -19,7 +19,9 @@
 #
 # Exit status: the command's; 124 if the guest timed out; 125 if it never ran the command
 # or stopped without reporting; 126 if the command passed but the kernel reported an oops,
-# BUG, warning or lockdep splat (the console log is printed).
+# BUG, warning, lockdep, KASAN, KFENCE, debug-objects or RCU report, a sleep in atomic
+# context, a hung task, or (at the end of the run, on a kernel with kmemleak) a leak; the
+# console log is printed.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -45,7 +47,11 @@ shift
 
 kdir=$(kernel_dir "$name")
 rel=$(kernel_release "$name")
-[ -s "$kdir/vmlinux" ] || rig_die "kernel $name has no vmlinux (run test/vm/fetch-kernels.sh $name)"
+# The uncompressed kernel through its PVH entry is faster under TCG; a kernel built here
+# comes as a bzImage (see build-kernel.sh).
+boot=$kdir/vmlinux
+[ -s "$kdir/bzImage" ] && boot=$kdir/bzImage
+[ -s "$boot" ] || rig_die "kernel $name has no vmlinux (run test/vm/fetch-kernels.sh $name)"
 "$RIG_DIR/mkinitrd.sh" "$name"
 
 # The command script, where the guest finds it through the shared root.
@@ -68,19 +74,25 @@ mkdir -p "$CACHE/logs"
 } > "$rundir/cmd.sh"
 chmod 644 "$rundir/cmd.sh"
 
-append="console=ttyS0 quiet panic=-1 oops=panic pfnic.run=$rundir/cmd.sh pfnic.kernel=$name"
+# loglevel=5: the console gets every warning and error, where the checks below read them
+# (quiet would keep WARN_ON's and lockdep's reports, which are warnings, off it), and not
+# the boot's informational chatter.
+append="console=ttyS0 loglevel=5 panic=-1 oops=panic pfnic.run=$rundir/cmd.sh pfnic.kernel=$name"
 # On a loaded host the clocksource watchdog finds TCG's TSC unstable and switches clocks at
 # run time, patching kernel text; under multi-threaded TCG another vCPU then ran a stale
 # breakpoint in sched_clock_cpu and the kernel oopsed (int3). The TSC is the host's clock
 # here: trusting it leaves nothing to switch.
 append+=" tsc=reliable"
+# What the matrix adds for this kernel (kernels.json "append").
+extra=$(matrix_get "$name" append)
+[ -n "$extra" ] && append+=" $extra"
 # Shortly before the timeout the guest dumps its tasks to the console (see init).
 [ "$timeout_s" -ge 60 ] && append+=" pfnic.dump_after=$(( timeout_s - 20 ))"
 root=$(kernel_root "$name")
 [ -n "$root" ] && append+=" pfnic.modroot=$root"
 
 args=(-accel "tcg${PFNIC_TCG_OPTS:+,$PFNIC_TCG_OPTS}" -cpu max -smp 2 -nodefaults -display none -no-reboot
-	-kernel "$kdir/vmlinux" -initrd "$kdir/initrd.cpio.gz"
+	-kernel "$boot" -initrd "$kdir/initrd.cpio.gz"
 	-fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
 	-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot
 	-serial "file:$log" -chardev stdio,id=out,signal=off -serial chardev:out)
@@ -156,7 +168,10 @@ for attempt in 1 2; do
 done
 
 status=$(sed -n 's/^pfnic-rig: exit \([0-9]*\).*/\1/p' "$log" | tail -n 1)
-splat=$(grep -n -E 'BUG:|Oops|WARNING:|Call Trace|general protection|possible circular locking|INFO: task .* blocked|kernel panic|Kernel panic' "$log" || true)
+# What the kernel's checkers print when they find something: BUG: (KASAN, KFENCE, sleeping in
+# atomic context, soft lockups), WARNING: (WARN_ON, lockdep, RCU, refcounts, debug objects),
+# and the lines init adds for kmemleak and for lockdep having turned itself off.
+splat=$(grep -n -E 'BUG:|Oops|WARNING:|Call Trace|general protection|possible circular locking|INFO: task .* blocked|detected stalls? on|UBSAN:|ODEBUG:|kernel panic|Kernel panic|^pfnic-rig: (kmemleak|lockdep):' "$log" || true)
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
 	rig_log "guest $name timed out after ${timeout_s}s; console log: $log"
 	# from the start of the command: the tasks the guest dumped show where it hung

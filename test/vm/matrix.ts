@@ -1,0 +1,25 @@
+// The kernels of the VM matrix (test/vm/kernels.json) that a suite runs on, narrowed by
+// PFNIC_KERNELS (a comma-separated list of names) when it is set.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+interface MatrixEntry { name: string; debug?: boolean }
+
+function readMatrix(top: string): MatrixEntry[] {
+  return JSON.parse(readFileSync(path.join(top, 'test/vm/kernels.json'), 'utf8')) as MatrixEntry[];
+}
+
+/**
+ * The names of the matrix's kernels, in order. @p debug: whether the debug kernel (built with
+ * the kernel's runtime checkers, and several times slower) is among them.
+ */
+export function matrixKernels(top: string, { debug }: { debug: boolean }): string[] {
+  const only = process.env.PFNIC_KERNELS?.split(',').filter(Boolean);
+  return readMatrix(top).filter((k) => (debug || !k.debug) && (!only || only.includes(k.name))).map((k) => k.name);
+}
+
+/** The newest release kernel of the matrix (its last entry that is not a debug kernel). */
+export function newestKernel(top: string): string {
+  const release = readMatrix(top).filter((k) => !k.debug);
+  return release[release.length - 1]!.name;
+}
