@@ -36,6 +36,8 @@
 #define PFNIC_MAX_SRQ		BIT(16)
 #define PFNIC_MAX_RD_ATOM	128
 #define PFNIC_GID_TABLE_LEN	16
+/* The longest message (max_msg_sz): longer work requests are refused when posted. */
+#define PFNIC_MAX_MSG_SZ	(1ULL << 31)
 /* QPNs 0 and 1 are the special QPs; pfnic numbers its RC QPs from here. */
 #define PFNIC_FIRST_QPN		0x10
 
@@ -68,13 +70,30 @@ extern const struct rdma_stat_desc pfnic_stat_descs[PFNIC_STAT_COUNT];
  * @ndev: the netdev, held (@ndev_tracker) from creation until the core frees the device.
  * @ndev_tracker: the reference on @ndev.
  * @stats: counters, indexed by enum pfnic_stat.
+ * @prefetches: prefetches queued and not yet done (at most PFNIC_PREFETCH_QUEUED).
+ * @objects: the device's PDs, CQs, QPs, SRQs and MRs, by enum pfnic_obj, each kept within
+ *	the limit query_device reports (pfnic_obj_take()).
  */
 struct pfnic_dev {
 	struct ib_device ibdev;
 	struct net_device *ndev;
 	netdevice_tracker ndev_tracker;
 	atomic64_t stats[PFNIC_STAT_COUNT];
+	atomic_t prefetches;
+	atomic_t objects[5];
 };
+
+/* The objects a device keeps within its limits. */
+enum pfnic_obj {
+	PFNIC_OBJ_PD,
+	PFNIC_OBJ_CQ,
+	PFNIC_OBJ_QP,
+	PFNIC_OBJ_SRQ,
+	PFNIC_OBJ_MR,
+};
+
+int pfnic_obj_take(struct pfnic_dev *pfnic, enum pfnic_obj obj);
+void pfnic_obj_drop(struct pfnic_dev *pfnic, enum pfnic_obj obj);
 
 static inline void pfnic_stat_add(struct pfnic_dev *pfnic, enum pfnic_stat stat, u64 n)
 {
@@ -129,6 +148,9 @@ struct pfnic_cq {
  * ODP MR has a table per PFNIC_IMPLICIT_PAGES-aligned block of the address space that was
  * faulted in, made on the first fault there and released when nothing in it is mapped.
  *
+ * @dirty: entries the engine took to write (pfnic_xlt_page()): their pages are marked dirty
+ *	when the translation goes, so that writeback and reclaim keep what RDMA wrote there,
+ *	which no CPU page table entry records.
  * @lock: protects the entries and the bitmaps and counts below. The engine holds it while
  *	it copies to or from a page, so an invalidation that takes it waits for every access
  *	in flight to the pages it zaps. Nothing that can allocate memory or fault runs under
@@ -150,6 +172,7 @@ struct pfnic_xlt {
 	struct page **pages;
 	unsigned long *writable;
 	unsigned long *suspended;
+	unsigned long *dirty;
 	bool dead;
 	struct work_struct release_work;
 	struct rcu_head rcu;
@@ -281,18 +304,38 @@ struct pfnic_srq {
  * @cur: the engine's copy of the send WQE it executes (only the engine touches it).
  * @rcur: the engine's copy of the peer's receive WQE it fills.
  * @stalled: a page fault of this QP is being resolved; the engine does not run it.
+ * @sq_busy: the engine runs the send queue's head WQE outside the lock: a flush leaves that
+ *	WQE (and those after it) to the engine, which completes it once it no longer touches
+ *	its buffers, so that no buffer changes after its completion is seen.
+ * @rq_busy: requesters delivering into the head receive WQE (or the SRQ WQE held) right
+ *	now; a flush leaves it to them likewise (pfnic_recv_release()).
+ * @exec_gen: the send queue's generation when the engine took the WQE it runs (engine only).
+ * @progress: bytes of that WQE moved already: after a fault the WQE goes on from there
+ *	rather than from its start, so that memory changing under a large WQE cannot keep it
+ *	from ever finishing (engine only). For a message, @progress_rgen is the generation of
+ *	the receive queue it goes into: a message whose receive WQE went starts again.
  * @busy_rounds: faults in a row that timed out on a changing range and were taken again
  *	(only the fault work touches it: a work item never runs twice at once).
+ * @fault_gen: the send queue's generation when the fault being resolved stalled the QP: a
+ *	reset or flush since then makes its outcome another life's, which it must not touch.
  * @rnr_left: RNR retries left for the WQE at the head (7 means forever).
+ * @rnr_timer: the min_rnr_timer of the responder whose RNR NAK the WQE at the head got: how
+ *	long to wait before trying again, as on a wire, where the NAK carries it (engine only).
  * @srq: the SRQ its receive WQEs come from, or NULL (then @rq has them).
  * @srq_wqe: the SRQ's WQE this QP took for the message being received, while @srq_held.
  * @last_wqe: IB_EVENT_QP_LAST_WQE_REACHED was reported since the QP entered the error state.
+ * @incarnation: this QP's number among every QP the module made, never reused
+ * @peer_incarnation: the incarnation of the QP that had @attr.dest_qp_num when this one was
+ *	connected to it (RTR), 0 if there was none yet: a QP that has that number since, the
+ *	old one being gone, is not the peer (pfnic_peer())
  * @deliver_lock: a UD QP receives from any number of senders, whose engines run at once:
  *	each holds this from taking a receive WQE to delivering into it (an RC QP has one
  *	sender, which never needs it).
- * @atomic_done: the atomic WQE at the head (@atomic_gen, @atomic_head) changed the remote
- *	word already, and @atomic_orig is what it held: a fault on the local side re-runs the
- *	WQE without changing the word again (only the engine touches these).
+ * @atomic_done: the atomic WQE at the head changed the remote word already, and
+ *	@atomic_orig is what it held: a fault on the local side re-runs the WQE without
+ *	changing the word again (only the engine touches these).
+ * @wqe_gen: with @wqe_head, the WQE that @progress and @atomic_done belong to: a flush, a
+ *	reset or the next WQE forgets them (engine only).
  */
 struct pfnic_qp {
 	struct ib_qp ibqp;
@@ -311,16 +354,25 @@ struct pfnic_qp {
 	struct pfnic_wqe *cur;
 	struct pfnic_wqe *rcur;
 	bool stalled;
+	bool sq_busy;
+	unsigned int rq_busy;
 	unsigned int busy_rounds;
+	u32 fault_gen;
+	u32 exec_gen;
+	u64 progress;
+	u32 progress_rgen;
 	u8 rnr_left;
+	u8 rnr_timer;
 	struct pfnic_srq *srq;
 	struct pfnic_wqe *srq_wqe;
 	bool srq_held;
 	bool last_wqe;
+	u64 incarnation;
+	u64 peer_incarnation;
 	struct mutex deliver_lock;	/* UD receives; see above */
 	bool atomic_done;
-	u32 atomic_gen;
-	u32 atomic_head;
+	u32 wqe_gen;
+	u32 wqe_head;
 	u64 atomic_orig;
 	/* the page fault this QP waits on, and how its resolution ended */
 	struct pfnic_mr *fault_mr;
@@ -370,6 +422,11 @@ static inline struct pfnic_qp *to_pfnic_qp(struct ib_qp *ibqp)
 void pfnic_dealloc_driver(struct ib_device *ibdev);
 
 extern struct workqueue_struct *pfnic_wq;
+extern struct workqueue_struct *pfnic_fault_wq;
+extern struct workqueue_struct *pfnic_prefetch_wq;
+/* Prefetches run at once; and queued at most, per device, beyond which advice is dropped. */
+#define PFNIC_PREFETCH_ACTIVE	4
+#define PFNIC_PREFETCH_QUEUED	256
 
 /* pfnic_verbs.c */
 extern const struct ib_device_ops pfnic_dev_ops;
@@ -396,6 +453,8 @@ void pfnic_mr_put(struct pfnic_mr *mr);
 void pfnic_mr_count(struct pfnic_mr *mr, enum pfnic_stat stat, u64 n);
 struct pfnic_xlt *pfnic_xlt_alloc(struct pfnic_mr *mr, unsigned long va, unsigned long npages);
 void pfnic_xlt_put(struct pfnic_xlt *xlt);
+void pfnic_xlt_zap(struct pfnic_xlt *xlt, unsigned long idx);
+void pfnic_xlt_zap_all(struct pfnic_xlt *xlt);
 struct pfnic_xlt *pfnic_xlt_get(struct pfnic_mr *mr, unsigned long uva);
 struct page *pfnic_xlt_page(struct pfnic_xlt *xlt, unsigned long uva, bool write);
 

@@ -12,6 +12,8 @@ int pfnic_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 		    struct ib_udata *driver_udata)
 {
 	struct pfnic_cq *cq = to_pfnic_cq(ibcq);
+	struct pfnic_dev *pfnic = to_pfnic_dev(ibcq->device);
+	int rv;
 
 	if (attr->flags)
 		return -EOPNOTSUPP;
@@ -20,9 +22,14 @@ int pfnic_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 	if (driver_udata && (driver_udata->inlen || driver_udata->outlen))
 		return -EINVAL;
 
-	cq->ring = kvcalloc(attr->cqe, sizeof(*cq->ring), GFP_KERNEL);
-	if (!cq->ring)
+	rv = pfnic_obj_take(pfnic, PFNIC_OBJ_CQ);
+	if (rv)
+		return rv;
+	cq->ring = kvcalloc(attr->cqe, sizeof(*cq->ring), GFP_KERNEL_ACCOUNT);
+	if (!cq->ring) {
+		pfnic_obj_drop(pfnic, PFNIC_OBJ_CQ);
 		return -ENOMEM;
+	}
 	spin_lock_init(&cq->lock);
 	cq->size = attr->cqe;
 	ibcq->cqe = attr->cqe;
@@ -35,6 +42,7 @@ int pfnic_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata)
 
 	/* the core destroys a CQ only once no QP uses it, so no completion can race */
 	kvfree(cq->ring);
+	pfnic_obj_drop(to_pfnic_dev(ibcq->device), PFNIC_OBJ_CQ);
 	return 0;
 }
 

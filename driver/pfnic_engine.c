@@ -10,6 +10,7 @@
  * resumes and runs the WQE again from its start. A fault on the responder's MR stalls the
  * requester the same way, as an RNR NAK would on a wire.
  */
+#include <linux/delay.h>
 #include <linux/highmem.h>
 #include <linux/ip.h>
 #include <linux/moduleparam.h>
@@ -30,6 +31,15 @@ module_param(inject_fault_busy, uint, 0600);
 MODULE_PARM_DESC(inject_fault_busy,
 		 "testing: the next N device page faults time out as if their range kept changing");
 
+/*
+ * Testing: every device page fault waits this long before it is resolved, so that a test
+ * can act on a QP (reset it, destroy it) while its fault is in flight.
+ */
+static unsigned int inject_fault_delay_ms;
+module_param(inject_fault_delay_ms, uint, 0600);
+MODULE_PARM_DESC(inject_fault_delay_ms,
+		 "testing: each device page fault waits this many milliseconds first");
+
 /* Takes one injected -EBUSY, if any is left. */
 static bool pfnic_fault_busy_injected(void)
 {
@@ -49,7 +59,19 @@ enum pfnic_step {
 	PFNIC_DONE = 0,
 	PFNIC_FAULT,	/* a translation is missing: qp->fault_* says which */
 	PFNIC_RNR,	/* the responder has no receive WQE */
+	PFNIC_ABORT,	/* the QP was reset or moved to the error state mid-copy */
 };
+
+/*
+ * Bytes a device page fault maps at most. A larger access stalls once per window; with the
+ * WQE going on from where it stopped (qp->progress), each fault moves it forward however
+ * fast its memory changes, and no fault has gigabytes to map before the engine sees any.
+ */
+#define PFNIC_FAULT_WINDOW	(2UL << 20)
+/* Pages a copy moves between two looks at its QP's state, and between reschedules. */
+#define PFNIC_COPY_BATCH	64
+/* WQEs one run of a QP's engine completes before it queues itself again. */
+#define PFNIC_ENGINE_BUDGET	64
 
 /* One side of a copy: an MR and an address inside it (an iova). */
 struct pfnic_ref {
@@ -93,16 +115,26 @@ static struct pfnic_xlt *pfnic_xlt_at(struct pfnic_xlt **cached, struct pfnic_mr
 	return *cached;
 }
 
-/* Records the fault that stalls @qp: the pages @len bytes from @uva of @mr need. */
+/*
+ * Records the fault that stalls @qp: the pages @len bytes from @uva of @mr need, or the first
+ * PFNIC_FAULT_WINDOW of them.
+ */
 static void pfnic_raise_fault(struct pfnic_qp *qp, struct pfnic_mr *mr, unsigned long uva,
 			      u64 len, bool write, bool remote)
 {
 	kref_get(&mr->ref);
 	qp->fault_mr = mr;
 	qp->fault_va = uva;
-	qp->fault_len = len;
+	qp->fault_len = min_t(u64, len, PFNIC_FAULT_WINDOW - offset_in_page(uva));
 	qp->fault_write = write;
 	qp->fault_remote = remote;
+}
+
+/* The WQE the engine runs was taken away: its QP was reset, flushed or moved to error. */
+static bool pfnic_wqe_taken_away(struct pfnic_qp *qp)
+{
+	return READ_ONCE(qp->attr.qp_state) == IB_QPS_ERR ||
+	       READ_ONCE(qp->sq.gen) != qp->exec_gen;
 }
 
 /**
@@ -112,19 +144,30 @@ static void pfnic_raise_fault(struct pfnic_qp *qp, struct pfnic_mr *mr, unsigned
  * @src: where from, likewise
  * @len: bytes
  * @remote: which side is the responder's (for the fault record): bit 0 @dst, bit 1 @src
+ * @moved: bytes moved are added to it, also when the copy stops early
  *
- * Return: PFNIC_DONE, or PFNIC_FAULT with the fault recorded in @qp (bytes before the
- * missing page may have been copied; the WQE is run again from its start).
+ * Context: the engine (process context, no lock held); reschedules every PFNIC_COPY_BATCH
+ * pages, where it also stops if @qp's WQE was taken away.
+ * Return: PFNIC_DONE; PFNIC_FAULT with the fault recorded in @qp (the bytes before the
+ * missing page were moved); PFNIC_ABORT if @qp was reset or moved to the error state.
  */
 static enum pfnic_step pfnic_copy(struct pfnic_qp *qp, struct pfnic_ref dst,
-				  struct pfnic_ref src, u64 len, unsigned int remote)
+				  struct pfnic_ref src, u64 len, unsigned int remote, u64 *moved)
 {
 	unsigned long duva = pfnic_mr_uva(dst.mr, dst.iova);
 	unsigned long suva = pfnic_mr_uva(src.mr, src.iova);
 	struct pfnic_xlt *dx = NULL, *sx = NULL;
 	enum pfnic_step step = PFNIC_DONE;
+	unsigned int pages = 0;
 
 	while (len) {
+		if (!(++pages % PFNIC_COPY_BATCH)) {
+			if (pfnic_wqe_taken_away(qp)) {
+				step = PFNIC_ABORT;
+				break;
+			}
+			cond_resched();
+		}
 		size_t doff = offset_in_page(duva), soff = offset_in_page(suva);
 		size_t n = min_t(u64, len, PAGE_SIZE - max(doff, soff));
 		bool have_dst = pfnic_xlt_at(&dx, dst.mr, duva);
@@ -147,6 +190,7 @@ static enum pfnic_step pfnic_copy(struct pfnic_qp *qp, struct pfnic_ref dst,
 				duva += n;
 				suva += n;
 				len -= n;
+				*moved += n;
 				continue;
 			}
 			pfnic_unlock_two(dx, sx);
@@ -294,16 +338,18 @@ static enum pfnic_step pfnic_put_sgl(struct pfnic_qp *qp, const struct ib_sge *s
  * @len: bytes to move
  * @to_peer: data flows from @qp to the peer (SEND, WRITE) rather than back (READ)
  * @status: set to the completion status on a protection failure
+ * @done: bytes moved by earlier runs of this WQE, which this one skips; what it moves is
+ *	added to it
  *
- * Return: PFNIC_DONE (check @status), or PFNIC_FAULT.
+ * Return: PFNIC_DONE (check @status), PFNIC_FAULT or PFNIC_ABORT (see pfnic_copy()).
  */
 static enum pfnic_step pfnic_sg_copy(struct pfnic_qp *qp, const struct ib_sge *sgl, u32 num_sge,
 				     const struct ib_sge *peer_sgl, u32 peer_num_sge,
 				     struct ib_pd *peer_pd, u32 rkey, u64 remote_addr, u64 len,
-				     bool to_peer, enum ib_wc_status *status)
+				     bool to_peer, enum ib_wc_status *status, u64 *done)
 {
 	u32 li = 0, pi = 0;
-	u64 loff = 0, poff = 0;
+	u64 loff = 0, poff = 0, skip = *done;
 	enum pfnic_step step = PFNIC_DONE;
 
 	*status = IB_WC_SUCCESS;
@@ -336,6 +382,12 @@ static enum pfnic_step pfnic_sg_copy(struct pfnic_qp *qp, const struct ib_sge *s
 		n = min_t(u64, len, l->length - loff);
 		if (p)
 			n = min_t(u64, n, p->length - poff);
+		if (skip) {
+			/* moved by an earlier run, checked then */
+			n = min(n, skip);
+			skip -= n;
+			goto next;
+		}
 
 		lmr = pfnic_mr_lookup(l->lkey, qp->ibqp.pd, l->addr + loff, n,
 				      to_peer ? 0 : IB_ACCESS_LOCAL_WRITE);
@@ -357,13 +409,14 @@ static enum pfnic_step pfnic_sg_copy(struct pfnic_qp *qp, const struct ib_sge *s
 		lref = (struct pfnic_ref){ lmr, l->addr + loff };
 		pref = (struct pfnic_ref){ pmr, p ? p->addr + poff : remote_addr };
 		if (to_peer)
-			step = pfnic_copy(qp, pref, lref, n, 1);
+			step = pfnic_copy(qp, pref, lref, n, 1, done);
 		else
-			step = pfnic_copy(qp, lref, pref, n, 2);
+			step = pfnic_copy(qp, lref, pref, n, 2, done);
 		pfnic_mr_put(pmr);
 		pfnic_mr_put(lmr);
 		if (step != PFNIC_DONE)
 			return step;
+next:
 		loff += n;
 		if (p)
 			poff += n;
@@ -419,15 +472,27 @@ static enum pfnic_step pfnic_atomic(struct pfnic_qp *qp, struct pfnic_qp *peer,
 			     status);
 }
 
-/* The connected peer of an RC QP, if it is there and connected back to us. */
+/* Whether two QPs' devices are in one network namespace, where their GIDs reach each other. */
+static bool pfnic_same_net(struct pfnic_qp *a, struct pfnic_qp *b)
+{
+	return net_eq(dev_net(a->pfnic->ndev), dev_net(b->pfnic->ndev));
+}
+
+/*
+ * The connected peer of an RC QP, if it is there and connected back to us: the QP each was
+ * connected to (its incarnation, not just its number), in the same network namespace.
+ */
 static struct pfnic_qp *pfnic_peer(struct pfnic_qp *qp)
 {
 	struct pfnic_qp *peer = pfnic_qp_get(qp->attr.dest_qp_num);
+	u64 bound = READ_ONCE(qp->peer_incarnation), back;
 	const struct ib_gid_attr *gid;
 
 	if (!peer)
 		return NULL;
-	if (peer->ibqp.qp_type != IB_QPT_RC) {
+	back = READ_ONCE(peer->peer_incarnation);
+	if (peer->ibqp.qp_type != IB_QPT_RC || (bound && bound != peer->incarnation) ||
+	    (back && back != qp->incarnation) || !pfnic_same_net(qp, peer)) {
 		pfnic_qp_put(peer);
 		return NULL;
 	}
@@ -477,7 +542,8 @@ static enum ib_wc_status pfnic_check_local(struct pfnic_qp *qp, const struct pfn
  * The receive WQE a message to @peer lands in, copied to @rwqe, and the generation of
  * @peer's receive queue to check it against on delivery. From an SRQ, the message keeps
  * the WQE it took until it is delivered; *@limit is set when that took the SRQ below its
- * armed limit (the caller reports it, pfnic_srq_limit_event(), after unlocking). Caller
+ * armed limit (the caller reports it, pfnic_srq_limit_event(), after unlocking). The WQE is
+ * the caller's to fill (@peer->rq_busy) until pfnic_respond() or pfnic_recv_release(). Caller
  * holds @peer->lock. Return: false if there is none.
  */
 static bool pfnic_take_recv(struct pfnic_qp *peer, struct pfnic_wqe *rwqe, u32 *rgen,
@@ -495,7 +561,25 @@ static bool pfnic_take_recv(struct pfnic_qp *peer, struct pfnic_wqe *rwqe, u32 *
 		memcpy(rwqe, pfnic_wq_entry(&peer->rq, peer->rq.head), peer->rq.stride);
 	}
 	*rgen = peer->rq.gen;
+	peer->rq_busy++;
 	return true;
+}
+
+/*
+ * Lets go of the receive WQE of @peer that pfnic_take_recv() gave a message that did not
+ * consume it (a fault, an error of the requester's own): it stays at the head. If a flush
+ * came meanwhile, it left that WQE to us: it is flushed now.
+ */
+static void pfnic_recv_release(struct pfnic_qp *peer)
+{
+	bool flush;
+
+	spin_lock_irq(&peer->lock);
+	peer->rq_busy--;
+	flush = peer->attr.qp_state == IB_QPS_ERR;
+	spin_unlock_irq(&peer->lock);
+	if (flush)
+		pfnic_qp_flush(peer);
 }
 
 /* The PD of the MRs a QP's receive buffers must be in: its SRQ's, if it has one. */
@@ -508,7 +592,8 @@ static struct ib_pd *pfnic_recv_pd(struct pfnic_qp *qp)
  * The responder's side of a WQE that ran to its end: deliver the message (consume and
  * complete the receive WQE, with @peer_status), and move the responder to the error state
  * when it found an error itself (a bad receive buffer, a remote access violation, or a
- * request it cannot carry out). The state changes before the completion is seen.
+ * request it cannot carry out). The state changes before the completion is seen. A receive
+ * WQE taken for a message (@consumes) is let go of here, delivered or not.
  */
 static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, bool consumes,
 			  enum ib_wc_status *status, enum ib_wc_status peer_status)
@@ -523,12 +608,24 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 	unsigned int signal = 0;
 	struct ib_wc wc = {};
 
-	if (!deliver && !error)
+	if (!deliver && !error) {
+		if (consumes)
+			pfnic_recv_release(peer);
 		return;
+	}
 	spin_lock_irq(&peer->lock);
-	if (deliver && (peer->rq.gen != rgen || (peer->srq ? !peer->srq_held : !peer->rq.count))) {
-		/* the receive WQE was flushed meanwhile: the message found no one */
+	if (consumes)
+		peer->rq_busy--;
+	if (deliver && (peer->rq.gen != rgen || peer->attr.qp_state == IB_QPS_ERR)) {
+		/*
+		 * The responder was reset (its WQEs went without completions) or moved to the
+		 * error state (its flush left the WQE being filled to us) meanwhile: the
+		 * message found no one.
+		 */
+		error = peer->attr.qp_state == IB_QPS_ERR;
 		spin_unlock_irq(&peer->lock);
+		if (error)
+			pfnic_qp_flush(peer);
 		/* a datagram is simply lost; a connection breaks */
 		*status = ud ? IB_WC_SUCCESS : IB_WC_RETRY_EXC_ERR;
 		return;
@@ -586,7 +683,7 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
  * @status: the requester's completion status, when the WQE ran to its end
  *
  * Return: PFNIC_DONE with *status (the responder's side already done: see
- * pfnic_respond()), PFNIC_FAULT (the fault recorded in @qp) or PFNIC_RNR.
+ * pfnic_respond()), PFNIC_FAULT (the fault recorded in @qp), PFNIC_ABORT or PFNIC_RNR.
  */
 static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer, bool failed,
 				     enum ib_wc_status *status)
@@ -622,12 +719,18 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		return PFNIC_DONE;
 	}
 	if (consumes && !pfnic_take_recv(peer, rwqe, &rgen, &limit)) {
+		qp->rnr_timer = peer->attr.min_rnr_timer;
 		spin_unlock_irq(&peer->lock);
 		return PFNIC_RNR;
 	}
 	spin_unlock_irq(&peer->lock);
 	if (limit)
 		pfnic_srq_limit_event(peer->srq);
+	/* a message goes on into the receive WQE it started in, or starts again */
+	if (consumes && rgen != qp->progress_rgen) {
+		qp->progress = 0;
+		qp->progress_rgen = rgen;
+	}
 
 	if (failed) {
 		/* the responder's memory could not be faulted in */
@@ -641,16 +744,20 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		step = pfnic_atomic(qp, peer, status);
 	} else if (sends) {
 		step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, rwqe->sge, rwqe->num_sge,
-				     pfnic_recv_pd(peer), 0, 0, wqe->total_len, true, status);
+				     pfnic_recv_pd(peer), 0, 0, wqe->total_len, true, status,
+				     &qp->progress);
 		if (*status == IB_WC_REM_OP_ERR)
 			peer_status = IB_WC_LOC_PROT_ERR;
 	} else {
 		step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, NULL, 0, peer->ibqp.pd, wqe->rkey,
 				     wqe->remote_addr, wqe->total_len,
-				     wqe->opcode != IB_WR_RDMA_READ, status);
+				     wqe->opcode != IB_WR_RDMA_READ, status, &qp->progress);
 	}
-	if (step != PFNIC_DONE)
+	if (step != PFNIC_DONE) {
+		if (consumes)
+			pfnic_recv_release(peer);
 		return step;
+	}
 	pfnic_respond(qp, peer, rgen, consumes, status, peer_status);
 	return PFNIC_DONE;
 }
@@ -720,7 +827,7 @@ static u32 pfnic_sge_skip(struct ib_sge *dst, const struct ib_sge *src, u32 num_
  * (buffer too small or not its to write) completes its receive WQE in error and leaves
  * RTS; the sender still succeeds.
  *
- * Return: PFNIC_DONE with *status, or PFNIC_FAULT (the fault recorded in @qp).
+ * Return: PFNIC_DONE with *status, PFNIC_FAULT (the fault recorded in @qp) or PFNIC_ABORT.
  */
 static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 					enum ib_wc_status *status)
@@ -750,7 +857,7 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 	peer = pfnic_qp_get(wqe->remote_qpn);
 	if (!peer)
 		return PFNIC_DONE;
-	if (peer->ibqp.qp_type != IB_QPT_UD)
+	if (peer->ibqp.qp_type != IB_QPT_UD || !pfnic_same_net(qp, peer))
 		goto lost;
 	gid = rdma_find_gid_by_port(&peer->pfnic->ibdev, &wqe->dgid, IB_GID_TYPE_ROCE_UDP_ENCAP,
 				    PFNIC_PORT, NULL);
@@ -785,6 +892,7 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 	if (IS_ERR(gid)) {
 		/* the source GID went away with its address: nothing can be sent from it */
 		*status = IB_WC_LOC_QP_OP_ERR;
+		pfnic_recv_release(peer);
 		goto unlock;
 	}
 	pfnic_ud_grh(grh, &gid->gid, &wqe->dgid, wqe->total_len);
@@ -792,9 +900,12 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 	step = pfnic_put_sgl(qp, rwqe->sge, rwqe->num_sge, pfnic_recv_pd(peer), grh,
 			     PFNIC_GRH_LEN, true, &put);
 	if (step == PFNIC_DONE && put == IB_WC_SUCCESS) {
+		/* a datagram is one packet: after a fault it is sent again whole */
+		u64 moved = 0;
+
 		n = pfnic_sge_skip(rsge, rwqe->sge, rwqe->num_sge, PFNIC_GRH_LEN);
 		step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, rsge, n, pfnic_recv_pd(peer), 0, 0,
-				     wqe->total_len, true, status);
+				     wqe->total_len, true, status, &moved);
 		/* the receiver's buffer is the receiver's error; the sender's is the sender's */
 		if (*status == IB_WC_REM_OP_ERR || *status == IB_WC_REM_INV_REQ_ERR) {
 			*status = IB_WC_SUCCESS;
@@ -805,13 +916,14 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 	}
 	if (step != PFNIC_DONE) {
 		/* the WQE stays at the head: whoever delivers next (maybe us again) fills it */
+		pfnic_recv_release(peer);
 		mutex_unlock(&peer->deliver_lock);
 		pfnic_qp_put(peer);
 		return step;
 	}
 respond:
-	pfnic_respond(qp, peer, rgen, *status == IB_WC_SUCCESS || peer_status != IB_WC_SUCCESS,
-		      status, peer_status);
+	/* delivered unless the sender's own buffer failed it (pfnic_respond() tells which) */
+	pfnic_respond(qp, peer, rgen, true, status, peer_status);
 unlock:
 	mutex_unlock(&peer->deliver_lock);
 lost:
@@ -819,19 +931,44 @@ lost:
 	return PFNIC_DONE;
 }
 
-/* RNR timer: IB's encoding of min_rnr_timer, rounded up to whole jiffies. */
+/*
+ * The RNR NAK timer's encoding (InfiniBand Architecture, table 45): min_rnr_timer 0 to 31
+ * as microseconds, 0 being the longest.
+ */
+static const u32 pfnic_rnr_usecs[32] = {
+	655360, 10, 20, 30, 40, 60, 80, 120, 160, 240, 320, 480, 640, 960, 1280, 1920,
+	2560, 3840, 5120, 7680, 10240, 15360, 20480, 30720, 40960, 61440, 81920, 122880,
+	163840, 245760, 327680, 491520,
+};
+
+/* How long a requester waits after an RNR NAK: min_rnr_timer, rounded up to whole jiffies. */
 static unsigned long pfnic_rnr_delay(u8 timer)
 {
-	return usecs_to_jiffies(timer ? 10 * timer : 655360);
+	return usecs_to_jiffies(pfnic_rnr_usecs[timer & 31]);
+}
+
+/* Drops the fault a WQE raised when the WQE will not wait for it (taken away meanwhile). */
+static void pfnic_forget_fault(struct pfnic_qp *qp, enum pfnic_step step)
+{
+	if (step != PFNIC_FAULT)
+		return;
+	pfnic_mr_put(qp->fault_mr);
+	qp->fault_mr = NULL;
 }
 
 /*
  * The engine's work item: runs a QP's send queue from its head until it is empty, the QP
- * leaves RTS, or a WQE stalls (page fault, RNR).
+ * leaves RTS, or a WQE stalls (page fault, RNR); after PFNIC_ENGINE_BUDGET WQEs it queues
+ * itself again, so that one busy QP does not keep a worker, nor the CPU, from the others.
+ *
+ * The WQE it runs stays at the head (@qp->sq_busy) until the engine has finished with its
+ * buffers: a flush meanwhile leaves it, and the engine completes it, with
+ * IB_WC_WR_FLUSH_ERR if the QP is in the error state by then.
  */
 void pfnic_engine_run(struct work_struct *work)
 {
 	struct pfnic_qp *qp = container_of(work, struct pfnic_qp, work);
+	unsigned int budget = PFNIC_ENGINE_BUDGET;
 
 	for (;;) {
 		enum ib_wc_status status = IB_WC_SUCCESS;
@@ -845,13 +982,21 @@ void pfnic_engine_run(struct work_struct *work)
 			spin_unlock_irq(&qp->lock);
 			return;
 		}
+		if (!budget--) {
+			spin_unlock_irq(&qp->lock);
+			queue_work(pfnic_wq, &qp->work);
+			return;
+		}
 		memcpy(qp->cur, pfnic_wq_entry(&qp->sq, qp->sq.head), qp->sq.stride);
 		gen = qp->sq.gen;
-		/* an atomic's change belongs to its WQE: a flush or a new WQE forgets it */
-		if (qp->atomic_gen != gen || qp->atomic_head != qp->sq.head) {
+		qp->exec_gen = gen;
+		qp->sq_busy = true;
+		/* what earlier runs did belongs to their WQE: a flush or a new WQE forgets it */
+		if (qp->wqe_gen != gen || qp->wqe_head != qp->sq.head) {
 			qp->atomic_done = false;
-			qp->atomic_gen = gen;
-			qp->atomic_head = qp->sq.head;
+			qp->progress = 0;
+			qp->wqe_gen = gen;
+			qp->wqe_head = qp->sq.head;
 		}
 		/* a fault of this WQE that could not be resolved fails it this time */
 		failed = qp->fault_status;
@@ -871,19 +1016,25 @@ void pfnic_engine_run(struct work_struct *work)
 		}
 
 		spin_lock_irq(&qp->lock);
+		qp->sq_busy = false;
 		if (qp->sq.gen != gen) {
-			/* flushed or reset while we ran it: the flush completed it */
+			/* reset while we ran it: its WQEs went without completions */
 			spin_unlock_irq(&qp->lock);
-			if (step == PFNIC_FAULT) {
-				pfnic_mr_put(qp->fault_mr);
-				qp->fault_mr = NULL;
-			}
+			pfnic_forget_fault(qp, step);
 			continue;
+		}
+		if (qp->attr.qp_state == IB_QPS_ERR) {
+			/* moved to the error state while we ran it: the flush left it to us */
+			pfnic_forget_fault(qp, step);
+			if (step != PFNIC_DONE || status == IB_WC_SUCCESS)
+				status = IB_WC_WR_FLUSH_ERR;
+			step = PFNIC_DONE;
 		}
 		if (step == PFNIC_FAULT) {
 			qp->stalled = true;
+			qp->fault_gen = gen;
 			spin_unlock_irq(&qp->lock);
-			queue_work(pfnic_wq, &qp->fault_work);
+			queue_work(pfnic_fault_wq, &qp->fault_work);
 			return;
 		}
 		if (step == PFNIC_RNR) {
@@ -893,7 +1044,7 @@ void pfnic_engine_run(struct work_struct *work)
 				spin_unlock_irq(&qp->lock);
 				pfnic_stat_add(qp->pfnic, PFNIC_STAT_RNR_RETRIES, 1);
 				queue_delayed_work(pfnic_wq, &qp->rnr_work,
-						   pfnic_rnr_delay(qp->attr.min_rnr_timer));
+						   pfnic_rnr_delay(qp->rnr_timer));
 				return;
 			}
 			status = IB_WC_RNR_RETRY_EXC_ERR;
@@ -901,7 +1052,9 @@ void pfnic_engine_run(struct work_struct *work)
 		qp->sq.head = (qp->sq.head + 1) % qp->sq.size;
 		qp->sq.count--;
 		qp->rnr_left = qp->attr.rnr_retry;
+		/* a queue of one WQE has the same head for the next */
 		qp->atomic_done = false;
+		qp->progress = 0;
 		/* an error completion is seen with the QP already in the error state */
 		if (status != IB_WC_SUCCESS)
 			qp->attr.qp_state = IB_QPS_ERR;
@@ -937,14 +1090,19 @@ void pfnic_engine_rnr_retry(struct work_struct *work)
  * resumes without an error, runs the WQE again and takes the fault again, as a NIC whose
  * fault handler told it to retry would, up to PFNIC_FAULT_BUSY_ROUNDS times in a row. A
  * QP moved to the error state or destroyed meanwhile stops it; faults made to time out by
- * the test hook return at once.
+ * the test hook return at once. A QP reset (or flushed) while its fault was resolved has
+ * no WQE waiting for it any more: the outcome is dropped, so that it cannot fail a WQE
+ * posted in the QP's next life.
  */
 void pfnic_engine_fault(struct work_struct *work)
 {
 	struct pfnic_qp *qp = container_of(work, struct pfnic_qp, fault_work);
 	struct pfnic_mr *mr = qp->fault_mr;
+	unsigned int delay = READ_ONCE(inject_fault_delay_ms);
 	int rv;
 
+	if (delay)
+		msleep(delay);
 	if (pfnic_fault_busy_injected())
 		rv = -EBUSY;
 	else
@@ -961,7 +1119,12 @@ void pfnic_engine_fault(struct work_struct *work)
 
 	spin_lock_irq(&qp->lock);
 	qp->fault_mr = NULL;
-	qp->fault_status = rv;
+	if (qp->sq.gen == qp->fault_gen) {
+		qp->fault_status = rv;
+	} else {
+		qp->fault_status = 0;
+		qp->busy_rounds = 0;
+	}
 	qp->stalled = false;
 	spin_unlock_irq(&qp->lock);
 	pfnic_mr_put(mr);

@@ -16,7 +16,22 @@
 #include "pfnic.h"
 
 /* Runs the engine (every QP's send queue) and the ODP core's fault resolution. */
+/*
+ * Three queues, so that no kind of work waits behind another: the engines (each QP's send
+ * queue, RNR retries, drains); device page faults, which may block on I/O in
+ * hmm_range_fault() for as long as the memory takes; and prefetches (ibv_advise_mr without
+ * FLUSH), advice that must never hold up a fault or an engine.
+ */
 struct workqueue_struct *pfnic_wq;
+struct workqueue_struct *pfnic_fault_wq;
+struct workqueue_struct *pfnic_prefetch_wq;
+
+static void pfnic_destroy_workqueues(void)
+{
+	destroy_workqueue(pfnic_prefetch_wq);
+	destroy_workqueue(pfnic_fault_wq);
+	destroy_workqueue(pfnic_wq);
+}
 
 static char *netdev;
 module_param(netdev, charp, 0444);
@@ -190,8 +205,18 @@ static int __init pfnic_init(void)
 
 	/* WQ_MEM_RECLAIM: the engine moves data reclaim may be waiting on */
 	pfnic_wq = alloc_workqueue("pfnic", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
-	if (!pfnic_wq)
+	/* ... and the faults the engine waits on */
+	pfnic_fault_wq = alloc_workqueue("pfnic_fault", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	pfnic_prefetch_wq = alloc_workqueue("pfnic_prefetch", WQ_UNBOUND, PFNIC_PREFETCH_ACTIVE);
+	if (!pfnic_wq || !pfnic_fault_wq || !pfnic_prefetch_wq) {
+		if (pfnic_prefetch_wq)
+			destroy_workqueue(pfnic_prefetch_wq);
+		if (pfnic_fault_wq)
+			destroy_workqueue(pfnic_fault_wq);
+		if (pfnic_wq)
+			destroy_workqueue(pfnic_wq);
 		return -ENOMEM;
+	}
 	rv = pfnic_events_init();
 	if (rv)
 		goto err_wq;
@@ -213,7 +238,7 @@ err_unregister:
 err_events:
 	pfnic_events_exit();
 err_wq:
-	destroy_workqueue(pfnic_wq);
+	pfnic_destroy_workqueues();
 	return rv;
 }
 
@@ -224,7 +249,7 @@ static void __exit pfnic_exit(void)
 	ib_unregister_driver(PFNIC_RDMA_DRIVER_ID);
 	unregister_netdevice_notifier(&pfnic_netdev_notifier);
 	pfnic_events_exit();
-	destroy_workqueue(pfnic_wq);
+	pfnic_destroy_workqueues();
 	pr_info(PFNIC_DRV_NAME ": unloaded\n");
 }
 

@@ -17,9 +17,24 @@
 /*
  * key >> 8 -> MR. An index is reserved (NULL) while its MR is built and published only
  * when complete; lookups take a reference under the xarray's lock, which dereg's erase
- * also takes, so no lookup can find an MR whose release has begun.
+ * also takes, so no lookup can find an MR whose release has begun. Indexes span the 24
+ * bits a key has for them: each device's own limit (max_mr) is kept apart.
  */
 static DEFINE_XARRAY_ALLOC1(pfnic_mrs);
+#define PFNIC_MR_INDEX_MAX	((1U << 24) - 1)
+
+/*
+ * What a user's registration allocates is charged to its memory cgroup. A table the cgroup
+ * (or the machine) cannot hold fails the registration with -ENOMEM rather than waking the
+ * OOM killer, and one too large for kvmalloc (a 1 TiB ODP MR's page array is 2 GiB) fails
+ * it quietly.
+ */
+#define PFNIC_GFP_USER_TABLE	(GFP_KERNEL_ACCOUNT | __GFP_NOWARN | __GFP_RETRY_MAYFAIL)
+
+static unsigned long *pfnic_bitmap_alloc(unsigned long nbits)
+{
+	return kvcalloc(BITS_TO_LONGS(nbits), sizeof(unsigned long), PFNIC_GFP_USER_TABLE);
+}
 
 #define PFNIC_MR_ACCESS (IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | \
 			 IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_ATOMIC | IB_ACCESS_ON_DEMAND | \
@@ -75,7 +90,7 @@ void pfnic_mr_count(struct pfnic_mr *mr, enum pfnic_stat stat, u64 n)
  */
 struct pfnic_xlt *pfnic_xlt_alloc(struct pfnic_mr *mr, unsigned long va, unsigned long npages)
 {
-	struct pfnic_xlt *xlt = kzalloc(sizeof(*xlt), GFP_KERNEL);
+	struct pfnic_xlt *xlt = kzalloc(sizeof(*xlt), GFP_KERNEL_ACCOUNT);
 
 	if (!xlt)
 		return NULL;
@@ -84,12 +99,14 @@ struct pfnic_xlt *pfnic_xlt_alloc(struct pfnic_mr *mr, unsigned long va, unsigne
 	mutex_init(&xlt->lock);
 	xlt->va = va;
 	xlt->npages = npages;
-	xlt->pages = kvcalloc(npages, sizeof(*xlt->pages), GFP_KERNEL);
-	xlt->writable = bitmap_zalloc(npages, GFP_KERNEL);
-	xlt->suspended = bitmap_zalloc(npages, GFP_KERNEL);
-	if (!xlt->pages || !xlt->writable || !xlt->suspended) {
-		bitmap_free(xlt->suspended);
-		bitmap_free(xlt->writable);
+	xlt->pages = kvcalloc(npages, sizeof(*xlt->pages), PFNIC_GFP_USER_TABLE);
+	xlt->writable = pfnic_bitmap_alloc(npages);
+	xlt->suspended = pfnic_bitmap_alloc(npages);
+	xlt->dirty = pfnic_bitmap_alloc(npages);
+	if (!xlt->pages || !xlt->writable || !xlt->suspended || !xlt->dirty) {
+		kvfree(xlt->dirty);
+		kvfree(xlt->suspended);
+		kvfree(xlt->writable);
 		kvfree(xlt->pages);
 		kfree(xlt);
 		return NULL;
@@ -102,8 +119,9 @@ static void pfnic_xlt_release(struct kref *ref)
 	struct pfnic_xlt *xlt = container_of(ref, struct pfnic_xlt, ref);
 
 	/* no user is left; a lookup may still be reading @ref under RCU */
-	bitmap_free(xlt->suspended);
-	bitmap_free(xlt->writable);
+	kvfree(xlt->dirty);
+	kvfree(xlt->suspended);
+	kvfree(xlt->writable);
 	kvfree(xlt->pages);
 	kfree_rcu(xlt, rcu);
 }
@@ -142,6 +160,9 @@ struct pfnic_xlt *pfnic_xlt_get(struct pfnic_mr *mr, unsigned long uva)
  * @uva: the address
  * @write: the page is to be written
  *
+ * A page taken for writing is recorded (@xlt->dirty), and marked dirty when its
+ * translation goes (pfnic_xlt_zap()).
+ *
  * Return: the page, or NULL if no translation is present (or only a read-only one when
  * @write): the access must fault first.
  */
@@ -150,9 +171,52 @@ struct page *pfnic_xlt_page(struct pfnic_xlt *xlt, unsigned long uva, bool write
 	unsigned long idx = (uva - xlt->va) >> PAGE_SHIFT;
 
 	lockdep_assert_held(&xlt->lock);
-	if (write && !test_bit(idx, xlt->writable))
+	if (!write)
+		return xlt->pages[idx];
+	if (!test_bit(idx, xlt->writable))
 		return NULL;
+	__set_bit(idx, xlt->dirty);
 	return xlt->pages[idx];
+}
+
+/**
+ * pfnic_xlt_zap() - drop one translation of an ODP table
+ * @xlt: the table, whose @lock the caller holds
+ * @idx: the entry
+ *
+ * A page the engine wrote through the translation is marked dirty first. The CPU's page
+ * tables have no record of a write through a kernel mapping, so without this a page of a
+ * shared file, shmem or the swap cache that only RDMA wrote could be written back or
+ * reclaimed as clean, and what RDMA wrote lost. The page is still mapped here (the
+ * invalidation that zaps it runs before the kernel unmaps it), which keeps truncation away
+ * as marking a page dirty requires.
+ */
+void pfnic_xlt_zap(struct pfnic_xlt *xlt, unsigned long idx)
+{
+	lockdep_assert_held(&xlt->lock);
+	if (!xlt->pages[idx])
+		return;
+	if (__test_and_clear_bit(idx, xlt->dirty))
+		folio_mark_dirty(page_folio(xlt->pages[idx]));
+	xlt->pages[idx] = NULL;
+	xlt->npresent--;
+	__clear_bit(idx, xlt->writable);
+}
+
+/**
+ * pfnic_xlt_zap_all() - drop every translation of an ODP table that stops following memory
+ * @xlt: the table, whose interval notifier is about to be removed
+ *
+ * Context: process; takes @xlt->lock, which waits for the engine's accesses in flight.
+ */
+void pfnic_xlt_zap_all(struct pfnic_xlt *xlt)
+{
+	unsigned long idx;
+
+	mutex_lock(&xlt->lock);
+	for (idx = 0; idx < xlt->npages && xlt->npresent; idx++)
+		pfnic_xlt_zap(xlt, idx);
+	mutex_unlock(&xlt->lock);
 }
 
 /* Charges pinned pages to the owner's RLIMIT_MEMLOCK, as every pinning RDMA driver does. */
@@ -176,7 +240,10 @@ static void pfnic_unpin(struct pfnic_mr *mr, unsigned long npinned)
 	atomic64_sub(mr->npages, &mr->mm->pinned_vm);
 }
 
-/* Pins every page of a non-ODP MR and fills its translation table once. */
+/*
+ * Pins every page of a non-ODP MR and fills its translation table once. The pages are
+ * charged already (pfnic_account_pinned()); on failure the charge is given back.
+ */
 static int pfnic_mr_pin(struct pfnic_mr *mr)
 {
 	unsigned int gup = FOLL_LONGTERM;
@@ -186,9 +253,6 @@ static int pfnic_mr_pin(struct pfnic_mr *mr)
 
 	if (mr->access & (IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE))
 		gup |= FOLL_WRITE;
-	rv = pfnic_account_pinned(mr->mm, mr->npages);
-	if (rv)
-		return rv;
 	while (done < mr->npages) {
 		got = pin_user_pages_fast(mr->va + (done << PAGE_SHIFT),
 					  min_t(unsigned long, mr->npages - done, 1UL << 16),
@@ -225,6 +289,8 @@ static void pfnic_mr_destroy(struct pfnic_mr *mr)
 		pfnic_odp_implicit_release_all(mr);
 		break;
 	case PFNIC_MR_ODP:
+		/* the pages RDMA wrote are the kernel's to write back from here on */
+		pfnic_xlt_zap_all(mr->xlt);
 		mmu_interval_notifier_remove(&mr->xlt->notifier);
 		pfnic_xlt_put(mr->xlt);
 		break;
@@ -248,9 +314,18 @@ static int pfnic_mr_build(struct pfnic_mr *mr)
 
 	if (mr->kind == PFNIC_MR_IMPLICIT)
 		return 0;	/* tables come with the first faults */
+	/* what RLIMIT_MEMLOCK refuses costs nothing: charged before anything is built */
+	if (mr->kind == PFNIC_MR_PINNED) {
+		rv = pfnic_account_pinned(mr->mm, mr->npages);
+		if (rv)
+			return rv;
+	}
 	mr->xlt = pfnic_xlt_alloc(mr, mr->va, mr->npages);
-	if (!mr->xlt)
+	if (!mr->xlt) {
+		if (mr->kind == PFNIC_MR_PINNED)
+			atomic64_sub(mr->npages, &mr->mm->pinned_vm);
 		return -ENOMEM;
+	}
 	if (mr->kind == PFNIC_MR_ODP)
 		rv = mmu_interval_notifier_insert(&mr->xlt->notifier, mr->mm, mr->va,
 						  mr->npages << PAGE_SHIFT, &pfnic_odp_ops);
@@ -283,9 +358,14 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 	if (udata && (udata->inlen || udata->outlen))
 		return ERR_PTR(-EINVAL);
 
-	mr = kzalloc(sizeof(*mr), GFP_KERNEL);
-	if (!mr)
+	rv = pfnic_obj_take(pfnic, PFNIC_OBJ_MR);
+	if (rv)
+		return ERR_PTR(rv);
+	mr = kzalloc(sizeof(*mr), GFP_KERNEL_ACCOUNT);
+	if (!mr) {
+		pfnic_obj_drop(pfnic, PFNIC_OBJ_MR);
 		return ERR_PTR(-ENOMEM);
+	}
 	mr->pfnic = pfnic;
 	kref_init(&mr->ref);
 	init_completion(&mr->done);
@@ -316,11 +396,13 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 		put_pid(mr->owner);
 		mmdrop(mr->mm);
 		kfree(mr);
+		pfnic_obj_drop(pfnic, PFNIC_OBJ_MR);
 		return ERR_PTR(rv);
 	}
 
-	rv = xa_alloc(&pfnic_mrs, &index, NULL, XA_LIMIT(1, PFNIC_MAX_MR), GFP_KERNEL);
+	rv = xa_alloc(&pfnic_mrs, &index, NULL, XA_LIMIT(1, PFNIC_MR_INDEX_MAX), GFP_KERNEL);
 	if (rv) {
+		pfnic_obj_drop(pfnic, PFNIC_OBJ_MR);
 		pfnic_mr_destroy(mr);
 		return ERR_PTR(rv);
 	}
@@ -388,6 +470,7 @@ int pfnic_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata)
 	xa_erase(&pfnic_mrs, mr->index);
 	pfnic_mr_put(mr);
 	wait_for_completion(&mr->done);
+	pfnic_obj_drop(mr->pfnic, PFNIC_OBJ_MR);
 	pfnic_mr_destroy(mr);
 	return 0;
 }

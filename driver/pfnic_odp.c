@@ -88,15 +88,13 @@ static bool pfnic_odp_invalidate(struct mmu_interval_notifier *mni,
 				offlining = pfnic_events_listened() &&
 					    pfnic_event_offlining(page_to_pfn(xlt->pages[idx]),
 								  &blk);
-			xlt->pages[idx] = NULL;
-			xlt->npresent--;
+			pfnic_xlt_zap(xlt, idx);
 			zapped++;
 			if (!removes && !__test_and_set_bit(idx, xlt->suspended))
 				xlt->nsuspended++;
 		} else if (removes && __test_and_clear_bit(idx, xlt->suspended)) {
 			xlt->nsuspended--;
 		}
-		__clear_bit(idx, xlt->writable);
 	}
 	unused = pfnic_odp_unused(xlt);
 	if (zapped)
@@ -184,6 +182,7 @@ void pfnic_odp_implicit_release_all(struct pfnic_mr *mr)
 		mutex_unlock(&xlt->lock);
 		xa_erase(&mr->children, idx);
 		mutex_unlock(&mr->children_lock);
+		pfnic_xlt_zap_all(xlt);
 		/* no invalidation can queue the release once the notifier is gone */
 		mmu_interval_notifier_remove(&xlt->notifier);
 		if (cancel_work_sync(&xlt->release_work))
@@ -408,6 +407,7 @@ struct pfnic_prefetch_sge {
 /* A prefetch left to the workqueue: ADVISE_MR without IB_UVERBS_ADVISE_MR_FLAG_FLUSH. */
 struct pfnic_prefetch_work {
 	struct work_struct work;
+	struct pfnic_dev *pfnic;
 	unsigned int flags;
 	u32 num_sge;
 	struct pfnic_prefetch_sge sge[];
@@ -457,6 +457,7 @@ static void pfnic_prefetch_run(struct work_struct *work)
 			pfnic_odp_fault(pw->sge[i].mr, pw->sge[i].uva, pw->sge[i].len, pw->flags);
 		pfnic_mr_put(pw->sge[i].mr);
 	}
+	atomic_dec(&pw->pfnic->prefetches);
 	kvfree(pw);
 }
 
@@ -473,6 +474,10 @@ static void pfnic_prefetch_run(struct work_struct *work)
  * @attrs: unused
  *
  * Context: process; sleeps.
+ * Without FLUSH, a device with PFNIC_PREFETCH_QUEUED prefetches queued already drops the
+ * advice: it is advice, and a process that advises faster than memory can be mapped must
+ * not grow the queue without bound.
+ *
  * Return: 0; -EOPNOTSUPP for another advice; with FLUSH, -ENOENT if a range is not
  * prefetchable (no ODP MR of @pd with that key, outside it, or PREFETCH_WRITE on a MR
  * without write access) or the fault's error (-EFAULT: memory not mapped as needed);
@@ -507,10 +512,11 @@ int pfnic_advise_mr(struct ib_pd *pd, enum ib_uverbs_advise_mr_advice advice, u3
 		return 0;
 	}
 
-	pw = kvzalloc(struct_size(pw, sge, num_sge), GFP_KERNEL);
+	pw = kvzalloc(struct_size(pw, sge, num_sge), GFP_KERNEL_ACCOUNT);
 	if (!pw)
 		return -ENOMEM;
 	INIT_WORK(&pw->work, pfnic_prefetch_run);
+	pw->pfnic = to_pfnic_dev(pd->device);
 	pw->flags = fflags;
 	for (i = 0; i < num_sge; i++) {
 		mr = pfnic_prefetchable(pd, &sg_list[i], fflags);
@@ -525,7 +531,14 @@ int pfnic_advise_mr(struct ib_pd *pd, enum ib_uverbs_advise_mr_advice advice, u3
 		pw->sge[i].len = sg_list[i].length;
 	}
 	pw->num_sge = num_sge;
-	queue_work(pfnic_wq, &pw->work);
+	if (atomic_inc_return(&pw->pfnic->prefetches) > PFNIC_PREFETCH_QUEUED) {
+		atomic_dec(&pw->pfnic->prefetches);
+		for (i = 0; i < num_sge; i++)
+			pfnic_mr_put(pw->sge[i].mr);
+		kvfree(pw);
+		return 0;
+	}
+	queue_work(pfnic_prefetch_wq, &pw->work);
 	return 0;
 }
 

@@ -9,8 +9,14 @@
 
 #include "pfnic.h"
 
-/* QPN -> QP, for every pfnic device: an RC peer may be on any of them. */
+/*
+ * QPN -> QP, for every pfnic device: an RC peer may be on any of them. QPNs are handed out
+ * in turn, as rxe and hardware do, not lowest first: a number freed is not given again
+ * until the 24-bit space has gone round, so a peer's stale QPN names no new QP.
+ */
 static DEFINE_XARRAY_ALLOC(pfnic_qps);
+static u32 pfnic_qpn_next;
+static atomic64_t pfnic_qp_incarnations;
 
 static void pfnic_qp_release(struct kref *ref)
 {
@@ -45,7 +51,7 @@ int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge)
 	wq->size = size;
 	wq->max_sge = max_sge;
 	wq->stride = struct_size((struct pfnic_wqe *)NULL, sge, max_sge);
-	wq->buf = kvcalloc(size, wq->stride, GFP_KERNEL);
+	wq->buf = kvcalloc(size, wq->stride, GFP_KERNEL_ACCOUNT);
 	return wq->buf ? 0 : -ENOMEM;
 }
 
@@ -98,6 +104,9 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 		return -EINVAL;
 
 	qp->pfnic = to_pfnic_dev(ibqp->device);
+	rv = pfnic_obj_take(qp->pfnic, PFNIC_OBJ_QP);
+	if (rv)
+		return rv;
 	kref_init(&qp->ref);
 	init_completion(&qp->done);
 	spin_lock_init(&qp->lock);
@@ -117,7 +126,8 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 		goto err_free;
 	if (init->srq) {
 		qp->srq = to_pfnic_srq(init->srq);
-		qp->srq_wqe = kzalloc(struct_size(qp->srq_wqe, sge, PFNIC_MAX_SGE), GFP_KERNEL);
+		qp->srq_wqe = kzalloc(struct_size(qp->srq_wqe, sge, PFNIC_MAX_SGE),
+				      GFP_KERNEL_ACCOUNT);
 		if (!qp->srq_wqe) {
 			rv = -ENOMEM;
 			goto err_free;
@@ -128,16 +138,17 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 		if (rv)
 			goto err_free;
 	}
-	qp->cur = kzalloc(struct_size(qp->cur, sge, PFNIC_MAX_SGE), GFP_KERNEL);
-	qp->rcur = kzalloc(struct_size(qp->rcur, sge, PFNIC_MAX_SGE), GFP_KERNEL);
+	qp->cur = kzalloc(struct_size(qp->cur, sge, PFNIC_MAX_SGE), GFP_KERNEL_ACCOUNT);
+	qp->rcur = kzalloc(struct_size(qp->rcur, sge, PFNIC_MAX_SGE), GFP_KERNEL_ACCOUNT);
 	if (!qp->cur || !qp->rcur) {
 		rv = -ENOMEM;
 		goto err_free;
 	}
-	rv = xa_alloc(&pfnic_qps, &qpn, NULL, XA_LIMIT(PFNIC_FIRST_QPN, (1 << 24) - 1),
-		      GFP_KERNEL);
-	if (rv)
+	rv = xa_alloc_cyclic(&pfnic_qps, &qpn, NULL, XA_LIMIT(PFNIC_FIRST_QPN, (1 << 24) - 1),
+			     &pfnic_qpn_next, GFP_KERNEL);
+	if (rv < 0)
 		goto err_free;
+	qp->incarnation = atomic64_inc_return(&pfnic_qp_incarnations);
 	ibqp->qp_num = qpn;
 	xa_store(&pfnic_qps, qpn, qp, GFP_KERNEL);
 	return 0;
@@ -148,6 +159,7 @@ err_free:
 	kfree(qp->cur);
 	kvfree(qp->rq.buf);
 	kvfree(qp->sq.buf);
+	pfnic_obj_drop(qp->pfnic, PFNIC_OBJ_QP);
 	return rv;
 }
 
@@ -181,6 +193,7 @@ int pfnic_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	kfree(qp->cur);
 	kvfree(qp->rq.buf);
 	kvfree(qp->sq.buf);
+	pfnic_obj_drop(qp->pfnic, PFNIC_OBJ_QP);
 	return 0;
 }
 
@@ -228,27 +241,35 @@ void pfnic_qp_complete_send(struct pfnic_qp *qp, const struct pfnic_wqe *wqe,
  * pfnic_qp_flush() - complete every posted WQE of a QP in the error state with
  *		      IB_WC_WR_FLUSH_ERR, send queue first
  * @qp: the QP; the caller holds none of its locks
+ *
+ * A WQE whose buffers an engine is still using (the send queue's head while @qp->sq_busy,
+ * the receive WQE being filled while @qp->rq_busy) is left, with those after it in its
+ * queue: whoever uses it flushes it, and the rest, when done (pfnic_engine_run(),
+ * pfnic_recv_release()). So a flush completion is never seen before its buffer stopped
+ * changing.
  */
 void pfnic_qp_flush(struct pfnic_qp *qp)
 {
-	bool last_wqe = false;
+	bool last_wqe = false, sq, rq;
 	struct ib_wc wc;
 	struct ib_cq *cq;
 
 	for (;;) {
 		memset(&wc, 0, sizeof(wc));
 		spin_lock_irq(&qp->lock);
-		if (qp->attr.qp_state != IB_QPS_ERR ||
-		    (!qp->sq.count && !qp->rq.count && !qp->srq_held)) {
+		sq = qp->sq.count && !qp->sq_busy;
+		rq = (qp->srq_held || qp->rq.count) && !qp->rq_busy;
+		if (qp->attr.qp_state != IB_QPS_ERR || (!sq && !rq)) {
 			/* an SRQ's consumer learns that no WQE of it is held by this QP */
-			if (qp->attr.qp_state == IB_QPS_ERR && qp->srq && !qp->last_wqe) {
+			if (qp->attr.qp_state == IB_QPS_ERR && qp->srq && !qp->srq_held &&
+			    !qp->last_wqe) {
 				qp->last_wqe = true;
 				last_wqe = true;
 			}
 			spin_unlock_irq(&qp->lock);
 			break;
 		}
-		if (qp->sq.count) {
+		if (sq) {
 			struct pfnic_wqe *wqe = pfnic_wq_entry(&qp->sq, qp->sq.head);
 
 			wc.wr_id = wqe->wr_id;
@@ -317,9 +338,10 @@ static int pfnic_check_qp_attr(struct pfnic_qp *qp, const struct ib_qp_attr *att
 int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		    struct ib_udata *udata)
 {
-	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
+	struct pfnic_qp *qp = to_pfnic_qp(ibqp), *peer;
 	enum ib_qp_state cur, next;
 	bool flush = false, kick = false, drain = false;
+	u64 peer_incarnation = 0;
 	int rv;
 
 	if (udata && (udata->inlen || udata->outlen))
@@ -327,6 +349,14 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	rv = pfnic_check_qp_attr(qp, attr, mask);
 	if (rv)
 		return rv;
+	/* the QP that has the peer's number now is the one this connection is to */
+	if (mask & IB_QP_DEST_QPN) {
+		peer = pfnic_qp_get(attr->dest_qp_num);
+		if (peer) {
+			peer_incarnation = peer->incarnation;
+			pfnic_qp_put(peer);
+		}
+	}
 
 	spin_lock_irq(&qp->lock);
 	cur = (mask & IB_QP_CUR_STATE) ? attr->cur_qp_state : qp->attr.qp_state;
@@ -368,8 +398,10 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		qp->attr.sq_psn = attr->sq_psn;
 	if (mask & IB_QP_MAX_DEST_RD_ATOMIC)
 		qp->attr.max_dest_rd_atomic = attr->max_dest_rd_atomic;
-	if (mask & IB_QP_DEST_QPN)
+	if (mask & IB_QP_DEST_QPN) {
 		qp->attr.dest_qp_num = attr->dest_qp_num;
+		WRITE_ONCE(qp->peer_incarnation, peer_incarnation);
+	}
 	if (mask & IB_QP_EN_SQD_ASYNC_NOTIFY)
 		qp->attr.en_sqd_async_notify = attr->en_sqd_async_notify;
 
@@ -437,6 +469,9 @@ int pfnic_query_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 
 static int pfnic_check_send_wr(struct pfnic_qp *qp, const struct ib_send_wr *wr)
 {
+	u64 len = 0;
+	int i;
+
 	/* UD sends datagrams, to an address handle of the QP's device */
 	if (qp->ibqp.qp_type == IB_QPT_UD &&
 	    ((wr->opcode != IB_WR_SEND && wr->opcode != IB_WR_SEND_WITH_IMM) || !ud_wr(wr)->ah ||
@@ -459,6 +494,11 @@ static int pfnic_check_send_wr(struct pfnic_qp *qp, const struct ib_send_wr *wr)
 		return -EINVAL;
 	}
 	if (wr->num_sge < 0 || wr->num_sge > qp->sq.max_sge || (wr->send_flags & IB_SEND_INLINE))
+		return -EINVAL;
+	/* a message longer than max_msg_sz is refused, as rxe refuses it */
+	for (i = 0; i < wr->num_sge; i++)
+		len += wr->sg_list[i].length;
+	if (len > PFNIC_MAX_MSG_SZ)
 		return -EINVAL;
 	return 0;
 }

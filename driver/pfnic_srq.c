@@ -23,9 +23,14 @@ int pfnic_create_srq(struct ib_srq *ibsrq, struct ib_srq_init_attr *init, struct
 	if (udata && (udata->inlen || udata->outlen))
 		return -EINVAL;
 	spin_lock_init(&srq->lock);
-	rv = pfnic_wq_init(&srq->rq, attr->max_wr, max_t(u32, attr->max_sge, 1));
+	rv = pfnic_obj_take(to_pfnic_dev(ibsrq->device), PFNIC_OBJ_SRQ);
 	if (rv)
 		return rv;
+	rv = pfnic_wq_init(&srq->rq, attr->max_wr, max_t(u32, attr->max_sge, 1));
+	if (rv) {
+		pfnic_obj_drop(to_pfnic_dev(ibsrq->device), PFNIC_OBJ_SRQ);
+		return rv;
+	}
 	/* the limit is armed by modify_srq only */
 	srq->limit = 0;
 	attr->max_sge = srq->rq.max_sge;
@@ -66,6 +71,7 @@ int pfnic_query_srq(struct ib_srq *ibsrq, struct ib_srq_attr *attr)
 int pfnic_destroy_srq(struct ib_srq *ibsrq, struct ib_udata *udata)
 {
 	kvfree(to_pfnic_srq(ibsrq)->rq.buf);
+	pfnic_obj_drop(to_pfnic_dev(ibsrq->device), PFNIC_OBJ_SRQ);
 	return 0;
 }
 

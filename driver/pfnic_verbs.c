@@ -71,7 +71,7 @@ static int pfnic_query_port(struct ib_device *ibdev, u32 port, struct ib_port_at
 	attr->gid_tbl_len = PFNIC_GID_TABLE_LEN;
 	attr->pkey_tbl_len = 1;
 	attr->port_cap_flags = IB_PORT_CM_SUP;
-	attr->max_msg_sz = 1U << 31;
+	attr->max_msg_sz = PFNIC_MAX_MSG_SZ;
 	attr->max_vl_num = 1;
 	rv = ib_get_eth_speed(ibdev, port, &attr->active_speed, &attr->active_width);
 	if (rv) {
@@ -130,13 +130,48 @@ static void pfnic_disassociate_ucontext(struct ib_ucontext *ibuc)
 {
 }
 
+static const u32 pfnic_obj_max[] = {
+	[PFNIC_OBJ_PD] = PFNIC_MAX_PD,
+	[PFNIC_OBJ_CQ] = PFNIC_MAX_CQ,
+	[PFNIC_OBJ_QP] = PFNIC_MAX_QP,
+	[PFNIC_OBJ_SRQ] = PFNIC_MAX_SRQ,
+	[PFNIC_OBJ_MR] = PFNIC_MAX_MR,
+};
+
+/**
+ * pfnic_obj_take() - count one more object of a kind on a device, within its limit
+ * @pfnic: the device
+ * @obj: the kind
+ *
+ * The limits are those query_device reports (max_pd, max_cq, max_qp, max_srq, max_mr), so
+ * that what a program is told is what it gets. Each object taken is dropped
+ * (pfnic_obj_drop()) when it is destroyed, or when its creation fails after this.
+ *
+ * Return: 0, or -ENOMEM if the device has as many as it may.
+ */
+int pfnic_obj_take(struct pfnic_dev *pfnic, enum pfnic_obj obj)
+{
+	BUILD_BUG_ON(ARRAY_SIZE(pfnic_obj_max) != ARRAY_SIZE(pfnic->objects));
+	if (atomic_inc_return(&pfnic->objects[obj]) > pfnic_obj_max[obj]) {
+		atomic_dec(&pfnic->objects[obj]);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void pfnic_obj_drop(struct pfnic_dev *pfnic, enum pfnic_obj obj)
+{
+	atomic_dec(&pfnic->objects[obj]);
+}
+
 static int pfnic_alloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
 {
-	return 0;
+	return pfnic_obj_take(to_pfnic_dev(ibpd->device), PFNIC_OBJ_PD);
 }
 
 static int pfnic_dealloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
 {
+	pfnic_obj_drop(to_pfnic_dev(ibpd->device), PFNIC_OBJ_PD);
 	return 0;
 }
 

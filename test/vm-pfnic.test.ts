@@ -1,53 +1,64 @@
 // pfnic on every kernel of the matrix, each group in a fresh guest with rxe0 and pfnic0 on
 // the same dummy netdev: unmodified verbs peers (ibv_rc_pingpong, perftest) with and
 // without ODP, the project's data-verifying traffic suite on a two-node guest, what rdma
-// netlink shows of MRs, bad input of every kind, and the device and module going away
-// under live users.
+// netlink shows of MRs, bad input of every kind, what the driver keeps safe when its
+// objects are acted on at bad moments, and the device and module going away under live
+// users.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 
 import { runGroups, type Group } from './vm/groups.js';
+import { matrixKernels } from './vm/matrix.js';
 
 import { Qmp } from './vm/qmp.js';
 
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const matrix = JSON.parse(readFileSync(path.join(top, 'test/vm/kernels.json'), 'utf8')) as { name: string }[];
-const only = process.env.PFNIC_KERNELS?.split(',').filter(Boolean);
 const setup = 'test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0';
-const traffic = path.join(top, 'build/cmake/tests/pfnic_traffic');
+const tests = 'build/cmake/tests';
 
 const groups: Group[] = [
   { name: 'unmodified peers on pfnic0', options: [], command: `${setup} && exec test/guest/peers.sh pfnic0` },
   {
     name: 'data-verifying traffic on pfnic0',
     options: ['--numa'],
-    command: `${setup} && exec build/cmake/tests/pfnic_traffic -d pfnic0 -g 1`,
-    ...(existsSync(traffic) ? {} : { skip: 'pfnic_traffic is not built' }),
+    command: `${setup} && exec build/cmake/tests/pfnic_traffic -d pfnic0 -g 1 --strict`,
+    needs: [`${tests}/pfnic_traffic`],
   },
   {
     name: 'data-verifying traffic through a shared receive queue on pfnic0',
     options: ['--numa'],
-    command: `${setup} && exec build/cmake/tests/pfnic_traffic -d pfnic0 -g 1 --srq`,
-    ...(existsSync(traffic) ? {} : { skip: 'pfnic_traffic is not built' }),
+    command: `${setup} && exec build/cmake/tests/pfnic_traffic -d pfnic0 -g 1 --srq --strict`,
+    needs: [`${tests}/pfnic_traffic`],
   },
   {
     name: 'UD datagrams on pfnic0, every byte checked',
     options: ['--numa'],
     command: `${setup} && exec build/cmake/tests/pfnic_ud -d pfnic0 -g 1`,
+    needs: [`${tests}/pfnic_ud`],
   },
   {
     name: 'MR state and counters through rdma netlink',
     options: ['--numa'],
     command: `${setup} && exec build/cmake/tests/pfnic_mrstate -d pfnic0 -g 1`,
+    needs: [`${tests}/pfnic_mrstate`],
   },
   {
     name: 'bad input gets the spec\'s errors',
     options: [],
     command: `${setup} && exec build/cmake/tests/pfnic_badinput -d pfnic0 -g 1`,
+    needs: [`${tests}/pfnic_badinput`],
+  },
+  {
+    name: 'safety: faults across a reset, flushes during copies, pages only RDMA wrote, QPN reuse, namespaces, progress, limits',
+    options: [],
+    // swap on zram, for the case whose pages must be swapped out and in
+    command: `${setup} && modprobe zram && echo 512M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && `
+      + `swapon /dev/zram0 && exec build/cmake/tests/pfnic_safety -d pfnic0 -g 1`,
+    needs: [`${tests}/pfnic_safety`],
   },
   { name: 'removal under live users', options: [], command: `${setup} && exec test/guest/lifecycle.sh` },
 ];
@@ -88,8 +99,7 @@ async function hotUnplug(t: Test, kernel: string): Promise<void> {
   t.equal(out.split('\n').filter((l) => /^ok /.test(l)).length, plan, 'every planned check ran and passed');
 }
 
-for (const { name: kernel } of matrix) {
-  if (only && !only.includes(kernel)) continue;
+for (const kernel of matrixKernels(top, { debug: true })) {
   t.test(`kernel ${kernel}`, async (t) => {
     await runGroups(t, top, kernel, groups);
     const started = Date.now();

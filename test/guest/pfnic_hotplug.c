@@ -404,7 +404,7 @@ static void setup(void)
 		diag("cannot set %s back", PARAM);
 }
 
-static void *map_fresh(size_t len)
+static void *map_near_dimm(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
@@ -493,7 +493,7 @@ static void c_pinned(void)
 		     rv ? strerror(rv) : "ok", block_attr(x, "state"), block_attr(x, "valid_zones"));
 		bail("cannot online memory%ld as Normal memory", x);
 	}
-	buf = map_fresh(PIN_LEN);
+	buf = map_near_dimm(PIN_LEN);
 	memset(buf, 0x5a, PIN_LEN);
 	mr = ibv_reg_mr(g.pd, buf, PIN_LEN, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
 	if (!mr)
@@ -860,8 +860,8 @@ static void c_odp(void)
 	rv = block_set(g.blocks[2], "offline", 120);
 	if (rv)
 		bail("cannot offline memory%ld: %s", g.blocks[2], strerror(rv));
-	tr.src = map_fresh(ODP_LEN);
-	tr.dst = map_fresh(ODP_LEN);
+	tr.src = map_near_dimm(ODP_LEN);
+	tr.dst = map_near_dimm(ODP_LEN);
 	tr.src_mr = ibv_reg_mr(g.pd, tr.src, ODP_LEN, ODP_ACCESS);
 	tr.dst_mr = ibv_reg_mr(g.pd, tr.dst, ODP_LEN, ODP_ACCESS);
 	if (!tr.src_mr || !tr.dst_mr)

@@ -401,17 +401,6 @@ static void setup(void)
 #define ODP_ACCESS (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ | \
 		    IBV_ACCESS_ON_DEMAND)
 
-static void *map_fresh(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		bail("mmap of %zu bytes: %s", len, strerror(errno));
-	/* 4 KiB pages only, so that page counts are what the program laid out */
-	madvise(p, len, MADV_NOHUGEPAGE);
-	return p;
-}
-
 /* ---- cases ---------------------------------------------------------------------------------- */
 
 /* An explicit ODP MR of 64 pages, through faults, MADV_DONTNEED, mprotect and munmap. */
@@ -815,22 +804,6 @@ static void c_migrate(void)
 /* ---- the event channel's rules, and the tracepoints ----------------------------------------- */
 
 /* Writes @text to the file @path. Return: 0 or -1 (with a diagnostic). */
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_TRUNC);
-	ssize_t n = -1;
-
-	if (fd >= 0) {
-		n = write(fd, text, strlen(text));
-		close(fd);
-	}
-	if (n != (ssize_t)strlen(text)) {
-		diag("cannot write %s to %s: %s", text, path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 /* Maps page @i of @mr (at @buf) by prefetch, then takes it away: one INVALIDATE record. */
 static int invalidate_one(struct ibv_mr *mr, uint8_t *buf, int i)
 {

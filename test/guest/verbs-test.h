@@ -9,6 +9,7 @@
  *  - vt_args(): the command line the programs share (-d DEVICE, -g GID_INDEX);
  *  - what a command prints, as words (run_words(), after(), num_after());
  *  - numa_balancing(): automatic NUMA balancing off while a program moves pages;
+ *  - map_fresh(): fresh anonymous memory of 4 KiB pages; write_file(): a sysfs or proc write;
  *  - the RC loopback set-up: one QP of a pair moved RESET -> INIT -> RTR -> RTS towards the
  *    other (struct vt_rc: the attributes in which the programs differ).
  *
@@ -25,6 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <infiniband/verbs.h>
 
@@ -133,6 +138,36 @@ static inline long long num_after(char **tok, int from, int to, const char *key)
 	const char *v = after(tok, from, to, key);
 
 	return v ? strtoll(v, NULL, 0) : -1;
+}
+
+/* ---- memory and files ---------------------------------------------------------------------- */
+
+/* @len bytes of fresh private anonymous memory, in 4 KiB pages (so page counts are exact). */
+static inline void *map_fresh(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		bail("mmap of %zu bytes: %s", len, strerror(errno));
+	madvise(p, len, MADV_NOHUGEPAGE);
+	return p;
+}
+
+/* Writes @text to @path (a sysfs, proc or debugfs file). Return: 0, or -1 (said). */
+static inline int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	ssize_t n = -1;
+
+	if (fd >= 0) {
+		n = write(fd, text, strlen(text));
+		close(fd);
+	}
+	if (n != (ssize_t)strlen(text)) {
+		diag("cannot write %s to %s: %s", text, path, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- NUMA ----------------------------------------------------------------------------------- */
