@@ -199,6 +199,7 @@ enum pfnic_mr_kind {
  * @last_event: the mmu_notifier_event of the last invalidation; U8_MAX before the first.
  * @owner: the process that registered it (its thread group), for the event channel
  * @owner_euid: that process's effective uid then: who may read the MR's events
+ * @pinned_blocks: a pinned MR's memory blocks, as a list of ranges (pfnic_mr_find_blocks())
  */
 struct pfnic_mr {
 	struct ib_mr ibmr;
@@ -222,6 +223,7 @@ struct pfnic_mr {
 	u8 last_event;
 	struct pid *owner;
 	kuid_t owner_euid;
+	char *pinned_blocks;
 };
 
 static inline bool pfnic_mr_odp(const struct pfnic_mr *mr)

@@ -63,10 +63,31 @@ static DEFINE_MUTEX(pfnic_readers_lock);	/* adding and removing readers */
 static unsigned int pfnic_nreaders;		/* under pfnic_readers_lock */
 
 /*
- * Readers at once, for the whole system: every invalidation visits each, and each holds its
- * ring (charged to the opener's memory cgroup).
+ * Readers at once: every invalidation visits each, and each holds its ring (charged to the
+ * opener's memory cgroup). Unprivileged openers may have PFNIC_MAX_USER_READERS each and
+ * PFNIC_MAX_READERS together; a reader with CAP_SYS_ADMIN (the control plane) is counted
+ * but never refused, so that no user can lock the operator out by opening readers.
  */
 #define PFNIC_MAX_READERS 256
+#define PFNIC_MAX_USER_READERS 16
+
+/* Whether a reader for @euid may be added now. Caller holds pfnic_readers_lock. */
+static bool pfnic_reader_allowed(bool all, kuid_t euid)
+{
+	unsigned int mine = 0, users = 0;
+	struct pfnic_reader *r;
+
+	lockdep_assert_held(&pfnic_readers_lock);
+	if (all)
+		return true;
+	list_for_each_entry(r, &pfnic_readers, node) {
+		if (r->all)
+			continue;
+		users++;
+		mine += uid_eq(r->euid, euid);
+	}
+	return users < PFNIC_MAX_READERS && mine < PFNIC_MAX_USER_READERS;
+}
 
 /*
  * The memory block being offlined, from MEM_GOING_OFFLINE to MEM_OFFLINE or
@@ -334,7 +355,7 @@ static int pfnic_events_open(struct inode *inode, struct file *file)
 	r->pid_ns = get_pid_ns(task_active_pid_ns(current));
 
 	mutex_lock(&pfnic_readers_lock);
-	if (pfnic_nreaders == PFNIC_MAX_READERS) {
+	if (!pfnic_reader_allowed(r->all, r->euid)) {
 		mutex_unlock(&pfnic_readers_lock);
 		put_pid_ns(r->pid_ns);
 		kvfree(r->ring);

@@ -5,6 +5,7 @@
  * keeps ODP tables up to date. Keys map to MRs through one table for all pfnic devices,
  * since RC peers may sit on any of them.
  */
+#include <linux/memory.h>
 #include <linux/mm.h>
 #include <linux/random.h>
 #include <linux/sched/mm.h>
@@ -241,6 +242,32 @@ static void pfnic_unpin(struct pfnic_mr *mr, unsigned long npinned)
 }
 
 /*
+ * The memory blocks (/sys/devices/system/memory/memory<N>) a pinned MR holds pages of, as
+ * a list of ranges ("32" or "0-3,40"), into @mr->pinned_blocks: offlining any of them fails
+ * until the MR is deregistered. Pinned pages never move, so this is worked out once, here,
+ * not on every `rdma resource show mr -dd` of every user. Return: 0 or -ENOMEM.
+ */
+static int pfnic_mr_find_blocks(struct pfnic_mr *mr)
+{
+	unsigned long bsize = memory_block_size_bytes(), last = 0, i;
+	unsigned long *blocks;
+
+	for (i = 0; i < mr->npages; i++)
+		last = max(last, PFN_PHYS(page_to_pfn(mr->xlt->pages[i])) / bsize);
+	blocks = pfnic_bitmap_alloc(last + 1);
+	if (!blocks)
+		return -ENOMEM;
+	for (i = 0; i < mr->npages; i++) {
+		__set_bit(PFN_PHYS(page_to_pfn(mr->xlt->pages[i])) / bsize, blocks);
+		if (!(i % 4096))
+			cond_resched();
+	}
+	mr->pinned_blocks = kasprintf(GFP_KERNEL_ACCOUNT, "%*pbl", (int)(last + 1), blocks);
+	kvfree(blocks);
+	return mr->pinned_blocks ? 0 : -ENOMEM;
+}
+
+/*
  * Pins every page of a non-ODP MR and fills its translation table once. The pages are
  * charged already (pfnic_account_pinned()); on failure the charge is given back.
  */
@@ -267,6 +294,9 @@ static int pfnic_mr_pin(struct pfnic_mr *mr)
 			goto err_unpin;
 		}
 	}
+	rv = pfnic_mr_find_blocks(mr);
+	if (rv)
+		goto err_unpin;
 	if (gup & FOLL_WRITE)
 		bitmap_fill(mr->xlt->writable, mr->npages);
 	mr->xlt->npresent = mr->npages;
@@ -297,6 +327,7 @@ static void pfnic_mr_destroy(struct pfnic_mr *mr)
 	case PFNIC_MR_PINNED:
 		pfnic_unpin(mr, mr->npages);
 		pfnic_xlt_put(mr->xlt);
+		kfree(mr->pinned_blocks);
 		break;
 	}
 	put_pid(mr->owner);

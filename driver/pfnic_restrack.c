@@ -6,7 +6,6 @@
  * show mr` prints the ODP counters, under the names and meanings mlx5 gives them, plus
  * pfnic's own.
  */
-#include <linux/memory.h>
 #include <linux/slab.h>
 #include <net/netlink.h>
 #include <rdma/restrack.h>
@@ -63,29 +62,6 @@ static const char *pfnic_mr_state(struct pfnic_mr *mr, unsigned long nsuspended)
 	return nsuspended ? "suspended" : "active";
 }
 
-/*
- * The memory blocks (/sys/devices/system/memory/memory<N>) a pinned MR holds pages of, as
- * a list of ranges ("32" or "0-3,40"), into @buf: offlining any of them fails until the MR
- * is deregistered. Return: 0 or -ENOMEM.
- */
-static int pfnic_pinned_blocks(struct pfnic_mr *mr, char *buf, size_t len)
-{
-	unsigned long bsize = memory_block_size_bytes(), last = 0, i;
-	unsigned long *blocks;
-
-	/* a pinned MR's table is filled once, before the MR is published */
-	for (i = 0; i < mr->npages; i++)
-		last = max(last, PFN_PHYS(page_to_pfn(mr->xlt->pages[i])) / bsize);
-	blocks = bitmap_zalloc(last + 1, GFP_KERNEL);
-	if (!blocks)
-		return -ENOMEM;
-	for (i = 0; i < mr->npages; i++)
-		__set_bit(PFN_PHYS(page_to_pfn(mr->xlt->pages[i])) / bsize, blocks);
-	scnprintf(buf, len, "%*pbl", (int)(last + 1), blocks);
-	bitmap_free(blocks);
-	return 0;
-}
-
 /**
  * pfnic_fill_res_mr_entry() - the driver details of an MR, for `rdma res show mr -dd`
  * @msg: the netlink message being built
@@ -98,10 +74,7 @@ int pfnic_fill_res_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr)
 	struct pfnic_mr *mr = to_pfnic_mr(ibmr);
 	struct pfnic_mr_sum sum;
 	struct nlattr *table;
-	char blocks[256];
 
-	if (mr->kind == PFNIC_MR_PINNED && pfnic_pinned_blocks(mr, blocks, sizeof(blocks)))
-		return -ENOMEM;
 	pfnic_odp_mr_sum(mr, &sum);
 	table = nla_nest_start_noflag(msg, RDMA_NLDEV_ATTR_DRIVER);
 	if (!table)
@@ -115,7 +88,7 @@ int pfnic_fill_res_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr)
 				      pfnic_event_name(READ_ONCE(mr->last_event))))
 		goto err;
 	if (mr->kind == PFNIC_MR_PINNED &&
-	    rdma_nl_put_driver_string(msg, "pinned_blocks", blocks))
+	    rdma_nl_put_driver_string(msg, "pinned_blocks", mr->pinned_blocks))
 		goto err;
 	nla_nest_end(msg, table);
 	return 0;

@@ -60,6 +60,13 @@ const groups: Group[] = [
       + `swapon /dev/zram0 && exec build/cmake/tests/pfnic_safety -d pfnic0 -g 1`,
     needs: [`${tests}/pfnic_safety`],
   },
+  {
+    // a slice of the fuzzer, the same calls each run; test/fuzz.sh runs a million and more
+    name: 'fuzz: 3 processes of 10,000 random calls at the user surface while memory churns',
+    options: ['--numa'],
+    command: `${setup} && test/vm/guest ummunotify && exec test/guest/fuzz.sh 1 10000 3 2`,
+    needs: [`${tests}/pfnic_fuzz`],
+  },
   { name: 'removal under live users', options: [], command: `${setup} && exec test/guest/lifecycle.sh` },
 ];
 

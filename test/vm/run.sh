@@ -91,7 +91,11 @@ extra=$(matrix_get "$name" append)
 root=$(kernel_root "$name")
 [ -n "$root" ] && append+=" pfnic.modroot=$root"
 
-args=(-accel "tcg${PFNIC_TCG_OPTS:+,$PFNIC_TCG_OPTS}" -cpu max -smp 2 -nodefaults -display none -no-reboot
+# the CPU model: QEMU's "max" unless the matrix says otherwise for this kernel
+cpu=$(matrix_get "$name" cpu)
+# Two sockets of one CPU each: with --numa each CPU is a node of its own, and two CPUs of one
+# socket would share a last-level cache across nodes, which the kernel warns of at boot.
+args=(-accel "tcg${PFNIC_TCG_OPTS:+,$PFNIC_TCG_OPTS}" -cpu "${cpu:-max}" -smp 2,sockets=2 -nodefaults -display none -no-reboot
 	-kernel "$boot" -initrd "$kdir/initrd.cpio.gz"
 	-fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
 	-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot
