@@ -1030,6 +1030,11 @@ void pfnic_engine_run(struct work_struct *work)
 				status = IB_WC_WR_FLUSH_ERR;
 			step = PFNIC_DONE;
 		}
+		if (step == PFNIC_ABORT) {
+			/* what made it stop was undone before we looked: run it on */
+			spin_unlock_irq(&qp->lock);
+			continue;
+		}
 		if (step == PFNIC_FAULT) {
 			qp->stalled = true;
 			qp->fault_gen = gen;

@@ -63,12 +63,6 @@ static struct {
 
 static int bad;
 
-#define EXPECT(cond, ...) do {								\
-	if (!(cond)) {									\
-		diag(__VA_ARGS__);							\
-		bad = 1;								\
-	}										\
-} while (0)
 
 static void point(const char *name, const char *what)
 {

@@ -62,6 +62,17 @@ static inline void bail(const char *fmt, ...)
 	exit(1);
 }
 
+/*
+ * EXPECT(cond, fmt, ...): a check of the program's current test point; when it fails, says
+ * why and marks the point failed (the program's own `static int bad`).
+ */
+#define EXPECT(cond, ...) do {								\
+	if (!(cond)) {									\
+		diag(__VA_ARGS__);							\
+		bad = 1;								\
+	}										\
+} while (0)
+
 /* ---- time ---------------------------------------------------------------------------------- */
 
 /* Seconds on CLOCK_MONOTONIC. */

@@ -136,7 +136,9 @@ fi
 # Under TCG a guest can, rarely (about one boot in twenty), die or hang while the kernel
 # patches its own text on two vCPUs at once, before it reaches the command. Such a boot is
 # retried once, said aloud; a guest that fails after the command has started is never retried.
-boot_limit=${PFNIC_BOOT_LIMIT:-180}
+# A kernel slow to boot (the debug kernel, on a loaded host) may be given longer (kernels.json).
+boot_limit=${PFNIC_BOOT_LIMIT:-$(matrix_get "$name" boot_limit)}
+boot_limit=${boot_limit:-180}
 for attempt in 1 2; do
 	set +e
 	timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 "${args[@]}" < /dev/null &
