@@ -4,6 +4,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Test } from 'tap';
 
+import { timeScale } from './matrix.js';
+
 /** @p needs: programs (paths from the top of the tree) the command runs; one not built fails the group. */
 export interface Group { name: string; options: string[]; command: string; needs?: string[] }
 
@@ -16,7 +18,7 @@ export async function runGroups(t: Test, top: string, kernel: string, groups: Gr
       continue;
     }
     const started = Date.now();
-    await t.spawn('bash', [path.join(top, 'test/vm/run.sh'), '--timeout', '300', ...g.options,
+    await t.spawn('bash', [path.join(top, 'test/vm/run.sh'), '--timeout', String(300 * timeScale(top, kernel)), ...g.options,
       kernel, '--', 'sh', '-c', g.command], { cwd: top }, g.name);
     t.comment(`kernel ${kernel}: ${g.name} took ${Math.round((Date.now() - started) / 1000)} s`);
   }

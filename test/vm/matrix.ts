@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-interface MatrixEntry { name: string; debug?: boolean }
+interface MatrixEntry { name: string; debug?: boolean; time_scale?: number }
 
 function readMatrix(top: string): MatrixEntry[] {
   return JSON.parse(readFileSync(path.join(top, 'test/vm/kernels.json'), 'utf8')) as MatrixEntry[];
@@ -18,8 +18,19 @@ export function matrixKernels(top: string, { debug }: { debug: boolean }): strin
   return readMatrix(top).filter((k) => (debug || !k.debug) && (!only || only.includes(k.name))).map((k) => k.name);
 }
 
+/** How many times longer than a release kernel @p kernel may take to run a guest (kernels.json). */
+export function timeScale(top: string, kernel: string): number {
+  return readMatrix(top).find((k) => k.name === kernel)?.time_scale ?? 1;
+}
+
 /** The newest release kernel of the matrix (its last entry that is not a debug kernel). */
 export function newestKernel(top: string): string {
   const release = readMatrix(top).filter((k) => !k.debug);
   return release[release.length - 1]!.name;
+}
+
+/** The matrix's debug kernels (built with the kernel's checkers), narrowed by PFNIC_KERNELS. */
+export function debugKernels(top: string): string[] {
+  const release = new Set(matrixKernels(top, { debug: false }));
+  return matrixKernels(top, { debug: true }).filter((k) => !release.has(k));
 }
