@@ -297,8 +297,9 @@ struct pfnic_srq {
 
 /**
  * struct pfnic_qp - an RC or UD queue pair.
- * @lock: protects @attr, @sq, @rq, @stalled and the fault record; the engine and the
- *	verbs take it, never together with another QP's lock.
+ * @lock: protects @attr, @sq, @rq, @stalled, @sq_busy, @rq_busy and the fault record
+ *	(@fault_gen with it); the engine and the verbs take it, never together with another
+ *	QP's lock.
  * @work: the engine's processing of this QP's send queue, on pfnic_wq.
  * @rnr_work: a retry after the responder had no receive WQE (RNR NAK).
  * @fault_work: the ODP core resolving this QP's page fault (the device's fault event).

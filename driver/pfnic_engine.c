@@ -7,7 +7,7 @@
  * Data moves page by page through the MRs' translation tables. A missing translation on
  * an ODP MR raises a page fault: the QP stalls at that WQE (nothing is dropped and no
  * error is completed), the ODP core resolves the fault (pfnic_engine_fault), and the QP
- * resumes and runs the WQE again from its start. A fault on the responder's MR stalls the
+ * resumes the WQE from the first byte it had not moved (qp->progress). A fault on the responder's MR stalls the
  * requester the same way, as an RNR NAK would on a wire.
  */
 #include <linux/delay.h>
@@ -146,8 +146,9 @@ static bool pfnic_wqe_taken_away(struct pfnic_qp *qp)
  * @remote: which side is the responder's (for the fault record): bit 0 @dst, bit 1 @src
  * @moved: bytes moved are added to it, also when the copy stops early
  *
- * Context: the engine (process context, no lock held); reschedules every PFNIC_COPY_BATCH
- * pages, where it also stops if @qp's WQE was taken away.
+ * Context: the engine (process context; no spinlock held, a UD delivery holds the
+ * receiver's deliver_lock); reschedules every PFNIC_COPY_BATCH pages, where it also stops
+ * if @qp's WQE was taken away.
  * Return: PFNIC_DONE; PFNIC_FAULT with the fault recorded in @qp (the bytes before the
  * missing page were moved); PFNIC_ABORT if @qp was reset or moved to the error state.
  */
@@ -567,8 +568,9 @@ static bool pfnic_take_recv(struct pfnic_qp *peer, struct pfnic_wqe *rwqe, u32 *
 
 /*
  * Lets go of the receive WQE of @peer that pfnic_take_recv() gave a message that did not
- * consume it (a fault, an error of the requester's own): it stays at the head. If a flush
- * came meanwhile, it left that WQE to us: it is flushed now.
+ * consume it (a fault, a copy stopped because the requester's WQE was taken away, an error
+ * of the requester's own): it stays at the head. If a flush came meanwhile, it left that WQE
+ * to us: it is flushed now.
  */
 static void pfnic_recv_release(struct pfnic_qp *peer)
 {
@@ -961,9 +963,10 @@ static void pfnic_forget_fault(struct pfnic_qp *qp, enum pfnic_step step)
  * leaves RTS, or a WQE stalls (page fault, RNR); after PFNIC_ENGINE_BUDGET WQEs it queues
  * itself again, so that one busy QP does not keep a worker, nor the CPU, from the others.
  *
- * The WQE it runs stays at the head (@qp->sq_busy) until the engine has finished with its
- * buffers: a flush meanwhile leaves it, and the engine completes it, with
- * IB_WC_WR_FLUSH_ERR if the QP is in the error state by then.
+ * The WQE it runs stays the engine's (@qp->sq_busy) until the engine has finished with its
+ * buffers and queued its completion: a flush meanwhile leaves it and those after it, and the
+ * engine completes it, with IB_WC_WR_FLUSH_ERR if the QP is in the error state by then, and
+ * then flushes the rest.
  */
 void pfnic_engine_run(struct work_struct *work)
 {
@@ -974,7 +977,7 @@ void pfnic_engine_run(struct work_struct *work)
 		enum ib_wc_status status = IB_WC_SUCCESS;
 		struct pfnic_qp *peer;
 		enum pfnic_step step = PFNIC_DONE;
-		bool failed;
+		bool failed, flush;
 		u32 gen;
 
 		spin_lock_irq(&qp->lock);
@@ -1016,9 +1019,9 @@ void pfnic_engine_run(struct work_struct *work)
 		}
 
 		spin_lock_irq(&qp->lock);
-		qp->sq_busy = false;
 		if (qp->sq.gen != gen) {
 			/* reset while we ran it: its WQEs went without completions */
+			qp->sq_busy = false;
 			spin_unlock_irq(&qp->lock);
 			pfnic_forget_fault(qp, step);
 			continue;
@@ -1032,10 +1035,13 @@ void pfnic_engine_run(struct work_struct *work)
 		}
 		if (step == PFNIC_ABORT) {
 			/* what made it stop was undone before we looked: run it on */
+			qp->sq_busy = false;
 			spin_unlock_irq(&qp->lock);
 			continue;
 		}
 		if (step == PFNIC_FAULT) {
+			/* its buffers are untouched while it waits: a flush may complete it */
+			qp->sq_busy = false;
 			qp->stalled = true;
 			qp->fault_gen = gen;
 			spin_unlock_irq(&qp->lock);
@@ -1046,6 +1052,7 @@ void pfnic_engine_run(struct work_struct *work)
 			if (qp->attr.rnr_retry == 7 || qp->rnr_left) {
 				if (qp->attr.rnr_retry != 7)
 					qp->rnr_left--;
+				qp->sq_busy = false;
 				spin_unlock_irq(&qp->lock);
 				pfnic_stat_add(qp->pfnic, PFNIC_STAT_RNR_RETRIES, 1);
 				queue_delayed_work(pfnic_wq, &qp->rnr_work,
@@ -1067,7 +1074,12 @@ void pfnic_engine_run(struct work_struct *work)
 
 		pfnic_stat_add(qp->pfnic, PFNIC_STAT_WQES, 1);
 		pfnic_qp_complete_send(qp, qp->cur, status);
-		if (status != IB_WC_SUCCESS)
+		/* only now may a flush complete the WQEs after it: completions stay in order */
+		spin_lock_irq(&qp->lock);
+		qp->sq_busy = false;
+		flush = qp->attr.qp_state == IB_QPS_ERR;
+		spin_unlock_irq(&qp->lock);
+		if (flush)
 			pfnic_qp_flush(qp);
 	}
 }

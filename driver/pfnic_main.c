@@ -15,7 +15,6 @@
 
 #include "pfnic.h"
 
-/* Runs the engine (every QP's send queue) and the ODP core's fault resolution. */
 /*
  * Three queues, so that no kind of work waits behind another: the engines (each QP's send
  * queue, RNR retries, drains); device page faults, which may block on I/O in

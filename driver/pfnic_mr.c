@@ -205,18 +205,23 @@ void pfnic_xlt_zap(struct pfnic_xlt *xlt, unsigned long idx)
 }
 
 /**
- * pfnic_xlt_zap_all() - drop every translation of an ODP table that stops following memory
+ * pfnic_xlt_zap_all() - hand the pages the engine wrote back to the kernel, dirty, before an
+ *			 ODP table stops following memory
  * @xlt: the table, whose interval notifier is about to be removed
  *
  * Context: process; takes @xlt->lock, which waits for the engine's accesses in flight.
  */
 void pfnic_xlt_zap_all(struct pfnic_xlt *xlt)
 {
-	unsigned long idx;
+	unsigned long idx, n = 0;
 
 	mutex_lock(&xlt->lock);
-	for (idx = 0; idx < xlt->npages && xlt->npresent; idx++)
+	/* the table goes next: only the pages the engine wrote need anything done */
+	for_each_set_bit(idx, xlt->dirty, xlt->npages) {
 		pfnic_xlt_zap(xlt, idx);
+		if (!(++n % 1024))
+			cond_resched();
+	}
 	mutex_unlock(&xlt->lock);
 }
 
@@ -247,13 +252,18 @@ static void pfnic_unpin(struct pfnic_mr *mr, unsigned long npinned)
  * until the MR is deregistered. Pinned pages never move, so this is worked out once, here,
  * not on every `rdma resource show mr -dd` of every user. Return: 0 or -ENOMEM.
  */
+#define PFNIC_PINNED_BLOCKS_MAX	1024
+
 static int pfnic_mr_find_blocks(struct pfnic_mr *mr)
 {
 	unsigned long bsize = memory_block_size_bytes(), last = 0, i;
 	unsigned long *blocks;
 
-	for (i = 0; i < mr->npages; i++)
+	for (i = 0; i < mr->npages; i++) {
 		last = max(last, PFN_PHYS(page_to_pfn(mr->xlt->pages[i])) / bsize);
+		if (!(i % 4096))
+			cond_resched();
+	}
 	blocks = pfnic_bitmap_alloc(last + 1);
 	if (!blocks)
 		return -ENOMEM;
@@ -264,7 +274,12 @@ static int pfnic_mr_find_blocks(struct pfnic_mr *mr)
 	}
 	mr->pinned_blocks = kasprintf(GFP_KERNEL_ACCOUNT, "%*pbl", (int)(last + 1), blocks);
 	kvfree(blocks);
-	return mr->pinned_blocks ? 0 : -ENOMEM;
+	if (!mr->pinned_blocks)
+		return -ENOMEM;
+	/* a list that long would not fit one netlink message: say that it goes on */
+	if (strlen(mr->pinned_blocks) > PFNIC_PINNED_BLOCKS_MAX)
+		strcpy(mr->pinned_blocks + PFNIC_PINNED_BLOCKS_MAX - 3, "...");
+	return 0;
 }
 
 /*

@@ -314,8 +314,8 @@ static long pfnic_odp_fault_chunk(struct pfnic_xlt *xlt, struct mm_struct *mm,
  *	(ibv_advise_mr), counted as such; PFNIC_FAULT_SNAPSHOT: fault nothing, only take the
  *	translations of pages the CPU has mapped (a prefetch that must not fault)
  *
- * Runs in process context (the engine's workqueue, or the advising process), with the MR
- * owner's mm; holds no lock of the MR on entry or return.
+ * Runs in process context (pfnic_fault_wq, pfnic_prefetch_wq, or the advising process),
+ * with the MR owner's mm; holds no lock of the MR on entry or return.
  *
  * Return: 0 once translations for the whole range were written (they may be invalidated
  * again before the engine uses them; it then faults again); -EFAULT if the range is not
@@ -452,12 +452,13 @@ static void pfnic_prefetch_run(struct work_struct *work)
 	u32 i;
 
 	/* advice, not a command: what cannot be prefetched is left to fault later */
-	for (i = 0; i < pw->num_sge; i++) {
+	for (i = 0; i < pw->num_sge; i++)
 		if (pw->sge[i].len)
 			pfnic_odp_fault(pw->sge[i].mr, pw->sge[i].uva, pw->sge[i].len, pw->flags);
-		pfnic_mr_put(pw->sge[i].mr);
-	}
+	/* the device outlives the MRs' references, not the last of them */
 	atomic_dec(&pw->pfnic->prefetches);
+	for (i = 0; i < pw->num_sge; i++)
+		pfnic_mr_put(pw->sge[i].mr);
 	kvfree(pw);
 }
 
