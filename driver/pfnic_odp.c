@@ -242,19 +242,22 @@ out:
 /*
  * Resolves one chunk inside one table: the interval notifier's sequence protocol around
  * hmm_range_fault(), then the translations written under the table's lock unless an
- * invalidation came between. With PFNIC_FAULT_SNAPSHOT nothing is faulted: only pages the
- * CPU has mapped already get translations. Return: the pages given translations, -EAGAIN
- * if the table was released meanwhile (the caller looks it up again), or
- * hmm_range_fault()'s error.
+ * invalidation came between. Each attempt an invalidation spoils halves the chunk, down
+ * to a page, so that memory changing without pause still lets some of it be mapped: then
+ * *@npages says how much was. With PFNIC_FAULT_SNAPSHOT nothing is faulted: only pages
+ * the CPU has mapped already get translations. Return: the pages given translations,
+ * -EAGAIN if the table was released meanwhile (the caller looks it up again), -EBUSY if
+ * not even one page could be mapped for HMM_RANGE_DEFAULT_TIMEOUT, or hmm_range_fault()'s
+ * error.
  */
 static long pfnic_odp_fault_chunk(struct pfnic_xlt *xlt, struct mm_struct *mm,
-				  unsigned long start, unsigned long npages, unsigned int flags,
+				  unsigned long start, unsigned long *npages, unsigned int flags,
 				  unsigned long *pfns)
 {
 	struct hmm_range range = {
 		.notifier = &xlt->notifier,
 		.start = start,
-		.end = start + (npages << PAGE_SHIFT),
+		.end = start + (*npages << PAGE_SHIFT),
 		.hmm_pfns = pfns,
 	};
 	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
@@ -265,15 +268,17 @@ static long pfnic_odp_fault_chunk(struct pfnic_xlt *xlt, struct mm_struct *mm,
 	if (!(flags & PFNIC_FAULT_SNAPSHOT))
 		range.default_flags = HMM_PFN_REQ_FAULT |
 				      (flags & PFNIC_FAULT_WRITE ? HMM_PFN_REQ_WRITE : 0);
-	for (;;) {
+	for (;; range.end = start + (*npages << PAGE_SHIFT)) {
 		if (time_after(jiffies, timeout))
 			return -EBUSY;
 		range.notifier_seq = mmu_interval_read_begin(&xlt->notifier);
 		mmap_read_lock(mm);
 		rv = hmm_range_fault(&range);
 		mmap_read_unlock(mm);
-		if (rv == -EBUSY)
+		if (rv == -EBUSY) {
+			*npages = max(*npages / 2, 1UL);
 			continue;
+		}
 		if (rv)
 			return rv;
 
@@ -285,9 +290,10 @@ static long pfnic_odp_fault_chunk(struct pfnic_xlt *xlt, struct mm_struct *mm,
 		if (!mmu_interval_read_retry(&xlt->notifier, range.notifier_seq))
 			break;
 		mutex_unlock(&xlt->lock);
+		*npages = max(*npages / 2, 1UL);
 	}
 	idx = (start - xlt->va) >> PAGE_SHIFT;
-	for (i = 0; i < npages; i++, idx++) {
+	for (i = 0; i < *npages; i++, idx++) {
 		if (!(pfns[i] & HMM_PFN_VALID))
 			continue;	/* a snapshot of a page the CPU has not mapped */
 		if (!xlt->pages[idx])
@@ -355,7 +361,7 @@ int pfnic_odp_fault(struct pfnic_mr *mr, unsigned long va, size_t len, unsigned 
 		}
 		n = min3((end - start) >> PAGE_SHIFT, PFNIC_FAULT_CHUNK,
 			 xlt->npages - ((start - xlt->va) >> PAGE_SHIFT));
-		got = pfnic_odp_fault_chunk(xlt, mr->mm, start, n, flags, pfns);
+		got = pfnic_odp_fault_chunk(xlt, mr->mm, start, &n, flags, pfns);
 		if (got != -EAGAIN && mr->kind == PFNIC_MR_IMPLICIT) {
 			/*
 			 * A fault that mapped nothing (unmapped memory, a snapshot of memory
