@@ -312,7 +312,6 @@ struct pfnic_srq {
  *	its buffers, so that no buffer changes after its completion is seen.
  * @rq_busy: requesters delivering into the head receive WQE (or the SRQ WQE held) right
  *	now; a flush leaves it to them likewise (pfnic_recv_release()).
- * @exec_gen: the send queue's generation when the engine took the WQE it runs (engine only).
  * @progress: bytes of that WQE moved already: after a fault the WQE goes on from there
  *	rather than from its start, so that memory changing under a large WQE cannot keep it
  *	from ever finishing (engine only). For a message, @progress_rgen is the generation of
@@ -337,8 +336,8 @@ struct pfnic_srq {
  * @atomic_done: the atomic WQE at the head changed the remote word already, and
  *	@atomic_orig is what it held: a fault on the local side re-runs the WQE without
  *	changing the word again (only the engine touches these).
- * @wqe_gen: with @wqe_head, the WQE that @progress and @atomic_done belong to: a flush, a
- *	reset or the next WQE forgets them (engine only).
+ * @wqe_gen: with @wqe_head, the WQE the engine runs, which @progress and @atomic_done belong
+ *	to: a flush, a reset or the next WQE forgets them (written by the engine under @lock).
  */
 struct pfnic_qp {
 	struct ib_qp ibqp;
@@ -361,7 +360,6 @@ struct pfnic_qp {
 	unsigned int rq_busy;
 	unsigned int busy_rounds;
 	u32 fault_gen;
-	u32 exec_gen;
 	u64 progress;
 	u32 progress_rgen;
 	u8 rnr_left;

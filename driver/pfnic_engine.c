@@ -134,7 +134,7 @@ static void pfnic_raise_fault(struct pfnic_qp *qp, struct pfnic_mr *mr, unsigned
 static bool pfnic_wqe_taken_away(struct pfnic_qp *qp)
 {
 	return READ_ONCE(qp->attr.qp_state) == IB_QPS_ERR ||
-	       READ_ONCE(qp->sq.gen) != qp->exec_gen;
+	       READ_ONCE(qp->sq.gen) != qp->wqe_gen;
 }
 
 /**
@@ -992,7 +992,6 @@ void pfnic_engine_run(struct work_struct *work)
 		}
 		memcpy(qp->cur, pfnic_wq_entry(&qp->sq, qp->sq.head), qp->sq.stride);
 		gen = qp->sq.gen;
-		qp->exec_gen = gen;
 		qp->sq_busy = true;
 		/* what earlier runs did belongs to their WQE: a flush or a new WQE forgets it */
 		if (qp->wqe_gen != gen || qp->wqe_head != qp->sq.head) {

@@ -258,7 +258,7 @@ void pfnic_qp_flush(struct pfnic_qp *qp)
 		memset(&wc, 0, sizeof(wc));
 		spin_lock_irq(&qp->lock);
 		/* the engine's WQE is the one it took in this generation: a reset frees the rest */
-		sq = qp->sq.count && !(qp->sq_busy && qp->exec_gen == qp->sq.gen);
+		sq = qp->sq.count && !(qp->sq_busy && qp->wqe_gen == qp->sq.gen);
 		rq = (qp->srq_held || qp->rq.count) && !qp->rq_busy;
 		if (qp->attr.qp_state != IB_QPS_ERR || (!sq && !rq)) {
 			/* an SRQ's consumer learns that no WQE of it is held by this QP */

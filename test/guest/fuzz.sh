@@ -17,13 +17,7 @@ else
 	for f in "$log"*; do echo "# the last calls in $f:"; tail -n 5 "$f" | sed 's/^/#   /'; done
 	echo "not ok 1 - $procs processes from seed $seed made $calls calls each (replay: pfnic_fuzz --seed $seed --calls $calls --procs $procs)"
 fi
-left=
-for _ in $(seq 1 50); do
-	left=$(rdma resource show | awk '$2 == "pfnic0:" {print}')
-	echo "$left" | grep -q 'pd 0 cq 0 qp 0 cm_id 0 mr 0 ctx 0' && break
-	sleep 0.2
-done
-if echo "$left" | grep -q 'pd 0 cq 0 qp 0 cm_id 0 mr 0 ctx 0'; then
+if left=$(test/vm/guest released pfnic0); then
 	echo "ok 2 - nothing of pfnic0 is left: $left"
 else
 	echo "not ok 2 - pfnic0 still has objects: $left"

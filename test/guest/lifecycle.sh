@@ -23,13 +23,7 @@ pkill -9 -x ib_write_bw
 wait $cli $srv 2> /dev/null
 [ "${after:-0}" -gt "${before:-0}" ]
 ok $? "traffic was running when the processes were killed ($before -> $after send WQEs)"
-# the last file reference may drop a moment after the processes are reaped
-for _ in $(seq 1 50); do
-	left=$(rdma resource show | awk '$2 == "pfnic0:" {print}')
-	echo "$left" | grep -q 'pd 0 cq 0 qp 0 cm_id 0 mr 0 ctx 0' && break
-	sleep 0.2
-done
-echo "$left" | grep -q 'pd 0 cq 0 qp 0 cm_id 0 mr 0 ctx 0'
+left=$(test/vm/guest released pfnic0)
 ok $? "the killed processes left nothing behind: $left"
 
 # held_by_process: whether a process holds a QP of pfnic0 now (rdma's resource tracker).
