@@ -59,6 +59,7 @@ enum pfnic_stat {
 	PFNIC_STAT_RNR_RETRIES = PFNIC_MR_STAT_COUNT, /* sends that found no receive WQE */
 	PFNIC_STAT_WQES,			/* send WQEs the engine completed */
 	PFNIC_STAT_FAULT_RETRIES,		/* faults taken again: the range kept changing */
+	PFNIC_STAT_ACK_TIMEOUTS,		/* RC sends the responder did not take, retried */
 	PFNIC_STAT_COUNT,
 };
 
@@ -301,7 +302,7 @@ struct pfnic_srq {
  *	(@fault_gen with it); the engine and the verbs take it, never together with another
  *	QP's lock.
  * @work: the engine's processing of this QP's send queue, on pfnic_wq.
- * @rnr_work: a retry after the responder had no receive WQE (RNR NAK).
+ * @rnr_work: a retry after the responder had no receive WQE (RNR NAK) or sent no ACK.
  * @fault_work: the ODP core resolving this QP's page fault (the device's fault event).
  * @drain_work: reports IB_EVENT_SQ_DRAINED once a move to SQD has let the engine stop.
  * @cur: the engine's copy of the send WQE it executes (only the engine touches it).
@@ -321,6 +322,8 @@ struct pfnic_srq {
  * @fault_gen: the send queue's generation when the fault being resolved stalled the QP: a
  *	reset or flush since then makes its outcome another life's, which it must not touch.
  * @rnr_left: RNR retries left for the WQE at the head (7 means forever).
+ * @retry_left: transport retries left for the WQE at the head (@attr.retry_cnt at first):
+ *	tries after no responder took it (pfnic_engine.c, PFNIC_NO_ACK).
  * @rnr_timer: the min_rnr_timer of the responder whose RNR NAK the WQE at the head got: how
  *	long to wait before trying again, as on a wire, where the NAK carries it (engine only).
  * @srq: the SRQ its receive WQEs come from, or NULL (then @rq has them).
@@ -363,6 +366,7 @@ struct pfnic_qp {
 	u64 progress;
 	u32 progress_rgen;
 	u8 rnr_left;
+	u8 retry_left;
 	u8 rnr_timer;
 	struct pfnic_srq *srq;
 	struct pfnic_wqe *srq_wqe;

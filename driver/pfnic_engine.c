@@ -60,6 +60,7 @@ enum pfnic_step {
 	PFNIC_FAULT,	/* a translation is missing: qp->fault_* says which */
 	PFNIC_RNR,	/* the responder has no receive WQE */
 	PFNIC_ABORT,	/* the QP was reset or moved to the error state mid-copy */
+	PFNIC_NO_ACK,	/* no responder took the message (see pfnic_engine_run()) */
 };
 
 /*
@@ -597,8 +598,9 @@ static struct ib_pd *pfnic_recv_pd(struct pfnic_qp *qp)
  * request it cannot carry out). The state changes before the completion is seen. A receive
  * WQE taken for a message (@consumes) is let go of here, delivered or not.
  */
-static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, bool consumes,
-			  enum ib_wc_status *status, enum ib_wc_status peer_status)
+static enum pfnic_step pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen,
+				     bool consumes, enum ib_wc_status *status,
+				     enum ib_wc_status peer_status)
 {
 	struct pfnic_wqe *wqe = qp->cur, *rwqe = qp->rcur;
 	bool ud = qp->ibqp.qp_type == IB_QPT_UD;
@@ -613,7 +615,7 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 	if (!deliver && !error) {
 		if (consumes)
 			pfnic_recv_release(peer);
-		return;
+		return PFNIC_DONE;
 	}
 	spin_lock_irq(&peer->lock);
 	if (consumes)
@@ -628,9 +630,8 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 		spin_unlock_irq(&peer->lock);
 		if (error)
 			pfnic_qp_flush(peer);
-		/* a datagram is simply lost; a connection breaks */
-		*status = ud ? IB_WC_SUCCESS : IB_WC_RETRY_EXC_ERR;
-		return;
+		/* a datagram is simply lost; a connection's requester hears no ACK */
+		return ud ? PFNIC_DONE : PFNIC_NO_ACK;
 	}
 	if (deliver) {
 		wc.wr_id = rwqe->wr_id;
@@ -669,12 +670,13 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
 	if (deliver)
 		pfnic_cq_signal(to_pfnic_cq(peer->ibqp.recv_cq), signal);
 	if (!error)
-		return;
+		return PFNIC_DONE;
 	if (access_error)
 		pfnic_qp_event(peer, IB_EVENT_QP_ACCESS_ERR);
 	else if (request_error)
 		pfnic_qp_event(peer, IB_EVENT_QP_REQ_ERR);
 	pfnic_qp_flush(peer);
+	return PFNIC_DONE;
 }
 
 /**
@@ -685,7 +687,9 @@ static void pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer, u32 rgen, 
  * @status: the requester's completion status, when the WQE ran to its end
  *
  * Return: PFNIC_DONE with *status (the responder's side already done: see
- * pfnic_respond()), PFNIC_FAULT (the fault recorded in @qp), PFNIC_ABORT or PFNIC_RNR.
+ * pfnic_respond()), PFNIC_FAULT (the fault recorded in @qp), PFNIC_ABORT, PFNIC_RNR or
+ * PFNIC_NO_ACK (@peer cannot receive, or was reset or moved to the error state while the
+ * message was delivered).
  */
 static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer, bool failed,
 				     enum ib_wc_status *status)
@@ -711,8 +715,7 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 	spin_lock_irq(&peer->lock);
 	if (!pfnic_can_receive(peer->attr.qp_state)) {
 		spin_unlock_irq(&peer->lock);
-		*status = IB_WC_RETRY_EXC_ERR;
-		return PFNIC_DONE;
+		return PFNIC_NO_ACK;
 	}
 	if (!sends && !(peer->attr.qp_access_flags & rights)) {
 		spin_unlock_irq(&peer->lock);
@@ -760,8 +763,7 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 			pfnic_recv_release(peer);
 		return step;
 	}
-	pfnic_respond(qp, peer, rgen, consumes, status, peer_status);
-	return PFNIC_DONE;
+	return pfnic_respond(qp, peer, rgen, consumes, status, peer_status);
 }
 
 /*
@@ -949,6 +951,19 @@ static unsigned long pfnic_rnr_delay(u8 timer)
 	return usecs_to_jiffies(pfnic_rnr_usecs[timer & 31]);
 }
 
+/*
+ * How long a requester waits for an ACK before it sends again: the QP's local ACK timeout,
+ * 4.096 us << timeout. 0 means no timer on a wire, where the message would wait for ever;
+ * here the requester looks again each second, so that a responder that comes up later is
+ * found (a program that waits for ever on a NIC is not failed by this).
+ */
+static unsigned long pfnic_ack_timeout(u8 timeout)
+{
+	if (!timeout)
+		return HZ;
+	return max(1UL, nsecs_to_jiffies(4096ULL << min_t(u8, timeout, 31)));
+}
+
 /* Drops the fault a WQE raised when the WQE will not wait for it (taken away meanwhile). */
 static void pfnic_forget_fault(struct pfnic_qp *qp, enum pfnic_step step)
 {
@@ -960,8 +975,15 @@ static void pfnic_forget_fault(struct pfnic_qp *qp, enum pfnic_step step)
 
 /*
  * The engine's work item: runs a QP's send queue from its head until it is empty, the QP
- * leaves RTS, or a WQE stalls (page fault, RNR); after PFNIC_ENGINE_BUDGET WQEs it queues
- * itself again, so that one busy QP does not keep a worker, nor the CPU, from the others.
+ * leaves RTS, or a WQE stalls (page fault, RNR, no ACK); after PFNIC_ENGINE_BUDGET WQEs it
+ * queues itself again, so that one busy QP does not keep a worker, nor the CPU, from the
+ * others.
+ *
+ * An RC message no responder took (no QP of that number and incarnation, one not in RTR or
+ * RTS, or one reset or moved to the error state while it was delivered) gets no ACK, as on a
+ * wire: the requester sends it again after its local ACK timeout, retry_cnt times, then
+ * fails it with IB_WC_RETRY_EXC_ERR. So a requester that reaches RTS and sends before its
+ * peer reaches RTR, or whose peer went away with sends outstanding, behaves as on hardware.
  *
  * The WQE it runs stays the engine's (@qp->sq_busy) until the engine has finished with its
  * buffers and queued its completion: a flush meanwhile leaves it and those after it, and the
@@ -1013,7 +1035,7 @@ void pfnic_engine_run(struct work_struct *work)
 				step = pfnic_execute(qp, peer, failed, &status);
 				pfnic_qp_put(peer);
 			} else {
-				status = IB_WC_RETRY_EXC_ERR;
+				step = PFNIC_NO_ACK;
 			}
 		}
 
@@ -1060,9 +1082,23 @@ void pfnic_engine_run(struct work_struct *work)
 			}
 			status = IB_WC_RNR_RETRY_EXC_ERR;
 		}
+		if (step == PFNIC_NO_ACK) {
+			if (!qp->attr.timeout || qp->retry_left) {
+				if (qp->attr.timeout)
+					qp->retry_left--;
+				qp->sq_busy = false;
+				spin_unlock_irq(&qp->lock);
+				pfnic_stat_add(qp->pfnic, PFNIC_STAT_ACK_TIMEOUTS, 1);
+				queue_delayed_work(pfnic_wq, &qp->rnr_work,
+						   pfnic_ack_timeout(qp->attr.timeout));
+				return;
+			}
+			status = IB_WC_RETRY_EXC_ERR;
+		}
 		qp->sq.head = (qp->sq.head + 1) % qp->sq.size;
 		qp->sq.count--;
 		qp->rnr_left = qp->attr.rnr_retry;
+		qp->retry_left = qp->attr.retry_cnt;
 		/* a queue of one WQE has the same head for the next */
 		qp->atomic_done = false;
 		qp->progress = 0;

@@ -426,6 +426,7 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	case IB_QPS_RTS:
 		kick = qp->sq.count && !qp->stalled;
 		qp->rnr_left = qp->attr.rnr_retry;
+		qp->retry_left = qp->attr.retry_cnt;
 		break;
 	case IB_QPS_SQD:
 		drain = cur == IB_QPS_RTS && qp->attr.en_sqd_async_notify;

@@ -212,6 +212,8 @@ const struct rdma_stat_desc pfnic_stat_descs[PFNIC_STAT_COUNT] = {
 	[PFNIC_STAT_RNR_RETRIES] = { .name = "rnr_retries" },
 	[PFNIC_STAT_WQES] = { .name = "send_wqes" },
 	[PFNIC_STAT_FAULT_RETRIES] = { .name = "page_fault_retries" },
+	/* mlx5's name: its local ACK timer expired and the requester sent again */
+	[PFNIC_STAT_ACK_TIMEOUTS] = { .name = "local_ack_timeout_err" },
 };
 
 static struct rdma_hw_stats *pfnic_alloc_hw_port_stats(struct ib_device *ibdev, u32 port)

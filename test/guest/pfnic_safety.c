@@ -3,7 +3,7 @@
  * pfnic_safety: what pfnic keeps safe when a program, the kernel's memory management or
  * another user acts on its objects at a bad moment. Prints TAP version 13.
  *
- *   pfnic_safety -d DEVICE [-g GID_INDEX] [--only NAME[,NAME...]]
+ *   pfnic_safety -d DEVICE [-g GID_INDEX] [--only NAME[,...]] [--skip NAME[,...]]
  *
  * Cases (each fails on the driver it was written against, and passes once mended):
  *   fault_reset   a page fault still being resolved when its QP is reset does not reach the
@@ -22,8 +22,12 @@
  *                 completes, every byte right
  *   msg_size      a work request longer than max_msg_sz is refused
  *   rnr_timer     the RNR NAK timer is the responder's min_rnr_timer, in the spec's units
+ *   ack_timeout   a message no responder takes (peer not yet in RTR, or gone) is sent again
+ *                 after the local ACK timeout, retry_cnt times, as on a wire
  *   limits        a 1 TiB ODP MR fails cleanly; what registration allocates is charged to the
- *                 memory cgroup; max_pd and max_cq are kept
+ *                 memory cgroup
+ *   object_limits max_pd and max_cq are kept (65,536 of each are made: minutes on a kernel
+ *                 with the checkers)
  *
  * Needs root, swap for dirty_shmem (the rig's command sets up zram), mkfs.ext4 and loop
  * devices for dirty_file, ip netns for netns, and the pfnic module's inject_fault_delay_ms.
@@ -58,6 +62,7 @@ static struct {
 	union ibv_gid gid;
 	uint16_t lid;
 	const char *only;
+	const char *skip;
 	int num, failed;
 } g = { .gidx = 1 };
 
@@ -795,6 +800,85 @@ static void c_rnr_timer(void)
 	point("rnr_timer", "an RNR retry waits the responder's min_rnr_timer, in the spec's units");
 }
 
+/* ---- ack_timeout ---------------------------------------------------------------------------- */
+
+/* The device counter @name (`rdma statistic show link DEV/1`), or -1. */
+static long long device_counter(const char *name)
+{
+	static char buf[1 << 14];
+	static char *tok[MAXTOK];
+	char cmd[120];
+	int n;
+
+	snprintf(cmd, sizeof(cmd), "rdma statistic show link %s/1 2>&1", g.dev);
+	n = run_words(cmd, buf, sizeof(buf), tok);
+	return num_after(tok, 0, n, name);
+}
+
+/*
+ * A message no responder takes gets no ACK, as on a wire: the requester sends it again after
+ * its local ACK timeout (4.096 us << timeout, 67 ms for 14), retry_cnt (7) times. So a SEND
+ * posted before the peer reached RTR arrives once it has; one to a peer that is gone fails
+ * with RETRY_EXC_ERR after the retries, not at once.
+ */
+static void c_ack_timeout(void)
+{
+	uint8_t *buf = map_fresh(PG);
+	struct vt_rc c;
+	struct ibv_wc wc;
+	struct ibv_mr *mr;
+	struct pair p;
+	long long before, after;
+	double t0, took;
+	int state = IBV_QPS_RESET, st;
+
+	pair_open(&p, g.dev, g.dev);
+	g.pd = p.pd[0];
+	mr = reg(buf, PG, ACC_ALL);
+	/* the responder back to INIT, a receive posted: not yet able to receive */
+	c = (struct vt_rc){ .port = 1, .dest_qpn = p.qp[0]->qp_num, .dgid = p.gid[0],
+			    .sgid_index = (uint8_t)g.gidx, .dlid = g.lid, .min_rnr_timer = 1,
+			    .rnr_retry = 7, .access = ACC_ALL };
+	if (ibv_modify_qp(p.qp[1], &(struct ibv_qp_attr){ .qp_state = IBV_QPS_RESET },
+			  IBV_QP_STATE) || vt_rc_bring_up(p.qp[1], &c, &state, IBV_QPS_INIT, NULL))
+		bail("the responder to INIT: %s", strerror(errno));
+	memset(buf, 0x3c, 64);
+	EXPECT(!post_recv(p.qp[1], mr, buf + 2048, 1024), "post_recv");
+	before = device_counter("local_ack_timeout_err");
+	EXPECT(!post(p.qp[0], IBV_WR_SEND, mr, buf, 64, 0, NULL), "post_send");
+	usleep(150 * 1000);
+	EXPECT(vt_rc_bring_up(p.qp[1], &c, &state, IBV_QPS_RTR, NULL) == 0, "responder to RTR");
+	st = wait_wc(p.cq[0], &wc, 10) ? -1 : (int)wc.status;
+	EXPECT(!wait_wc(p.cq[1], &wc, 1) && wc.status == IBV_WC_SUCCESS, "no receive completed");
+	after = device_counter("local_ack_timeout_err");
+	diag("a SEND posted 150 ms before its responder reached RTR: %s; local_ack_timeout_err "
+	     "%lld -> %lld", st < 0 ? "no completion" : ibv_wc_status_str(st), before, after);
+	EXPECT(st == IBV_WC_SUCCESS, "it did not arrive once the responder was up");
+	EXPECT(after - before >= 1 && after - before <= 7, "it was not sent again after its "
+	       "local ACK timeout");
+	EXPECT(buf[2048] == 0x3c && buf[2048 + 63] == 0x3c, "the message's bytes did not arrive");
+
+	/* the responder goes away: 7 retries, 67 ms apart, then RETRY_EXC_ERR */
+	ibv_destroy_qp(p.qp[1]);
+	p.qp[1] = rc_qp(p.pd[0], p.cq[0]);
+	before = device_counter("local_ack_timeout_err");
+	t0 = now();
+	st = run_wr(&p, IBV_WR_SEND, mr, buf, 64, NULL, NULL, 20);
+	took = now() - t0;
+	after = device_counter("local_ack_timeout_err");
+	diag("a SEND to a QP that is gone: %s after %.3f s; local_ack_timeout_err %lld -> %lld",
+	     st < 0 ? "no completion" : ibv_wc_status_str(st), took, before, after);
+	EXPECT(st == IBV_WC_RETRY_EXC_ERR, "not RETRY_EXC_ERR");
+	EXPECT(took >= 0.45, "it failed before 7 local ACK timeouts of 67 ms");
+	EXPECT(after - before == 7, "not retried retry_cnt (7) times");
+	ibv_dereg_mr(mr);
+	pair_close(&p);
+	g.pd = NULL;
+	munmap(buf, PG);
+	point("ack_timeout", "a SEND no responder takes is sent again after the local ACK timeout, "
+	      "retry_cnt times: it arrives once its peer is up, or fails with RETRY_EXC_ERR");
+}
+
 /* ---- limits --------------------------------------------------------------------------------- */
 
 #define CG "/sys/fs/cgroup/pfnic-safety"
@@ -831,8 +915,6 @@ static void c_limits(void)
 	struct ibv_mr *mr;
 	char self[32];
 	uint8_t *va;
-	long n;
-	int err;
 
 	if (!pd || ibv_query_device(ctx, &da))
 		bail("ibv_alloc_pd / ibv_query_device: %s", strerror(errno));
@@ -874,6 +956,22 @@ static void c_limits(void)
 	if (va != MAP_FAILED)
 		munmap(va, huge);
 
+	ibv_dealloc_pd(pd);
+	ibv_close_device(ctx);
+	point("limits", "a 1 TiB ODP MR fails cleanly; registration's tables are charged to the "
+	      "memory cgroup");
+}
+
+static void c_object_limits(void)
+{
+	struct ibv_context *ctx = open_device_named(g.dev);
+	struct ibv_pd *pd = ibv_alloc_pd(ctx);
+	struct ibv_device_attr da;
+	long n;
+	int err;
+
+	if (!pd || ibv_query_device(ctx, &da))
+		bail("ibv_alloc_pd / ibv_query_device: %s", strerror(errno));
 	/* the device's limits, as query_device reports them (this process's PD counts too) */
 	n = count_until_refused(ctx, make_pd, drop_pd, da.max_pd + 16, &err);
 	diag("PDs: %ld more made before one was refused (%s); max_pd %d", n, strerror(err),
@@ -884,8 +982,7 @@ static void c_limits(void)
 	EXPECT(n == da.max_cq && err == ENOMEM, "max_cq is not what is kept");
 	ibv_dealloc_pd(pd);
 	ibv_close_device(ctx);
-	point("limits", "a 1 TiB ODP MR fails cleanly; registration's tables are charged to the "
-	      "memory cgroup; max_pd and max_cq are kept");
+	point("object_limits", "max_pd and max_cq are kept");
 }
 
 /* ---- main ----------------------------------------------------------------------------------- */
@@ -901,40 +998,48 @@ static const struct {
 	{ "flush_recv", c_flush_recv }, { "dirty_shmem", c_dirty_shmem },
 	{ "dirty_file", c_dirty_file }, { "qpn_reuse", c_qpn_reuse }, { "netns", c_netns },
 	{ "progress", c_progress }, { "msg_size", c_msg_size }, { "rnr_timer", c_rnr_timer },
-	{ "limits", c_limits },
+	{ "ack_timeout", c_ack_timeout },
+	{ "limits", c_limits }, { "object_limits", c_object_limits },
 };
 #define NCASES (sizeof(cases) / sizeof(*cases))
 
-static bool selected(const char *name)
+static bool listed(const char *list_arg, const char *name)
 {
 	char list[256], *save, *tok;
 
-	if (!g.only)
-		return true;
-	snprintf(list, sizeof(list), "%s", g.only);
+	snprintf(list, sizeof(list), "%s", list_arg);
 	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
 		if (!strcmp(tok, name))
 			return true;
 	return false;
 }
 
+static bool selected(const char *name)
+{
+	return (!g.only || listed(g.only, name)) && (!g.skip || !listed(g.skip, name));
+}
+
 static bool take_opt(int opt, const char *arg)
 {
-	if (opt != 'o')
+	if (opt == 'o')
+		g.only = arg;
+	else if (opt == 's')
+		g.skip = arg;
+	else
 		return false;
-	g.only = arg;
 	return true;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = { { "only", required_argument, NULL, 'o' }, { NULL } };
+	static const struct option lo[] = { { "only", required_argument, NULL, 'o' },
+					    { "skip", required_argument, NULL, 's' }, { NULL } };
 	struct ibv_port_attr pa;
 	struct ibv_context *ctx;
 	int planned = 0;
 
-	vt_args(argc, argv, "pfnic_safety -d DEVICE [-g GID_INDEX] [--only NAME[,NAME...]]",
-		&g.dev, &g.gidx, "o:", lo, take_opt);
+	vt_args(argc, argv, "pfnic_safety -d DEVICE [-g GID_INDEX] [--only NAME[,...]] [--skip NAME[,...]]",
+		&g.dev, &g.gidx, "o:s:", lo, take_opt);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (size_t i = 0; i < NCASES; i++)
 		planned += selected(cases[i].name);
