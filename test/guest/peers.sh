@@ -48,13 +48,14 @@ for cmd in "${runs[@]}"; do
 	p="-p $port"
 	out=$(mktemp)
 	# server, then the client once the server listens
-	timeout 120 $cmd $p > "$out.srv" 2>&1 &
+	# stdout and stderr apart: stdout is flushed at exit, after any error message
+	timeout 120 $cmd $p > "$out.srv" 2> "$out.srv.err" &
 	srv=$!
 	for _ in $(seq 1 100); do
 		ss -ltn 2> /dev/null | grep -q ":$port " && break
 		sleep 0.1
 	done
-	timeout 120 $cmd $p 127.0.0.1 > "$out.cli" 2>&1
+	timeout 120 $cmd $p 127.0.0.1 > "$out.cli" 2> "$out.cli.err"
 	crc=$?
 	wait $srv
 	src=$?
@@ -64,9 +65,11 @@ for cmd in "${runs[@]}"; do
 	else
 		fail=1
 		echo "not ok $n - $cmd (client exit $crc, server exit $src)"
-		sed 's/^/# client: /' "$out.cli" | tail -n 15
-		sed 's/^/# server: /' "$out.srv" | tail -n 15
+		sed 's/^/# client: /' "$out.cli" | tail -n 6
+		sed 's/^/# client stderr: /' "$out.cli.err" | tail -n 10
+		sed 's/^/# server: /' "$out.srv" | tail -n 6
+		sed 's/^/# server stderr: /' "$out.srv.err" | tail -n 10
 	fi
-	rm -f "$out" "$out.cli" "$out.srv"
+	rm -f "$out" "$out.cli" "$out.srv" "$out.cli.err" "$out.srv.err"
 done
 exit $fail
