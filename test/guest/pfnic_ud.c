@@ -358,11 +358,20 @@ static void c_kind(int kind)
 		 * Where the pages are now, as the kernel says: ODP pages moved, pinned ones stayed.
 		 * A page busy for a moment (not yet on the LRU after its fault) is tried again.
 		 */
-		size_t moved = 0;
+		size_t moved = 0, stuck = 0;
+		int why = 0;
 
-		for (int tries = 0; tries < (odp ? 5 : 1) && moved < n; tries++) {
+		for (int tries = 0; tries < (odp ? 20 : 1) && moved < n; tries++) {
+			if (tries)
+				usleep(50000);
 			if (syscall(SYS_move_pages, 0, n, pages, nodes, status, MF_MOVE) < 0)
 				EXPECT(0, "move_pages: %s", strerror(errno));
+			why = 0;
+			for (size_t i = 0; i < n; i++)
+				if (status[i] < 0 && !why) {
+					why = -status[i];
+					stuck = i;
+				}
 			if (syscall(SYS_move_pages, 0, n, pages, NULL, status, 0) < 0)
 				EXPECT(0, "move_pages (query): %s", strerror(errno));
 			moved = 0;
@@ -370,8 +379,11 @@ static void c_kind(int kind)
 				moved += status[i] == nodes[i];
 		}
 		if (odp)
-			EXPECT(moved == n, "%s: %zu of %zu pages moved to the other node", kinds[kind],
-			       moved, n);
+			EXPECT(moved == n, "%s: %zu of %zu pages moved to the other node in 20 tries "
+			       "(the last try's first error: page %zu of %s buffer, %s)", kinds[kind],
+			       moved, n, stuck, pages[stuck] >= (void *)dst &&
+			       pages[stuck] < (void *)(dst + BUF) ? "the receive" : "the send",
+			       why ? strerror(why) : "none");
 		else
 			EXPECT(moved == 0, "pinned: %zu of %zu pinned pages moved", moved, n);
 		if (round_of(smr, src, rmr, dst, "after move_pages", 100 * kind + 20))

@@ -18,6 +18,11 @@ export function matrixKernels(top: string, { debug }: { debug: boolean }): strin
   return readMatrix(top).filter((k) => (debug || !k.debug) && (!only || only.includes(k.name))).map((k) => k.name);
 }
 
+/** Whether @p kernel is a debug kernel of the matrix (built with the kernel's checkers). */
+export function isDebugKernel(top: string, kernel: string): boolean {
+  return readMatrix(top).find((k) => k.name === kernel)?.debug === true;
+}
+
 /** How many times longer than a release kernel @p kernel may take to run a guest (kernels.json). */
 export function timeScale(top: string, kernel: string): number {
   return readMatrix(top).find((k) => k.name === kernel)?.time_scale ?? 1;

@@ -2,70 +2,93 @@
 // dummy netdev: unmodified verbs peers (ibv_rc_pingpong, perftest) with and without ODP, the
 // project's data-verifying traffic suite on a two-node guest, what rdma netlink shows of MRs,
 // bad input of every kind, what the driver keeps safe when its objects are acted on at bad
-// moments, a slice of the fuzzer, the device and module going away under live users, and
-// memory hot-unplugged under live ODP traffic. Run by vm-pfnic.test.ts on the release
-// kernels and by vm-debug.test.ts on the debug kernel.
+// moments, a slice of the fuzzer, the device and module going away under live users, memory
+// hot-unplugged under live ODP traffic, and on the newest and the debug kernel a slice of the
+// race soak. Run by vm-pfnic.test.ts on the release kernels and by vm-debug.test.ts on the
+// debug kernel, where the groups of a bundle share a guest (test/vm/groups.ts).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
 
-import { runGroups, type Group } from './groups.js';
-import { timeScale } from './matrix.js';
+import { runGroups, setupCommand, type Group, type Step } from './groups.js';
+import { isDebugKernel, newestKernel, timeScale } from './matrix.js';
 import { Qmp } from './qmp.js';
 
-const setup = 'test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0';
 const tests = 'build/cmake/tests';
+const devices: Step[] = ['rxe', 'pfnic'];
 
 const groups: Group[] = [
-  { name: 'unmodified peers on pfnic0', options: [], command: `${setup} && exec test/guest/peers.sh pfnic0` },
+  {
+    name: 'unmodified peers on pfnic0',
+    options: [],
+    setup: devices,
+    command: 'test/guest/peers.sh pfnic0',
+    debugBundle: 'verbs',
+  },
   {
     name: 'data-verifying traffic on pfnic0',
     options: ['--numa'],
-    command: `${setup} && exec build/cmake/tests/pfnic_traffic -d pfnic0 -g 1 --strict`,
+    setup: devices,
+    command: `${tests}/pfnic_traffic -d pfnic0 -g 1 --strict`,
     needs: [`${tests}/pfnic_traffic`],
+    debugBundle: 'verbs',
   },
   {
     name: 'data-verifying traffic through a shared receive queue on pfnic0',
     options: ['--numa'],
-    command: `${setup} && exec build/cmake/tests/pfnic_traffic -d pfnic0 -g 1 --srq --strict`,
+    setup: devices,
+    command: `${tests}/pfnic_traffic -d pfnic0 -g 1 --srq --strict`,
     needs: [`${tests}/pfnic_traffic`],
+    debugBundle: 'verbs',
   },
   {
     name: 'UD datagrams on pfnic0, every byte checked',
     options: ['--numa'],
-    command: `${setup} && exec build/cmake/tests/pfnic_ud -d pfnic0 -g 1`,
+    setup: devices,
+    command: `${tests}/pfnic_ud -d pfnic0 -g 1`,
     needs: [`${tests}/pfnic_ud`],
+    debugBundle: 'verbs',
   },
   {
     name: 'MR state and counters through rdma netlink',
     options: ['--numa'],
-    command: `${setup} && exec build/cmake/tests/pfnic_mrstate -d pfnic0 -g 1`,
+    setup: devices,
+    command: `${tests}/pfnic_mrstate -d pfnic0 -g 1`,
     needs: [`${tests}/pfnic_mrstate`],
+    debugBundle: 'verbs',
   },
   {
     name: 'bad input gets the spec\'s errors',
     options: [],
-    command: `${setup} && exec build/cmake/tests/pfnic_badinput -d pfnic0 -g 1`,
+    setup: devices,
+    command: `${tests}/pfnic_badinput -d pfnic0 -g 1`,
     needs: [`${tests}/pfnic_badinput`],
+    debugBundle: 'verbs',
   },
   {
     name: 'safety: faults across a reset, flushes during copies, pages only RDMA wrote, QPN reuse, namespaces, progress, limits',
     options: [],
-    // swap on zram, for the case whose pages must be swapped out and in
-    command: `${setup} && modprobe zram && echo 512M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && `
-      + `swapon /dev/zram0 && exec build/cmake/tests/pfnic_safety -d pfnic0 -g 1`,
+    setup: [...devices, 'zram'],
+    command: `${tests}/pfnic_safety -d pfnic0 -g 1`,
     needs: [`${tests}/pfnic_safety`],
+    // object_limits makes 65,536 PDs and CQs: minutes under the checkers, for counting that
+    // is the same on every kernel
+    debugCommand: `${tests}/pfnic_safety -d pfnic0 -g 1 --skip object_limits`,
+    debugBundle: 'safety',
   },
   {
     // a slice of the fuzzer, the same calls each run; test/fuzz.sh runs a million and more
     name: 'fuzz: 3 processes of 10,000 random calls at the user surface while memory churns',
     options: ['--numa'],
-    command: `${setup} && test/vm/guest ummunotify && exec test/guest/fuzz.sh 1 10000 3 2`,
+    setup: [...devices, 'ummunotify'],
+    command: 'test/guest/fuzz.sh 1 10000 3 2',
     needs: [`${tests}/pfnic_fuzz`],
+    debugBundle: 'safety',
   },
-  { name: 'removal under live users', options: [], command: `${setup} && exec test/guest/lifecycle.sh` },
+  // last in its bundle: it removes the devices and unloads the module
+  { name: 'removal under live users', options: [], setup: devices, command: 'test/guest/lifecycle.sh', debugBundle: 'safety' },
 ];
 
 // Memory offlined and the DIMM removed under live ODP traffic (build/cmake/tests/
@@ -77,7 +100,7 @@ async function hotUnplug(t: Test, top: string, kernel: string): Promise<void> {
   const sock = path.join(dir, 'qmp.sock');
   const guest = spawn('bash', [path.join(top, 'test/vm/run.sh'), '--timeout', String(300 * timeScale(top, kernel)), '--numa',
     '--dimm', '384M', '--qmp', sock, kernel, '--', 'sh', '-c',
-    `${setup} && exec build/cmake/tests/pfnic_hotplug -d pfnic0 -g 1 --unplug`],
+    `${setupCommand(devices)} && exec build/cmake/tests/pfnic_hotplug -d pfnic0 -g 1 --unplug`],
   { cwd: top, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   const ready = new Promise<boolean>((resolve) => {
@@ -104,10 +127,21 @@ async function hotUnplug(t: Test, top: string, kernel: string): Promise<void> {
   t.equal(out.split('\n').filter((l) => /^ok /.test(l)).length, plan, 'every planned check ran and passed');
 }
 
+// A slice of the race soak (test/soak.sh runs ten minutes), on the newest and the debug kernel.
+const soak: Group = {
+  name: 'race soak: 60 s of RC, UD, SRQ and atomic traffic through every kind of MR, every byte checked, '
+    + 'while memory churns, workers exit mid-transfer and memory blocks go offline',
+  options: ['--numa', '--dimm', '384M'],
+  setup: [...devices, 'zram'],
+  command: 'test/guest/soak.sh 60 1',
+  needs: [`${tests}/pfnic_soak`],
+};
+
 /** Runs the pfnic suite in guests of @p kernel, as subtests of @p t. */
 export async function pfnicSuite(t: Test, top: string, kernel: string): Promise<void> {
   await runGroups(t, top, kernel, groups);
   const started = Date.now();
   await t.test('hot-unplug under live ODP traffic', (t) => hotUnplug(t, top, kernel));
   t.comment(`kernel ${kernel}: hot-unplug under live ODP traffic took ${Math.round((Date.now() - started) / 1000)} s`);
+  if (kernel === newestKernel(top) || isDebugKernel(top, kernel)) await runGroups(t, top, kernel, [soak]);
 }

@@ -90,6 +90,8 @@ extra=$(matrix_get "$name" append)
 [ "$timeout_s" -ge 60 ] && append+=" pfnic.dump_after=$(( timeout_s - 20 ))"
 root=$(kernel_root "$name")
 [ -n "$root" ] && append+=" pfnic.modroot=$root"
+# PFNIC_APPEND: more of it, to look into a guest (ignore_loglevel shows the whole boot)
+[ -n "${PFNIC_APPEND:-}" ] && append+=" $PFNIC_APPEND"
 
 # the CPU model: QEMU's "max" unless the matrix says otherwise for this kernel
 cpu=$(matrix_get "$name" cpu)

@@ -17,21 +17,26 @@ const groups: Group[] = [
   {
     name: '/dev/ummunotify against every way of changing memory',
     options: ['--numa'],
-    command: 'test/vm/guest ummunotify && exec build/cmake/tests/ummunotify',
+    setup: ['ummunotify'],
+    command: 'build/cmake/tests/ummunotify',
     ...built('ummunotify'),
+    debugBundle: 'ummunotify',
   },
   {
     name: 'the registration cache over rxe0, every byte checked while memory churns',
     options: [],
-    command: 'test/vm/guest rxe >/dev/null && test/vm/guest ummunotify && exec build/cmake/tests/regcache_churn -d rxe0 -g 1',
+    setup: ['rxe', 'ummunotify'],
+    command: 'build/cmake/tests/regcache_churn -d rxe0 -g 1',
     ...built('regcache_churn'),
+    debugBundle: 'ummunotify',
   },
   {
     name: 'the registration cache over pfnic0\'s pinned MRs',
     options: [],
-    command: 'test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && test/vm/guest ummunotify && '
-      + 'exec build/cmake/tests/regcache_churn -d pfnic0 -g 1 -n 2000',
+    setup: ['rxe', 'pfnic', 'ummunotify'],
+    command: 'build/cmake/tests/regcache_churn -d pfnic0 -g 1 -n 2000',
     ...built('regcache_churn'),
+    debugBundle: 'ummunotify',
   },
 ];
 
