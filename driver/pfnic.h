@@ -200,6 +200,8 @@ enum pfnic_mr_kind {
  * @last_event: the mmu_notifier_event of the last invalidation; U8_MAX before the first.
  * @owner: the process that registered it (its thread group), for the event channel
  * @owner_euid: that process's effective uid then: who may read the MR's events
+ * @memcg: that process's memory cgroup then (NULL without memcg): what an implicit MR's
+ *	tables are charged to, made later as its pages fault in, from a workqueue
  * @pinned_blocks: a pinned MR's memory blocks, as a list of ranges (pfnic_mr_find_blocks())
  */
 struct pfnic_mr {
@@ -224,6 +226,7 @@ struct pfnic_mr {
 	u8 last_event;
 	struct pid *owner;
 	kuid_t owner_euid;
+	struct mem_cgroup *memcg;
 	char *pinned_blocks;
 };
 

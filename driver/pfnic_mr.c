@@ -5,6 +5,7 @@
  * keeps ODP tables up to date. Keys map to MRs through one table for all pfnic devices,
  * since RC peers may sit on any of them.
  */
+#include <linux/memcontrol.h>
 #include <linux/memory.h>
 #include <linux/mm.h>
 #include <linux/random.h>
@@ -346,6 +347,7 @@ static void pfnic_mr_destroy(struct pfnic_mr *mr)
 		break;
 	}
 	put_pid(mr->owner);
+	mem_cgroup_put(mr->memcg);
 	mmdrop(mr->mm);
 	kfree(mr);
 }
@@ -436,10 +438,13 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 	mmgrab(mr->mm);
 	mr->owner = get_task_pid(current, PIDTYPE_TGID);
 	mr->owner_euid = current_euid();
+	if (implicit)
+		mr->memcg = get_mem_cgroup_from_mm(current->mm);
 
 	rv = pfnic_mr_build(mr);
 	if (rv) {
 		put_pid(mr->owner);
+		mem_cgroup_put(mr->memcg);
 		mmdrop(mr->mm);
 		kfree(mr);
 		pfnic_obj_drop(pfnic, PFNIC_OBJ_MR);

@@ -7,6 +7,7 @@
  * the address space on the first fault there, released once nothing in it is mapped.
  */
 #include <linux/hmm.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -196,12 +197,15 @@ void pfnic_odp_implicit_release_all(struct pfnic_mr *mr)
 
 /*
  * The table of an implicit MR for the block holding @va, made (and following the address
- * space) if there is none yet. Return: the table with a reference, or an ERR_PTR.
+ * space) if there is none yet, charged to the memory cgroup of the process that registered
+ * the MR: the fault work that makes it runs in a kworker, which would charge nobody. Return:
+ * the table with a reference, or an ERR_PTR.
  */
 static struct pfnic_xlt *pfnic_odp_block(struct pfnic_mr *mr, struct mm_struct *mm,
 					 unsigned long va)
 {
 	unsigned long idx = va >> (PAGE_SHIFT + PFNIC_IMPLICIT_SHIFT);
+	struct mem_cgroup *memcg;
 	struct pfnic_xlt *xlt;
 	int rv;
 
@@ -211,8 +215,10 @@ static struct pfnic_xlt *pfnic_odp_block(struct pfnic_mr *mr, struct mm_struct *
 		kref_get(&xlt->ref);
 		goto out;
 	}
+	memcg = set_active_memcg(mr->memcg);
 	xlt = pfnic_xlt_alloc(mr, idx << (PAGE_SHIFT + PFNIC_IMPLICIT_SHIFT),
 			      PFNIC_IMPLICIT_PAGES);
+	set_active_memcg(memcg);
 	if (!xlt) {
 		xlt = ERR_PTR(-ENOMEM);
 		goto out;

@@ -25,7 +25,7 @@
  *   ack_timeout   a message no responder takes (peer not yet in RTR, or gone) is sent again
  *                 after the local ACK timeout, retry_cnt times, as on a wire
  *   limits        a 1 TiB ODP MR fails cleanly; what registration allocates is charged to the
- *                 memory cgroup
+ *                 memory cgroup, and so are the tables an implicit MR makes as it faults
  *   object_limits max_pd and max_cq are kept (65,536 of each are made: minutes on a kernel
  *                 with the checkers)
  *
@@ -906,6 +906,63 @@ static void drop_pd(void *o) { ibv_dealloc_pd(o); }
 static void *make_cq(struct ibv_context *ctx) { return ibv_create_cq(ctx, 1, NULL, NULL, 0); }
 static void drop_cq(void *o) { ibv_destroy_cq(o); }
 
+static long long cgroup_bytes(void)
+{
+	FILE *f = fopen(CG "/memory.current", "r");
+	long long n = -1;
+
+	if (f) {
+		if (fscanf(f, "%lld", &n) != 1)
+			n = -1;
+		fclose(f);
+	}
+	return n;
+}
+
+/*
+ * An implicit ODP MR makes a table for each 64 MiB block of the address space its pages
+ * fault in from (PFNIC_IMPLICIT_PAGES), in the fault work, a kworker: the tables must be
+ * charged to the memory cgroup of the process that registered the MR (this one, in CG). A
+ * WRITE from one page in each of 64 blocks makes 64 tables of 128 KiB and more.
+ */
+static void implicit_tables_charged(uint8_t *va)
+{
+	const size_t block = 64ul << 20, nblocks = 64;
+	uint8_t *dst = map_fresh(PG);
+	struct ibv_mr *imr, *dmr;
+	long long before, after;
+	struct pair p;
+	int failed = 0;
+
+	pair_open(&p, g.dev, g.dev);
+	g.pd = p.pd[0];
+	imr = ibv_reg_mr(p.pd[0], NULL, SIZE_MAX, ACC_ALL | IBV_ACCESS_ON_DEMAND);
+	dmr = reg(dst, PG, ACC_ALL);
+	EXPECT(imr, "an implicit ODP MR: %s", strerror(errno));
+	/* one 4 KiB page of data per block, not a huge page */
+	madvise(va, nblocks * block, MADV_NOHUGEPAGE);
+	before = cgroup_bytes();
+	for (size_t i = 0; imr && i < nblocks; i++) {
+		va[i * block] = (uint8_t)i;
+		failed += run_wr(&p, IBV_WR_RDMA_WRITE, imr, va + i * block, 64, dmr, dst, 10) !=
+			  IBV_WC_SUCCESS;
+	}
+	after = cgroup_bytes();
+	diag("an implicit MR's tables for %zu blocks: the cgroup's memory.current %lld -> %lld "
+	     "(+%lld KiB; %zu pages of data were touched); %d WRITEs failed", nblocks, before,
+	     after, (after - before) >> 10, nblocks, failed);
+	EXPECT(!failed, "WRITEs from the implicit MR failed");
+	EXPECT(after - before >= (long long)(nblocks * 120) << 10, "the implicit MR's tables "
+	       "(%zu of 128 KiB and more) are not charged to the cgroup of the process that "
+	       "registered it", nblocks);
+	if (imr)
+		ibv_dereg_mr(imr);
+	ibv_dereg_mr(dmr);
+	pair_close(&p);
+	g.pd = NULL;
+	munmap(dst, PG);
+}
+
 static void c_limits(void)
 {
 	struct ibv_context *ctx = open_device_named(g.dev);
@@ -950,6 +1007,7 @@ static void c_limits(void)
 		EXPECT(mr, "a 1 GiB ODP MR in the same cgroup failed: %s", strerror(errno));
 		if (mr)
 			ibv_dereg_mr(mr);
+		implicit_tables_charged(va);
 		write_file("/sys/fs/cgroup/cgroup.procs", self);
 	}
 	rmdir(CG);
@@ -958,8 +1016,8 @@ static void c_limits(void)
 
 	ibv_dealloc_pd(pd);
 	ibv_close_device(ctx);
-	point("limits", "a 1 TiB ODP MR fails cleanly; registration's tables are charged to the "
-	      "memory cgroup");
+	point("limits", "a 1 TiB ODP MR fails cleanly; registration's tables, and an implicit MR's "
+	      "made as it faults, are charged to the memory cgroup");
 }
 
 static void c_object_limits(void)
