@@ -21,17 +21,7 @@ while getopts n:s:p:t: o; do
 done
 shift $((OPTIND - 1))
 . test/vm/lib.sh
-kernels=("$@")
-[ ${#kernels[@]} -gt 0 ] || mapfile -t kernels < <(matrix_names)
-failed=0
-for k in "${kernels[@]}"; do
-	t0=$(date +%s)
-	echo "# kernel $k: seed $seed, $calls calls in $procs processes"
-	test/vm/run.sh --numa --timeout "${PFNIC_FUZZ_TIMEOUT:-14400}" "$k" -- sh -c \
-		"test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && test/vm/guest ummunotify && exec test/guest/fuzz.sh $seed $((calls / procs)) $procs $threads"
-	rc=$?
-	echo "# kernel $k: exit $rc after $(elapsed "$t0") s"
-	[ $rc = 0 ] || failed=$((failed + 1))
-done
-echo "$(( ${#kernels[@]} - failed )) passed, $failed failed"
-[ $failed = 0 ]
+echo "# seed $seed, $calls calls in $procs processes"
+each_kernel "--numa --timeout ${PFNIC_FUZZ_TIMEOUT:-14400}" \
+	"test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && test/vm/guest ummunotify && exec test/guest/fuzz.sh $seed $((calls / procs)) $procs $threads" \
+	"$@"

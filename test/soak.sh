@@ -20,17 +20,7 @@ while getopts d:s:w: o; do
 done
 shift $((OPTIND - 1))
 . test/vm/lib.sh
-kernels=("$@")
-[ ${#kernels[@]} -gt 0 ] || mapfile -t kernels < <(matrix_names)
-failed=0
-for k in "${kernels[@]}"; do
-	t0=$(date +%s)
-	echo "# kernel $k: seed $seed, $seconds s, $workers workers"
-	test/vm/run.sh --numa --dimm 384M --timeout $((seconds + 1800)) "$k" -- sh -c \
-		"test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && test/vm/guest zram-swap && exec test/guest/soak.sh $seconds $seed $workers"
-	rc=$?
-	echo "# kernel $k: exit $rc after $(elapsed "$t0") s"
-	[ $rc = 0 ] || failed=$((failed + 1))
-done
-echo "$(( ${#kernels[@]} - failed )) passed, $failed failed"
-[ $failed = 0 ]
+echo "# seed $seed, $seconds s, $workers workers"
+each_kernel "--numa --dimm 384M --timeout $((seconds + 1800))" \
+	"test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && test/vm/guest zram-swap && exec test/guest/soak.sh $seconds $seed $workers" \
+	"$@"

@@ -5,6 +5,7 @@
 # the last lines of each process's log (the calls before a failure) become comments.
 seed=${1:?usage: fuzz.sh SEED CALLS PROCS THREADS} calls=${2:?} procs=${3:?} threads=${4:?}
 log=/tmp/pfnic-fuzz.log
+. test/guest/nothing-left.sh
 echo "TAP version 13"
 echo "1..3"
 build/cmake/tests/pfnic_fuzz -d pfnic0 -g 1 --seed "$seed" --calls "$calls" --procs "$procs" \
@@ -17,13 +18,4 @@ else
 	for f in "$log"*; do echo "# the last calls in $f:"; tail -n 5 "$f" | sed 's/^/#   /'; done
 	echo "not ok 1 - $procs processes from seed $seed made $calls calls each (replay: pfnic_fuzz --seed $seed --calls $calls --procs $procs)"
 fi
-if left=$(test/vm/guest released pfnic0); then
-	echo "ok 2 - nothing of pfnic0 is left: $left"
-else
-	echo "not ok 2 - pfnic0 still has objects: $left"
-fi
-if timeout 60 rmmod pfnic && [ ! -e /sys/module/pfnic ]; then
-	echo "ok 3 - pfnic.ko unloads"
-else
-	echo "not ok 3 - pfnic.ko does not unload"
-fi
+nothing_left 2

@@ -768,16 +768,6 @@ static void show_failed_faults(void)
 	fclose(f);
 }
 
-/* The device counter @name of pfnic0 (`rdma statistic show link`), or -1. */
-static long long device_counter(const char *name)
-{
-	static char buf[1 << 14];
-	static char *tok[MAXTOK];
-	int n = run_words("rdma statistic show link pfnic0/1 2>&1", buf, sizeof(buf), tok);
-
-	return num_after(tok, 0, n, name);
-}
-
 /*
  * Moves every page of both MRs to node @node under traffic, with move_pages(2) (@tool
  * false), or with numactl's migratepages(8) from the other node (@tool true, which moves the
@@ -959,7 +949,7 @@ static void c_odp(void)
 	pthread_join(tr.thread, NULL);
 	diag("traffic: %lu transfers, %lu bytes, %lu failed; faults taken again because their "
 	     "range kept changing: %lld", atomic_load(&tr.ops), atomic_load(&tr.bytes),
-	     atomic_load(&tr.errors), device_counter("page_fault_retries"));
+	     atomic_load(&tr.errors), vt_device_counter("pfnic0", "page_fault_retries"));
 	if (atomic_load(&tr.errors)) {
 		diag("the first failure: %s", tr.first_error);
 		show_failed_faults();

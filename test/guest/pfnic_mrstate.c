@@ -1188,19 +1188,6 @@ static void c_implicit_hole(void)
 	ibv_dereg_mr(mr);
 }
 
-/* The device counter @name (`rdma statistic show link DEV/1`), or -1. */
-static long long device_counter(const char *name)
-{
-	static char buf[1 << 14];
-	static char *tok[MAXTOK];
-	char cmd[120];
-	int n;
-
-	snprintf(cmd, sizeof(cmd), "rdma statistic show link %s/1 2>&1", g.dev);
-	n = run_words(cmd, buf, sizeof(buf), tok);
-	return num_after(tok, 0, n, name);
-}
-
 #define INJECT_BUSY "/sys/module/pfnic/parameters/inject_fault_busy"
 
 /*
@@ -1214,7 +1201,7 @@ static void c_fault_retry(void)
 {
 	uint8_t *buf = map_fresh(32 * PG);
 	struct ibv_mr *mr = ibv_reg_mr(g.pd, buf, 32 * PG, ODP_ACCESS);
-	long long before = device_counter("page_fault_retries"), after;
+	long long before = vt_device_counter(g.dev, "page_fault_retries"), after;
 	char left[32] = "";
 	FILE *f;
 
@@ -1227,7 +1214,7 @@ static void c_fault_retry(void)
 	/* pages 5..14, from an unaligned start */
 	if (write_verify(mr, buf + 5 * PG + 77, 9 * PG + 11, 9))
 		bad = 1;
-	after = device_counter("page_fault_retries");
+	after = vt_device_counter(g.dev, "page_fault_retries");
 	f = fopen(INJECT_BUSY, "r");
 	if (f) {
 		if (!fgets(left, sizeof(left), f))
@@ -1245,7 +1232,7 @@ out:
 	      "READ complete with every byte right; page_fault_retries counts each retry");
 
 	/* a range that never settles: 30 rounds in a row, then the WQE fails as before */
-	before = device_counter("page_fault_retries");
+	before = vt_device_counter(g.dev, "page_fault_retries");
 	if (write_file(INJECT_BUSY, "40")) {
 		bad = 1;
 	} else {
@@ -1253,7 +1240,7 @@ out:
 
 		memset(g.scratch, 0x5a, PG);
 		rv = rdma(IBV_WR_RDMA_WRITE, mr, buf + 20 * PG, PG);
-		after = device_counter("page_fault_retries");
+		after = vt_device_counter(g.dev, "page_fault_retries");
 		f = fopen(INJECT_BUSY, "r");
 		left[0] = 0;
 		if (f) {

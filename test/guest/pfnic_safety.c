@@ -802,19 +802,6 @@ static void c_rnr_timer(void)
 
 /* ---- ack_timeout ---------------------------------------------------------------------------- */
 
-/* The device counter @name (`rdma statistic show link DEV/1`), or -1. */
-static long long device_counter(const char *name)
-{
-	static char buf[1 << 14];
-	static char *tok[MAXTOK];
-	char cmd[120];
-	int n;
-
-	snprintf(cmd, sizeof(cmd), "rdma statistic show link %s/1 2>&1", g.dev);
-	n = run_words(cmd, buf, sizeof(buf), tok);
-	return num_after(tok, 0, n, name);
-}
-
 /*
  * A message no responder takes gets no ACK, as on a wire: the requester sends it again after
  * its local ACK timeout (4.096 us << timeout, 67 ms for 14), retry_cnt (7) times. So a SEND
@@ -844,13 +831,13 @@ static void c_ack_timeout(void)
 		bail("the responder to INIT: %s", strerror(errno));
 	memset(buf, 0x3c, 64);
 	EXPECT(!post_recv(p.qp[1], mr, buf + 2048, 1024), "post_recv");
-	before = device_counter("local_ack_timeout_err");
+	before = vt_device_counter(g.dev, "local_ack_timeout_err");
 	EXPECT(!post(p.qp[0], IBV_WR_SEND, mr, buf, 64, 0, NULL), "post_send");
 	usleep(150 * 1000);
 	EXPECT(vt_rc_bring_up(p.qp[1], &c, &state, IBV_QPS_RTR, NULL) == 0, "responder to RTR");
 	st = wait_wc(p.cq[0], &wc, 10) ? -1 : (int)wc.status;
 	EXPECT(!wait_wc(p.cq[1], &wc, 1) && wc.status == IBV_WC_SUCCESS, "no receive completed");
-	after = device_counter("local_ack_timeout_err");
+	after = vt_device_counter(g.dev, "local_ack_timeout_err");
 	diag("a SEND posted 150 ms before its responder reached RTR: %s; local_ack_timeout_err "
 	     "%lld -> %lld", st < 0 ? "no completion" : ibv_wc_status_str(st), before, after);
 	EXPECT(st == IBV_WC_SUCCESS, "it did not arrive once the responder was up");
@@ -861,11 +848,11 @@ static void c_ack_timeout(void)
 	/* the responder goes away: 7 retries, 67 ms apart, then RETRY_EXC_ERR */
 	ibv_destroy_qp(p.qp[1]);
 	p.qp[1] = rc_qp(p.pd[0], p.cq[0]);
-	before = device_counter("local_ack_timeout_err");
+	before = vt_device_counter(g.dev, "local_ack_timeout_err");
 	t0 = now();
 	st = run_wr(&p, IBV_WR_SEND, mr, buf, 64, NULL, NULL, 20);
 	took = now() - t0;
-	after = device_counter("local_ack_timeout_err");
+	after = vt_device_counter(g.dev, "local_ack_timeout_err");
 	diag("a SEND to a QP that is gone: %s after %.3f s; local_ack_timeout_err %lld -> %lld",
 	     st < 0 ? "no completion" : ibv_wc_status_str(st), took, before, after);
 	EXPECT(st == IBV_WC_RETRY_EXC_ERR, "not RETRY_EXC_ERR");

@@ -4,6 +4,7 @@
 # pfnic0 is left in the kernel's resource tracker, and the module unloads. The rig scans the
 # console for oops, warning, KASAN, lockdep and kmemleak reports after the command.
 seconds=${1:?usage: soak.sh SECONDS SEED [WORKERS]} seed=${2:?} workers=${3:-4}
+. test/guest/nothing-left.sh
 echo "TAP version 13"
 echo "1..7"
 build/cmake/tests/pfnic_soak -d pfnic0 -g 1 --seconds "$seconds" --seed "$seed" \
@@ -14,13 +15,4 @@ grep -v -E '^(TAP version|1\.\.)' /tmp/pfnic-soak.out
 # what the device counted meanwhile: faults, invalidations, retries
 rdma statistic show link pfnic0/1 2>&1 | sed 's/^/# /'
 [ $rc = 0 ] || echo "# pfnic_soak exited $rc (replay: pfnic_soak --seconds $seconds --seed $seed --workers $workers)"
-if left=$(test/vm/guest released pfnic0); then
-	echo "ok 6 - nothing of pfnic0 is left: $left"
-else
-	echo "not ok 6 - pfnic0 still has objects: $left"
-fi
-if timeout 60 rmmod pfnic && [ ! -e /sys/module/pfnic ]; then
-	echo "ok 7 - pfnic.ko unloads"
-else
-	echo "not ok 7 - pfnic.ko does not unload"
-fi
+nothing_left 6

@@ -151,6 +151,19 @@ static inline long long num_after(char **tok, int from, int to, const char *key)
 	return v ? strtoll(v, NULL, 0) : -1;
 }
 
+/* The counter @name of port 1 of RDMA device @dev (`rdma statistic show link`), or -1. */
+static inline long long vt_device_counter(const char *dev, const char *name)
+{
+	static char buf[1 << 14];
+	static char *tok[MAXTOK];
+	char cmd[128];
+	int n;
+
+	snprintf(cmd, sizeof(cmd), "rdma statistic show link %s/1 2>&1", dev);
+	n = run_words(cmd, buf, sizeof(buf), tok);
+	return num_after(tok, 0, n, name);
+}
+
 /* ---- memory and files ---------------------------------------------------------------------- */
 
 /* @len bytes of fresh private anonymous memory, in 4 KiB pages (so page counts are exact). */

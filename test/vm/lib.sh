@@ -75,3 +75,24 @@ kernel_build_dir() {
 
 # elapsed SECONDS_START: whole seconds since then, for phase timings.
 elapsed() { echo $(($(date +%s) - $1)); }
+
+# each_kernel "RUN OPTIONS" COMMAND [KERNEL...]: runs the shell COMMAND in a guest of each
+# kernel (default: every kernel of the matrix) with test/vm/run.sh's RUN OPTIONS (split on
+# spaces), one after the other, saying each one's exit status and time; ends with "N passed,
+# N failed" and fails if any did. For the long runs (test/fuzz.sh, test/soak.sh).
+each_kernel() {
+	local options=$1 command=$2 k t0 rc failed=0 kernels
+	shift 2
+	kernels=("$@")
+	[ ${#kernels[@]} -gt 0 ] || mapfile -t kernels < <(matrix_names)
+	for k in "${kernels[@]}"; do
+		t0=$(date +%s)
+		# shellcheck disable=SC2086 # the options are words
+		"$RIG_DIR/run.sh" $options "$k" -- sh -c "$command"
+		rc=$?
+		echo "# kernel $k: exit $rc after $(elapsed "$t0") s"
+		[ $rc = 0 ] || failed=$((failed + 1))
+	done
+	echo "$((${#kernels[@]} - failed)) passed, $failed failed"
+	[ $failed = 0 ]
+}
