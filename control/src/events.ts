@@ -112,7 +112,15 @@ export interface EventHubOptions {
 interface AsyncWatchEntry {
   watch: NativeWatch | undefined;
   status: AsyncStatus;
+  /** When a scan first found the open watch's device no longer listed (ms since the epoch). */
+  missingSince?: number;
 }
+
+/**
+ * How long an open watch outlives its device's listing: the device's removal sends it
+ * DEVICE_FATAL, which must not be cut off by a scan that heard of the removal first.
+ */
+const MISSING_GRACE_MS = 2000;
 
 interface NativeWatch { close(): void }
 
@@ -234,8 +242,20 @@ export class EventHub {
     }
     if (!this.running) return;
     const present = new Set(names);
+    const now = Date.now();
     for (const [name, entry] of this.asyncWatches) {
-      if (present.has(name)) continue;
+      if (present.has(name)) {
+        delete entry.missingSince;
+        continue;
+      }
+      if (entry.status.state === 'open') {
+        entry.missingSince ??= now;
+        if (now - entry.missingSince < MISSING_GRACE_MS) {
+          // looked at again once the grace is over (a renamed device sends no DEVICE_FATAL)
+          setTimeout(() => { void this.scanAsync(); }, MISSING_GRACE_MS).unref();
+          continue;
+        }
+      }
       entry.watch?.close();
       this.asyncWatches.delete(name);
     }
@@ -260,7 +280,13 @@ export class EventHub {
     const entry: AsyncWatchEntry = { watch: undefined, status: { device, state: 'opening', message: null } };
     this.asyncWatches.set(device, entry);
     const watch = new AsyncEventWatch(device, (err, events) => {
-      if (this.asyncWatches.get(device) !== entry) return;
+      // A device going away sends DEVICE_FATAL, and rdma netlink's unregister; a scan that
+      // heard the latter first forgot this watch. What it read still happened: it is
+      // published, only the status of a forgotten watch is left alone.
+      if (this.asyncWatches.get(device) !== entry) {
+        if (!err) for (const a of checked(RawAsyncList, events, 'async events')) this.publish(eventFromAsync(device, a));
+        return;
+      }
       if (err) {
         watch.close();
         entry.watch = undefined;
