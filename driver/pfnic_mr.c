@@ -362,6 +362,14 @@ static int pfnic_mr_build(struct pfnic_mr *mr)
 
 	if (mr->kind == PFNIC_MR_IMPLICIT)
 		return 0;	/* tables come with the first faults */
+	/*
+	 * An explicit ODP MR's table is built whole, one entry a page. One over a sixteenth of
+	 * the machine's memory (an MR of 32 times the memory) is refused before it is built: it
+	 * would fill a memory cgroup, or the machine, page by page until the allocation gave up,
+	 * and the OOM killer would meanwhile end whatever else allocated there.
+	 */
+	if (mr->kind == PFNIC_MR_ODP && mr->npages / 32 > totalram_pages())
+		return -ENOMEM;
 	/* what RLIMIT_MEMLOCK refuses costs nothing: charged before anything is built */
 	if (mr->kind == PFNIC_MR_PINNED) {
 		rv = pfnic_account_pinned(mr->mm, mr->npages);

@@ -8,12 +8,15 @@ log=/tmp/pfnic-fuzz.log
 . test/guest/nothing-left.sh
 echo "TAP version 13"
 echo "1..3"
-# The fuzzers run in a memory cgroup of 256 MiB: an ODP MR's tables are charged to it, and a
-# random length can ask for gigabytes of them. In the cgroup such a registration fails with
-# ENOMEM, as it must; outside it, a few of them would have the guest's OOM killer end the run.
+# The fuzzers run in a memory cgroup of half the guest's available memory: what the kernel
+# allocates for their objects is charged to it, and a random length can ask for gigabytes of
+# an ODP MR's tables. In the cgroup such a registration fails with ENOMEM, as it must, where
+# the whole guest would have its OOM killer end the run (each fuzzer also keeps its MRs'
+# tables under a budget: pfnic_fuzz.c, MR_TABLE_BUDGET).
 cg=/sys/fs/cgroup/pfnic-fuzz
+half=$(awk '/^MemAvailable:/ {print int($2 / 2) "K"}' /proc/meminfo)
 mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup
-mkdir -p "$cg" && echo +memory > /sys/fs/cgroup/cgroup.subtree_control && echo 256M > "$cg/memory.max" ||
+mkdir -p "$cg" && echo +memory > /sys/fs/cgroup/cgroup.subtree_control && echo "$half" > "$cg/memory.max" ||
 	echo "# no memory cgroup for the fuzzers"
 (
 	echo "$BASHPID" > "$cg/cgroup.procs" 2> /dev/null
@@ -21,6 +24,7 @@ mkdir -p "$cg" && echo +memory > /sys/fs/cgroup/cgroup.subtree_control && echo 2
 		--threads "$threads" --log "$log"
 ) > /tmp/pfnic-fuzz.out 2>&1
 rc=$?
+echo "# the fuzzers' memory cgroup: $half at most, $(cat "$cg/memory.peak" 2> /dev/null || echo '?') bytes at the peak"
 rmdir "$cg" 2> /dev/null
 sed 's/^/# /' /tmp/pfnic-fuzz.out
 if [ $rc = 0 ]; then

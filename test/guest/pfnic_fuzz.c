@@ -67,6 +67,13 @@
 
 #define PG 4096ul
 #define NSLOT 8		/* objects of each kind at once */
+/*
+ * The bytes of translation tables one process's MRs may hold at once (8 bytes a page): an
+ * ODP MR of a random length can take gigabytes, all charged to the process. Over it, the
+ * largest MR goes, so that a long run is not ended by the OOM killer (test/guest/fuzz.sh
+ * runs the fuzzers in a memory cgroup, which any allocation at its limit would hit).
+ */
+#define MR_TABLE_BUDGET (24ull << 20)
 #define NAREA 8		/* memory areas */
 #define AREA_MAX (64 * PG)
 #define SCRATCH (64 * PG)
@@ -139,6 +146,7 @@ static struct {
 	struct ibv_qp *qp[NSLOT];
 	struct ibv_srq *srq[NSLOT];
 	struct ibv_mr *mr[NSLOT];
+	uint64_t mr_table[NSLOT];	/* the kernel's table for each MR, as estimated */
 	struct ibv_ah *ah[NSLOT];
 	int evfd[NSLOT], umnfd[NSLOT], rawfd[NSLOT];
 	void *umnmap[NSLOT];
@@ -175,6 +183,31 @@ static void logf_(const char *fmt, ...)
 	logf_("%s", what);								\
 	expr;										\
 })
+
+/* ---- MRs' tables ---------------------------------------------------------------------------- */
+
+/* Slot @i's MR is new, with a table of @bytes: MRs go, the largest first, to keep the budget. */
+static void within_table_budget(unsigned int i, uint64_t bytes)
+{
+	g.mr_table[i] = bytes;
+	for (;;) {
+		uint64_t sum = 0;
+		unsigned int big = i;
+
+		for (unsigned int k = 0; k < NSLOT; k++) {
+			if (!g.mr[k])
+				continue;
+			sum += g.mr_table[k];
+			if (g.mr_table[k] > g.mr_table[big])
+				big = k;
+		}
+		if (sum <= MR_TABLE_BUDGET)
+			return;
+		if (CALL("dereg_mr (over the table budget)", ibv_dereg_mr(g.mr[big])))
+			return;
+		g.mr[big] = NULL;
+	}
+}
 
 /* ---- memory --------------------------------------------------------------------------------- */
 
@@ -461,6 +494,8 @@ static void verbs_create(void)
 		snprintf(what, sizeof(what), "reg_mr %#" PRIx64 "+%#" PRIx64 " access %#x", addr,
 			 len, acc);
 		g.mr[i] = CALL(what, ibv_reg_mr(pd, (void *)(uintptr_t)addr, len, acc));
+		if (g.mr[i])
+			within_table_budget(i, addr == 0 && len == SIZE_MAX ? 0 : len / PG * 8);
 		break;
 	}
 	default: {
@@ -1136,6 +1171,67 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 	raise(sig);
 }
 
+/* Everything the process holds in the kernel through pfnic, ummunotify and raw uverbs. */
+static void release_all(void)
+{
+	close_ctx(0);
+	close_ctx(1);
+	for (int i = 0; i < NSLOT; i++) {
+		if (g.umnmap[i])
+			munmap(g.umnmap[i], PG);
+		g.umnmap[i] = NULL;
+		if (g.umnfd[i] >= 0)
+			close(g.umnfd[i]);
+		if (g.rawfd[i] >= 0)
+			close(g.rawfd[i]);
+		g.umnfd[i] = g.rawfd[i] = -1;
+	}
+}
+
+/* Bytes in a memory cgroup file of this process's cgroup (v2), or -1 (none, or "max"). */
+static long long cgroup_value(const char *file)
+{
+	char line[256], path[512];
+	long long v = -1;
+	FILE *f = fopen("/proc/self/cgroup", "r");
+
+	if (!f)
+		return -1;
+	if (!fgets(line, sizeof(line), f) || strncmp(line, "0::", 3)) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	line[strcspn(line, "\n")] = 0;
+	snprintf(path, sizeof(path), "/sys/fs/cgroup%s/%s", line + 3, file);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%lld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/*
+ * What the kernel allocates for a fuzzer's objects is charged to its memory cgroup, and random
+ * sizes (CQs and QPs of tens of thousands of entries, MRs of terabytes) add up: at the limit
+ * any allocation, the fuzzer's own page faults too, has the cgroup's OOM killer end the run.
+ * So when the cgroup is three quarters full, each process lets everything go and goes on.
+ */
+static void mind_the_cgroup(void)
+{
+	long long max = cgroup_value("memory.max"), cur;
+
+	if (max <= 0 || g.done % 128)
+		return;
+	cur = cgroup_value("memory.current");
+	if (cur < max / 4 * 3)
+		return;
+	logf_("release all (the memory cgroup holds %lld of %lld bytes)", cur, max);
+	release_all();
+}
+
 /* One process's run: its calls, then everything it holds released. Return: 0 or 1. */
 static int run(void)
 {
@@ -1154,24 +1250,18 @@ static int run(void)
 		area_make(&g.area[i]);
 	for (int t = 0; t < g.threads; t++)
 		pthread_create(&th[t], NULL, churner, (void *)(uintptr_t)t);
-	for (g.done = 0; g.done < g.calls; g.done++)
+	for (g.done = 0; g.done < g.calls; g.done++) {
+		mind_the_cgroup();
 		one_call();
+	}
 	atomic_store(&g.stop, true);
 	for (int t = 0; t < g.threads; t++)
 		pthread_join(th[t], NULL);
 	logf_("teardown");
-	close_ctx(0);
-	close_ctx(1);
-	for (int i = 0; i < NSLOT; i++) {
+	release_all();
+	for (int i = 0; i < NSLOT; i++)
 		if (g.evfd[i] >= 0)
 			close(g.evfd[i]);
-		if (g.umnmap[i])
-			munmap(g.umnmap[i], PG);
-		if (g.umnfd[i] >= 0)
-			close(g.umnfd[i]);
-		if (g.rawfd[i] >= 0)
-			close(g.rawfd[i]);
-	}
 	diag("seed %" PRIu64 ": %" PRIu64 " calls in %.1f s (verbs %lu, write %lu, ioctl %lu, "
 	     "events %lu, umn %lu, netlink %lu, params %lu, memory %lu)", g.seed, g.calls,
 	     now() - t0, g.counts[K_VERBS], g.counts[K_WRITE], g.counts[K_IOCTL],
