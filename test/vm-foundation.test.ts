@@ -10,9 +10,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
+import { setupCommand } from './vm/groups.js';
 import { matrixKernels } from './vm/matrix.js';
 
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const devices = setupCommand(['rxe', 'pfnic']);
 
 // The control plane's suites run on the release kernels; the debug kernel checks the driver.
 for (const name of matrixKernels(top, { debug: false })) {
@@ -26,19 +28,19 @@ for (const name of matrixKernels(top, { debug: false })) {
     const mrsStarted = Date.now();
     await t.spawn('bash', [
       path.join(top, 'test/vm/run.sh'), '--timeout', '300', name, '--',
-      'sh', '-c', 'test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && exec node dist/test/guest/mrs.js',
+      'sh', '-c', `${devices} && exec node dist/test/guest/mrs.js`,
     ], { cwd: top }, 'the API\'s MRs of rxe0 and pfnic0 against rdma resource and rdma statistic');
     t.comment(`kernel ${name}: MR suite took ${Math.round((Date.now() - mrsStarted) / 1000)} s`);
     const memStarted = Date.now();
     await t.spawn('bash', [
       path.join(top, 'test/vm/run.sh'), '--timeout', '300', '--numa', '--dimm', '384M', name, '--',
-      'sh', '-c', 'test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && exec node dist/test/guest/memory.js',
+      'sh', '-c', `${devices} && exec node dist/test/guest/memory.js`,
     ], { cwd: top }, 'memory blocks through the API: offline and online with the token, audited; a pinned MR refused');
     t.comment(`kernel ${name}: memory-block suite took ${Math.round((Date.now() - memStarted) / 1000)} s`);
     const evStarted = Date.now();
     await t.spawn('bash', [
       path.join(top, 'test/vm/run.sh'), '--timeout', '300', '--numa', '--dimm', '384M', name, '--',
-      'sh', '-c', 'test/vm/guest rxe >/dev/null && test/vm/guest pfnic netdev=d0 && exec node dist/test/guest/events.js',
+      'sh', '-c', `${devices} && exec node dist/test/guest/events.js`,
     ], { cwd: top }, 'the kernel\'s events on the API\'s SSE stream and history, replayed with Last-Event-ID');
     t.comment(`kernel ${name}: event suite took ${Math.round((Date.now() - evStarted) / 1000)} s`);
   });
