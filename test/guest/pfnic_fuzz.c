@@ -1188,51 +1188,80 @@ static void release_all(void)
 	}
 }
 
-/* Bytes in a memory cgroup file of this process's cgroup (v2), or -1 (none, or "max"). */
-static long long cgroup_value(const char *file)
+/* This process's memory cgroup (v2) directory, or an empty string. */
+static void cgroup_dir(char *dir, size_t size)
 {
-	char line[256], path[512];
-	long long v = -1;
+	char line[256];
 	FILE *f = fopen("/proc/self/cgroup", "r");
 
+	dir[0] = 0;
 	if (!f)
-		return -1;
-	if (!fgets(line, sizeof(line), f) || strncmp(line, "0::", 3)) {
-		fclose(f);
-		return -1;
+		return;
+	if (fgets(line, sizeof(line), f) && !strncmp(line, "0::", 3)) {
+		line[strcspn(line, "\n")] = 0;
+		snprintf(dir, size, "/sys/fs/cgroup%s", line + 3);
 	}
 	fclose(f);
-	line[strcspn(line, "\n")] = 0;
-	snprintf(path, sizeof(path), "/sys/fs/cgroup%s/%s", line + 3, file);
-	f = fopen(path, "r");
-	if (f) {
-		if (fscanf(f, "%lld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
+}
+
+/* The number at the start of @fd's file, read from offset 0, or -1 (none, or "max"). */
+static long long read_number(int fd)
+{
+	char buf[32];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	if (buf[0] < '0' || buf[0] > '9')
+		return -1;
+	return strtoll(buf, NULL, 10);
 }
 
 /*
  * What the kernel allocates for a fuzzer's objects is charged to its memory cgroup, and random
- * sizes (CQs and QPs of tens of thousands of entries, MRs of terabytes) add up: at the limit
- * any allocation, the fuzzer's own page faults too, has the cgroup's OOM killer end the run.
- * So when the cgroup is half full, each process lets everything go and goes on.
+ * sizes add up: CQs and QPs of tens of thousands of entries, and ODP MRs whose tables the
+ * driver allows up to a sixteenth of the machine's memory each (raw uverbs writes register
+ * them too, past MR_TABLE_BUDGET). At the limit any allocation, the fuzzer's own page faults
+ * too, has the cgroup's OOM killer end the run. So before every call each process looks at
+ * the cgroup, and when it is a quarter full lets everything go and goes on: the three quarters
+ * left hold what every process can add in one call. One pread of an open file is cheap enough
+ * for every call, where opening two files each call slowed a debug kernel eightfold.
  */
+static struct {
+	int current_fd;
+	long long max;
+} cgroup = { .current_fd = -1 };
+
+static void cgroup_open(void)
+{
+	char dir[300], path[340];
+	int fd;
+
+	cgroup_dir(dir, sizeof(dir));
+	if (!dir[0])
+		return;
+	snprintf(path, sizeof(path), "%s/memory.max", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	cgroup.max = read_number(fd);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/memory.current", dir);
+	if (cgroup.max > 0)
+		cgroup.current_fd = open(path, O_RDONLY | O_CLOEXEC);
+}
+
 static void mind_the_cgroup(void)
 {
-	long long max, cur;
+	long long cur;
 
-	/* a look every 32 calls: two files read each call would slow a debug kernel eightfold */
-	if (g.done % 32)
+	if (cgroup.current_fd < 0)
 		return;
-	max = cgroup_value("memory.max");
-	if (max <= 0)
+	cur = read_number(cgroup.current_fd);
+	if (cur < cgroup.max / 4)
 		return;
-	cur = cgroup_value("memory.current");
-	if (cur < max / 2)
-		return;
-	logf_("release all (the memory cgroup holds %lld of %lld bytes)", cur, max);
+	logf_("release all (the memory cgroup holds %lld of %lld bytes)", cur, cgroup.max);
 	release_all();
 }
 
@@ -1254,6 +1283,7 @@ static int run(void)
 		area_make(&g.area[i]);
 	for (int t = 0; t < g.threads; t++)
 		pthread_create(&th[t], NULL, churner, (void *)(uintptr_t)t);
+	cgroup_open();
 	for (g.done = 0; g.done < g.calls; g.done++) {
 		mind_the_cgroup();
 		one_call();
