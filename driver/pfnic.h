@@ -37,9 +37,18 @@
 #define PFNIC_MAX_RD_ATOM	128
 #define PFNIC_GID_TABLE_LEN	16
 /* The longest message (max_msg_sz): longer work requests are refused when posted. */
-#define PFNIC_MAX_MSG_SZ	(1ULL << 31)
+#define PFNIC_MAX_MSG_SZ	BIT_ULL(31)
 /* QPNs 0 and 1 are the special QPs; pfnic numbers its RC QPs from here. */
 #define PFNIC_FIRST_QPN		0x10
+
+/*
+ * For what a user sizes (MR tables, CQ and work queue rings, event rings): charged to the
+ * user's memory cgroup, and an allocation the cgroup or the machine cannot hold fails the
+ * call with -ENOMEM instead of waking the OOM killer, which would end some other process of
+ * the cgroup (vmalloc charges page by page, so even a costly size would wake it). One too
+ * large for kvmalloc (a 1 TiB ODP MR's page array is 2 GiB) fails quietly.
+ */
+#define PFNIC_GFP_USER_SIZED	(GFP_KERNEL_ACCOUNT | __GFP_NOWARN | __GFP_RETRY_MAYFAIL)
 
 /*
  * Counters. The first PFNIC_MR_STAT_COUNT are kept per ODP MR as well, shown by `rdma

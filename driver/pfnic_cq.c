@@ -25,7 +25,7 @@ int pfnic_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 	rv = pfnic_obj_take(pfnic, PFNIC_OBJ_CQ);
 	if (rv)
 		return rv;
-	cq->ring = kvcalloc(attr->cqe, sizeof(*cq->ring), GFP_KERNEL_ACCOUNT);
+	cq->ring = kvcalloc(attr->cqe, sizeof(*cq->ring), PFNIC_GFP_USER_SIZED);
 	if (!cq->ring) {
 		pfnic_obj_drop(pfnic, PFNIC_OBJ_CQ);
 		return -ENOMEM;

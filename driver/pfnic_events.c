@@ -341,7 +341,7 @@ static int pfnic_events_open(struct inode *inode, struct file *file)
 	r = kzalloc(sizeof(*r), GFP_KERNEL_ACCOUNT);
 	if (!r)
 		return -ENOMEM;
-	r->ring = kvcalloc(size, sizeof(*r->ring), GFP_KERNEL_ACCOUNT);
+	r->ring = kvcalloc(size, sizeof(*r->ring), PFNIC_GFP_USER_SIZED);
 	if (!r->ring) {
 		kfree(r);
 		return -ENOMEM;

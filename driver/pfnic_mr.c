@@ -25,17 +25,9 @@
 static DEFINE_XARRAY_ALLOC1(pfnic_mrs);
 #define PFNIC_MR_INDEX_MAX	((1U << 24) - 1)
 
-/*
- * What a user's registration allocates is charged to its memory cgroup. A table the cgroup
- * (or the machine) cannot hold fails the registration with -ENOMEM rather than waking the
- * OOM killer, and one too large for kvmalloc (a 1 TiB ODP MR's page array is 2 GiB) fails
- * it quietly.
- */
-#define PFNIC_GFP_USER_TABLE	(GFP_KERNEL_ACCOUNT | __GFP_NOWARN | __GFP_RETRY_MAYFAIL)
-
 static unsigned long *pfnic_bitmap_alloc(unsigned long nbits)
 {
-	return kvcalloc(BITS_TO_LONGS(nbits), sizeof(unsigned long), PFNIC_GFP_USER_TABLE);
+	return kvcalloc(BITS_TO_LONGS(nbits), sizeof(unsigned long), PFNIC_GFP_USER_SIZED);
 }
 
 #define PFNIC_MR_ACCESS (IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | \
@@ -101,7 +93,7 @@ struct pfnic_xlt *pfnic_xlt_alloc(struct pfnic_mr *mr, unsigned long va, unsigne
 	mutex_init(&xlt->lock);
 	xlt->va = va;
 	xlt->npages = npages;
-	xlt->pages = kvcalloc(npages, sizeof(*xlt->pages), PFNIC_GFP_USER_TABLE);
+	xlt->pages = kvcalloc(npages, sizeof(*xlt->pages), PFNIC_GFP_USER_SIZED);
 	xlt->writable = pfnic_bitmap_alloc(npages);
 	xlt->suspended = pfnic_bitmap_alloc(npages);
 	xlt->dirty = pfnic_bitmap_alloc(npages);

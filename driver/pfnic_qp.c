@@ -51,7 +51,7 @@ int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge)
 	wq->size = size;
 	wq->max_sge = max_sge;
 	wq->stride = struct_size((struct pfnic_wqe *)NULL, sge, max_sge);
-	wq->buf = kvcalloc(size, wq->stride, GFP_KERNEL_ACCOUNT);
+	wq->buf = kvcalloc(size, wq->stride, PFNIC_GFP_USER_SIZED);
 	return wq->buf ? 0 : -ENOMEM;
 }
 

@@ -5,7 +5,7 @@
  * KASAN, lockdep and kmemleak watch). Prints TAP version 13.
  *
  *   pfnic_fuzz -d DEVICE [-g GID_INDEX] [--seed N] [--calls N] [--threads N] [--log FILE]
- *              [--procs N] [--skip KIND[,KIND...]]
+ *              [--procs N] [--cgroup DIR] [--skip KIND[,KIND...]]
  *
  * Each call is drawn from one stream seeded by --seed, so a run is replayed by giving its seed
  * and call count again (and shrunk by giving fewer calls, or skipping kinds); with --log every
@@ -27,7 +27,9 @@
  *   memory   the memory under the MRs unmapped, remapped, given back, protected, moved
  *            between NUMA nodes, and the process forked
  * --threads N memory threads churn the same memory meanwhile (their timing is not replayed);
- * --procs N runs N processes, each its own stream (seed + i), against the same device.
+ * --procs N runs N processes, each its own stream (seed + i), against the same device;
+ * --cgroup DIR (a cgroup v2 directory with the memory controller on for its children) puts
+ * process i in a memory cgroup DIR/fuzzer<i> of its own, with DIR's memory.max shared equally.
  *
  * Exit status: 0 if every call returned (whatever it returned) and everything was released
  * at the end; 1 otherwise; 2 on bad arguments.
@@ -50,6 +52,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -134,6 +137,7 @@ static struct {
 	uint64_t seed, calls, done;
 	int threads, procs;
 	const char *logpath;
+	const char *cgroup;	/* --cgroup: the fuzzers' memory cgroups are made under it */
 	FILE *log;
 	char skip[128];
 	char uverbs[64];	/* /dev/infiniband/uverbsN of the device */
@@ -1220,13 +1224,14 @@ static long long read_number(int fd)
 
 /*
  * What the kernel allocates for a fuzzer's objects is charged to its memory cgroup, and random
- * sizes add up: CQs and QPs of tens of thousands of entries, and ODP MRs whose tables the
- * driver allows up to a sixteenth of the machine's memory each (raw uverbs writes register
- * them too, past MR_TABLE_BUDGET). At the limit any allocation, the fuzzer's own page faults
- * too, has the cgroup's OOM killer end the run. So before every call each process looks at
- * the cgroup, and when it is a quarter full lets everything go and goes on: the three quarters
- * left hold what every process can add in one call. One pread of an open file is cheap enough
- * for every call, where opening two files each call slowed a debug kernel eightfold.
+ * sizes add up: CQs and QPs of tens of thousands of entries, event rings, and ODP MRs whose
+ * tables the driver allows up to a sixteenth of the machine's memory each (raw uverbs writes
+ * register them too, past MR_TABLE_BUDGET). What the driver sizes fails with ENOMEM at the
+ * cgroup's limit, but any other allocation there, the fuzzer's own page faults too, has the
+ * cgroup's OOM killer end the run. So before every call the process looks at its cgroup (its
+ * own, with --cgroup), and when it is a quarter full lets everything go and goes on: the
+ * three quarters left hold what one call adds. One pread of an open file is cheap enough for
+ * every call, where opening two files each call slowed a debug kernel eightfold.
  */
 static struct {
 	int current_fd;
@@ -1327,9 +1332,68 @@ static bool take_opt(int opt, const char *arg)
 	case 'x':
 		snprintf(g.skip, sizeof(g.skip), "%s", arg);
 		return true;
+	case 'c':
+		g.cgroup = arg;
+		return true;
 	default:
 		return false;
 	}
+}
+
+/* Writes @text to the file at @path. Return: 0, or an errno. */
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int rv = 0;
+
+	if (fd < 0)
+		return errno;
+	if (write(fd, text, strlen(text)) < 0)
+		rv = errno;
+	close(fd);
+	return rv;
+}
+
+/*
+ * Fuzzer @i's memory cgroup, with a @procs-th of --cgroup's memory.max. In one cgroup shared by
+ * all, each process's registrations (an ODP MR's table can be a sixteenth of the machine's
+ * memory) filled what the others had checked was free, and the cgroup's OOM killer ended
+ * them; in its own, a process's registration past its share fails with ENOMEM, and only its
+ * own calls fill it (mind_the_cgroup).
+ */
+static void make_fuzzer_cgroup(int i, int procs)
+{
+	char path[512], text[32];
+	long long max;
+	int fd, rv;
+
+	snprintf(path, sizeof(path), "%s/memory.max", g.cgroup);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		bail("cannot read %s: %s", path, strerror(errno));
+	max = read_number(fd);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/fuzzer%d", g.cgroup, i);
+	if (mkdir(path, 0755) && errno != EEXIST)
+		bail("cannot make the cgroup %s: %s", path, strerror(errno));
+	if (max <= 0)
+		return;
+	snprintf(path, sizeof(path), "%s/fuzzer%d/memory.max", g.cgroup, i);
+	snprintf(text, sizeof(text), "%lld", max / procs);
+	rv = write_text(path, text);
+	if (rv)
+		bail("cannot write %s: %s", path, strerror(rv));
+}
+
+static void join_fuzzer_cgroup(int i)
+{
+	char path[512];
+	int rv;
+
+	snprintf(path, sizeof(path), "%s/fuzzer%d/cgroup.procs", g.cgroup, i);
+	rv = write_text(path, "0");
+	if (rv)
+		bail("cannot join %s: %s", path, strerror(rv));
 }
 
 int main(int argc, char **argv)
@@ -1338,23 +1402,28 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, NULL, 's' }, { "calls", required_argument, NULL, 'n' },
 		{ "threads", required_argument, NULL, 't' }, { "procs", required_argument, NULL, 'p' },
 		{ "log", required_argument, NULL, 'l' }, { "skip", required_argument, NULL, 'x' },
-		{ NULL },
+		{ "cgroup", required_argument, NULL, 'c' }, { NULL },
 	};
 	int procs, failed = 0;
 
 	vt_args(argc, argv, "pfnic_fuzz -d DEVICE [-g GID_INDEX] [--seed N] [--calls N] "
-		"[--threads N] [--procs N] [--log FILE] [--skip KIND[,KIND...]]", &g.dev, &g.gidx,
-		"s:n:t:p:l:x:", lo, take_opt);
+		"[--threads N] [--procs N] [--cgroup DIR] [--log FILE] [--skip KIND[,KIND...]]",
+		&g.dev, &g.gidx, "s:n:t:p:l:x:c:", lo, take_opt);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	find_device();
 	procs = g.procs ? g.procs : 1;
 	printf("TAP version 13\n1..%d\n", procs);
 	for (int i = 0; i < procs; i++) {
-		pid_t pid = fork();
+		pid_t pid;
 
+		if (g.cgroup)
+			make_fuzzer_cgroup(i, procs);
+		pid = fork();
 		if (pid == 0) {
 			g.seed += i;
+			if (g.cgroup)
+				join_fuzzer_cgroup(i);
 			if (g.logpath) {
 				char path[256];
 

@@ -28,6 +28,8 @@
  *                 memory cgroup, and so are the tables an implicit MR makes as it faults
  *   object_limits max_pd and max_cq are kept (65,536 of each are made: minutes on a kernel
  *                 with the checkers)
+ *   ring_limits   a CQ ring a memory cgroup cannot hold is refused with ENOMEM; the cgroup's
+ *                 OOM killer ends nobody
  *
  * Needs root, swap for dirty_shmem (the rig's command sets up zram), mkfs.ext4 and loop
  * devices for dirty_file, ip netns for netns, and the pfnic module's inject_fault_delay_ms.
@@ -38,6 +40,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +48,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <infiniband/verbs.h>
@@ -1054,6 +1058,90 @@ static void c_object_limits(void)
 	point("object_limits", "max_pd and max_cq are kept");
 }
 
+/* ---- rings at the memory cgroup's limit ---------------------------------------------------- */
+
+#define CG_RINGS "/sys/fs/cgroup/pfnic-safety-rings"
+
+/*
+ * A process alone in a memory cgroup of 32 MiB makes CQs of max_cqe entries (about 4 MiB of
+ * ring each, in vmalloc memory charged page by page) until one is refused. The refusal must be
+ * ENOMEM: an allocation the cgroup cannot hold that woke its OOM killer instead would end the
+ * process itself, the only one there. It reports through a shared page (a pipe's write would
+ * charge a page of its own) and waits while the cgroup's limit is lifted, so that destroying
+ * its CQs and exiting cannot meet the limit either.
+ */
+static void c_ring_limits(void)
+{
+	volatile long *shared = mmap(NULL, PG, PROT_READ | PROT_WRITE,
+				     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	enum { MADE, ERR, STATE };	/* STATE: 0 running, 1 refused, 2 limit lifted */
+	int status = 0;
+	double t0;
+	pid_t pid;
+
+	if (shared == MAP_FAILED)
+		bail("mmap: %s", strerror(errno));
+	if (access("/sys/fs/cgroup/cgroup.controllers", F_OK))
+		sh("mount -t cgroup2 cgroup2 /sys/fs/cgroup");
+	if (sh("mkdir -p " CG_RINGS " && echo +memory > /sys/fs/cgroup/cgroup.subtree_control && "
+	       "echo 32M > " CG_RINGS "/memory.max"))
+		bail("cannot make the memory cgroup " CG_RINGS);
+	pid = fork();
+	if (pid == 0) {
+		struct ibv_cq **cqs = calloc(4096, sizeof(*cqs));
+		struct ibv_context *ctx;
+		struct ibv_device_attr da;
+		long n = 0;
+
+		if (!cqs || write_file(CG_RINGS "/cgroup.procs", "0"))
+			_exit(3);
+		ctx = open_device_named(g.dev);
+		if (ibv_query_device(ctx, &da))
+			_exit(3);
+		while (n < 4096 && (cqs[n] = ibv_create_cq(ctx, da.max_cqe, NULL, NULL, 0)))
+			n++;
+		shared[ERR] = n < 4096 ? errno : 0;
+		shared[MADE] = n;
+		shared[STATE] = 1;
+		while (shared[STATE] != 2)
+			usleep(1000);
+		while (n--)
+			ibv_destroy_cq(cqs[n]);
+		ibv_close_device(ctx);
+		_exit(0);
+	}
+	if (pid < 0)
+		bail("fork: %s", strerror(errno));
+	t0 = now();
+	while (shared[STATE] != 1 && now() - t0 < 120 && waitpid(pid, &status, WNOHANG) == 0)
+		usleep(10000);
+	if (shared[STATE] == 1) {
+		diag("in a 32 MiB memory cgroup: %ld CQs of max_cqe entries, then %s", shared[MADE],
+		     strerror(shared[ERR]));
+		write_file(CG_RINGS "/memory.max", "max");
+		shared[STATE] = 2;
+		waitpid(pid, &status, 0);
+		EXPECT(shared[ERR] == ENOMEM, "the CQ was refused with %s, not ENOMEM",
+		       strerror(shared[ERR]));
+		EXPECT(shared[MADE] >= 1, "not one CQ fit in 32 MiB");
+		EXPECT(WIFEXITED(status) && !WEXITSTATUS(status), "the process failed after its "
+		       "CQs were refused (status %#x)", status);
+	} else if (WIFSIGNALED(status)) {
+		EXPECT(0, "the process was ended by signal %d (%s) while making CQs: the "
+		       "allocation the cgroup could not hold woke its OOM killer instead of failing "
+		       "with ENOMEM", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	} else {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		EXPECT(0, "the process neither had a CQ refused nor ended in 120 s (status %#x)",
+		       status);
+	}
+	rmdir(CG_RINGS);
+	munmap((void *)shared, PG);
+	point("ring_limits", "a CQ ring the memory cgroup cannot hold is refused with ENOMEM, "
+	      "and the OOM killer ends nobody");
+}
+
 /* ---- main ----------------------------------------------------------------------------------- */
 
 static void c_flush_read(void) { c_flush(0); }
@@ -1069,6 +1157,7 @@ static const struct {
 	{ "progress", c_progress }, { "msg_size", c_msg_size }, { "rnr_timer", c_rnr_timer },
 	{ "ack_timeout", c_ack_timeout },
 	{ "limits", c_limits }, { "object_limits", c_object_limits },
+	{ "ring_limits", c_ring_limits },
 };
 #define NCASES (sizeof(cases) / sizeof(*cases))
 

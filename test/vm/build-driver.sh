@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# build-driver.sh [NAME...]: build driver/ (pfnic.ko, ummunotify.ko) against each kernel of the matrix,
-# and the rig's own test module (test/guest/kmod: rig_splat.ko).
+# build-driver.sh [--source DIR --out DIR] [NAME...]: build driver/ (pfnic.ko, ummunotify.ko)
+# against each kernel of the matrix, and the rig's own test module (test/guest/kmod: rig_splat.ko).
 # Output: build/driver/<name>/{pfnic,ummunotify}.ko and build/driver/<name>/kmod/rig_splat.ko. One
 # source tree serves every kernel; Kbuild writes its objects beside the sources, so each kernel
-# builds in its own copy of driver/.
+# builds in its own copy of driver/. --source and --out build another tree's driver (an older
+# revision's, for test/bench/against.sh) into OUT/<name>/ instead; the rig's module is then left out.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+
+source_dir=$TOP/driver out_dir=$TOP/build/driver rig_module=1
 
 build_one() {
 	local name=$1 kdir out flags=()
 	kdir=$(kernel_build_dir "$name")
 	[ -d "$kdir" ] || rig_die "no kernel headers at $kdir (run test/vm/fetch-kernels.sh $name)"
-	out=$TOP/build/driver/$name
+	out=$out_dir/$name
 	mkdir -p "$out"
 	# Copy only what changed, so an unchanged driver is not rebuilt.
-	cp -u -r "$TOP"/driver/*.[ch] "$TOP/driver/uapi" "$TOP/driver/Kbuild" "$TOP/driver/Makefile" "$out/"
+	cp -u -r "$source_dir"/*.[ch] "$source_dir/uapi" "$source_dir/Kbuild" "$source_dir/Makefile" "$out/"
 	if [ "$(matrix_get "$name" source)" = archive ]; then
 		# Debian builds newer kernels with a newer gcc than bookworm has. Build with the host's
 		# gcc and turn off the two options whose flags it does not know; the module is
@@ -26,6 +29,7 @@ build_one() {
 	for ko in pfnic ummunotify; do
 		[ -s "$out/$ko.ko" ] || rig_die "build for $name produced no $ko.ko"
 	done
+	[ $rig_module = 1 ] || return 0
 	mkdir -p "$out/kmod"
 	cp -u "$TOP"/test/guest/kmod/*.c "$TOP/test/guest/kmod/Kbuild" "$out/kmod/"
 	make -s -C "$kdir" M="$out/kmod" "${flags[@]}" modules
@@ -33,7 +37,15 @@ build_one() {
 }
 
 main() {
-	local names=("$@") n t0
+	local names n t0
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--source) source_dir=$(cd "$2" && pwd) || rig_die "no directory $2"; rig_module=0; shift 2 ;;
+		--out) out_dir=$(mkdir -p "$2" && cd "$2" && pwd) || rig_die "cannot make $2"; rig_module=0; shift 2 ;;
+		*) break ;;
+		esac
+	done
+	names=("$@")
 	[ ${#names[@]} -gt 0 ] || mapfile -t names < <(matrix_names)
 	for n in "${names[@]}"; do
 		t0=$(date +%s)
