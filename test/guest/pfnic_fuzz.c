@@ -52,6 +52,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -60,6 +61,7 @@
 
 #include <infiniband/verbs.h>
 #include <rdma/ib_user_ioctl_cmds.h>
+#include <linux/capability.h>
 #include <rdma/ib_user_verbs.h>
 #include <rdma/rdma_netlink.h>
 #include <rdma/rdma_user_ioctl.h>
@@ -1270,6 +1272,29 @@ static void mind_the_cgroup(void)
 	release_all();
 }
 
+/*
+ * Pinning is bounded as for an ordinary user: CAP_IPC_LOCK dropped, RLIMIT_MEMLOCK at 32 MiB.
+ * As root, a pinned MR of random length over mapped memory faulted in gigabytes until the
+ * memory cgroup's OOM killer ended the process (as any pinning driver's would); now the
+ * driver's RLIMIT_MEMLOCK refusal is fuzzed instead.
+ */
+static void bound_pinning(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct caps[2];
+	struct rlimit rl = { 32ul << 20, 32ul << 20 };
+
+	if (syscall(SYS_capget, &hdr, caps) == 0) {
+		caps[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+		caps[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
+		caps[CAP_IPC_LOCK / 32].inheritable &= ~(1u << (CAP_IPC_LOCK % 32));
+		if (syscall(SYS_capset, &hdr, caps))
+			bail("capset without CAP_IPC_LOCK: %s", strerror(errno));
+	}
+	if (setrlimit(RLIMIT_MEMLOCK, &rl))
+		bail("setrlimit(RLIMIT_MEMLOCK): %s", strerror(errno));
+}
+
 /* One process's run: its calls, then everything it holds released. Return: 0 or 1. */
 static int run(void)
 {
@@ -1280,6 +1305,7 @@ static int run(void)
 
 	sigaction(SIGSEGV, &sa, NULL);
 	sigaction(SIGBUS, &sa, NULL);
+	bound_pinning();
 	rng_state = g.seed;
 	g.scratch = map_fresh(SCRATCH);
 	for (int i = 0; i < NSLOT; i++)
