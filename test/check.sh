@@ -7,17 +7,21 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 t0=$(date +%s)
-test/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+mkdir -p .cache/logs
+stamp=$(date +%Y%m%d-%H%M%S)
+setup_log=.cache/logs/setup-$stamp.log log=.cache/logs/check-$stamp.log
+test/setup.sh 2>&1 | tee "$setup_log"
+[ "${PIPESTATUS[0]}" = 0 ] || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 t1=$(date +%s)
 
-mkdir -p .cache/logs
-log=.cache/logs/check-$(date +%Y%m%d-%H%M%S).log
 npx --no-install tap --reporter=tap "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 t2=$(date +%s)
 
-echo "check: setup $((t1 - t0))s, tests $((t2 - t1))s, total $((t2 - t0))s"
 grep -E '^ *# kernel .* took' "$log" | sed 's/^ *# /check: /'
+# last, where the tail of a long log still shows them: the set-up's phases and the totals
+grep '^setup: ' "$setup_log" | sed 's/^/check: /'
+echo "check: setup $((t1 - t0))s, tests $((t2 - t1))s, total $((t2 - t0))s"
 # the failed and skipped tests by name, then the one line "N passed, N failed"
 node test/tap-summary.mjs "$log" "$rc"
 exit "$rc"
