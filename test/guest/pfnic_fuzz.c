@@ -1224,6 +1224,19 @@ static long long read_number(int fd)
 	return strtoll(buf, NULL, 10);
 }
 
+/* The number at the start of the file at @path, or -1 (none, unreadable, or "max"). */
+static long long read_file_number(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	long long v;
+
+	if (fd < 0)
+		return -1;
+	v = read_number(fd);
+	close(fd);
+	return v;
+}
+
 /*
  * What the kernel allocates for a fuzzer's objects is charged to its memory cgroup, and random
  * sizes add up: CQs and QPs of tens of thousands of entries, event rings, and ODP MRs whose
@@ -1243,17 +1256,12 @@ static struct {
 static void cgroup_open(void)
 {
 	char dir[300], path[340];
-	int fd;
 
 	cgroup_dir(dir, sizeof(dir));
 	if (!dir[0])
 		return;
 	snprintf(path, sizeof(path), "%s/memory.max", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	cgroup.max = read_number(fd);
-	close(fd);
+	cgroup.max = read_file_number(path);
 	snprintf(path, sizeof(path), "%s/memory.current", dir);
 	if (cgroup.max > 0)
 		cgroup.current_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1391,14 +1399,10 @@ static void make_fuzzer_cgroup(int i, int procs)
 {
 	char path[512], text[32];
 	long long max;
-	int fd, rv;
+	int rv;
 
 	snprintf(path, sizeof(path), "%s/memory.max", g.cgroup);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		bail("cannot read %s: %s", path, strerror(errno));
-	max = read_number(fd);
-	close(fd);
+	max = read_file_number(path);
 	snprintf(path, sizeof(path), "%s/fuzzer%d", g.cgroup, i);
 	if (mkdir(path, 0755) && errno != EEXIST)
 		bail("cannot make the cgroup %s: %s", path, strerror(errno));
