@@ -30,6 +30,10 @@
 #define PFNIC_MAX_QP		BIT(16)
 #define PFNIC_MAX_QP_WR		BIT(14)
 #define PFNIC_MAX_SGE		32
+/* Inline data a send WQE carries at most (max_inline_data), in place of its SGEs. */
+#define PFNIC_MAX_INLINE	512
+/* Pages a fast-registration MR maps at most (max_fast_reg_page_list_len). */
+#define PFNIC_MAX_FAST_REG_PAGES	BIT(12)
 #define PFNIC_MAX_CQ		BIT(16)
 #define PFNIC_MAX_CQE		(BIT(16) - 1)
 #define PFNIC_MAX_MR		BIT(16)
@@ -40,6 +44,14 @@
 #define PFNIC_MAX_MSG_SZ	BIT_ULL(31)
 /* QPNs 0 and 1 are the special QPs; pfnic numbers its RC QPs from here. */
 #define PFNIC_FIRST_QPN		0x10
+/* The GSI QP's number on every device (RoCE has no QP0). */
+#define PFNIC_GSI_QPN		1
+/*
+ * The PCI vendor id of a device a program matches (ibv_query_device's vendor_id): the
+ * IEEE OUI no vendor holds, as other software RDMA devices report, and pfnic's part id.
+ */
+#define PFNIC_VENDOR_ID		0xffffff
+#define PFNIC_VENDOR_PART_ID	0x7066	/* "pf" */
 
 /*
  * For what a user sizes (MR tables, CQ and work queue rings, event rings): charged to the
@@ -196,6 +208,9 @@ enum pfnic_mr_kind {
 	PFNIC_MR_PINNED,
 	PFNIC_MR_ODP,		/* explicit: a range given at registration */
 	PFNIC_MR_IMPLICIT,	/* the whole address space */
+	/* kernel consumers' MRs, whose iovas are kernel virtual addresses, never faulted */
+	PFNIC_MR_DMA,		/* get_dma_mr: all of kernel memory */
+	PFNIC_MR_FAST,		/* alloc_mr: pages given by map_mr_sg, valid after IB_WR_REG_MR */
 };
 
 /**
@@ -212,6 +227,13 @@ enum pfnic_mr_kind {
  * @memcg: that process's memory cgroup then (NULL without memcg): what an implicit MR's
  *	tables are charged to, made later as its pages fault in, from a workqueue
  * @pinned_blocks: a pinned MR's memory blocks, as a list of ranges (pfnic_mr_find_blocks())
+ * @key: the key the device answers to (pfnic_mr_get()): the lkey and rkey given at
+ *	registration; for a fast-registration MR, the key its last IB_WR_REG_MR set
+ * @valid: a fast-registration MR between IB_WR_REG_MR and its invalidation (local or
+ *	remote); every other MR is valid from registration on
+ * @fast_pages: a fast-registration MR's page list: kernel virtual addresses of blocks of
+ *	@fast_page_size bytes, set by map_mr_sg (@fast_npages of at most @fast_max)
+ * @fast_offset: where the MR starts in its first block
  */
 struct pfnic_mr {
 	struct ib_mr ibmr;
@@ -237,11 +259,24 @@ struct pfnic_mr {
 	kuid_t owner_euid;
 	struct mem_cgroup *memcg;
 	char *pinned_blocks;
+	u32 key;
+	bool valid;
+	u64 *fast_pages;
+	u32 fast_npages;
+	u32 fast_max;
+	u32 fast_page_size;
+	u32 fast_offset;
 };
 
 static inline bool pfnic_mr_odp(const struct pfnic_mr *mr)
 {
-	return mr->kind != PFNIC_MR_PINNED;
+	return mr->kind == PFNIC_MR_ODP || mr->kind == PFNIC_MR_IMPLICIT;
+}
+
+/* A kernel consumer's MR: its iovas are kernel virtual addresses. */
+static inline bool pfnic_mr_kernel(const struct pfnic_mr *mr)
+{
+	return mr->kind == PFNIC_MR_DMA || mr->kind == PFNIC_MR_FAST;
 }
 
 /* Whether [@iova, @iova + @len) lies inside @mr (without overflowing). */
@@ -256,12 +291,22 @@ static inline unsigned long pfnic_mr_uva(const struct pfnic_mr *mr, u64 iova)
 	return mr->start + (iova - mr->iova);
 }
 
-/* One work request as the engine keeps it: the WR's fields, with its SGEs copied in. */
+/*
+ * One work request as the engine keeps it: the WR's fields, with its SGEs copied in. A WQE
+ * posted with IB_SEND_INLINE carries its @total_len bytes of data in place of the SGEs
+ * (pfnic_wqe_inline()), and has no SGE.
+ */
 struct pfnic_wqe {
 	u64 wr_id;
 	enum ib_wr_opcode opcode;
 	int send_flags;
 	__be32 imm_data;
+	u32 invalidate_rkey;	/* LOCAL_INV, SEND_WITH_INV */
+	/* REG_MR: the MR (its index, and its address to recognize it by), key and rights */
+	u32 reg_index;
+	const void *reg_mr;
+	u32 reg_key;
+	int reg_access;
 	u64 remote_addr;
 	u32 rkey;
 	u64 compare_add;	/* CMP_SWP: the value compared; FETCH_ADD: the value added */
@@ -296,6 +341,12 @@ static inline struct pfnic_wqe *pfnic_wq_entry(struct pfnic_wq *wq, u32 i)
 	return (struct pfnic_wqe *)(wq->buf + (size_t)(i % wq->size) * wq->stride);
 }
 
+/* The data of a WQE posted with IB_SEND_INLINE. */
+static inline u8 *pfnic_wqe_inline(struct pfnic_wqe *wqe)
+{
+	return (u8 *)wqe->sge;
+}
+
 /**
  * struct pfnic_srq - a shared receive queue (pfnic_srq.c)
  * @lock: protects @rq and @limit; taken after a QP's lock, never before
@@ -309,7 +360,7 @@ struct pfnic_srq {
 };
 
 /**
- * struct pfnic_qp - an RC or UD queue pair.
+ * struct pfnic_qp - an RC, UD or GSI queue pair.
  * @lock: protects @attr, @sq, @rq, @stalled, @sq_busy, @rq_busy and the fault record
  *	(@fault_gen with it); the engine and the verbs take it, never together with another
  *	QP's lock.
@@ -353,6 +404,10 @@ struct pfnic_srq {
  *	changing the word again (only the engine touches these).
  * @wqe_gen: with @wqe_head, the WQE the engine runs, which @progress and @atomic_done belong
  *	to: a flush, a reset or the next WQE forgets them (written by the engine under @lock).
+ * @flush_work: completes what a kernel consumer posts to a QP in the error state, outside
+ *	the poster's context, which may hold the locks its completion handler takes.
+ * @max_inline: the inline data a send WQE may carry (cap.max_inline_data).
+ * @gsi_entry: the GSI QP's place in the list of every device's GSI QP (pfnic_gsi_get()).
  */
 struct pfnic_qp {
 	struct ib_qp ibqp;
@@ -368,6 +423,9 @@ struct pfnic_qp {
 	struct delayed_work rnr_work;
 	struct work_struct fault_work;
 	struct work_struct drain_work;
+	struct work_struct flush_work;
+	u32 max_inline;
+	struct list_head gsi_entry;
 	struct pfnic_wqe *cur;
 	struct pfnic_wqe *rcur;
 	bool stalled;
@@ -465,7 +523,15 @@ void pfnic_cq_signal(struct pfnic_cq *cq, unsigned int signal);
 struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 iova,
 				int access, struct ib_udata *udata);
 int pfnic_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata);
+struct ib_mr *pfnic_get_dma_mr(struct ib_pd *ibpd, int access);
+struct ib_mr *pfnic_alloc_mr(struct ib_pd *ibpd, enum ib_mr_type type, u32 max_num_sg);
+int pfnic_map_mr_sg(struct ib_mr *ibmr, struct scatterlist *sg, int sg_nents,
+		    unsigned int *sg_offset);
+int pfnic_mr_fast_reg(struct pfnic_mr *mr, struct ib_pd *pd, u32 key, int access);
+int pfnic_mr_invalidate(u32 key, struct ib_pd *pd);
+void *pfnic_mr_kva(struct pfnic_mr *mr, u64 iova, size_t *room);
 struct pfnic_mr *pfnic_mr_get(u32 key);
+struct pfnic_mr *pfnic_mr_get_index(u32 index);
 void pfnic_mr_put(struct pfnic_mr *mr);
 void pfnic_mr_count(struct pfnic_mr *mr, enum pfnic_stat stat, u64 n);
 struct pfnic_xlt *pfnic_xlt_alloc(struct pfnic_mr *mr, unsigned long va, unsigned long npages);
@@ -536,8 +602,9 @@ int pfnic_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
 		    const struct ib_recv_wr **bad_wr);
 struct pfnic_qp *pfnic_qp_get(u32 qpn);
 void pfnic_qp_put(struct pfnic_qp *qp);
+struct pfnic_qp *pfnic_gsi_get(const union ib_gid *dgid, struct net *net);
 
-int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge);
+int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge, u32 max_inline);
 void pfnic_wqe_fill(struct pfnic_wqe *wqe, u64 wr_id, const struct ib_sge *sg, int num_sge);
 
 /* pfnic_srq.c */

@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * pfnic: the execution engine, the emulated device's data path. It runs each QP's send
- * queue in order on pfnic_wq: SEND, SEND_WITH_IMM, RDMA_WRITE, RDMA_WRITE_WITH_IMM and
- * RDMA_READ between any two pfnic QPs of this kernel (RC in loopback).
+ * queue in order on pfnic_wq: SEND (with immediate data or invalidation), RDMA_WRITE (with
+ * immediate data), RDMA_READ and atomics between any two pfnic QPs of this kernel (RC in
+ * loopback), datagrams on UD and GSI QPs.
  *
  * Data moves page by page through the MRs' translation tables. A missing translation on
  * an ODP MR raises a page fault: the QP stalls at that WQE (nothing is dropped and no
  * error is completed), the ODP core resolves the fault (pfnic_engine_fault), and the QP
- * resumes the WQE from the first byte it had not moved (qp->progress). A fault on the responder's MR stalls the
- * requester the same way, as an RNR NAK would on a wire.
+ * resumes the WQE from the first byte it had not moved (qp->progress). A fault on the
+ * responder's MR stalls the requester the same way, as an RNR NAK would on a wire.
+ *
+ * Kernel consumers' MRs (DMA and fast registration) name kernel memory, which the engine
+ * reaches directly and never faults; IB_WR_REG_MR and IB_WR_LOCAL_INV run in send queue
+ * order on the QP's own device.
  */
 #include <linux/delay.h>
 #include <linux/highmem.h>
@@ -74,15 +79,110 @@ enum pfnic_step {
 /* WQEs one run of a QP's engine completes before it queues itself again. */
 #define PFNIC_ENGINE_BUDGET	64
 
-/* One side of a copy: an MR and an address inside it (an iova). */
-struct pfnic_ref {
+/*
+ * One side of a copy as the engine walks it. @mr NULL: @addr is kernel memory the engine
+ * owns (a WQE's inline data, a GRH, an atomic's original value). A kernel MR (DMA, fast
+ * registration): @addr is an iova, a kernel virtual address behind it. A user MR: @addr is
+ * the user virtual address, reached through the translation table @xlt (kept, with its
+ * reference, while the walk stays inside it).
+ */
+struct pfnic_span {
 	struct pfnic_mr *mr;
-	u64 iova;
+	unsigned long addr;
+	struct pfnic_xlt *xlt;
 };
 
+static struct pfnic_span pfnic_span_mr(struct pfnic_mr *mr, u64 iova)
+{
+	if (pfnic_mr_kernel(mr))
+		return (struct pfnic_span){ .mr = mr, .addr = iova };
+	return (struct pfnic_span){ .mr = mr, .addr = pfnic_mr_uva(mr, iova) };
+}
+
+static struct pfnic_span pfnic_span_raw(const void *buf)
+{
+	return (struct pfnic_span){ .addr = (unsigned long)buf };
+}
+
+/* Whether a span goes through translation tables (which may lack a page: a fault). */
+static bool pfnic_span_user(const struct pfnic_span *sp)
+{
+	return sp->mr && !pfnic_mr_kernel(sp->mr);
+}
+
+static void pfnic_span_done(struct pfnic_span *sp)
+{
+	if (sp->xlt)
+		pfnic_xlt_put(sp->xlt);
+	sp->xlt = NULL;
+}
+
+/*
+ * The table covering a user span's address, kept in @sp->xlt across the pages of one walk.
+ * Return: false if an implicit MR has none there yet; true for any other span.
+ */
+static bool pfnic_span_table(struct pfnic_span *sp)
+{
+	struct pfnic_xlt *xlt = sp->xlt;
+
+	if (!pfnic_span_user(sp))
+		return true;
+	if (xlt && sp->addr - xlt->va < xlt->npages << PAGE_SHIFT)
+		return true;
+	if (xlt)
+		pfnic_xlt_put(xlt);
+	sp->xlt = pfnic_xlt_get(sp->mr, sp->addr);
+	return sp->xlt;
+}
+
+/* Bytes from a span's address on that the next access may reach at once (at most a page). */
+static size_t pfnic_span_room(const struct pfnic_span *sp)
+{
+	size_t room = PAGE_SIZE - offset_in_page(sp->addr);
+
+	if (sp->mr && sp->mr->kind == PFNIC_MR_FAST) {
+		size_t fast;
+
+		pfnic_mr_kva(sp->mr, sp->addr, &fast);
+		room = min(room, fast);
+	}
+	return room;
+}
+
+/*
+ * The kernel address of a span's bytes, for an access of at most pfnic_span_room() bytes;
+ * for a user span, its table's lock is held. Return: NULL if a user span has no translation
+ * there (for writing, if @write): the access must fault. Undone by pfnic_span_unmap().
+ */
+static void *pfnic_span_map(struct pfnic_span *sp, bool write)
+{
+	struct page *page;
+	size_t room;
+
+	if (!sp->mr)
+		return (void *)sp->addr;
+	if (pfnic_mr_kernel(sp->mr))
+		return pfnic_mr_kva(sp->mr, sp->addr, &room);
+	page = pfnic_xlt_page(sp->xlt, sp->addr, write);
+	return page ? kmap_local_page(page) + offset_in_page(sp->addr) : NULL;
+}
+
+static void pfnic_span_unmap(const struct pfnic_span *sp, void *p)
+{
+	if (pfnic_span_user(sp))
+		kunmap_local(p);
+}
+
+/* Locks the tables of the user spans among two (one, if both are in one table). */
 static void pfnic_lock_two(struct pfnic_xlt *a, struct pfnic_xlt *b)
 {
-	if (a == b) {
+	if (!a || a == b) {
+		swap(a, b);
+		if (a)
+			mutex_lock(&a->lock);
+		return;
+	}
+	if (!b) {
 		mutex_lock(&a->lock);
 		return;
 	}
@@ -94,26 +194,12 @@ static void pfnic_lock_two(struct pfnic_xlt *a, struct pfnic_xlt *b)
 
 static void pfnic_unlock_two(struct pfnic_xlt *a, struct pfnic_xlt *b)
 {
-	if (a != b)
+	if (a && b && a != b)
 		mutex_unlock(&b->lock);
-	mutex_unlock(&a->lock);
-}
-
-/*
- * The table covering @uva of @mr, kept in @cached across the pages of one copy (with its
- * reference) while the copy stays inside it. NULL: an implicit MR has none there yet.
- */
-static struct pfnic_xlt *pfnic_xlt_at(struct pfnic_xlt **cached, struct pfnic_mr *mr,
-				      unsigned long uva)
-{
-	struct pfnic_xlt *xlt = *cached;
-
-	if (xlt && uva - xlt->va < xlt->npages << PAGE_SHIFT)
-		return xlt;
-	if (xlt)
-		pfnic_xlt_put(xlt);
-	*cached = pfnic_xlt_get(mr, uva);
-	return *cached;
+	else if (!a)
+		a = b;
+	if (a)
+		mutex_unlock(&a->lock);
 }
 
 /*
@@ -139,7 +225,8 @@ static bool pfnic_wqe_taken_away(struct pfnic_qp *qp)
 }
 
 /**
- * pfnic_copy() - move bytes from one MR to another through their translation tables
+ * pfnic_copy() - move bytes between two spans: MRs (through their translation tables, or
+ *		  kernel memory for a kernel MR) or the engine's own buffers
  * @qp: the requesting QP, which a fault stalls
  * @dst: where to, already checked for bounds and rights
  * @src: where from, likewise
@@ -147,18 +234,17 @@ static bool pfnic_wqe_taken_away(struct pfnic_qp *qp)
  * @remote: which side is the responder's (for the fault record): bit 0 @dst, bit 1 @src
  * @moved: bytes moved are added to it, also when the copy stops early
  *
+ * Only a user MR's span can lack a page; kernel memory is never faulted.
+ *
  * Context: the engine (process context; no spinlock held, a UD delivery holds the
  * receiver's deliver_lock); reschedules every PFNIC_COPY_BATCH pages, where it also stops
  * if @qp's WQE was taken away.
  * Return: PFNIC_DONE; PFNIC_FAULT with the fault recorded in @qp (the bytes before the
  * missing page were moved); PFNIC_ABORT if @qp was reset or moved to the error state.
  */
-static enum pfnic_step pfnic_copy(struct pfnic_qp *qp, struct pfnic_ref dst,
-				  struct pfnic_ref src, u64 len, unsigned int remote, u64 *moved)
+static enum pfnic_step pfnic_copy(struct pfnic_qp *qp, struct pfnic_span dst,
+				  struct pfnic_span src, u64 len, unsigned int remote, u64 *moved)
 {
-	unsigned long duva = pfnic_mr_uva(dst.mr, dst.iova);
-	unsigned long suva = pfnic_mr_uva(src.mr, src.iova);
-	struct pfnic_xlt *dx = NULL, *sx = NULL;
 	enum pfnic_step step = PFNIC_DONE;
 	unsigned int pages = 0;
 
@@ -170,45 +256,42 @@ static enum pfnic_step pfnic_copy(struct pfnic_qp *qp, struct pfnic_ref dst,
 			}
 			cond_resched();
 		}
-		size_t doff = offset_in_page(duva), soff = offset_in_page(suva);
-		size_t n = min_t(u64, len, PAGE_SIZE - max(doff, soff));
-		bool have_dst = pfnic_xlt_at(&dx, dst.mr, duva);
-		bool have_src = pfnic_xlt_at(&sx, src.mr, suva);
+		size_t n = min3((size_t)min_t(u64, len, PAGE_SIZE), pfnic_span_room(&dst),
+				pfnic_span_room(&src));
+		bool have_dst = pfnic_span_table(&dst);
+		bool have_src = pfnic_span_table(&src);
 		bool dst_missing = !have_dst;
-		struct page *dp, *sp;
-		void *d, *s;
+		void *d = NULL, *s = NULL;
 
 		if (have_dst && have_src) {
-			pfnic_lock_two(dx, sx);
-			dp = pfnic_xlt_page(dx, duva, true);
-			sp = pfnic_xlt_page(sx, suva, false);
-			if (dp && sp) {
-				d = kmap_local_page(dp);
-				s = kmap_local_page(sp);
-				memmove(d + doff, s + soff, n);
-				kunmap_local(s);
-				kunmap_local(d);
-				pfnic_unlock_two(dx, sx);
-				duva += n;
-				suva += n;
+			pfnic_lock_two(dst.xlt, src.xlt);
+			d = pfnic_span_map(&dst, true);
+			s = d ? pfnic_span_map(&src, false) : NULL;
+			if (s) {
+				memmove(d, s, n);
+				pfnic_span_unmap(&src, s);
+			}
+			if (d)
+				pfnic_span_unmap(&dst, d);
+			pfnic_unlock_two(dst.xlt, src.xlt);
+			if (s) {
+				dst.addr += n;
+				src.addr += n;
 				len -= n;
 				*moved += n;
 				continue;
 			}
-			pfnic_unlock_two(dx, sx);
-			dst_missing = !dp;
+			dst_missing = !d;
 		}
 		if (dst_missing)
-			pfnic_raise_fault(qp, dst.mr, duva, len, true, remote & 1);
+			pfnic_raise_fault(qp, dst.mr, dst.addr, len, true, remote & 1);
 		else
-			pfnic_raise_fault(qp, src.mr, suva, len, false, remote & 2);
+			pfnic_raise_fault(qp, src.mr, src.addr, len, false, remote & 2);
 		step = PFNIC_FAULT;
 		break;
 	}
-	if (dx)
-		pfnic_xlt_put(dx);
-	if (sx)
-		pfnic_xlt_put(sx);
+	pfnic_span_done(&dst);
+	pfnic_span_done(&src);
 	return step;
 }
 
@@ -221,7 +304,8 @@ static enum pfnic_step pfnic_copy(struct pfnic_qp *qp, struct pfnic_ref dst,
  * @access: the rights it needs (IB_ACCESS_*; 0 for a local read)
  *
  * Return: the MR with a reference, or NULL: no such key, another PD, out of bounds, or
- * a right the MR does not grant.
+ * a right the MR does not grant. A DMA MR's addresses are kernel virtual addresses: one in
+ * the first page, which none is, is out of its bounds (a NULL pointer a consumer mapped).
  */
 static struct pfnic_mr *pfnic_mr_lookup(u32 key, struct ib_pd *pd, u64 iova, u64 len, int access)
 {
@@ -230,6 +314,7 @@ static struct pfnic_mr *pfnic_mr_lookup(u32 key, struct ib_pd *pd, u64 iova, u64
 	if (!mr)
 		return NULL;
 	if (mr->ibmr.pd != pd || !pfnic_mr_covers(mr, iova, len) ||
+	    (mr->kind == PFNIC_MR_DMA && iova < PAGE_SIZE) ||
 	    (mr->access & access) != access) {
 		pfnic_mr_put(mr);
 		return NULL;
@@ -246,29 +331,26 @@ static struct pfnic_mr *pfnic_mr_lookup(u32 key, struct ib_pd *pd, u64 iova, u64
 static enum pfnic_step pfnic_atomic_remote(struct pfnic_qp *qp, struct pfnic_mr *mr,
 					   const struct pfnic_wqe *wqe, u64 *orig)
 {
-	unsigned long uva = pfnic_mr_uva(mr, wqe->remote_addr);
-	struct pfnic_xlt *xlt = pfnic_xlt_get(mr, uva);
-	struct page *page = NULL;
-	u64 *word;
+	struct pfnic_span sp = pfnic_span_mr(mr, wqe->remote_addr);
+	u64 *word = NULL;
 
 	/* the caller checked that the word is aligned in memory: it lies in one page */
-	if (xlt) {
-		mutex_lock(&xlt->lock);
-		page = pfnic_xlt_page(xlt, uva, true);
-		if (page) {
-			word = kmap_local_page(page) + offset_in_page(uva);
+	if (pfnic_span_table(&sp)) {
+		pfnic_lock_two(sp.xlt, NULL);
+		word = pfnic_span_map(&sp, true);
+		if (word) {
 			if (wqe->opcode == IB_WR_ATOMIC_CMP_AND_SWP)
 				*orig = cmpxchg64(word, wqe->compare_add, wqe->swap);
 			else
 				*orig = atomic64_fetch_add(wqe->compare_add, (atomic64_t *)word);
-			kunmap_local(word);
+			pfnic_span_unmap(&sp, word);
 		}
-		mutex_unlock(&xlt->lock);
-		pfnic_xlt_put(xlt);
+		pfnic_unlock_two(sp.xlt, NULL);
 	}
-	if (page)
+	pfnic_span_done(&sp);
+	if (word)
 		return PFNIC_DONE;
-	pfnic_raise_fault(qp, mr, uva, sizeof(u64), true, true);
+	pfnic_raise_fault(qp, mr, sp.addr, sizeof(u64), true, true);
 	return PFNIC_FAULT;
 }
 
@@ -287,10 +369,8 @@ static enum pfnic_step pfnic_put_sgl(struct pfnic_qp *qp, const struct ib_sge *s
 
 	*status = IB_WC_SUCCESS;
 	for (i = 0; len && step == PFNIC_DONE; i++, buf += n, len -= n) {
-		struct pfnic_xlt *xlt = NULL;
 		struct pfnic_mr *mr;
-		unsigned long uva;
-		u32 left;
+		u64 moved = 0;
 
 		n = i < num_sge ? min(len, sgl[i].length) : 0;
 		mr = i < num_sge ? pfnic_mr_lookup(sgl[i].lkey, pd, sgl[i].addr, n,
@@ -299,38 +379,20 @@ static enum pfnic_step pfnic_put_sgl(struct pfnic_qp *qp, const struct ib_sge *s
 			*status = IB_WC_LOC_PROT_ERR;
 			return PFNIC_DONE;
 		}
-		uva = pfnic_mr_uva(mr, sgl[i].addr);
-		for (left = n; left;) {
-			size_t off = offset_in_page(uva), c = min_t(size_t, left, PAGE_SIZE - off);
-			struct page *page = NULL;
-
-			if (pfnic_xlt_at(&xlt, mr, uva)) {
-				mutex_lock(&xlt->lock);
-				page = pfnic_xlt_page(xlt, uva, true);
-				if (page)
-					memcpy_to_page(page, off, buf + (n - left), c);
-				mutex_unlock(&xlt->lock);
-			}
-			if (!page) {
-				pfnic_raise_fault(qp, mr, uva, left, true, remote);
-				step = PFNIC_FAULT;
-				break;
-			}
-			uva += c;
-			left -= c;
-		}
-		if (xlt)
-			pfnic_xlt_put(xlt);
+		step = pfnic_copy(qp, pfnic_span_mr(mr, sgl[i].addr), pfnic_span_raw(buf), n,
+				  remote ? 1 : 0, &moved);
 		pfnic_mr_put(mr);
 	}
-	return step;
+	/* a copy this short never stops to look at the QP: only a fault ends it early */
+	return step == PFNIC_ABORT ? PFNIC_DONE : step;
 }
 
 /**
  * pfnic_sg_copy() - move data between a scatter/gather list and one remote range, or
  *		     between two lists (SEND)
  * @qp: the requesting QP
- * @sgl: the local list, of @qp's PD
+ * @sgl: the local list, of @qp's PD; for a WQE with inline data, one entry whose address
+ *	is that of the data in the engine's copy of the WQE (its key is not looked at)
  * @num_sge: its length
  * @peer_sgl: the responder's receive list, of @peer_pd; NULL for RDMA
  * @peer_num_sge: its length
@@ -358,7 +420,7 @@ static enum pfnic_step pfnic_sg_copy(struct pfnic_qp *qp, const struct ib_sge *s
 	while (len) {
 		const struct ib_sge *l, *p = NULL;
 		struct pfnic_mr *lmr, *pmr;
-		struct pfnic_ref lref, pref;
+		struct pfnic_span lsp, psp;
 		u64 n;
 
 		while (li < num_sge && loff == sgl[li].length) {
@@ -391,11 +453,15 @@ static enum pfnic_step pfnic_sg_copy(struct pfnic_qp *qp, const struct ib_sge *s
 			goto next;
 		}
 
-		lmr = pfnic_mr_lookup(l->lkey, qp->ibqp.pd, l->addr + loff, n,
-				      to_peer ? 0 : IB_ACCESS_LOCAL_WRITE);
-		if (!lmr) {
-			*status = IB_WC_LOC_PROT_ERR;
-			return PFNIC_DONE;
+		if (qp->cur->send_flags & IB_SEND_INLINE) {
+			lmr = NULL;
+		} else {
+			lmr = pfnic_mr_lookup(l->lkey, qp->ibqp.pd, l->addr + loff, n,
+					      to_peer ? 0 : IB_ACCESS_LOCAL_WRITE);
+			if (!lmr) {
+				*status = IB_WC_LOC_PROT_ERR;
+				return PFNIC_DONE;
+			}
 		}
 		if (p)
 			pmr = pfnic_mr_lookup(p->lkey, peer_pd, p->addr + poff, n,
@@ -404,18 +470,21 @@ static enum pfnic_step pfnic_sg_copy(struct pfnic_qp *qp, const struct ib_sge *s
 			pmr = pfnic_mr_lookup(rkey, peer_pd, remote_addr, n, to_peer ?
 					      IB_ACCESS_REMOTE_WRITE : IB_ACCESS_REMOTE_READ);
 		if (!pmr) {
-			pfnic_mr_put(lmr);
+			if (lmr)
+				pfnic_mr_put(lmr);
 			*status = p ? IB_WC_REM_OP_ERR : IB_WC_REM_ACCESS_ERR;
 			return PFNIC_DONE;
 		}
-		lref = (struct pfnic_ref){ lmr, l->addr + loff };
-		pref = (struct pfnic_ref){ pmr, p ? p->addr + poff : remote_addr };
+		lsp = lmr ? pfnic_span_mr(lmr, l->addr + loff) :
+			    pfnic_span_raw((void *)(uintptr_t)(l->addr + loff));
+		psp = pfnic_span_mr(pmr, p ? p->addr + poff : remote_addr);
 		if (to_peer)
-			step = pfnic_copy(qp, pref, lref, n, 1, done);
+			step = pfnic_copy(qp, psp, lsp, n, 1, done);
 		else
-			step = pfnic_copy(qp, lref, pref, n, 2, done);
+			step = pfnic_copy(qp, lsp, psp, n, 2, done);
 		pfnic_mr_put(pmr);
-		pfnic_mr_put(lmr);
+		if (lmr)
+			pfnic_mr_put(lmr);
 		if (step != PFNIC_DONE)
 			return step;
 next:
@@ -517,6 +586,25 @@ static bool pfnic_can_receive(enum ib_qp_state state)
 }
 
 /*
+ * The local list of the WQE the engine runs (qp->cur): its SGEs, or for inline data one
+ * entry over the data (pfnic_sg_copy() reads it without a key). Return: the entries.
+ */
+static u32 pfnic_local_sgl(struct pfnic_qp *qp, struct ib_sge *one, const struct ib_sge **sgl)
+{
+	struct pfnic_wqe *wqe = qp->cur;
+
+	if (!(wqe->send_flags & IB_SEND_INLINE)) {
+		*sgl = wqe->sge;
+		return wqe->num_sge;
+	}
+	one->addr = (uintptr_t)pfnic_wqe_inline(wqe);
+	one->length = wqe->total_len;
+	one->lkey = 0;
+	*sgl = one;
+	return 1;
+}
+
+/*
  * The requester's own side, checked before anything reaches the responder, as an HCA reads
  * local memory first: every SGE's key, PD, bounds and rights.
  */
@@ -528,6 +616,9 @@ static enum ib_wc_status pfnic_check_local(struct pfnic_qp *qp, const struct pfn
 	struct pfnic_mr *mr;
 	u32 i;
 
+	/* inline data is in the WQE itself */
+	if (wqe->send_flags & IB_SEND_INLINE)
+		return IB_WC_SUCCESS;
 	for (i = 0; i < wqe->num_sge; i++) {
 		if (!wqe->sge[i].length)
 			continue;
@@ -603,7 +694,7 @@ static enum pfnic_step pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer,
 				     enum ib_wc_status peer_status)
 {
 	struct pfnic_wqe *wqe = qp->cur, *rwqe = qp->rcur;
-	bool ud = qp->ibqp.qp_type == IB_QPT_UD;
+	bool ud = qp->ibqp.qp_type != IB_QPT_RC;
 	bool access_error = *status == IB_WC_REM_ACCESS_ERR;
 	/* a request the responder cannot carry out (a misaligned atomic) */
 	bool request_error = *status == IB_WC_REM_INV_REQ_ERR && !consumes;
@@ -647,9 +738,19 @@ static enum pfnic_step pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer,
 			wc.byte_len += PFNIC_GRH_LEN;
 			wc.wc_flags |= IB_WC_GRH;
 		}
-		if (wqe->opcode != IB_WR_SEND) {
+		if (wqe->opcode == IB_WR_SEND_WITH_INV) {
+			wc.wc_flags |= IB_WC_WITH_INVALIDATE;
+			wc.ex.invalidate_rkey = wqe->invalidate_rkey;
+		} else if (wqe->opcode != IB_WR_SEND) {
 			wc.wc_flags |= IB_WC_WITH_IMM;
 			wc.ex.imm_data = wqe->imm_data;
+		}
+		if (ud) {
+			/* RoCE v2: the GRH slot holds the IP header of this type */
+			wc.wc_flags |= IB_WC_WITH_NETWORK_HDR_TYPE;
+			wc.network_hdr_type = ipv6_addr_v4mapped((struct in6_addr *)wqe->dgid.raw) ?
+					      RDMA_NETWORK_IPV4 : RDMA_NETWORK_IPV6;
+			wc.pkey_index = 0;
 		}
 		/*
 		 * Queued before the receive WQE is seen gone: a flush, or the end of the
@@ -695,7 +796,8 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 				     enum ib_wc_status *status)
 {
 	struct pfnic_wqe *wqe = qp->cur, *rwqe = qp->rcur;
-	bool sends = wqe->opcode == IB_WR_SEND || wqe->opcode == IB_WR_SEND_WITH_IMM;
+	bool sends = wqe->opcode == IB_WR_SEND || wqe->opcode == IB_WR_SEND_WITH_IMM ||
+		     wqe->opcode == IB_WR_SEND_WITH_INV;
 	bool consumes = sends || wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM;
 	bool atomic = wqe->opcode == IB_WR_ATOMIC_CMP_AND_SWP ||
 		      wqe->opcode == IB_WR_ATOMIC_FETCH_AND_ADD;
@@ -703,9 +805,12 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		     atomic ? IB_ACCESS_REMOTE_ATOMIC : IB_ACCESS_REMOTE_WRITE;
 	enum ib_wc_status peer_status = IB_WC_SUCCESS;
 	enum pfnic_step step = PFNIC_DONE;
+	const struct ib_sge *lsgl;
+	struct ib_sge one;
 	bool limit = false;
-	u32 rgen = 0;
+	u32 rgen = 0, lnum;
 
+	lnum = pfnic_local_sgl(qp, &one, &lsgl);
 	*status = pfnic_check_local(qp, wqe);
 	if (*status == IB_WC_SUCCESS && failed && !qp->fault_remote)
 		*status = IB_WC_LOC_PROT_ERR;
@@ -748,13 +853,13 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 	} else if (atomic) {
 		step = pfnic_atomic(qp, peer, status);
 	} else if (sends) {
-		step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, rwqe->sge, rwqe->num_sge,
+		step = pfnic_sg_copy(qp, lsgl, lnum, rwqe->sge, rwqe->num_sge,
 				     pfnic_recv_pd(peer), 0, 0, wqe->total_len, true, status,
 				     &qp->progress);
 		if (*status == IB_WC_REM_OP_ERR)
 			peer_status = IB_WC_LOC_PROT_ERR;
 	} else {
-		step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, NULL, 0, peer->ibqp.pd, wqe->rkey,
+		step = pfnic_sg_copy(qp, lsgl, lnum, NULL, 0, peer->ibqp.pd, wqe->rkey,
 				     wqe->remote_addr, wqe->total_len,
 				     wqe->opcode != IB_WR_RDMA_READ, status, &qp->progress);
 	}
@@ -762,6 +867,16 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		if (consumes)
 			pfnic_recv_release(peer);
 		return step;
+	}
+	/*
+	 * SEND_WITH_INV: the responder invalidates the MR the rkey names before the receive
+	 * completion says so; a key it cannot invalidate is an invalid request (as rxe).
+	 */
+	if (wqe->opcode == IB_WR_SEND_WITH_INV && *status == IB_WC_SUCCESS &&
+	    peer_status == IB_WC_SUCCESS &&
+	    pfnic_mr_invalidate(wqe->invalidate_rkey, pfnic_recv_pd(peer))) {
+		*status = IB_WC_REM_INV_REQ_ERR;
+		peer_status = IB_WC_REM_INV_REQ_ERR;
 	}
 	return pfnic_respond(qp, peer, rgen, consumes, status, peer_status);
 }
@@ -838,13 +953,14 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 {
 	struct pfnic_wqe *wqe = qp->cur, *rwqe = qp->rcur;
 	enum ib_wc_status peer_status = IB_WC_SUCCESS, put;
-	struct ib_sge rsge[PFNIC_MAX_SGE];
+	struct ib_sge rsge[PFNIC_MAX_SGE], one;
+	const struct ib_sge *lsgl;
 	const struct ib_gid_attr *gid;
 	struct pfnic_qp *peer;
 	u8 grh[PFNIC_GRH_LEN];
 	enum pfnic_step step;
 	bool limit = false;
-	u32 qkey, rgen, n;
+	u32 qkey, rgen, n, lnum;
 	int mtu;
 
 	*status = pfnic_check_local(qp, wqe);
@@ -858,10 +974,15 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 		*status = IB_WC_LOC_LEN_ERR;
 		return PFNIC_DONE;
 	}
-	peer = pfnic_qp_get(wqe->remote_qpn);
+	/* QP1 is every device's: the one whose port has the destination GID */
+	if (wqe->remote_qpn == PFNIC_GSI_QPN)
+		peer = pfnic_gsi_get(&wqe->dgid, dev_net(qp->pfnic->ndev));
+	else
+		peer = pfnic_qp_get(wqe->remote_qpn);
 	if (!peer)
 		return PFNIC_DONE;
-	if (peer->ibqp.qp_type != IB_QPT_UD || !pfnic_same_net(qp, peer))
+	if ((peer->ibqp.qp_type != IB_QPT_UD && peer->ibqp.qp_type != IB_QPT_GSI) ||
+	    !pfnic_same_net(qp, peer))
 		goto lost;
 	gid = rdma_find_gid_by_port(&peer->pfnic->ibdev, &wqe->dgid, IB_GID_TYPE_ROCE_UDP_ENCAP,
 				    PFNIC_PORT, NULL);
@@ -908,7 +1029,8 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 		u64 moved = 0;
 
 		n = pfnic_sge_skip(rsge, rwqe->sge, rwqe->num_sge, PFNIC_GRH_LEN);
-		step = pfnic_sg_copy(qp, wqe->sge, wqe->num_sge, rsge, n, pfnic_recv_pd(peer), 0, 0,
+		lnum = pfnic_local_sgl(qp, &one, &lsgl);
+		step = pfnic_sg_copy(qp, lsgl, lnum, rsge, n, pfnic_recv_pd(peer), 0, 0,
 				     wqe->total_len, true, status, &moved);
 		/* the receiver's buffer is the receiver's error; the sender's is the sender's */
 		if (*status == IB_WC_REM_OP_ERR || *status == IB_WC_REM_INV_REQ_ERR) {
@@ -933,6 +1055,32 @@ unlock:
 lost:
 	pfnic_qp_put(peer);
 	return PFNIC_DONE;
+}
+
+/*
+ * The operations a QP carries out on its own device, in send queue order: IB_WR_REG_MR and
+ * IB_WR_LOCAL_INV on fast-registration MRs of its PD. Return: the completion status;
+ * IB_WC_LOC_QP_OP_ERR for one refused, as rxe completes it.
+ */
+static enum ib_wc_status pfnic_execute_local(struct pfnic_qp *qp)
+{
+	struct pfnic_wqe *wqe = qp->cur;
+	struct pfnic_mr *mr;
+	int rv = -EINVAL;
+
+	if (wqe->opcode == IB_WR_LOCAL_INV) {
+		rv = pfnic_mr_invalidate(wqe->invalidate_rkey, qp->ibqp.pd);
+	} else {
+		/* the index is the WR's MR's, unless that MR was deregistered meanwhile */
+		mr = pfnic_mr_get_index(wqe->reg_index);
+		if (mr) {
+			if (&mr->ibmr == wqe->reg_mr)
+				rv = pfnic_mr_fast_reg(mr, qp->ibqp.pd, wqe->reg_key,
+						       wqe->reg_access);
+			pfnic_mr_put(mr);
+		}
+	}
+	return rv ? IB_WC_LOC_QP_OP_ERR : IB_WC_SUCCESS;
 }
 
 /*
@@ -1027,7 +1175,9 @@ void pfnic_engine_run(struct work_struct *work)
 		qp->fault_status = 0;
 		spin_unlock_irq(&qp->lock);
 
-		if (qp->ibqp.qp_type == IB_QPT_UD) {
+		if (qp->cur->opcode == IB_WR_REG_MR || qp->cur->opcode == IB_WR_LOCAL_INV) {
+			status = pfnic_execute_local(qp);
+		} else if (qp->ibqp.qp_type != IB_QPT_RC) {
 			step = pfnic_execute_ud(qp, failed, &status);
 		} else {
 			peer = pfnic_peer(qp);

@@ -90,6 +90,11 @@ static int pfnic_dev_add(struct net_device *ndev, const char *name)
 				  BIT_ULL(IB_USER_VERBS_CMD_POLL_CQ) |
 				  BIT_ULL(IB_USER_VERBS_CMD_REQ_NOTIFY_CQ);
 
+	/*
+	 * Under the netdev's own device, if it has one (a NIC's PCI function), as a hardware
+	 * HCA sits: tools find the device's netdev through /sys/class/infiniband/<dev>/device.
+	 */
+	ibdev->dev.parent = ndev->dev.parent;
 	rv = ib_device_set_netdev(ibdev, ndev, PFNIC_PORT);
 	if (rv)
 		goto err_dealloc;

@@ -30,9 +30,18 @@ static unsigned long *pfnic_bitmap_alloc(unsigned long nbits)
 	return kvcalloc(BITS_TO_LONGS(nbits), sizeof(unsigned long), PFNIC_GFP_USER_SIZED);
 }
 
+/*
+ * What a registration may ask for. IB_ACCESS_HUGETLB and the optional bits (relaxed
+ * ordering) are hints, taken as mlx5 and rxe take them; IB_ACCESS_MW_BIND is a right no
+ * memory window of pfnic can use yet, accepted as rxe accepts it.
+ */
 #define PFNIC_MR_ACCESS (IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | \
 			 IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_ATOMIC | IB_ACCESS_ON_DEMAND | \
-			 IB_ACCESS_OPTIONAL)
+			 IB_ACCESS_MW_BIND | IB_ACCESS_HUGETLB | IB_ACCESS_OPTIONAL)
+/* The rights a kernel MR may be given (get_dma_mr, IB_WR_REG_MR). */
+#define PFNIC_KERNEL_MR_ACCESS (IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | \
+				IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_ATOMIC | \
+				IB_ACCESS_MW_BIND | IB_ACCESS_OPTIONAL)
 
 static void pfnic_mr_release(struct kref *ref)
 {
@@ -40,10 +49,11 @@ static void pfnic_mr_release(struct kref *ref)
 }
 
 /**
- * pfnic_mr_get() - the MR a key names, with a reference
+ * pfnic_mr_get() - the valid MR a key names, with a reference
  * @key: an lkey or rkey
  *
- * Return: the MR, or NULL if no MR has that key (any more).
+ * Return: the MR, or NULL if no MR has that key (any more), or the fast-registration MR
+ * that has it is not registered now.
  */
 struct pfnic_mr *pfnic_mr_get(u32 key)
 {
@@ -51,7 +61,26 @@ struct pfnic_mr *pfnic_mr_get(u32 key)
 
 	xa_lock(&pfnic_mrs);
 	mr = xa_load(&pfnic_mrs, key >> 8);
-	if (mr && (mr->ibmr.lkey != key || !kref_get_unless_zero(&mr->ref)))
+	if (mr && (READ_ONCE(mr->key) != key || !READ_ONCE(mr->valid) ||
+		   !kref_get_unless_zero(&mr->ref)))
+		mr = NULL;
+	xa_unlock(&pfnic_mrs);
+	return mr;
+}
+
+/**
+ * pfnic_mr_get_index() - the MR at an index of the key table, valid or not, with a reference
+ * @index: the key's upper 24 bits
+ *
+ * Return: the MR, or NULL if there is none there (any more).
+ */
+struct pfnic_mr *pfnic_mr_get_index(u32 index)
+{
+	struct pfnic_mr *mr;
+
+	xa_lock(&pfnic_mrs);
+	mr = xa_load(&pfnic_mrs, index);
+	if (mr && !kref_get_unless_zero(&mr->ref))
 		mr = NULL;
 	xa_unlock(&pfnic_mrs);
 	return mr;
@@ -337,11 +366,260 @@ static void pfnic_mr_destroy(struct pfnic_mr *mr)
 		pfnic_xlt_put(mr->xlt);
 		kfree(mr->pinned_blocks);
 		break;
+	case PFNIC_MR_DMA:
+	case PFNIC_MR_FAST:
+		/* kernel memory: nothing was pinned or followed */
+		kvfree(mr->fast_pages);
+		kfree(mr);
+		return;
 	}
 	put_pid(mr->owner);
 	mem_cgroup_put(mr->memcg);
 	mmdrop(mr->mm);
 	kfree(mr);
+}
+
+/*
+ * Gives a built MR its index in the key table, and so its keys, and publishes it.
+ * Return: 0, or the xarray's error (the MR is then not published).
+ */
+static int pfnic_mr_publish(struct pfnic_mr *mr)
+{
+	u32 index;
+	int rv;
+
+	rv = xa_alloc(&pfnic_mrs, &index, NULL, XA_LIMIT(1, PFNIC_MR_INDEX_MAX), GFP_KERNEL);
+	if (rv)
+		return rv;
+	mr->index = index;
+	mr->key = (index << 8) | get_random_u8();
+	mr->ibmr.lkey = mr->key;
+	mr->ibmr.rkey = mr->key;
+	xa_store(&pfnic_mrs, index, mr, GFP_KERNEL);
+	return 0;
+}
+
+/*
+ * A new MR of @kind on @pfnic (@gfp: charged to the user for a user's), counted within the
+ * device's limit, with nothing built and not published. Return: the MR or an ERR_PTR.
+ */
+static struct pfnic_mr *pfnic_mr_new(struct pfnic_dev *pfnic, enum pfnic_mr_kind kind,
+				     gfp_t gfp)
+{
+	struct pfnic_mr *mr;
+	int rv;
+
+	rv = pfnic_obj_take(pfnic, PFNIC_OBJ_MR);
+	if (rv)
+		return ERR_PTR(rv);
+	mr = kzalloc(sizeof(*mr), gfp);
+	if (!mr) {
+		pfnic_obj_drop(pfnic, PFNIC_OBJ_MR);
+		return ERR_PTR(-ENOMEM);
+	}
+	mr->pfnic = pfnic;
+	mr->kind = kind;
+	kref_init(&mr->ref);
+	init_completion(&mr->done);
+	xa_init(&mr->children);
+	mutex_init(&mr->children_lock);
+	mr->last_event = U8_MAX;
+	return mr;
+}
+
+/**
+ * pfnic_get_dma_mr() - an MR over all of kernel memory, for a kernel PD
+ * @ibpd: the PD
+ * @access: its rights (IB_ACCESS_*)
+ *
+ * The core takes one for each kernel PD (its local_dma_lkey, and with
+ * IB_PD_UNSAFE_GLOBAL_RKEY its global rkey). On a device without a DMA device, the
+ * addresses kernel consumers map buffers to are kernel virtual addresses: the MR's iova
+ * is the address itself.
+ *
+ * Return: the MR, or an ERR_PTR: -EINVAL for a user PD, -EOPNOTSUPP for a right pfnic does
+ * not have, -ENOMEM.
+ */
+struct ib_mr *pfnic_get_dma_mr(struct ib_pd *ibpd, int access)
+{
+	struct pfnic_mr *mr;
+	int rv;
+
+	if (ibpd->uobject)
+		return ERR_PTR(-EINVAL);
+	if (access & ~PFNIC_KERNEL_MR_ACCESS)
+		return ERR_PTR(-EOPNOTSUPP);
+	mr = pfnic_mr_new(to_pfnic_dev(ibpd->device), PFNIC_MR_DMA, GFP_KERNEL);
+	if (IS_ERR(mr))
+		return ERR_CAST(mr);
+	mr->access = access;
+	mr->iova = 0;
+	mr->length = U64_MAX;
+	mr->valid = true;
+	rv = pfnic_mr_publish(mr);
+	if (rv) {
+		pfnic_obj_drop(mr->pfnic, PFNIC_OBJ_MR);
+		pfnic_mr_destroy(mr);
+		return ERR_PTR(rv);
+	}
+	return &mr->ibmr;
+}
+
+/**
+ * pfnic_alloc_mr() - a fast-registration MR of a kernel PD, with room for @max_num_sg pages
+ * @ibpd: the PD
+ * @type: IB_MR_TYPE_MEM_REG (the only type pfnic has)
+ * @max_num_sg: pages it may map at once
+ *
+ * The MR is invalid until an IB_WR_REG_MR of the pages map_mr_sg gave it runs.
+ *
+ * Return: the MR, or an ERR_PTR: -EINVAL for a user PD or a page count out of range
+ * (max_fast_reg_page_list_len), -EOPNOTSUPP for another type, -ENOMEM.
+ */
+struct ib_mr *pfnic_alloc_mr(struct ib_pd *ibpd, enum ib_mr_type type, u32 max_num_sg)
+{
+	struct pfnic_mr *mr;
+	int rv;
+
+	if (type != IB_MR_TYPE_MEM_REG)
+		return ERR_PTR(-EOPNOTSUPP);
+	if (ibpd->uobject || !max_num_sg || max_num_sg > PFNIC_MAX_FAST_REG_PAGES)
+		return ERR_PTR(-EINVAL);
+	mr = pfnic_mr_new(to_pfnic_dev(ibpd->device), PFNIC_MR_FAST, GFP_KERNEL);
+	if (IS_ERR(mr))
+		return ERR_CAST(mr);
+	mr->fast_max = max_num_sg;
+	mr->fast_pages = kvcalloc(max_num_sg, sizeof(*mr->fast_pages), GFP_KERNEL);
+	if (!mr->fast_pages) {
+		rv = -ENOMEM;
+		goto err;
+	}
+	rv = pfnic_mr_publish(mr);
+	if (rv)
+		goto err;
+	return &mr->ibmr;
+
+err:
+	pfnic_obj_drop(mr->pfnic, PFNIC_OBJ_MR);
+	pfnic_mr_destroy(mr);
+	return ERR_PTR(rv);
+}
+
+static int pfnic_mr_set_page(struct ib_mr *ibmr, u64 addr)
+{
+	struct pfnic_mr *mr = to_pfnic_mr(ibmr);
+
+	if (mr->fast_npages == mr->fast_max)
+		return -ENOMEM;
+	mr->fast_pages[mr->fast_npages++] = addr;
+	return 0;
+}
+
+/**
+ * pfnic_map_mr_sg() - give a fast-registration MR the pages of a mapped scatterlist
+ * @ibmr: the MR; not in use (invalid) while this runs, as the verbs require
+ * @sg: the list, mapped by ib_dma_map_sg() (kernel virtual addresses on pfnic)
+ * @sg_nents: its entries
+ * @sg_offset: where in the first entry the MR starts; updated as ib_sg_to_pages() does
+ *
+ * Return: the entries mapped (fewer if the MR has room for fewer pages).
+ */
+int pfnic_map_mr_sg(struct ib_mr *ibmr, struct scatterlist *sg, int sg_nents,
+		    unsigned int *sg_offset)
+{
+	struct pfnic_mr *mr = to_pfnic_mr(ibmr);
+	int n;
+
+	mr->fast_npages = 0;
+	n = ib_sg_to_pages(ibmr, sg, sg_nents, sg_offset, pfnic_mr_set_page);
+	/* ib_map_mr_sg_zbva() moves the iova to 0 afterwards: keep where the data starts */
+	mr->fast_page_size = ibmr->page_size;
+	mr->fast_offset = ibmr->iova & (ibmr->page_size - 1);
+	return n;
+}
+
+/**
+ * pfnic_mr_fast_reg() - carry out an IB_WR_REG_MR: make a fast-registration MR valid with
+ *			 the pages map_mr_sg gave it, a new key and new rights
+ * @mr: the MR
+ * @pd: the PD of the QP that posted the WR, which must be the MR's
+ * @key: the key it answers to from now on (its index's, with any low byte)
+ * @access: its rights
+ *
+ * As on mlx5, an MR still valid is registered again over its old registration.
+ *
+ * Return: 0, or -EINVAL (not a fast-registration MR of @pd, a key of another index, rights
+ * pfnic does not have, or pages that do not cover the MR's length).
+ */
+int pfnic_mr_fast_reg(struct pfnic_mr *mr, struct ib_pd *pd, u32 key, int access)
+{
+	u64 span;
+
+	if (mr->kind != PFNIC_MR_FAST || mr->ibmr.pd != pd || key >> 8 != mr->index ||
+	    (access & ~PFNIC_KERNEL_MR_ACCESS) || !mr->fast_page_size)
+		return -EINVAL;
+	span = (u64)mr->fast_npages * mr->fast_page_size;
+	if (mr->ibmr.length > span || mr->fast_offset > span - mr->ibmr.length)
+		return -EINVAL;
+	/* under the key table's lock, where lookups read key and validity */
+	xa_lock(&pfnic_mrs);
+	mr->iova = mr->ibmr.iova;
+	mr->length = mr->ibmr.length;
+	mr->access = access;
+	WRITE_ONCE(mr->key, key);
+	WRITE_ONCE(mr->valid, true);
+	xa_unlock(&pfnic_mrs);
+	return 0;
+}
+
+/**
+ * pfnic_mr_invalidate() - carry out an invalidation (IB_WR_LOCAL_INV, or the remote one of
+ *			   an IB_WR_SEND_WITH_INV) of the fast-registration MR a key names
+ * @key: the key, as its last registration set it
+ * @pd: the PD the MR must be in (the invalidating QP's, or the receiving QP's)
+ *
+ * Return: 0, or -EINVAL: no valid MR has that key, or it is not a fast-registration MR of @pd.
+ */
+int pfnic_mr_invalidate(u32 key, struct ib_pd *pd)
+{
+	struct pfnic_mr *mr = pfnic_mr_get(key);
+	int rv = -EINVAL;
+
+	if (!mr)
+		return rv;
+	if (mr->kind == PFNIC_MR_FAST && mr->ibmr.pd == pd) {
+		xa_lock(&pfnic_mrs);
+		WRITE_ONCE(mr->valid, false);
+		xa_unlock(&pfnic_mrs);
+		rv = 0;
+	}
+	pfnic_mr_put(mr);
+	return rv;
+}
+
+/**
+ * pfnic_mr_kva() - the kernel address of an iova of a kernel MR
+ * @mr: a DMA or fast-registration MR, of which the caller holds a reference, and whose
+ *	bounds the access was checked against (pfnic_mr_covers())
+ * @iova: the address in it
+ * @room: set to the bytes that follow contiguously (at least 1)
+ *
+ * Return: the kernel virtual address.
+ */
+void *pfnic_mr_kva(struct pfnic_mr *mr, u64 iova, size_t *room)
+{
+	u64 pos, block;
+
+	if (mr->kind == PFNIC_MR_DMA) {
+		*room = PAGE_SIZE - offset_in_page(iova);
+		return (void *)(uintptr_t)iova;
+	}
+	pos = iova - mr->iova + mr->fast_offset;
+	block = pos / mr->fast_page_size;
+	/* within the pages the registration checked; the list is never shorter than that */
+	block = min_t(u64, block, mr->fast_max - 1);
+	*room = mr->fast_page_size - pos % mr->fast_page_size;
+	return (void *)(uintptr_t)(READ_ONCE(mr->fast_pages[block]) + pos % mr->fast_page_size);
 }
 
 /*
@@ -393,7 +671,6 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 	bool implicit = (access & IB_ACCESS_ON_DEMAND) && !start && length == U64_MAX;
 	struct pfnic_mr *mr;
 	unsigned long end;
-	u32 index;
 	int rv;
 
 	if (access & ~PFNIC_MR_ACCESS)
@@ -406,24 +683,13 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 	if (udata && (udata->inlen || udata->outlen))
 		return ERR_PTR(-EINVAL);
 
-	rv = pfnic_obj_take(pfnic, PFNIC_OBJ_MR);
-	if (rv)
-		return ERR_PTR(rv);
-	mr = kzalloc(sizeof(*mr), GFP_KERNEL_ACCOUNT);
-	if (!mr) {
-		pfnic_obj_drop(pfnic, PFNIC_OBJ_MR);
-		return ERR_PTR(-ENOMEM);
-	}
-	mr->pfnic = pfnic;
-	kref_init(&mr->ref);
-	init_completion(&mr->done);
-	xa_init(&mr->children);
-	mutex_init(&mr->children_lock);
+	mr = pfnic_mr_new(pfnic, PFNIC_MR_PINNED, GFP_KERNEL_ACCOUNT);
+	if (IS_ERR(mr))
+		return ERR_CAST(mr);
 	mr->access = access;
 	mr->iova = iova;
 	mr->length = length;
 	mr->start = start;
-	mr->last_event = U8_MAX;
 	if (implicit) {
 		mr->kind = PFNIC_MR_IMPLICIT;
 		mr->va = 0;
@@ -451,18 +717,15 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 		return ERR_PTR(rv);
 	}
 
-	rv = xa_alloc(&pfnic_mrs, &index, NULL, XA_LIMIT(1, PFNIC_MR_INDEX_MAX), GFP_KERNEL);
+	mr->valid = true;
+	mr->ibmr.iova = iova;
+	mr->ibmr.length = length;
+	rv = pfnic_mr_publish(mr);
 	if (rv) {
 		pfnic_obj_drop(pfnic, PFNIC_OBJ_MR);
 		pfnic_mr_destroy(mr);
 		return ERR_PTR(rv);
 	}
-	mr->index = index;
-	mr->ibmr.lkey = (index << 8) | get_random_u8();
-	mr->ibmr.rkey = mr->ibmr.lkey;
-	mr->ibmr.iova = iova;
-	mr->ibmr.length = length;
-	xa_store(&pfnic_mrs, index, mr, GFP_KERNEL);
 	return &mr->ibmr;
 }
 

@@ -14,9 +14,20 @@
  * in turn, as rxe and hardware do, not lowest first: a number freed is not given again
  * until the 24-bit space has gone round, so a peer's stale QPN names no new QP.
  */
-static DEFINE_XARRAY_ALLOC(pfnic_qps);
+/*
+ * Kernel consumers post receives from softirq context (completion handlers), and a receive
+ * looks its QP's peer up here: the lock is taken with interrupts off.
+ */
+static DEFINE_XARRAY_FLAGS(pfnic_qps, XA_FLAGS_ALLOC | XA_FLAGS_LOCK_IRQ);
 static u32 pfnic_qpn_next;
 static atomic64_t pfnic_qp_incarnations;
+
+/*
+ * Every device's GSI QP (QP1): a MAD goes to the one whose device has the destination GID.
+ * The lock is taken with interrupts off for the same reason as pfnic_qps's.
+ */
+static LIST_HEAD(pfnic_gsi_qps);
+static DEFINE_SPINLOCK(pfnic_gsi_lock);
 
 static void pfnic_qp_release(struct kref *ref)
 {
@@ -32,13 +43,44 @@ static void pfnic_qp_release(struct kref *ref)
 struct pfnic_qp *pfnic_qp_get(u32 qpn)
 {
 	struct pfnic_qp *qp;
+	unsigned long flags;
 
-	xa_lock(&pfnic_qps);
+	xa_lock_irqsave(&pfnic_qps, flags);
 	qp = xa_load(&pfnic_qps, qpn);
 	if (qp && !kref_get_unless_zero(&qp->ref))
 		qp = NULL;
-	xa_unlock(&pfnic_qps);
+	xa_unlock_irqrestore(&pfnic_qps, flags);
 	return qp;
+}
+
+/**
+ * pfnic_gsi_get() - the GSI QP a MAD to a GID goes to, with a reference
+ * @dgid: the destination GID
+ * @net: the sender's network namespace, where the GID must be
+ *
+ * Context: process (looks GID tables up).
+ * Return: the GSI QP of the device that has @dgid, or NULL if none has (or its QP1 is gone).
+ */
+struct pfnic_qp *pfnic_gsi_get(const union ib_gid *dgid, struct net *net)
+{
+	const struct ib_gid_attr *gid;
+	struct pfnic_qp *qp, *found = NULL;
+
+	spin_lock_irq(&pfnic_gsi_lock);
+	list_for_each_entry(qp, &pfnic_gsi_qps, gsi_entry) {
+		if (!net_eq(dev_net(qp->pfnic->ndev), net))
+			continue;
+		gid = rdma_find_gid_by_port(&qp->pfnic->ibdev, dgid, IB_GID_TYPE_ROCE_UDP_ENCAP,
+					    PFNIC_PORT, NULL);
+		if (IS_ERR(gid))
+			continue;
+		rdma_put_gid_attr(gid);
+		if (kref_get_unless_zero(&qp->ref))
+			found = qp;
+		break;
+	}
+	spin_unlock_irq(&pfnic_gsi_lock);
+	return found;
 }
 
 void pfnic_qp_put(struct pfnic_qp *qp)
@@ -46,11 +88,17 @@ void pfnic_qp_put(struct pfnic_qp *qp)
 	kref_put(&qp->ref, pfnic_qp_release);
 }
 
-int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge)
+/*
+ * A work queue of @size WQEs of @max_sge SGEs each, or @max_inline bytes of inline data
+ * (which take the SGEs' place), whichever is larger.
+ */
+int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge, u32 max_inline)
 {
 	wq->size = size;
 	wq->max_sge = max_sge;
-	wq->stride = struct_size((struct pfnic_wqe *)NULL, sge, max_sge);
+	wq->stride = max(struct_size((struct pfnic_wqe *)NULL, sge, max_sge),
+			 ALIGN(struct_size((struct pfnic_wqe *)NULL, sge, 0) + max_inline,
+			       sizeof(u64)));
 	wq->buf = kvcalloc(size, wq->stride, PFNIC_GFP_USER_SIZED);
 	return wq->buf ? 0 : -ENOMEM;
 }
@@ -81,15 +129,50 @@ static void pfnic_qp_drained(struct work_struct *work)
 		pfnic_qp_event(qp, IB_EVENT_SQ_DRAINED);
 }
 
+/* Completes, from the engine's queue, what a kernel consumer posted to a QP in error. */
+static void pfnic_qp_flush_work(struct work_struct *work)
+{
+	pfnic_qp_flush(container_of(work, struct pfnic_qp, flush_work));
+}
+
+/* Makes @qp its device's QP1. Return: 0, or -EBUSY if the device has one. */
+static int pfnic_gsi_add(struct pfnic_qp *qp)
+{
+	struct pfnic_qp *other;
+
+	spin_lock_irq(&pfnic_gsi_lock);
+	list_for_each_entry(other, &pfnic_gsi_qps, gsi_entry) {
+		if (other->pfnic == qp->pfnic) {
+			spin_unlock_irq(&pfnic_gsi_lock);
+			return -EBUSY;
+		}
+	}
+	list_add_tail(&qp->gsi_entry, &pfnic_gsi_qps);
+	spin_unlock_irq(&pfnic_gsi_lock);
+	return 0;
+}
+
+/* The largest message a send WQE of a QP of @cap carries inline. */
+static u32 pfnic_inline_room(const struct pfnic_wq *sq)
+{
+	return min_t(size_t, PFNIC_MAX_INLINE,
+		     sq->stride - struct_size((struct pfnic_wqe *)NULL, sge, 0));
+}
+
 int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_udata *udata)
 {
 	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
 	struct ib_qp_cap *cap = &init->cap;
+	size_t cur_size;
 	u32 qpn;
 	int rv;
 
-	if ((init->qp_type != IB_QPT_RC && init->qp_type != IB_QPT_UD) || init->create_flags)
+	if ((init->qp_type != IB_QPT_RC && init->qp_type != IB_QPT_UD &&
+	     init->qp_type != IB_QPT_GSI) || init->create_flags)
 		return -EOPNOTSUPP;
+	/* QP1 is the kernel's MAD layer's (uverbs never asks for one) */
+	if (init->qp_type == IB_QPT_GSI && (udata || init->port_num != PFNIC_PORT))
+		return -EINVAL;
 	/* with an SRQ, the QP has no receive queue of its own */
 	if (init->srq) {
 		cap->max_recv_wr = 0;
@@ -98,7 +181,7 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	if (!cap->max_send_wr || cap->max_send_wr > PFNIC_MAX_QP_WR ||
 	    (!init->srq && !cap->max_recv_wr) || cap->max_recv_wr > PFNIC_MAX_QP_WR ||
 	    cap->max_send_sge > PFNIC_MAX_SGE || cap->max_recv_sge > PFNIC_MAX_SGE ||
-	    cap->max_inline_data)
+	    cap->max_inline_data > PFNIC_MAX_INLINE)
 		return -EINVAL;
 	if (udata && (udata->inlen || udata->outlen))
 		return -EINVAL;
@@ -115,15 +198,20 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	INIT_DELAYED_WORK(&qp->rnr_work, pfnic_engine_rnr_retry);
 	INIT_WORK(&qp->fault_work, pfnic_engine_fault);
 	INIT_WORK(&qp->drain_work, pfnic_qp_drained);
+	INIT_WORK(&qp->flush_work, pfnic_qp_flush_work);
+	INIT_LIST_HEAD(&qp->gsi_entry);
 	qp->attr.qp_state = IB_QPS_RESET;
 	qp->attr.path_mtu = IB_MTU_1024;
 	qp->attr.port_num = PFNIC_PORT;
 	qp->sig_all = init->sq_sig_type == IB_SIGNAL_ALL_WR;
 	cap->max_send_sge = max_t(u32, cap->max_send_sge, 1);
 
-	rv = pfnic_wq_init(&qp->sq, cap->max_send_wr, cap->max_send_sge);
+	rv = pfnic_wq_init(&qp->sq, cap->max_send_wr, cap->max_send_sge, cap->max_inline_data);
 	if (rv)
 		goto err_free;
+	/* what the queue has room for, as mlx5 reports it: at least what was asked */
+	qp->max_inline = pfnic_inline_room(&qp->sq);
+	cap->max_inline_data = qp->max_inline;
 	if (init->srq) {
 		qp->srq = to_pfnic_srq(init->srq);
 		qp->srq_wqe = kzalloc(struct_size(qp->srq_wqe, sge, PFNIC_MAX_SGE),
@@ -134,23 +222,33 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 		}
 	} else {
 		cap->max_recv_sge = max_t(u32, cap->max_recv_sge, 1);
-		rv = pfnic_wq_init(&qp->rq, cap->max_recv_wr, cap->max_recv_sge);
+		rv = pfnic_wq_init(&qp->rq, cap->max_recv_wr, cap->max_recv_sge, 0);
 		if (rv)
 			goto err_free;
 	}
-	qp->cur = kzalloc(struct_size(qp->cur, sge, PFNIC_MAX_SGE), GFP_KERNEL_ACCOUNT);
+	/* the engine's copy of a send WQE: a whole slot of the send queue */
+	cur_size = max(struct_size(qp->cur, sge, PFNIC_MAX_SGE), qp->sq.stride);
+	qp->cur = kzalloc(cur_size, GFP_KERNEL_ACCOUNT);
 	qp->rcur = kzalloc(struct_size(qp->rcur, sge, PFNIC_MAX_SGE), GFP_KERNEL_ACCOUNT);
 	if (!qp->cur || !qp->rcur) {
 		rv = -ENOMEM;
 		goto err_free;
 	}
-	rv = xa_alloc_cyclic(&pfnic_qps, &qpn, NULL, XA_LIMIT(PFNIC_FIRST_QPN, (1 << 24) - 1),
-			     &pfnic_qpn_next, GFP_KERNEL);
+	qp->incarnation = atomic64_inc_return(&pfnic_qp_incarnations);
+	if (init->qp_type == IB_QPT_GSI) {
+		ibqp->qp_num = PFNIC_GSI_QPN;
+		rv = pfnic_gsi_add(qp);
+		if (rv)
+			goto err_free;
+		return 0;
+	}
+	rv = xa_alloc_cyclic_irq(&pfnic_qps, &qpn, NULL,
+				 XA_LIMIT(PFNIC_FIRST_QPN, (1 << 24) - 1), &pfnic_qpn_next,
+				 GFP_KERNEL);
 	if (rv < 0)
 		goto err_free;
-	qp->incarnation = atomic64_inc_return(&pfnic_qp_incarnations);
 	ibqp->qp_num = qpn;
-	xa_store(&pfnic_qps, qpn, qp, GFP_KERNEL);
+	xa_store_irq(&pfnic_qps, qpn, qp, GFP_KERNEL);
 	return 0;
 
 err_free:
@@ -177,10 +275,17 @@ int pfnic_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	spin_unlock_irq(&qp->lock);
 
 	/* no new lookups by peers, and none left (a peer's post_recv may kick our RNR timer) */
-	xa_erase(&pfnic_qps, ibqp->qp_num);
+	if (ibqp->qp_type == IB_QPT_GSI) {
+		spin_lock_irq(&pfnic_gsi_lock);
+		list_del(&qp->gsi_entry);
+		spin_unlock_irq(&pfnic_gsi_lock);
+	} else {
+		xa_erase_irq(&pfnic_qps, ibqp->qp_num);
+	}
 	pfnic_qp_put(qp);
 	wait_for_completion(&qp->done);
 	/* each of these can queue only the ones after it */
+	cancel_work_sync(&qp->flush_work);
 	cancel_work_sync(&qp->drain_work);
 	cancel_work_sync(&qp->fault_work);
 	cancel_delayed_work_sync(&qp->rnr_work);
@@ -209,6 +314,10 @@ static enum ib_wc_opcode pfnic_wc_opcode(enum ib_wr_opcode opcode)
 		return IB_WC_COMP_SWAP;
 	case IB_WR_ATOMIC_FETCH_AND_ADD:
 		return IB_WC_FETCH_ADD;
+	case IB_WR_REG_MR:
+		return IB_WC_REG_MR;
+	case IB_WR_LOCAL_INV:
+		return IB_WC_LOCAL_INV;
 	default:
 		return IB_WC_SEND;
 	}
@@ -225,9 +334,10 @@ void pfnic_qp_complete_send(struct pfnic_qp *qp, const struct pfnic_wqe *wqe,
 		.wr_id = wqe->wr_id,
 		.status = status,
 		.opcode = pfnic_wc_opcode(wqe->opcode),
-		.byte_len = wqe->opcode == IB_WR_SEND || wqe->opcode == IB_WR_SEND_WITH_IMM ||
-			    wqe->opcode == IB_WR_RDMA_WRITE ||
-			    wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM ? 0 : wqe->total_len,
+		/* a READ's or an atomic's bytes came back; nothing else reports a length */
+		.byte_len = wqe->opcode == IB_WR_RDMA_READ ||
+			    wqe->opcode == IB_WR_ATOMIC_CMP_AND_SWP ||
+			    wqe->opcode == IB_WR_ATOMIC_FETCH_AND_ADD ? wqe->total_len : 0,
 		.qp = &qp->ibqp,
 		.port_num = PFNIC_PORT,
 	};
@@ -317,10 +427,6 @@ static int pfnic_check_qp_attr(struct pfnic_qp *qp, const struct ib_qp_attr *att
 		return -EINVAL;
 	if ((mask & IB_QP_MAX_DEST_RD_ATOMIC) && attr->max_dest_rd_atomic > PFNIC_MAX_RD_ATOM)
 		return -EINVAL;
-	if ((mask & IB_QP_ACCESS_FLAGS) &&
-	    (attr->qp_access_flags & ~(IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ |
-				       IB_ACCESS_REMOTE_ATOMIC | IB_ACCESS_LOCAL_WRITE)))
-		return -EINVAL;
 	if ((mask & IB_QP_RETRY_CNT) && attr->retry_cnt > 7)
 		return -EINVAL;
 	if ((mask & IB_QP_RNR_RETRY) && attr->rnr_retry > 7)
@@ -368,8 +474,13 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		return -EINVAL;
 	}
 
+	/*
+	 * Only the remote rights mean anything to a QP. Programs pass their MRs' flags here
+	 * too (LOCAL_WRITE, ON_DEMAND, ...), which mlx5 and rxe ignore: so does pfnic.
+	 */
 	if (mask & IB_QP_ACCESS_FLAGS)
-		qp->attr.qp_access_flags = attr->qp_access_flags;
+		qp->attr.qp_access_flags = attr->qp_access_flags &
+			(IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_ATOMIC);
 	if (mask & IB_QP_QKEY)
 		qp->attr.qkey = attr->qkey;
 	if (mask & IB_QP_PKEY_INDEX)
@@ -465,26 +576,53 @@ int pfnic_query_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	init->cap.max_recv_wr = qp->rq.size;
 	init->cap.max_send_sge = qp->sq.max_sge;
 	init->cap.max_recv_sge = qp->rq.max_sge;
+	init->cap.max_inline_data = qp->max_inline;
 	attr->cap = init->cap;
 	return 0;
 }
 
-static int pfnic_check_send_wr(struct pfnic_qp *qp, const struct ib_send_wr *wr)
+/* Whether a send WR's data may come inline (SEND and RDMA WRITE, as the spec has it). */
+static bool pfnic_inline_opcode(enum ib_wr_opcode opcode)
+{
+	return opcode == IB_WR_SEND || opcode == IB_WR_SEND_WITH_IMM ||
+	       opcode == IB_WR_SEND_WITH_INV || opcode == IB_WR_RDMA_WRITE ||
+	       opcode == IB_WR_RDMA_WRITE_WITH_IMM;
+}
+
+/* The bytes a send WR's SGEs name. */
+static u64 pfnic_wr_len(const struct ib_send_wr *wr)
 {
 	u64 len = 0;
 	int i;
 
+	for (i = 0; i < wr->num_sge; i++)
+		len += wr->sg_list[i].length;
+	return len;
+}
+
+static int pfnic_check_send_wr(struct pfnic_qp *qp, const struct ib_send_wr *wr)
+{
+	bool datagram = qp->ibqp.qp_type != IB_QPT_RC;
+
 	/* UD sends datagrams, to an address handle of the QP's device */
-	if (qp->ibqp.qp_type == IB_QPT_UD &&
+	if (datagram &&
 	    ((wr->opcode != IB_WR_SEND && wr->opcode != IB_WR_SEND_WITH_IMM) || !ud_wr(wr)->ah ||
 	     ud_wr(wr)->ah->device != qp->ibqp.device))
 		return -EINVAL;
 	switch (wr->opcode) {
 	case IB_WR_SEND:
 	case IB_WR_SEND_WITH_IMM:
+	case IB_WR_SEND_WITH_INV:
 	case IB_WR_RDMA_WRITE:
 	case IB_WR_RDMA_WRITE_WITH_IMM:
 	case IB_WR_RDMA_READ:
+	case IB_WR_LOCAL_INV:
+		break;
+	case IB_WR_REG_MR:
+		/* a kernel consumer's (uverbs has no such WR: its layout would not be this) */
+		if (qp->ibqp.uobject || !reg_wr(wr)->mr ||
+		    reg_wr(wr)->mr->device != qp->ibqp.device)
+			return -EINVAL;
 		break;
 	case IB_WR_ATOMIC_CMP_AND_SWP:
 	case IB_WR_ATOMIC_FETCH_AND_ADD:
@@ -495,12 +633,14 @@ static int pfnic_check_send_wr(struct pfnic_qp *qp, const struct ib_send_wr *wr)
 	default:
 		return -EINVAL;
 	}
-	if (wr->num_sge < 0 || wr->num_sge > qp->sq.max_sge || (wr->send_flags & IB_SEND_INLINE))
+	if (wr->num_sge < 0)
+		return -EINVAL;
+	if ((wr->send_flags & IB_SEND_INLINE) && pfnic_inline_opcode(wr->opcode))
+		return pfnic_wr_len(wr) > qp->max_inline ? -EINVAL : 0;
+	if (wr->num_sge > qp->sq.max_sge)
 		return -EINVAL;
 	/* a message longer than max_msg_sz is refused, as rxe refuses it */
-	for (i = 0; i < wr->num_sge; i++)
-		len += wr->sg_list[i].length;
-	if (len > PFNIC_MAX_MSG_SZ)
+	if (pfnic_wr_len(wr) > PFNIC_MAX_MSG_SZ)
 		return -EINVAL;
 	return 0;
 }
@@ -518,18 +658,112 @@ void pfnic_wqe_fill(struct pfnic_wqe *wqe, u64 wr_id, const struct ib_sge *sg, i
 	}
 }
 
+/*
+ * Inline data of a user QP's WRs names the poster's own memory: the uverbs command that
+ * posts them runs in its process, which may sleep, where the post itself (under the QP's
+ * lock) may not. So it is copied in first, each WR's after the last's. Return: the copy
+ * (NULL if there was no inline data), or an ERR_PTR (-EFAULT, -ENOMEM) with *@bad at the
+ * first WR that could not be copied (those before it may still be posted).
+ */
+static u8 *pfnic_stage_inline(struct pfnic_qp *qp, const struct ib_send_wr *wr,
+			      const struct ib_send_wr **bad)
+{
+	const struct ib_send_wr *w;
+	size_t total = 0, at = 0;
+	u8 *buf;
+	int i;
+
+	*bad = NULL;
+	if (!qp->ibqp.uobject)
+		return NULL;	/* a kernel consumer's addresses are the kernel's: read at post */
+	for (w = wr; w; w = w->next)
+		if ((w->send_flags & IB_SEND_INLINE) && pfnic_inline_opcode(w->opcode) &&
+		    !pfnic_check_send_wr(qp, w))
+			total += pfnic_wr_len(w);
+	if (!total)
+		return NULL;
+	buf = kvmalloc(total, GFP_KERNEL);
+	if (!buf) {
+		*bad = wr;
+		return ERR_PTR(-ENOMEM);
+	}
+	for (w = wr; w; w = w->next) {
+		if (!(w->send_flags & IB_SEND_INLINE) || !pfnic_inline_opcode(w->opcode) ||
+		    pfnic_check_send_wr(qp, w))
+			continue;
+		for (i = 0; i < w->num_sge; i++) {
+			const void __user *from = u64_to_user_ptr(w->sg_list[i].addr);
+
+			if (copy_from_user(buf + at, from, w->sg_list[i].length)) {
+				*bad = w;
+				return buf;
+			}
+			at += w->sg_list[i].length;
+		}
+	}
+	return buf;
+}
+
+/*
+ * Copies a WR's inline data into its WQE: from @staged (advanced past it) for a user QP,
+ * from the kernel addresses of its SGEs for a kernel consumer's.
+ */
+static void pfnic_fill_inline(struct pfnic_wqe *wqe, const struct ib_send_wr *wr,
+			      const u8 **staged)
+{
+	u8 *to = pfnic_wqe_inline(wqe);
+	u64 len = pfnic_wr_len(wr);
+	int i;
+
+	wqe->wr_id = wr->wr_id;
+	wqe->num_sge = 0;
+	wqe->total_len = len;
+	if (*staged) {
+		memcpy(to, *staged, len);
+		*staged += len;
+		return;
+	}
+	for (i = 0; i < wr->num_sge; i++) {
+		memcpy(to, (void *)(uintptr_t)wr->sg_list[i].addr, wr->sg_list[i].length);
+		to += wr->sg_list[i].length;
+	}
+}
+
+/*
+ * Completes what was posted to a QP in the error state: at once for a user QP (its process
+ * may poll right after the post), from the engine's queue for a kernel consumer's, whose
+ * post may come from a completion handler or under locks that handler takes.
+ */
+static void pfnic_qp_flush_posted(struct pfnic_qp *qp)
+{
+	if (qp->ibqp.uobject)
+		pfnic_qp_flush(qp);
+	else
+		queue_work(pfnic_wq, &qp->flush_work);
+}
+
 int pfnic_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
 		    const struct ib_send_wr **bad_wr)
 {
 	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
+	const struct ib_send_wr *stage_bad;
 	enum ib_qp_state state;
+	const u8 *staged;
 	unsigned long flags;
+	u8 *stage;
 	int rv = 0;
 
+	stage = pfnic_stage_inline(qp, wr, &stage_bad);
+	if (IS_ERR(stage)) {
+		*bad_wr = stage_bad;
+		return PTR_ERR(stage);
+	}
+	staged = stage;
 	spin_lock_irqsave(&qp->lock, flags);
 	state = qp->attr.qp_state;
 	if (state == IB_QPS_RESET || state == IB_QPS_INIT || state == IB_QPS_RTR) {
 		spin_unlock_irqrestore(&qp->lock, flags);
+		kvfree(stage);
 		*bad_wr = wr;
 		return -EINVAL;
 	}
@@ -537,20 +771,44 @@ int pfnic_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
 		struct pfnic_wqe *wqe;
 
 		rv = pfnic_check_send_wr(qp, wr);
+		if (!rv && wr == stage_bad)
+			rv = -EFAULT;
 		if (!rv && qp->sq.count == qp->sq.size)
 			rv = -ENOMEM;
 		if (rv)
 			break;
 		wqe = pfnic_wq_entry(&qp->sq, qp->sq.head + qp->sq.count);
-		pfnic_wqe_fill(wqe, wr->wr_id, wr->sg_list, wr->num_sge);
 		wqe->opcode = wr->opcode;
 		wqe->send_flags = wr->send_flags;
+		if (!pfnic_inline_opcode(wr->opcode))
+			wqe->send_flags &= ~IB_SEND_INLINE;
+		if (wqe->send_flags & IB_SEND_INLINE)
+			pfnic_fill_inline(wqe, wr, &staged);
+		else
+			pfnic_wqe_fill(wqe, wr->wr_id, wr->sg_list, wr->num_sge);
 		wqe->imm_data = wr->ex.imm_data;
+		wqe->invalidate_rkey = 0;
+		switch (wr->opcode) {
+		case IB_WR_SEND_WITH_INV:
+		case IB_WR_LOCAL_INV:
+			wqe->invalidate_rkey = wr->ex.invalidate_rkey;
+			break;
+		case IB_WR_REG_MR:
+			wqe->num_sge = 0;
+			wqe->total_len = 0;
+			wqe->reg_index = reg_wr(wr)->mr->lkey >> 8;
+			wqe->reg_mr = reg_wr(wr)->mr;
+			wqe->reg_key = reg_wr(wr)->key;
+			wqe->reg_access = reg_wr(wr)->access;
+			break;
+		default:
+			break;
+		}
 		if (wr->opcode == IB_WR_RDMA_WRITE || wr->opcode == IB_WR_RDMA_WRITE_WITH_IMM ||
 		    wr->opcode == IB_WR_RDMA_READ) {
 			wqe->remote_addr = rdma_wr(wr)->remote_addr;
 			wqe->rkey = rdma_wr(wr)->rkey;
-		} else if (qp->ibqp.qp_type == IB_QPT_UD) {
+		} else if (qp->ibqp.qp_type != IB_QPT_RC) {
 			const struct pfnic_ah *ah = to_pfnic_ah(ud_wr(wr)->ah);
 
 			wqe->dgid = ah->dgid;
@@ -567,11 +825,12 @@ int pfnic_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
 		qp->sq.count++;
 	}
 	spin_unlock_irqrestore(&qp->lock, flags);
+	kvfree(stage);
 	if (rv)
 		*bad_wr = wr;
 
 	if (state == IB_QPS_ERR)
-		pfnic_qp_flush(qp);	/* posted to a QP in error: flushed at once */
+		pfnic_qp_flush_posted(qp);	/* posted to a QP in error: flushed at once */
 	else
 		queue_work(pfnic_wq, &qp->work);
 	return rv;
@@ -618,7 +877,7 @@ int pfnic_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
 		*bad_wr = wr;
 
 	if (state == IB_QPS_ERR) {
-		pfnic_qp_flush(qp);
+		pfnic_qp_flush_posted(qp);
 		return rv;
 	}
 	/* a peer waiting for a receive WQE (RNR) retries now rather than after its timer */

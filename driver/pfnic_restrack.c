@@ -75,10 +75,21 @@ int pfnic_fill_res_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr)
 	struct pfnic_mr_sum sum;
 	struct nlattr *table;
 
-	pfnic_odp_mr_sum(mr, &sum);
 	table = nla_nest_start_noflag(msg, RDMA_NLDEV_ATTR_DRIVER);
 	if (!table)
 		return -EMSGSIZE;
+	if (pfnic_mr_kernel(mr)) {
+		/* kernel memory never moves: not ODP, and nothing to follow */
+		if (rdma_nl_put_driver_string(msg, "odp", "pinned") ||
+		    rdma_nl_put_driver_string(msg, "kernel_mr", mr->kind == PFNIC_MR_DMA ?
+					      "dma" : "fast_reg") ||
+		    rdma_nl_put_driver_string(msg, "state", READ_ONCE(mr->valid) ?
+					      "valid" : "invalid"))
+			goto err;
+		nla_nest_end(msg, table);
+		return 0;
+	}
+	pfnic_odp_mr_sum(mr, &sum);
 	if (rdma_nl_put_driver_string(msg, "odp", pfnic_mr_kind_name(mr->kind)) ||
 	    rdma_nl_put_driver_u64(msg, "mapped_pages", sum.npresent) ||
 	    rdma_nl_put_driver_u64(msg, "suspended_pages", sum.nsuspended) ||

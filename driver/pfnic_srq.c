@@ -26,7 +26,7 @@ int pfnic_create_srq(struct ib_srq *ibsrq, struct ib_srq_init_attr *init, struct
 	rv = pfnic_obj_take(to_pfnic_dev(ibsrq->device), PFNIC_OBJ_SRQ);
 	if (rv)
 		return rv;
-	rv = pfnic_wq_init(&srq->rq, attr->max_wr, max_t(u32, attr->max_sge, 1));
+	rv = pfnic_wq_init(&srq->rq, attr->max_wr, max_t(u32, attr->max_sge, 1), 0);
 	if (rv) {
 		pfnic_obj_drop(to_pfnic_dev(ibsrq->device), PFNIC_OBJ_SRQ);
 		return rv;

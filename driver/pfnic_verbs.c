@@ -20,13 +20,15 @@ static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *at
 	attr->sys_image_guid = ibdev->node_guid;
 	attr->max_mr_size = U64_MAX;
 	attr->page_size_cap = PAGE_SIZE;
-	attr->vendor_id = 0;
-	attr->vendor_part_id = 0;
+	attr->vendor_id = PFNIC_VENDOR_ID;
+	attr->vendor_part_id = PFNIC_VENDOR_PART_ID;
 	attr->hw_ver = 0;
 	attr->max_qp = PFNIC_MAX_QP;
 	attr->max_qp_wr = PFNIC_MAX_QP_WR;
+	/* fast registration and remote invalidation, which kernel storage protocols need */
 	attr->device_cap_flags = IB_DEVICE_SYS_IMAGE_GUID | IB_DEVICE_RC_RNR_NAK_GEN |
-				 IB_DEVICE_PORT_ACTIVE_EVENT;
+				 IB_DEVICE_PORT_ACTIVE_EVENT | IB_DEVICE_MEM_MGT_EXTENSIONS;
+	attr->max_fast_reg_page_list_len = PFNIC_MAX_FAST_REG_PAGES;
 	attr->kernel_cap_flags = IBK_ALLOW_USER_UNREG | IBK_ON_DEMAND_PAGING;
 	attr->max_send_sge = PFNIC_MAX_SGE;
 	attr->max_recv_sge = PFNIC_MAX_SGE;
@@ -240,6 +242,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 
 	.advise_mr = pfnic_advise_mr,
 	.alloc_hw_port_stats = pfnic_alloc_hw_port_stats,
+	.alloc_mr = pfnic_alloc_mr,
 	.alloc_pd = pfnic_alloc_pd,
 	.alloc_ucontext = pfnic_alloc_ucontext,
 	.create_ah = pfnic_create_ah,
@@ -261,9 +264,11 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.destroy_srq = pfnic_destroy_srq,
 	.fill_res_mr_entry = pfnic_fill_res_mr_entry,
 	.fill_stat_mr_entry = pfnic_fill_stat_mr_entry,
+	.get_dma_mr = pfnic_get_dma_mr,
 	.get_hw_stats = pfnic_get_hw_stats,
 	.get_link_layer = pfnic_get_link_layer,
 	.get_port_immutable = pfnic_get_port_immutable,
+	.map_mr_sg = pfnic_map_mr_sg,
 	.modify_qp = pfnic_modify_qp,
 	.modify_srq = pfnic_modify_srq,
 	.poll_cq = pfnic_poll_cq,

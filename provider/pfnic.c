@@ -237,6 +237,42 @@ static struct ibv_qp *pfnic_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr
 	return &vqp->qp;
 }
 
+/*
+ * ibv_create_qp_ex(): what an extended request can ask of the plain CREATE_QP command, which
+ * is the QP's PD and no creation flags (rdma-core's tests ask for exactly that, with the
+ * CREATE_FLAGS bit set and no flag in it). Anything else needs extended QPs (send ops through
+ * ibv_qp_ex, XRC, TSO), which pfnic does not have: EOPNOTSUPP, as for a missing verb.
+ */
+static struct ibv_qp *pfnic_create_qp_ex(struct ibv_context *context,
+					 struct ibv_qp_init_attr_ex *attr)
+{
+	struct ibv_qp_init_attr plain;
+	struct ibv_qp *qp;
+
+	if ((attr->comp_mask & ~(IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_CREATE_FLAGS)) ||
+	    !(attr->comp_mask & IBV_QP_INIT_ATTR_PD) ||
+	    ((attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS) && attr->create_flags)) {
+		errno = EOPNOTSUPP;
+		return NULL;
+	}
+	if (attr->pd->context != context) {
+		errno = EINVAL;
+		return NULL;
+	}
+	memset(&plain, 0, sizeof(plain));
+	plain.qp_context = attr->qp_context;
+	plain.send_cq = attr->send_cq;
+	plain.recv_cq = attr->recv_cq;
+	plain.srq = attr->srq;
+	plain.cap = attr->cap;
+	plain.qp_type = attr->qp_type;
+	plain.sq_sig_all = attr->sq_sig_all;
+	qp = pfnic_create_qp(attr->pd, &plain);
+	if (qp)
+		attr->cap = plain.cap;
+	return qp;
+}
+
 /* ibv_query_qp(): system call QUERY_QP. */
 static int pfnic_query_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int attr_mask,
 			  struct ibv_qp_init_attr *init_attr)
@@ -397,6 +433,7 @@ static const struct verbs_context_ops pfnic_ctx_ops = {
 	.create_ah = pfnic_create_ah,
 	.create_cq = pfnic_create_cq,
 	.create_qp = pfnic_create_qp,
+	.create_qp_ex = pfnic_create_qp_ex,
 	.create_srq = pfnic_create_srq,
 	.dealloc_pd = pfnic_dealloc_pd,
 	.dereg_mr = pfnic_dereg_mr,

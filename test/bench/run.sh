@@ -8,7 +8,9 @@
 # monitor (ummunotify_bench; its "# bench:" lines); then what the control plane costs: GET
 # /v1/mrs and /metrics with 10,000 MRs and SSE event delivery against a trivial route, and
 # pfnic traffic while the API is polled (test/guest/api-bench.ts, PFNIC_BENCH_ROUNDS rounds,
-# 5 by default).
+# 5 by default); and what the RDMA ecosystem's software gets from pfnic0 against rxe0: rping
+# round trips, NVMe over Fabrics IOPS and bandwidth under fio (test/guest/ecosystem-bench.sh,
+# PFNIC_BENCH_ROUNDS rounds).
 #
 # A benchmark, not a test: nothing here passes or fails on speed. The exit status is
 # non-zero only if a kernel's run could not measure pfnic or ummunotify (device missing, an
@@ -66,6 +68,18 @@ for kernel in "$@"; do
 	grep '^# bench:' <<< "$out"
 	if [ $rc != 0 ]; then
 		grep -v '^# bench:' <<< "$out"
+		status=1
+	fi
+	echo "== kernel $kernel: $(($(date +%s) - t0)) s including boot, exit status $rc"
+
+	echo "== the RDMA ecosystem's software on pfnic0 against rxe0 on kernel $kernel"
+	t0=$(date +%s)
+	out=$(bash test/vm/run.sh --timeout 900 "$kernel" -- \
+		test/guest/ecosystem-bench.sh "${PFNIC_BENCH_ROUNDS:-5}" 2>&1)
+	rc=$?
+	grep '^# bench:' <<< "$out"
+	if [ $rc != 0 ]; then
+		grep '^bench:' <<< "$out"
 		status=1
 	fi
 	echo "== kernel $kernel: $(($(date +%s) - t0)) s including boot, exit status $rc"

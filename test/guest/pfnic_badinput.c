@@ -70,6 +70,8 @@ static struct {
 	union ibv_gid gid;
 	bool odp;
 	long vmpin0;
+	/* the device's objects before this program made any: kernel consumers' (QP1's) */
+	long base[5];
 } g = { .gid_index = 1, .timeout = 10.0 };
 
 /* ---- checks ------------------------------------------------------------------------------ */
@@ -990,7 +992,8 @@ static int c_inline(void)
 	struct ibv_qp_init_attr qia;
 	struct mbuf rb = {0};
 	struct pair p;
-	uint8_t data[16];
+	uint8_t data[1024];
+	uint32_t max;
 	int rc = 0, rv;
 
 	if (pair_up(&p, &o))
@@ -998,25 +1001,27 @@ static int c_inline(void)
 	REQUIRE(!mbuf_get(&rb, NULL, PG, ACCESS_ALL), "set-up failed");
 	rv = ibv_query_qp(p.qp[0], &qa, IBV_QP_CAP, &qia);
 	REQUIRE(!rv, "ibv_query_qp: %s", errno_str(rv));
-	CHECK(qia.cap.max_inline_data == 0, "QP 0 reports max_inline_data %u",
-	      qia.cap.max_inline_data);
-	rv = post_recv1(p.qp[1], 0x1c0, &rb, 0, 64);
+	/* the QP was made with max_inline_data 0: what it reports is what its WQEs hold */
+	max = qia.cap.max_inline_data;
+	REQUIRE(max + 1 <= sizeof(data), "QP 0 reports max_inline_data %u", max);
+	diag("QP 0 (made with max_inline_data 0) reports max_inline_data %u", max);
+	rv = post_recv1(p.qp[1], 0x1c0, &rb, 0, PG);
 	REQUIRE(!rv, "ibv_post_recv: %s", errno_str(rv));
 	memset(data, DATA, sizeof(data));
 	memset(&wr, 0, sizeof(wr));
-	sge = (struct ibv_sge){ (uintptr_t)data, sizeof(data), 0 };
+	sge = (struct ibv_sge){ (uintptr_t)data, max + 1, 0 };
 	wr.wr_id = 0x1c1;
 	wr.sg_list = &sge;
 	wr.num_sge = 1;
 	wr.opcode = IBV_WR_SEND;
 	wr.send_flags = IBV_SEND_SIGNALED | IBV_SEND_INLINE;
 	rv = ibv_post_send(p.qp[0], &wr, &bad);
-	CHECK(rv == EINVAL, "ibv_post_send with IBV_SEND_INLINE (max_inline_data 0) returned %s, "
-	      "expected EINVAL", errno_str(rv));
+	CHECK(rv == EINVAL, "ibv_post_send with IBV_SEND_INLINE of max_inline_data + 1 bytes "
+	      "returned %s, expected EINVAL", errno_str(rv));
 	CHECK(bad == &wr, "bad_wr is not the inline WR");
 	rc |= expect_none(p.cq[0], cq_name[0], 100);
 	rc |= expect_none(p.cq[1], cq_name[1], 0);
-	CHECK(all_are(rb.p, 64, FILL), "the inline SEND reached the receive buffer");
+	CHECK(all_are(rb.p, PG, FILL), "the refused inline SEND reached the receive buffer");
 	rc |= qp0_still(&p, IBV_QPS_RTS, "the refused post");
 out:
 	rc |= mbuf_put(&rb);
@@ -2142,7 +2147,7 @@ static const struct tcase {
 	  c_too_many_sge },
 	{ "post_send_bad_opcode", "atomics with a 4-byte result buffer and an unknown opcode: "
 	  "EINVAL at that WR", c_bad_opcode },
-	{ "post_send_inline", "IBV_SEND_INLINE with max_inline_data 0: EINVAL", c_inline },
+	{ "post_send_inline", "IBV_SEND_INLINE longer than max_inline_data: EINVAL", c_inline },
 	{ "reg_mr_remote_write_without_local_write", "REMOTE_WRITE without LOCAL_WRITE: EINVAL",
 	  c_mr_remote_write_no_local_write },
 	{ "reg_mr_zero_length", "reg_mr of length 0: EINVAL", c_mr_zero_length },
@@ -2246,15 +2251,21 @@ static void open_device(void)
  * contexts as this program still has open: one each before the close (@closed false), none
  * after. Return: 0 if so.
  */
-static int resources_check(bool closed, const char *when)
+static const char *const resource_names[] = { "pd", "cq", "qp", "mr", "ctx" };
+
+/*
+ * The device's object counts as `rdma resource show` gives them, into @count (-1 for one
+ * not shown). Return: 0, or 1 if the device is not listed or rdma failed.
+ */
+static int resources_count(long count[5], const char *when)
 {
-	static const char *const want[] = { "pd", "cq", "qp", "mr", "ctx" };
-	const long expect[] = { !closed, 0, 0, 0, !closed };
 	int rc = 0, st;
 	char key[64], line[512];
 	bool seen = false;
 	FILE *f;
 
+	for (int i = 0; i < 5; i++)
+		count[i] = -1;
 	f = popen("rdma resource show 2>&1", "r");
 	if (!f) {
 		diag("popen(rdma resource show): %s", strerror(errno));
@@ -2263,7 +2274,6 @@ static int resources_check(bool closed, const char *when)
 	snprintf(key, sizeof(key), " %s: ", g.dev_name);
 	while (fgets(line, sizeof(line), f)) {
 		char *s = strstr(line, key), *tok, *val, *save = NULL;
-		bool got[5] = { false };
 
 		if (!s)
 			continue;
@@ -2275,21 +2285,35 @@ static int resources_check(bool closed, const char *when)
 			val = strtok_r(NULL, " ", &save);
 			if (!val)
 				break;
-			for (int i = 0; i < 5; i++) {
-				if (strcmp(tok, want[i]))
-					continue;
-				got[i] = true;
-				CHECK(strtol(val, NULL, 10) == expect[i], "%s: %s has %s %s, "
-				      "expected %ld", when, g.dev_name, val, want[i], expect[i]);
-			}
+			for (int i = 0; i < 5; i++)
+				if (!strcmp(tok, resource_names[i]))
+					count[i] = strtol(val, NULL, 10);
 		}
-		for (int i = 0; i < 5; i++)
-			CHECK(got[i], "no %s count for %s in `rdma resource show`", want[i],
-			      g.dev_name);
 	}
 	st = pclose(f);
 	CHECK(st == 0, "`rdma resource show` exited with status %d", st);
 	CHECK(seen, "`rdma resource show` does not list %s", g.dev_name);
+	return rc;
+}
+
+/*
+ * The device holds this program's PD and context (unless @closed) and nothing else of
+ * userspace: beyond what kernel consumers held before it started (g.base), no object.
+ */
+static int resources_check(bool closed, const char *when)
+{
+	const long expect[] = { !closed, 0, 0, 0, !closed };
+	long count[5];
+	int rc;
+
+	rc = resources_count(count, when);
+	for (int i = 0; i < 5; i++) {
+		CHECK(count[i] >= 0, "no %s count for %s in `rdma resource show`",
+		      resource_names[i], g.dev_name);
+		CHECK(count[i] - g.base[i] == expect[i], "%s: %s has %ld %s, expected %ld "
+		      "(%ld of kernel consumers before the program started)", when, g.dev_name,
+		      count[i], resource_names[i], g.base[i] + expect[i], g.base[i]);
+	}
 	return rc;
 }
 
@@ -2406,6 +2430,10 @@ int main(int argc, char **argv)
 	uname(&un);
 	diag("pfnic_badinput on %s %s", un.sysname, un.release);
 	g.vmpin0 = vmpin_kb();
+	if (resources_count(g.base, "before starting"))
+		bail("cannot count the device's objects with `rdma resource show`");
+	for (int i = 0; i < 5; i++)
+		g.base[i] = g.base[i] < 0 ? 0 : g.base[i];
 	if (pthread_create(&wd, NULL, wd_thread, NULL))
 		bail("pthread_create failed");
 	open_device();

@@ -1035,24 +1035,58 @@ static void c_limits(void)
 	      "made as it faults, are charged to the memory cgroup");
 }
 
+/*
+ * How many objects of a kind (pd, cq, ...) the device has now, kernel consumers' and this
+ * process's, as `rdma resource show` counts them; -1 if it does not say.
+ */
+static long device_objects(const char *kind)
+{
+	char key[64], line[512], *at;
+	long n = -1;
+	FILE *f = popen("rdma resource show 2>/dev/null", "r");
+
+	if (!f)
+		return -1;
+	snprintf(key, sizeof(key), " %s: ", g.dev);
+	while (fgets(line, sizeof(line), f)) {
+		char want[16];
+
+		if (!strstr(line, key))
+			continue;
+		snprintf(want, sizeof(want), " %s ", kind);
+		at = strstr(line, want);
+		if (at)
+			n = strtol(at + strlen(want), NULL, 10);
+	}
+	pclose(f);
+	return n;
+}
+
 static void c_object_limits(void)
 {
 	struct ibv_context *ctx = open_device_named(g.dev);
 	struct ibv_pd *pd = ibv_alloc_pd(ctx);
 	struct ibv_device_attr da;
-	long n;
+	long n, pds, cqs;
 	int err;
 
 	if (!pd || ibv_query_device(ctx, &da))
 		bail("ibv_alloc_pd / ibv_query_device: %s", strerror(errno));
-	/* the device's limits, as query_device reports them (this process's PD counts too) */
+	/*
+	 * The device's limits, as query_device reports them, count every object it has: this
+	 * process's PD, and the kernel consumers' (the MAD layer's QP1 has a PD and a CQ).
+	 */
+	pds = device_objects("pd");
+	cqs = device_objects("cq");
+	EXPECT(pds >= 1 && cqs >= 0, "`rdma resource show` gives no counts for %s", g.dev);
 	n = count_until_refused(ctx, make_pd, drop_pd, da.max_pd + 16, &err);
-	diag("PDs: %ld more made before one was refused (%s); max_pd %d", n, strerror(err),
-	     da.max_pd);
-	EXPECT(n == da.max_pd - 1 && err == ENOMEM, "max_pd is not what is kept");
+	diag("PDs: %ld more made before one was refused (%s); max_pd %d, %ld there before",
+	     n, strerror(err), da.max_pd, pds);
+	EXPECT(n == da.max_pd - pds && err == ENOMEM, "max_pd is not what is kept");
 	n = count_until_refused(ctx, make_cq, drop_cq, da.max_cq + 16, &err);
-	diag("CQs: %ld made before one was refused (%s); max_cq %d", n, strerror(err), da.max_cq);
-	EXPECT(n == da.max_cq && err == ENOMEM, "max_cq is not what is kept");
+	diag("CQs: %ld made before one was refused (%s); max_cq %d, %ld there before", n,
+	     strerror(err), da.max_cq, cqs);
+	EXPECT(n == da.max_cq - cqs && err == ENOMEM, "max_cq is not what is kept");
 	ibv_dealloc_pd(pd);
 	ibv_close_device(ctx);
 	point("object_limits", "max_pd and max_cq are kept");

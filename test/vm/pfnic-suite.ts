@@ -1,10 +1,11 @@
 // The pfnic suite of one kernel, each group in a fresh guest with rxe0 and pfnic0 on the same
 // dummy netdev: unmodified verbs peers (ibv_rc_pingpong, perftest) with and without ODP, the
 // project's data-verifying traffic suite on a two-node guest, what rdma netlink shows of MRs,
-// bad input of every kind, what the driver keeps safe when its objects are acted on at bad
-// moments, a slice of the fuzzer, the device and module going away under live users, memory
-// hot-unplugged under live ODP traffic, and on the newest and the debug kernel a slice of the
-// race soak. Run by vm-pfnic.test.ts on the release kernels and by vm-debug.test.ts on the
+// bad input of every kind, the RDMA ecosystem's software (rdma_cm's tools, libfabric, NVMe
+// over Fabrics; each device on a netdev of its own there) and rdma-core's pyverbs tests, what
+// the driver keeps safe when its objects are acted on at bad moments, a slice of the fuzzer,
+// the device and module going away under live users, memory hot-unplugged under live ODP
+// traffic, and on the newest and the debug kernel a slice of the race soak. Run by vm-pfnic.test.ts on the release kernels and by vm-debug.test.ts on the
 // debug kernel, where the groups of a bundle share a guest (test/vm/groups.ts).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -66,6 +67,24 @@ const groups: Group[] = [
     command: `${tests}/pfnic_badinput -d pfnic0 -g 1`,
     needs: [`${tests}/pfnic_badinput`],
     debugBundle: 'verbs',
+  },
+  {
+    // software nobody here wrote, on pfnic0 and on rxe0 beside it, each on a netdev and an
+    // address of its own (the script makes both devices)
+    name: 'the RDMA ecosystem on pfnic0 and rxe0: rdma_cm tools, perftest over rdma_cm, rdma_cm\'s errors, '
+      + 'libfabric, NVMe over Fabrics with fio verifying every block',
+    options: [],
+    setup: [],
+    command: 'test/guest/ecosystem.sh pfnic0 rxe0',
+    debugBundle: 'ecosystem',
+  },
+  {
+    // pfnic0 on a NIC with a PCI device under it, where pyverbs' rdma_cm tests find its address
+    name: 'rdma-core\'s pyverbs tests on pfnic0: every module but the vendors\', no failure or error',
+    options: ['--nic'],
+    setup: [],
+    command: 'test/guest/pyverbs.sh pfnic0 nic',
+    debugBundle: 'pyverbs',
   },
   {
     name: 'safety: faults across a reset, flushes during copies, pages only RDMA wrote, QPN reuse, namespaces, progress, limits',

@@ -12,6 +12,8 @@
 #                      node 0 has the rest
 #   --qmp PATH         a QMP socket at PATH, to hot-add or remove memory from the host
 #   --forward PORT     forward 127.0.0.1:PORT on the host to the guest's PORT
+#   --nic              a virtio NIC that reaches nothing (a netdev with a PCI device
+#                      under it, as a hardware NIC has; test/vm/guest net brings it up)
 #   --timeout SECONDS  power the guest off after this long (default 900); a guest that has
 #                      not started the command after PFNIC_BOOT_LIMIT seconds (180) is
 #                      booted once more
@@ -25,7 +27,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-mem=2G numa=0 dimm= qmp= forward= timeout_s=900 console=0
+mem=2G numa=0 dimm= qmp= forward= nic=0 timeout_s=900 console=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--mem) mem=$2; shift 2 ;;
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
 	--dimm) dimm=$2; shift 2 ;;
 	--qmp) qmp=$2; shift 2 ;;
 	--forward) forward=$2; shift 2 ;;
+	--nic) nic=1; shift ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--console) console=1; shift ;;
 	--) shift; break ;;
@@ -126,6 +129,8 @@ if [ -n "$forward" ]; then
 	# restrict=on: the guest reaches nothing outside; only the forwarded port comes in.
 	args+=(-netdev "user,id=lab,restrict=on,hostfwd=tcp:127.0.0.1:$forward-:$forward"
 		-device virtio-net-pci,netdev=lab,romfile=)
+elif [ $nic = 1 ]; then
+	args+=(-netdev user,id=lab,restrict=on -device virtio-net-pci,netdev=lab,romfile=)
 fi
 args+=(-append "$append")
 

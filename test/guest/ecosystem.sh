@@ -1,0 +1,172 @@
+#!/bin/bash
+# ecosystem.sh [DEVICE...]: software nobody here wrote, moving data on each DEVICE (pfnic0
+# and rxe0 by default, side by side), as TAP. Each DEVICE gets a netdev (a veth) and an
+# address of its own, so that rdma_cm finds exactly that device for the address:
+#   pfnic0 on d1, 198.51.100.1; rxe0 on d2, 203.0.113.1
+# The clients, each a server and a client in this guest over that address:
+# - rdma_cm's own tools: rping checking every byte it reads back (-V), ucmatose (RC) and
+#   udaddy (UD) over several connections, rdma_server/rdma_client; perftest's
+#   ib_write_bw, ib_read_bw and ib_send_bw connected through rdma_cm (-R);
+# - rdma_cm's errors: a connection to a port nobody listens on is rejected, one to an
+#   address nobody has fails to resolve (ucmatose: rping waits for ever after that error,
+#   on any device), each within a minute, never a hang;
+# - libfabric's verbs provider: fi_pingpong on msg and rdm (ofi_rxm) endpoints, every byte
+#   checked;
+# - NVMe over Fabrics: an nvmet-rdma target on the address exporting a RAM disk, the
+#   kernel's NVMe host connected to it (nvme-cli), fio writing and verifying every block
+#   (4 KiB random, 128 KiB sequential from an offset that is not a page's).
+# Each TAP line says what ran and how much data it checked; a kernel oops or lockdep report
+# fails the run (test/vm/run.sh).
+set -u
+
+. "$(dirname "$0")/ecosystem-lib.sh"
+devices=("$@")
+[ ${#devices[@]} -gt 0 ] || devices=(pfnic0 rxe0)
+n=0
+fail=0
+
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+not_ok() { n=$((n + 1)); fail=1; echo "not ok $n - $*"; }
+
+# wait_listen PORT: until an rdma_cm ID or a TCP socket listens on PORT (10 s at most).
+wait_listen() {
+	for _ in $(seq 1 100); do
+		rdma resource show cm_id 2> /dev/null | grep -q "state LISTEN .*:$1 " && return 0
+		ss -ltn 2> /dev/null | grep -q ":$1 " && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# sent DEVICE: the device's count of what it sent (pfnic: send WQEs; rxe: packets), to show
+# that a program's traffic went through it.
+sent() {
+	rdma statistic show link "$1/1" 2> /dev/null |
+		awk '{ for (i = 1; i < NF; i++) if ($i == "send_wqes" || $i == "sent_pkts") print $(i + 1) }'
+}
+
+# pair NAME PORT CHECK SERVER_CMD -- CLIENT_CMD: the server, then the client once the server
+# listens; both must exit 0, and the client's output must match the regex CHECK (if any).
+pair() {
+	local name=$1 port=$2 check=$3 server=() client=() out crc src
+	shift 3
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do server+=("$1"); shift; done
+	shift
+	client=("$@")
+	out=$(mktemp -d)
+	timeout 180 "${server[@]}" > "$out/srv" 2>&1 &
+	local srv=$!
+	wait_listen "$port"
+	timeout 180 "${client[@]}" > "$out/cli" 2>&1
+	crc=$?
+	wait $srv
+	src=$?
+	if [ $crc = 0 ] && [ $src = 0 ] && { [ -z "$check" ] || grep -Eq "$check" "$out/cli"; }; then
+		ok "$name"
+	else
+		not_ok "$name (client exit $crc, server exit $src)"
+		sed 's/^/# client: /' "$out/cli" | tail -n 8
+		sed 's/^/# server: /' "$out/srv" | tail -n 8
+	fi
+	rm -rf "$out"
+}
+
+# refused NAME REGEX SECONDS CMD...: CMD must fail, saying REGEX, within SECONDS.
+refused() {
+	local name=$1 regex=$2 limit=$3 out rc t0
+	shift 3
+	out=$(mktemp)
+	t0=$(date +%s)
+	timeout "$limit" "$@" > "$out" 2>&1
+	rc=$?
+	if [ $rc != 0 ] && [ $rc != 124 ] && grep -Eq "$regex" "$out"; then
+		ok "$name (in $(($(date +%s) - t0)) s)"
+	else
+		not_ok "$name (exit $rc after $(($(date +%s) - t0)) s)"
+		sed 's/^/# /' "$out" | tail -n 8
+	fi
+	rm -f "$out"
+}
+
+rdma_cm_tools() {
+	local d=$1 a=${addr[$1]}
+	# rping -V compares what each RDMA READ brought back with what was sent
+	pair "rping on $d: 50 round trips of 9000 bytes (3 pages each), every byte checked" 7174 '' \
+		rping -s -a "$a" -p 7174 -C 50 -S 9000 -- \
+		rping -c -a "$a" -p 7174 -C 50 -S 9000 -V
+	pair "ucmatose on $d: 4 RC connections, 20 messages of 3000 bytes each way" 7471 \
+		'return status 0' \
+		ucmatose -b "$a" -c 4 -C 20 -S 3000 -- ucmatose -s "$a" -c 4 -C 20 -S 3000
+	pair "udaddy on $d: 4 UD endpoints, 20 datagrams each way" 7174 'return status 0' \
+		udaddy -b "$a" -c 4 -C 20 -- udaddy -s "$a" -c 4 -C 20
+	pair "rdma_server and rdma_client on $d: one message each way" 7471 'end 0' \
+		rdma_server -s "$a" -- rdma_client -s "$a"
+	local op
+	for op in write read send; do
+		pair "ib_${op}_bw -R on $d: 100 messages of 64 KiB over rdma_cm" 18515 'MsgRate' \
+			"ib_${op}_bw" -R -d "$d" -n 100 -- "ib_${op}_bw" -R -d "$d" -n 100 "$a"
+	done
+	refused "rping on $d to a port nobody listens on is rejected" 'REJECTED|error|fail' 30 \
+		rping -c -a "$a" -p 7999 -C 1
+	refused "ucmatose on $d to an address nobody has fails to resolve" \
+		'ADDR_ERROR' 30 ucmatose -s "${a%.*}.77" -c 1 -C 1
+}
+
+# libfabric's verbs provider: fi_pingpong on a msg endpoint and on an rdm one (ofi_rxm over
+# verbs), every size up to its largest, the data checked (-c).
+libfabric() {
+	local d=$1 a=${addr[$1]} before
+	before=$(sent "$d")
+	pair "fi_pingpong on $d: verbs provider, msg endpoint, 20 round trips of each size, every byte checked" \
+		47592 '' fi_pingpong -p verbs -e msg -d "$d" -I 20 -c -B 47592 -- \
+		fi_pingpong -p verbs -e msg -d "$d" -I 20 -c -P 47592 "$a"
+	# ofi_rxm sizes its completion queue by the job's size (FI_UNIVERSE_SIZE, 256 peers by
+	# default), past any soft device's max_cqe: this job has two
+	pair "fi_pingpong on $d: verbs;ofi_rxm provider, rdm endpoint, 20 round trips of each size, every byte checked" \
+		47593 '' env FI_UNIVERSE_SIZE=2 fi_pingpong -p 'verbs;ofi_rxm' -e rdm -d "$d" -I 20 -c -B 47593 -- \
+		env FI_UNIVERSE_SIZE=2 fi_pingpong -p 'verbs;ofi_rxm' -e rdm -d "$d" -I 20 -c -P 47593 "$a"
+	echo "# $d sent $(($(sent "$d") - before)) (send WQEs or packets) for libfabric"
+}
+
+# NVMe over Fabrics through DEVICE: a RAM disk exported by nvmet-rdma on its address.
+nvme_of() {
+	local d=$1 a=${addr[$1]} nqn=nqn.2026-12.dev.pfnic:eco-$1 port=$((${#done_nvme[@]} + 1))
+	local disk=/dev/ram${#done_nvme[@]} dev out rc job
+	done_nvme+=("$d")
+	eco_nvmet_modules || { not_ok "NVMe over Fabrics on $d: modules"; return; }
+	eco_nvmet_export "$nqn" "$disk" "$a" "$port" ||
+		{ not_ok "NVMe over Fabrics on $d: nvmet-rdma target on $a"; return; }
+	if ! dev=$(eco_nvme_connect "$nqn" "$a"); then
+		not_ok "NVMe over Fabrics on $d: nvme connect over rdma to $a"
+		sed 's/^/# /' <<< "$dev" | tail -n 8
+	else
+		ok "NVMe over Fabrics on $d: nvme connect over rdma to $a gave $dev"
+		for job in "--rw=randwrite --bs=4k --size=16M --verify=crc32c --iodepth=8" \
+			"--rw=write --bs=128k --size=16M --offset=3k --verify=md5 --iodepth=4"; do
+			# shellcheck disable=SC2086 # $job is fio's options
+			out=$(timeout 300 fio --name=eco --filename="$dev" $job --direct=1 \
+				--ioengine=libaio --output-format=terse 2>&1)
+			rc=$?
+			if [ $rc = 0 ] && ! grep -q 'verify:' <<< "$out"; then
+				ok "fio on $dev ($d): $job: every block written, read back and checked"
+			else
+				not_ok "fio on $dev ($d): $job (exit $rc)"
+				sed 's/^/# /' <<< "$out" | tail -n 8
+			fi
+		done
+		timeout 60 nvme disconnect -n "$nqn" > /dev/null ||
+			not_ok "NVMe over Fabrics on $d: nvme disconnect"
+	fi
+	eco_nvmet_unexport "$nqn" "$port"
+}
+
+done_nvme=()
+echo "TAP version 13"
+eco_devices "${devices[@]}" || { echo "Bail out! the devices could not be made"; exit 1; }
+for d in "${devices[@]}"; do
+	rdma_cm_tools "$d"
+	libfabric "$d"
+	nvme_of "$d"
+done
+echo "1..$n"
+exit $fail
