@@ -746,11 +746,19 @@ static enum pfnic_step pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer,
 			wc.ex.imm_data = wqe->imm_data;
 		}
 		if (ud) {
+			bool v4 = ipv6_addr_v4mapped((struct in6_addr *)wqe->dgid.raw);
+
 			/* RoCE v2: the GRH slot holds the IP header of this type */
 			wc.wc_flags |= IB_WC_WITH_NETWORK_HDR_TYPE;
-			wc.network_hdr_type = ipv6_addr_v4mapped((struct in6_addr *)wqe->dgid.raw) ?
-					      RDMA_NETWORK_IPV4 : RDMA_NETWORK_IPV6;
+			wc.network_hdr_type = v4 ? RDMA_NETWORK_IPV4 : RDMA_NETWORK_IPV6;
 			wc.pkey_index = 0;
+			/*
+			 * RoCE carries no service level. mlx5 reports the packet's L3 type in
+			 * the SL bits of a UD receive instead (2: IPv4, 1: IPv6), and UCX's UD
+			 * transport reads it there to find the destination address in the
+			 * GRH slot (without it UCX drops every datagram, as it does on rxe).
+			 */
+			wc.sl = v4 ? 2 : 1;
 		}
 		/*
 		 * Queued before the receive WQE is seen gone: a flush, or the end of the

@@ -10,12 +10,13 @@ cd "$top"
 # Debian packages: the VM rig (qemu, busybox, kernels, and what building the debug kernel
 # takes), rdma-core, the build tools, valgrind (the ummunotify benchmark), chromium (the
 # dashboard's browser test), and the RDMA software the ecosystem and pyverbs groups run on
-# pfnic (rdma_cm's tools, libfabric, NVMe over Fabrics' host tools and fio, pyverbs).
+# pfnic (rdma_cm's tools, libfabric, UCX, Open MPI and its compiler wrapper for mpi_verify,
+# NVMe over Fabrics' host tools and fio, pyverbs).
 APT_PACKAGES=(
 	qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod
 	bc bison flex libelf-dev libssl-dev
 	rdma-core ibverbs-utils ibverbs-providers libibverbs-dev perftest iproute2 numactl
-	rdmacm-utils libfabric-bin nvme-cli fio python3-pyverbs
+	rdmacm-utils libfabric-bin ucx-utils openmpi-bin libopenmpi-dev nvme-cli fio python3-pyverbs
 	build-essential cmake ninja-build pkg-config libmnl-dev xz-utils zstd valgrind chromium
 	debian-archive-keyring ca-certificates
 )

@@ -11,7 +11,9 @@
 #   address nobody has fails to resolve (ucmatose: rping waits for ever after that error,
 #   on any device), each within a minute, never a hang;
 # - libfabric's verbs provider: fi_pingpong on msg and rdm (ofi_rxm) endpoints, every byte
-#   checked;
+#   checked; UCX: ucx_perftest's tag and put bandwidth over rc_verbs, pinned and with UCX's
+#   implicit-ODP registration; Open MPI over UCX: mpi_verify's messages and puts, every byte
+#   checked, pinned and ODP;
 # - NVMe over Fabrics: an nvmet-rdma target on the address exporting a RAM disk, the
 #   kernel's NVMe host connected to it (nvme-cli), fio writing and verifying every block
 #   (4 KiB random, 128 KiB sequential from an offset that is not a page's).
@@ -47,6 +49,8 @@ sent() {
 
 # pair NAME PORT CHECK SERVER_CMD -- CLIENT_CMD: the server, then the client once the server
 # listens; both must exit 0, and the client's output must match the regex CHECK (if any).
+# With $teardown set (a regex), a side that crashed once it was done, saying so in its
+# output, counts as having exited 0 (see ucx()).
 pair() {
 	local name=$1 port=$2 check=$3 server=() client=() out crc src
 	shift 3
@@ -61,6 +65,10 @@ pair() {
 	crc=$?
 	wait $srv
 	src=$?
+	if [ -n "${teardown:-}" ]; then
+		[ $crc = 0 ] || ! grep -q "$teardown" "$out/cli" || crc=0
+		[ $src = 0 ] || ! grep -q "$teardown" "$out/srv" || src=0
+	fi
 	if [ $crc = 0 ] && [ $src = 0 ] && { [ -z "$check" ] || grep -Eq "$check" "$out/cli"; }; then
 		ok "$name"
 	else
@@ -128,6 +136,89 @@ libfabric() {
 	echo "# $d sent $(($(sent "$d") - before)) (send WQEs or packets) for libfabric"
 }
 
+# ucx_env DEVICE: UCX's settings for a run on DEVICE alone, over rc_verbs (with ud_verbs for
+# UCP's wireup), no shared memory. UCX's UD checks each datagram's destination against the
+# packet type mlx5 reports in a receive's SL bits; rxe reports none, and UCX would drop all
+# of rxe's datagrams: the check is off for rxe (pfnic reports the type as mlx5 does).
+ucx_env() {
+	echo "UCX_NET_DEVICES=$1:1 UCX_TLS=rc_verbs,ud_verbs"
+	case $1 in rxe*) echo UCX_UD_VERBS_ETH_DGID_CHECK=n ;; esac
+}
+
+# reg_methods DEVICE: UCX's registration methods to run on DEVICE, into $methods: pinned
+# (cached), and ODP where the device has implicit ODP, which UCX's odp method registers (rxe
+# has none: explicit ODP only, since 6.15).
+reg_methods() {
+	methods=rcache,direct
+	if ibv_devinfo -v -d "$1" 2> /dev/null | grep -A3 general_odp_caps | grep -q ODP_SUPPORT_IMPLICIT; then
+		methods+=" odp"
+	else
+		echo "# $1 has no implicit ODP on this kernel: UCX's odp registration is not run on it"
+	fi
+}
+
+# UCX 1.13's odp method crashes in its own teardown on every device (uct_ib_md_close hands
+# its implicit MR's handle to a deregistration that now takes parameters): once a run has
+# done its work, that crash, and only that one, is let pass.
+ucx_odp_teardown='uct_ib_md_close'
+
+# counter DEVICE NAME: one of the device's counters (rdma statistic).
+counter() {
+	rdma statistic show link "$1/1" 2> /dev/null |
+		awk -v n="$2" '{ for (i = 1; i < NF; i++) if ($i == n) print $(i + 1) }'
+}
+
+# UCX on DEVICE: ucx_perftest's tag-matched and put bandwidth (which check no data), with
+# UCX registering memory as it does by default (pinned, cached) and through ODP (an implicit
+# ODP MR, whose page faults pfnic counts).
+ucx() {
+	local d=$1 method test before faults env methods teardown
+	# shellcheck disable=SC2207 # ucx_env prints words without blanks
+	env=($(ucx_env "$d"))
+	reg_methods "$d"
+	for method in $methods; do
+		teardown=
+		[ "$method" = odp ] && teardown=$ucx_odp_teardown
+		for test in tag_bw ucp_put_bw; do
+			before=$(sent "$d")
+			faults=$(counter "$d" page_faults_handled)
+			pair "ucx_perftest $test on $d over rc_verbs, registration $method: 500 messages of 64 KiB" \
+				13337 'Final:' env "${env[@]}" UCX_IB_REG_METHODS="$method" \
+				ucx_perftest -p 13337 -- env "${env[@]}" UCX_IB_REG_METHODS="$method" \
+				ucx_perftest 127.0.0.1 -p 13337 -t "$test" -s 65536 -n 500 -w 20
+			echo "# $d sent $(($(sent "$d") - before)) (send WQEs or packets) for it${faults:+, and resolved $(($(counter "$d" page_faults_handled) - faults)) page faults}"
+		done
+	done
+}
+
+# Open MPI over UCX on DEVICE (no shared memory): mpi_verify's messages and puts, every byte
+# checked, with pinned and with ODP registration.
+mpi() {
+	local d=$1 method out rc before e methods
+	local prog=build/cmake/tests/mpi_verify xs=()
+	[ -x "$prog" ] || { not_ok "Open MPI on $d: $prog not built (no MPI where it was built)"; return; }
+	for e in $(ucx_env "$d"); do xs+=(-x "$e"); done
+	# Open MPI's launcher will not start on a host named "(none)", as a guest is at boot
+	[ "$(hostname)" != "(none)" ] || hostname localhost
+	reg_methods "$d" > /dev/null
+	for method in $methods; do
+		before=$(sent "$d")
+		out=$(timeout 300 mpirun --allow-run-as-root --oversubscribe -np 2 --mca pml ucx \
+			--mca osc ucx --mca btl self "${xs[@]}" -x UCX_IB_REG_METHODS="$method" \
+			"$prog" 2 2>&1)
+		rc=$?
+		# every byte was checked before MPI_Finalize, where UCX's odp teardown crashes
+		[ "$method" != odp ] || ! grep -q "$ucx_odp_teardown\|ompi_mpi_finalize" <<< "$out" || rc=0
+		if [ $rc = 0 ] && [ "$(grep -c '^ok ' <<< "$out")" = 2 ]; then
+			ok "Open MPI over UCX on $d, registration $method: $(sed -n 's/^ok 1 - //p' <<< "$out"); $(sed -n 's/^ok 2 - //p' <<< "$out")"
+			echo "# $d sent $(($(sent "$d") - before)) (send WQEs or packets) for it"
+		else
+			not_ok "Open MPI over UCX on $d, registration $method (exit $rc)"
+			sed 's/^/# /' <<< "$out" | tail -n 12
+		fi
+	done
+}
+
 # NVMe over Fabrics through DEVICE: a RAM disk exported by nvmet-rdma on its address.
 nvme_of() {
 	local d=$1 a=${addr[$1]} nqn=nqn.2026-12.dev.pfnic:eco-$1 port=$((${#done_nvme[@]} + 1))
@@ -166,6 +257,8 @@ eco_devices "${devices[@]}" || { echo "Bail out! the devices could not be made";
 for d in "${devices[@]}"; do
 	rdma_cm_tools "$d"
 	libfabric "$d"
+	ucx "$d"
+	mpi "$d"
 	nvme_of "$d"
 done
 echo "1..$n"

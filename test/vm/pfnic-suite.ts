@@ -1,8 +1,8 @@
 // The pfnic suite of one kernel, each group in a fresh guest with rxe0 and pfnic0 on the same
 // dummy netdev: unmodified verbs peers (ibv_rc_pingpong, perftest) with and without ODP, the
 // project's data-verifying traffic suite on a two-node guest, what rdma netlink shows of MRs,
-// bad input of every kind, the RDMA ecosystem's software (rdma_cm's tools, libfabric, NVMe
-// over Fabrics; each device on a netdev of its own there) and rdma-core's pyverbs tests, what
+// bad input of every kind, the RDMA ecosystem's software (rdma_cm's tools, libfabric, UCX,
+// Open MPI, NVMe over Fabrics; each device on a netdev of its own there) and rdma-core's pyverbs tests, what
 // the driver keeps safe when its objects are acted on at bad moments, a slice of the fuzzer,
 // the device and module going away under live users, memory hot-unplugged under live ODP
 // traffic, and on the newest and the debug kernel a slice of the race soak. Run by vm-pfnic.test.ts on the release kernels and by vm-debug.test.ts on the
@@ -72,7 +72,7 @@ const groups: Group[] = [
     // software nobody here wrote, on pfnic0 and on rxe0 beside it, each on a netdev and an
     // address of its own (the script makes both devices)
     name: 'the RDMA ecosystem on pfnic0 and rxe0: rdma_cm tools, perftest over rdma_cm, rdma_cm\'s errors, '
-      + 'libfabric, NVMe over Fabrics with fio verifying every block',
+      + 'libfabric, UCX, Open MPI checking every byte, NVMe over Fabrics with fio verifying every block',
     options: [],
     setup: [],
     command: 'test/guest/ecosystem.sh pfnic0 rxe0',
