@@ -76,7 +76,11 @@ static int pfnic_dev_add(struct net_device *ndev, const char *name)
 
 	ibdev->node_type = RDMA_NODE_IB_CA;
 	ibdev->phys_port_cnt = 1;
-	ibdev->num_comp_vectors = 1;
+	/*
+	 * Completion vectors, one a CPU as rxe has: pfnic calls a CQ's handler from the engine
+	 * whichever a CQ names, but programs (and the core's CQ pool) spread CQs over them.
+	 */
+	ibdev->num_comp_vectors = num_possible_cpus();
 	addrconf_addr_eui48((unsigned char *)&ibdev->node_guid, ndev->dev_addr);
 	strscpy(ibdev->node_desc, "pfnic", sizeof(ibdev->node_desc));
 	ib_set_device_ops(ibdev, &pfnic_dev_ops);

@@ -38,6 +38,8 @@ static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *at
 	attr->max_mr = PFNIC_MAX_MR;
 	attr->max_pd = PFNIC_MAX_PD;
 	attr->max_srq = PFNIC_MAX_SRQ;
+	/* address handles are not a resource pfnic runs out of: no limit, as mlx5 reports it */
+	attr->max_ah = INT_MAX;
 	attr->max_srq_wr = PFNIC_MAX_QP_WR;
 	attr->max_srq_sge = PFNIC_MAX_SGE;
 	attr->max_qp_rd_atom = PFNIC_MAX_RD_ATOM;

@@ -4,6 +4,8 @@
 # as in ecosystem.sh (pfnic0 on d1, 198.51.100.1; rxe0 on d2, 203.0.113.1); the two devices
 # take turns, ROUNDS times (3 by default), and each figure is the median of its rounds:
 # - rping round trips per second (64-byte pings, 300 of them a round);
+# - UCX over rc_verbs: put bandwidth (64 KiB) and tag-matched message rate (8 B), pfnic0
+#   pinned and with UCX's (implicit) ODP registration, against rxe0 pinned;
 # - NVMe over Fabrics: fio 4 KiB random reads (IOPS) and 128 KiB sequential reads (MiB/s) on
 #   a RAM disk exported by nvmet-rdma through each device, 5 s a run, both namespaces
 #   connected throughout.
@@ -45,6 +47,24 @@ nvme_setup() {
 	nsdev[$d]=$dev
 }
 
+# ucx_figure DEVICE METHOD TEST SIZE COLUMN: one ucx_perftest run's overall figure (COLUMN 7:
+# bandwidth in MB/s, 9: messages per second) over rc_verbs with registration METHOD. UCX's
+# odp method crashes in its own teardown once the run is done (see ecosystem.sh): its Final
+# line counts.
+ucx_figure() {
+	local env=(UCX_NET_DEVICES="$1:1" UCX_TLS=rc_verbs,ud_verbs UCX_IB_REG_METHODS="$2") out
+	case $1 in rxe*) env+=(UCX_UD_VERBS_ETH_DGID_CHECK=n) ;; esac
+	env "${env[@]}" timeout 120 ucx_perftest -p 13337 > /dev/null 2>&1 &
+	local srv=$!
+	for _ in $(seq 1 100); do
+		ss -ltn 2> /dev/null | grep -q ":13337 " && break
+		sleep 0.1
+	done
+	out=$(env "${env[@]}" timeout 120 ucx_perftest 127.0.0.1 -p 13337 -t "$3" -s "$4" -n 2000 -w 200 2>&1)
+	wait $srv
+	awk -v c="$5" '$1 == "Final:" { print $c; found = 1 } END { exit !found }' <<< "$out"
+}
+
 # fio_figure DEV JOB FIELD: one fio run's read IOPS (FIELD iops) or bandwidth in MiB/s (bw).
 fio_figure() {
 	local out
@@ -55,7 +75,7 @@ fio_figure() {
 	awk -F';' -v f="$3" '{ print (f == "iops") ? $8 : $7 / 1024 }' <<< "$out"
 }
 
-declare -A rp=() iops=() bw=()
+declare -A rp=() iops=() bw=() put=() tag=()
 eco_nvmet_modules || { echo "bench: NVMe over Fabrics modules missing" >&2; status=1; }
 for d in "${devices[@]}"; do
 	nvme_setup "$d" || { echo "bench: NVMe over Fabrics through $d could not be set up" >&2; status=1; }
@@ -65,6 +85,12 @@ done
 for r in $(seq 1 "$rounds"); do
 	for d in "${devices[@]}"; do
 		v=$(rping_rate "$d") && rp[$d]+="$v " || status=1
+		for m in rcache,direct odp; do
+			# rxe has no implicit ODP, which UCX's odp method registers
+			[ "$m" = odp ] && [ "$d" != pfnic0 ] && continue
+			v=$(ucx_figure "$d" "$m" ucp_put_bw 65536 7) && put[$d/$m]+="$v " || status=1
+			v=$(ucx_figure "$d" "$m" tag_bw 8 9) && tag[$d/$m]+="$v " || status=1
+		done
 		[ -n "${nsdev[$d]:-}" ] || continue
 		v=$(fio_figure "${nsdev[$d]}" "--rw=randread --bs=4k --iodepth=16" iops) && iops[$d]+="$v " || status=1
 		v=$(fio_figure "${nsdev[$d]}" "--rw=read --bs=128k --iodepth=4" bw) && bw[$d]+="$v " || status=1
@@ -79,6 +105,10 @@ report() {
 	echo "# bench: $what: pfnic0 $mp $unit, rxe0 $mx $unit, pfnic0/rxe0 $(ratio "$mp" "$mx") (median of $rounds interleaved rounds)"
 }
 report "rping round trips per second (64 B)" "round trips/s" "${rp[pfnic0]:-}" "${rp[rxe0]:-}"
+report "UCX put bandwidth (ucp_put_bw, 64 KiB, rc_verbs, pinned)" MB/s "${put[pfnic0/rcache,direct]:-}" "${put[rxe0/rcache,direct]:-}"
+report "UCX put bandwidth, pfnic0 with UCX's ODP registration against rxe0 pinned" MB/s "${put[pfnic0/odp]:-}" "${put[rxe0/rcache,direct]:-}"
+report "UCX tag-matched message rate (tag_bw, 8 B, rc_verbs, pinned)" msg/s "${tag[pfnic0/rcache,direct]:-}" "${tag[rxe0/rcache,direct]:-}"
+report "UCX tag-matched message rate, pfnic0 with UCX's ODP registration against rxe0 pinned" msg/s "${tag[pfnic0/odp]:-}" "${tag[rxe0/rcache,direct]:-}"
 report "NVMe over Fabrics, fio 4 KiB random read" IOPS "${iops[pfnic0]:-}" "${iops[rxe0]:-}"
 report "NVMe over Fabrics, fio 128 KiB sequential read" MiB/s "${bw[pfnic0]:-}" "${bw[rxe0]:-}"
 nvme disconnect-all > /dev/null 2>&1

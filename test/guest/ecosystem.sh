@@ -102,16 +102,16 @@ rdma_cm_tools() {
 	pair "rping on $d: 50 round trips of 9000 bytes (3 pages each), every byte checked" 7174 '' \
 		rping -s -a "$a" -p 7174 -C 50 -S 9000 -- \
 		rping -c -a "$a" -p 7174 -C 50 -S 9000 -V
-	pair "ucmatose on $d: 4 RC connections, 20 messages of 3000 bytes each way" 7471 \
+	pair "ucmatose on $d: 4 RC connections, 20 messages of 3000 bytes each way (it checks no data)" 7471 \
 		'return status 0' \
 		ucmatose -b "$a" -c 4 -C 20 -S 3000 -- ucmatose -s "$a" -c 4 -C 20 -S 3000
-	pair "udaddy on $d: 4 UD endpoints, 20 datagrams each way" 7174 'return status 0' \
+	pair "udaddy on $d: 4 UD endpoints, 20 datagrams each way (it checks no data)" 7174 'return status 0' \
 		udaddy -b "$a" -c 4 -C 20 -- udaddy -s "$a" -c 4 -C 20
-	pair "rdma_server and rdma_client on $d: one message each way" 7471 'end 0' \
+	pair "rdma_server and rdma_client on $d: one message each way (they check no data)" 7471 'end 0' \
 		rdma_server -s "$a" -- rdma_client -s "$a"
 	local op
 	for op in write read send; do
-		pair "ib_${op}_bw -R on $d: 100 messages of 64 KiB over rdma_cm" 18515 'MsgRate' \
+		pair "ib_${op}_bw -R on $d: 100 messages of 64 KiB over rdma_cm (perftest checks no data)" 18515 'MsgRate' \
 			"ib_${op}_bw" -R -d "$d" -n 100 -- "ib_${op}_bw" -R -d "$d" -n 100 "$a"
 	done
 	refused "rping on $d to a port nobody listens on is rejected" 'REJECTED|error|fail' 30 \
@@ -182,7 +182,7 @@ ucx() {
 		for test in tag_bw ucp_put_bw; do
 			before=$(sent "$d")
 			faults=$(counter "$d" page_faults_handled)
-			pair "ucx_perftest $test on $d over rc_verbs, registration $method: 500 messages of 64 KiB" \
+			pair "ucx_perftest $test on $d over rc_verbs, registration $method: 500 messages of 64 KiB (it checks no data)" \
 				13337 'Final:' env "${env[@]}" UCX_IB_REG_METHODS="$method" \
 				ucx_perftest -p 13337 -- env "${env[@]}" UCX_IB_REG_METHODS="$method" \
 				ucx_perftest 127.0.0.1 -p 13337 -t "$test" -s 65536 -n 500 -w 20
