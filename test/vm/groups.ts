@@ -25,7 +25,8 @@ const stepOrder: Step[] = ['rxe', 'pfnic', 'ummunotify', 'zram'];
  * with @p options (test/vm/run.sh). @p needs: programs (paths from the top of the tree) the
  * command runs; one not built fails the group. @p debugCommand: the command on a debug kernel,
  * where the checkers make some cases minutes long. @p debugBundle: groups next to each other
- * with the same bundle share a guest on a debug kernel.
+ * with the same bundle share a guest on a debug kernel. @p releaseOnly: not run on a debug
+ * kernel.
  */
 export interface Group {
   name: string;
@@ -35,6 +36,7 @@ export interface Group {
   needs?: string[];
   debugCommand?: string;
   debugBundle?: string;
+  releaseOnly?: boolean;
 }
 
 /** The shell command that does @p steps in the guest. */
@@ -63,7 +65,7 @@ const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 export async function runGroups(t: Test, top: string, kernel: string, groups: Group[]): Promise<void> {
   const debug = isDebugKernel(top, kernel);
   const timeout = 300 * timeScale(top, kernel);
-  for (const run of runsOf(groups, debug)) {
+  for (const run of runsOf(groups.filter((g) => !(debug && g.releaseOnly)), debug)) {
     const ready = run.filter((g) => {
       const missing = (g.needs ?? []).filter((p) => !existsSync(path.join(top, p)));
       if (missing.length) t.fail(`${g.name}: ${missing.join(', ')} not built`);

@@ -76,8 +76,8 @@ const groups: Group[] = [
     options: [],
     setup: [],
     command: 'test/guest/ecosystem.sh pfnic0 rxe0',
-    // under the checkers, pfnic's kernel paths are what is tested: rxe0's run would only
-    // test rxe, and take minutes
+    // under the checkers, pfnic's kernel paths are what is tested: rxe0's run would test rxe
+    // (whose 6.1 KASAN reports a read past a buffer in rxe_mr_copy under UCX), for minutes
     debugCommand: 'test/guest/ecosystem.sh pfnic0',
     debugBundle: 'ecosystem',
   },
@@ -87,7 +87,9 @@ const groups: Group[] = [
     options: ['--nic'],
     setup: [],
     command: 'test/guest/pyverbs.sh pfnic0 nic',
-    debugBundle: 'pyverbs',
+    // six minutes under the checkers, for kernel paths the verbs, ecosystem and fuzz groups
+    // run there already
+    releaseOnly: true,
   },
   {
     name: 'safety: faults across a reset, flushes during copies, pages only RDMA wrote, QPN reuse, namespaces, progress, limits',
