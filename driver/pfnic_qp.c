@@ -152,7 +152,7 @@ static int pfnic_gsi_add(struct pfnic_qp *qp)
 	return 0;
 }
 
-/* The largest message a send WQE of a QP of @cap carries inline. */
+/* The largest message a send WQE of @sq carries inline: what its stride leaves of the SGEs. */
 static u32 pfnic_inline_room(const struct pfnic_wq *sq)
 {
 	return min_t(size_t, PFNIC_MAX_INLINE,

@@ -27,10 +27,7 @@ rping_rate() {
 	local a=${addr[$1]} t0 t1
 	timeout 120 rping -s -a "$a" -p 7174 -C 300 -S 64 > /dev/null 2>&1 &
 	local srv=$!
-	for _ in $(seq 1 100); do
-		rdma resource show cm_id 2> /dev/null | grep -q "state LISTEN .*:7174 " && break
-		sleep 0.1
-	done
+	eco_wait_listen 7174
 	t0=$(date +%s.%N)
 	timeout 120 rping -c -a "$a" -p 7174 -C 300 -S 64 > /dev/null 2>&1 || { wait $srv; return 1; }
 	t1=$(date +%s.%N)
@@ -52,14 +49,12 @@ nvme_setup() {
 # odp method crashes in its own teardown once the run is done (see ecosystem.sh): its Final
 # line counts.
 ucx_figure() {
-	local env=(UCX_NET_DEVICES="$1:1" UCX_TLS=rc_verbs,ud_verbs UCX_IB_REG_METHODS="$2") out
-	case $1 in rxe*) env+=(UCX_UD_VERBS_ETH_DGID_CHECK=n) ;; esac
+	local env out
+	# shellcheck disable=SC2207 # eco_ucx_env prints words without blanks
+	env=($(eco_ucx_env "$1") UCX_IB_REG_METHODS="$2")
 	env "${env[@]}" timeout 120 ucx_perftest -p 13337 > /dev/null 2>&1 &
 	local srv=$!
-	for _ in $(seq 1 100); do
-		ss -ltn 2> /dev/null | grep -q ":13337 " && break
-		sleep 0.1
-	done
+	eco_wait_listen 13337
 	out=$(env "${env[@]}" timeout 120 ucx_perftest 127.0.0.1 -p 13337 -t "$3" -s "$4" -n 2000 -w 200 2>&1)
 	wait $srv
 	awk -v c="$5" '$1 == "Final:" { print $c; found = 1 } END { exit !found }' <<< "$out"

@@ -89,3 +89,28 @@ eco_nvme_connect() {
 	echo "no block device for $nqn"
 	return 1
 }
+
+# eco_counter DEVICE NAME: one of the device's counters (rdma statistic), or nothing.
+eco_counter() {
+	rdma statistic show link "$1/1" 2> /dev/null |
+		awk -v n="$2" '{ for (i = 1; i < NF; i++) if ($i == n) print $(i + 1) }'
+}
+
+# eco_ucx_env DEVICE: UCX's settings for a run on DEVICE alone, over rc_verbs (with ud_verbs
+# for UCP's wireup), no shared memory. UCX's UD checks each datagram's destination against the
+# packet type mlx5 reports in a receive's SL bits; rxe reports none, and UCX would drop all of
+# rxe's datagrams: the check is off for rxe (pfnic reports the type as mlx5 does).
+eco_ucx_env() {
+	echo "UCX_NET_DEVICES=$1:1 UCX_TLS=rc_verbs,ud_verbs"
+	case $1 in rxe*) echo UCX_UD_VERBS_ETH_DGID_CHECK=n ;; esac
+}
+
+# eco_wait_listen PORT: until an rdma_cm ID or a TCP socket listens on PORT (10 s at most).
+eco_wait_listen() {
+	for _ in $(seq 1 100); do
+		rdma resource show cm_id 2> /dev/null | grep -q "state LISTEN .*:$1 " && return 0
+		ss -ltn 2> /dev/null | grep -q ":$1 " && return 0
+		sleep 0.1
+	done
+	return 1
+}

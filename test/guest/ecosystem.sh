@@ -30,21 +30,11 @@ fail=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
 not_ok() { n=$((n + 1)); fail=1; echo "not ok $n - $*"; }
 
-# wait_listen PORT: until an rdma_cm ID or a TCP socket listens on PORT (10 s at most).
-wait_listen() {
-	for _ in $(seq 1 100); do
-		rdma resource show cm_id 2> /dev/null | grep -q "state LISTEN .*:$1 " && return 0
-		ss -ltn 2> /dev/null | grep -q ":$1 " && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 # sent DEVICE: the device's count of what it sent (pfnic: send WQEs; rxe: packets), to show
 # that a program's traffic went through it.
 sent() {
-	rdma statistic show link "$1/1" 2> /dev/null |
-		awk '{ for (i = 1; i < NF; i++) if ($i == "send_wqes" || $i == "sent_pkts") print $(i + 1) }'
+	eco_counter "$1" send_wqes
+	eco_counter "$1" sent_pkts
 }
 
 # pair NAME PORT CHECK SERVER_CMD -- CLIENT_CMD: the server, then the client once the server
@@ -60,7 +50,7 @@ pair() {
 	out=$(mktemp -d)
 	timeout 180 "${server[@]}" > "$out/srv" 2>&1 &
 	local srv=$!
-	wait_listen "$port"
+	eco_wait_listen "$port"
 	timeout 180 "${client[@]}" > "$out/cli" 2>&1
 	crc=$?
 	wait $srv
@@ -136,15 +126,6 @@ libfabric() {
 	echo "# $d sent $(($(sent "$d") - before)) (send WQEs or packets) for libfabric"
 }
 
-# ucx_env DEVICE: UCX's settings for a run on DEVICE alone, over rc_verbs (with ud_verbs for
-# UCP's wireup), no shared memory. UCX's UD checks each datagram's destination against the
-# packet type mlx5 reports in a receive's SL bits; rxe reports none, and UCX would drop all
-# of rxe's datagrams: the check is off for rxe (pfnic reports the type as mlx5 does).
-ucx_env() {
-	echo "UCX_NET_DEVICES=$1:1 UCX_TLS=rc_verbs,ud_verbs"
-	case $1 in rxe*) echo UCX_UD_VERBS_ETH_DGID_CHECK=n ;; esac
-}
-
 # reg_methods DEVICE: UCX's registration methods to run on DEVICE, into $methods: pinned
 # (cached), and ODP where the device has implicit ODP, which UCX's odp method registers (rxe
 # has none: explicit ODP only, since 6.15).
@@ -162,31 +143,25 @@ reg_methods() {
 # done its work, that crash, and only that one, is let pass.
 ucx_odp_teardown='uct_ib_md_close'
 
-# counter DEVICE NAME: one of the device's counters (rdma statistic).
-counter() {
-	rdma statistic show link "$1/1" 2> /dev/null |
-		awk -v n="$2" '{ for (i = 1; i < NF; i++) if ($i == n) print $(i + 1) }'
-}
-
 # UCX on DEVICE: ucx_perftest's tag-matched and put bandwidth (which check no data), with
 # UCX registering memory as it does by default (pinned, cached) and through ODP (an implicit
 # ODP MR, whose page faults pfnic counts).
 ucx() {
 	local d=$1 method test before faults env methods teardown
-	# shellcheck disable=SC2207 # ucx_env prints words without blanks
-	env=($(ucx_env "$d"))
+	# shellcheck disable=SC2207 # eco_ucx_env prints words without blanks
+	env=($(eco_ucx_env "$d"))
 	reg_methods "$d"
 	for method in $methods; do
 		teardown=
 		[ "$method" = odp ] && teardown=$ucx_odp_teardown
 		for test in tag_bw ucp_put_bw; do
 			before=$(sent "$d")
-			faults=$(counter "$d" page_faults_handled)
+			faults=$(eco_counter "$d" page_faults_handled)
 			pair "ucx_perftest $test on $d over rc_verbs, registration $method: 500 messages of 64 KiB (it checks no data)" \
 				13337 'Final:' env "${env[@]}" UCX_IB_REG_METHODS="$method" \
 				ucx_perftest -p 13337 -- env "${env[@]}" UCX_IB_REG_METHODS="$method" \
 				ucx_perftest 127.0.0.1 -p 13337 -t "$test" -s 65536 -n 500 -w 20
-			echo "# $d sent $(($(sent "$d") - before)) (send WQEs or packets) for it${faults:+, and resolved $(($(counter "$d" page_faults_handled) - faults)) page faults}"
+			echo "# $d sent $(($(sent "$d") - before)) (send WQEs or packets) for it${faults:+, and resolved $(($(eco_counter "$d" page_faults_handled) - faults)) page faults}"
 		done
 	done
 }
@@ -197,7 +172,7 @@ mpi() {
 	local d=$1 method out rc before e methods
 	local prog=build/cmake/tests/mpi_verify xs=()
 	[ -x "$prog" ] || { not_ok "Open MPI on $d: $prog not built (no MPI where it was built)"; return; }
-	for e in $(ucx_env "$d"); do xs+=(-x "$e"); done
+	for e in $(eco_ucx_env "$d"); do xs+=(-x "$e"); done
 	# Open MPI's launcher will not start on a host named "(none)", as a guest is at boot
 	[ "$(hostname)" != "(none)" ] || hostname localhost
 	reg_methods "$d" > /dev/null
