@@ -10,6 +10,7 @@ const depthOf = (line) => Math.floor((/^ */.exec(line)?.[0].length ?? 0) / 4);
 const open = []; // open[d]: the subtest announced at depth d
 const failures = [];
 const skips = [];
+const fileTimes = []; // [file, seconds] for each test file: what CI's time went to
 
 for (let i = 0; i < lines.length; i++) {
   const line = lines[i];
@@ -25,15 +26,23 @@ for (let i = 0; i < lines.length; i++) {
   if (!result) continue;
   const path = [...open.slice(0, depth), result[2]].join(" > ");
   const directive = result[3] ?? "";
+  const took = depth === 0 ? /^time=([\d.]+)(ms|s)$/.exec(directive) : null;
+  if (took) fileTimes.push([result[2], Number(took[1]) / (took[2] === "ms" ? 1000 : 1)]);
   if (result[1] === "not ok" && !/^(TODO|SKIP)\b/i.test(directive)) {
     // A failure fails every test it is in: name only the innermost.
     if (failures.some((f) => f.path.startsWith(`${path} > `))) continue;
-    // The YAML block under a failure says what was found and where; keep its start.
+    // The YAML block under a failure says what was found: keep its one-line keys (exitCode,
+    // signal, found, wanted, ...) and leave out the long ones (the command's arguments, the
+    // source, the stack), which once took all the room.
     const detail = [];
     if (lines[i + 1]?.trim() === "---") {
+      const keyIndent = lines[i + 1].indexOf("---");
       for (let j = i + 2; j < lines.length && lines[j].trim() !== "..."; j++) {
-        if (/^\s*(stdio|cwd|command|args|externalID|- --|- \/)/.test(lines[j])) continue;
-        if (detail.length < 12) detail.push(lines[j].trim());
+        const indent = /^ */.exec(lines[j])[0].length;
+        const key = /^\s*([A-Za-z]+):(.*)$/.exec(lines[j]);
+        if (indent !== keyIndent || !key || !key[2].trim() || /^[>|]/.test(key[2].trim())) continue;
+        if (/^(stdio|cwd|command|externalID)$/.test(key[1])) continue;
+        if (detail.length < 8) detail.push(lines[j].trim());
       }
     }
     failures.push({ path, detail });
@@ -42,10 +51,18 @@ for (let i = 0; i < lines.length; i++) {
   }
 }
 
+fileTimes.sort((a, b) => b[1] - a[1]);
+const secs = fileTimes.filter(([, t]) => t >= 1).map(([f, t]) => `${f.replace(/^test\//, "")} ${Math.round(t)}s`);
+if (secs.length) console.log(`check: files: ${secs.join(", ")}`);
 for (const skip of skips) console.log(`check: skipped: ${skip}`);
 for (const failure of failures) {
   console.log(`check: FAILED: ${failure.path}`);
   for (const d of failure.detail) console.log(`check:     ${d}`);
+}
+// What the VM rig said of guests that timed out, hung, or whose kernel reported a problem
+// (test/vm/run.sh: exit 124, 125, 126), with the console log each left behind.
+for (const line of lines.filter((l) => /^rig: /.test(l) && !/booting it again/.test(l)).slice(-10)) {
+  console.log(`check: ${line}`);
 }
 
 // tap closes with "# { total: N, pass: N, fail: N, ... }" over every assertion it ran.

@@ -205,7 +205,7 @@ if [ -z "$status" ]; then
 	exit 125
 fi
 if [ -n "$splat" ]; then
-	rig_log "kernel $name reported a problem; console log: $log"
+	rig_log "kernel $name reported a problem, first: $(printf '%s\n' "$splat" | head -n 1 | cut -c 1-200); console log: $log"
 	cat "$log" >&2
 	[ "$status" = 0 ] && exit 126
 fi
