@@ -513,6 +513,7 @@ int pfnic_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata);
 int pfnic_poll_cq(struct ib_cq *ibcq, int num_entries, struct ib_wc *wc);
 int pfnic_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags);
 void pfnic_cq_complete(struct pfnic_cq *cq, const struct ib_wc *wc, bool solicited);
+void pfnic_cq_clean(struct pfnic_cq *cq, struct ib_qp *qp);
 /* What pfnic_cq_push() leaves to pfnic_cq_signal(). */
 #define PFNIC_CQ_FIRE		BIT(0)	/* an armed CQ got its completion */
 #define PFNIC_CQ_OVERFLOW	BIT(1)	/* the ring was full: the CQ is in error */

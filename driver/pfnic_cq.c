@@ -131,6 +131,31 @@ int pfnic_poll_cq(struct ib_cq *ibcq, int num_entries, struct ib_wc *wc)
 	return n;
 }
 
+/**
+ * pfnic_cq_clean() - take a destroyed QP's completions out of a CQ
+ * @cq: the CQ
+ * @qp: the QP, which no engine or flush uses any more
+ *
+ * A completion points at its QP (struct ib_wc's qp), which POLL_CQ and kernel consumers read
+ * when they poll: a completion left behind by a QP being destroyed would point at freed
+ * memory, so it goes with the QP, as mlx5 cleans a destroyed QP's CQEs.
+ */
+void pfnic_cq_clean(struct pfnic_cq *cq, struct ib_qp *qp)
+{
+	unsigned long flags;
+	u32 i, kept = 0;
+
+	spin_lock_irqsave(&cq->lock, flags);
+	for (i = 0; i < cq->count; i++) {
+		struct ib_wc *wc = &cq->ring[(cq->head + i) % cq->size];
+
+		if (wc->qp != qp)
+			cq->ring[(cq->head + kept++) % cq->size] = *wc;
+	}
+	cq->count = kept;
+	spin_unlock_irqrestore(&cq->lock, flags);
+}
+
 int pfnic_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags)
 {
 	struct pfnic_cq *cq = to_pfnic_cq(ibcq);

@@ -293,6 +293,10 @@ int pfnic_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 
 	if (qp->fault_mr)
 		pfnic_mr_put(qp->fault_mr);
+	/* nothing completes for it any more: its CQs forget what they hold of it */
+	pfnic_cq_clean(to_pfnic_cq(ibqp->send_cq), ibqp);
+	if (ibqp->recv_cq != ibqp->send_cq)
+		pfnic_cq_clean(to_pfnic_cq(ibqp->recv_cq), ibqp);
 	kfree(qp->srq_wqe);
 	kfree(qp->rcur);
 	kfree(qp->cur);
