@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Test } from 'tap';
 
-import { isDebugKernel, timeScale } from './matrix.js';
+import { fullTier, isDebugKernel, newestKernel, timeScale } from './matrix.js';
 
 /** Set-up steps in the guest (test/vm/guest), done in this order and each done once. */
 export type Step = 'rxe' | 'pfnic' | 'ummunotify' | 'zram';
@@ -26,7 +26,8 @@ const stepOrder: Step[] = ['rxe', 'pfnic', 'ummunotify', 'zram'];
  * command runs; one not built fails the group. @p debugCommand: the command on a debug kernel,
  * where the checkers make some cases minutes long. @p debugBundle: groups next to each other
  * with the same bundle share a guest on a debug kernel. @p releaseOnly: not run on a debug
- * kernel.
+ * kernel. @p newestOnly: in the default tier, run on the newest release kernel only (what it
+ * tests of the kernel, the other groups test on every kernel); the full tier runs it on each.
  */
 export interface Group {
   name: string;
@@ -37,6 +38,7 @@ export interface Group {
   debugCommand?: string;
   debugBundle?: string;
   releaseOnly?: boolean;
+  newestOnly?: boolean;
 }
 
 /** The shell command that does @p steps in the guest. */
@@ -65,7 +67,16 @@ const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 export async function runGroups(t: Test, top: string, kernel: string, groups: Group[]): Promise<void> {
   const debug = isDebugKernel(top, kernel);
   const timeout = 300 * timeScale(top, kernel);
-  for (const run of runsOf(groups.filter((g) => !(debug && g.releaseOnly)), debug)) {
+  const newest = kernel === newestKernel(top);
+  const chosen = groups.filter((g) => {
+    if (debug && g.releaseOnly) return false;
+    if (g.newestOnly && !newest && !fullTier()) {
+      t.comment(`kernel ${kernel}: "${g.name}" runs on ${newestKernel(top)} only in this tier (PFNIC_TIER=full runs it here)`);
+      return false;
+    }
+    return true;
+  });
+  for (const run of runsOf(chosen, debug)) {
     const ready = run.filter((g) => {
       const missing = (g.needs ?? []).filter((p) => !existsSync(path.join(top, p)));
       if (missing.length) t.fail(`${g.name}: ${missing.join(', ')} not built`);

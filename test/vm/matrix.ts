@@ -39,3 +39,12 @@ export function debugKernels(top: string): string[] {
   const release = new Set(matrixKernels(top, { debug: false }));
   return matrixKernels(top, { debug: true }).filter((k) => !release.has(k));
 }
+
+/**
+ * Whether the full tier runs: PFNIC_TIER=full runs every group on every kernel of the matrix.
+ * The default tier, which CI runs, runs groups whose code paths do not change with the kernel
+ * on the newest release kernel only (Group.newestOnly), and shrinks what only measures.
+ */
+export function fullTier(): boolean {
+  return process.env.PFNIC_TIER === 'full';
+}
