@@ -13,7 +13,9 @@
  *      MR, per 4 KiB page, against the CPU writing one byte per page of as many fresh pages;
  *      the same WRITE again into the now faulted MR shows what the faults cost;
  *   3. 1 MiB RDMA WRITE bandwidth: pfnic against memcpy() and against rxe, pinned and ODP;
- *   4. 64-byte RDMA WRITE message rate (queue depth 64, signaled every 16): pfnic against rxe.
+ *   4. 64-byte RDMA WRITE message rate (queue depth 64, signaled every 16): pfnic against rxe;
+ *   5. 64-byte SEND message rate on one QP pair, and RDMA WRITE and SEND message rates on 16
+ *      pairs at once (round robin, 16 outstanding on each): pfnic against rxe.
  *
  * Each device runs two RC QPs connected to each other in this process (loopback over the
  * port's GID). Every completion's status is checked, and what the WRITEs wrote is compared
@@ -1384,6 +1386,261 @@ static void bench_msg(void)
 }
 
 /* ------------------------------------------------------------------------------------------
+ * 5. Message rate over several QPs, SEND and WRITE
+ */
+
+#define MQ_MAX 16	/* QP pairs at most */
+#define MQ_DEPTH 16	/* WRs outstanding per QP */
+#define MQ_SIGNAL 4	/* one WR in this many signaled, per QP */
+#define MQ_RECV 32	/* receives kept posted per QP (more than MQ_DEPTH: no RNR) */
+
+/* @nqp pairs of connected RC QPs of one device, on one send CQ and one receive CQ. */
+struct mq {
+	struct dev *d;
+	int nqp;
+	struct ibv_cq *scq, *rcq;
+	struct ibv_qp *qa[MQ_MAX], *qb[MQ_MAX];
+	struct ibv_mr *mr;
+	uint8_t *buf;		/* the source in its first page, the receive buffers after it */
+	enum ibv_wr_opcode op;
+};
+
+static void mq_free(struct mq *m)
+{
+	for (int i = 0; i < m->nqp; i++) {
+		if (m->qa[i])
+			ibv_destroy_qp(m->qa[i]);
+		if (m->qb[i])
+			ibv_destroy_qp(m->qb[i]);
+	}
+	if (m->scq)
+		ibv_destroy_cq(m->scq);
+	if (m->rcq)
+		ibv_destroy_cq(m->rcq);
+	if (m->mr)
+		ibv_dereg_mr(m->mr);
+	if (m->buf)
+		munmap(m->buf, 2 * PAGE);
+	free(m);
+}
+
+/* Receive @i of QP pair @q: MSG_LEN bytes in the second page. */
+static int mq_post_recv(struct mq *m, int q)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)m->buf + PAGE + (uint64_t)q * MSG_LEN,
+			       .length = MSG_LEN, .lkey = m->mr->lkey };
+	struct ibv_recv_wr wr = { .wr_id = (uint64_t)q, .sg_list = &sge, .num_sge = 1 }, *bad;
+
+	return ibv_post_recv(m->qb[q], &wr, &bad);
+}
+
+static struct mq *mq_make(struct dev *d, int nqp, enum ibv_wr_opcode op)
+{
+	struct ibv_qp_init_attr ia;
+	struct mq *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->d = d;
+	m->nqp = nqp;
+	m->op = op;
+	m->buf = touched(2 * PAGE, 0x33);
+	m->mr = m->buf ? reg_or_null(d, m->buf, 2 * PAGE, ACCESS) : NULL;
+	m->scq = ibv_create_cq(d->ctx, 1024, NULL, NULL, 0);
+	m->rcq = ibv_create_cq(d->ctx, 1024, NULL, NULL, 0);
+	if (!m->mr || !m->scq || !m->rcq) {
+		seterr("%s: %d QP pairs: MR or CQs: %s", d->name, nqp, strerror(errno));
+		goto fail;
+	}
+	memset(&ia, 0, sizeof(ia));
+	ia.send_cq = m->scq;
+	ia.recv_cq = m->rcq;
+	ia.qp_type = IBV_QPT_RC;
+	ia.cap.max_send_wr = 2 * MQ_DEPTH;
+	ia.cap.max_recv_wr = MQ_RECV;
+	ia.cap.max_send_sge = 1;
+	ia.cap.max_recv_sge = 1;
+	for (int i = 0; i < nqp; i++) {
+		m->qa[i] = ibv_create_qp(d->pd, &ia);
+		m->qb[i] = m->qa[i] ? ibv_create_qp(d->pd, &ia) : NULL;
+		if (!m->qb[i]) {
+			seterr("%s: ibv_create_qp (pair %d): %s", d->name, i, strerror(errno));
+			goto fail;
+		}
+		if (qp_to_rts(d, m->qa[i], m->qb[i]->qp_num) ||
+		    qp_to_rts(d, m->qb[i], m->qa[i]->qp_num))
+			goto fail;
+		for (int k = 0; k < MQ_RECV; k++)
+			if (op == IBV_WR_SEND && mq_post_recv(m, i)) {
+				seterr("%s: ibv_post_recv: %s", d->name, strerror(errno));
+				goto fail;
+			}
+	}
+	return m;
+fail:
+	mq_free(m);
+	return NULL;
+}
+
+/*
+ * @n messages of MSG_LEN bytes, round robin over the QP pairs, MQ_DEPTH outstanding on each,
+ * one in MQ_SIGNAL signaled; a SEND's receive is posted again as soon as it completes.
+ * Return: 0, or -1 with errbuf set.
+ */
+static int mq_run(struct mq *m, long n)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)m->buf, .length = MSG_LEN, .lkey = m->mr->lkey };
+	int out[MQ_MAX] = { 0 }, since[MQ_MAX] = { 0 };
+	long posted = 0, done = 0, received = 0;
+	double deadline = now() + WAIT_TIMEOUT_S;
+	struct ibv_send_wr wr, *bad;
+	struct ibv_wc wc[32];
+	int k, q;
+
+	last_was_hang = 0;
+	memset(&wr, 0, sizeof(wr));
+	wr.sg_list = &sge;
+	wr.num_sge = 1;
+	wr.opcode = m->op;
+	while (done < n || (m->op == IBV_WR_SEND && received < n)) {
+		for (q = 0; q < m->nqp && posted < n; q++) {
+			while (out[q] < MQ_DEPTH && posted < n) {
+				since[q]++;
+				out[q]++;
+				posted++;
+				if (since[q] == MQ_SIGNAL || out[q] == MQ_DEPTH || posted == n) {
+					wr.send_flags = IBV_SEND_SIGNALED;
+					wr.wr_id = (uint64_t)q << 32 | (uint32_t)since[q];
+					since[q] = 0;
+				} else {
+					wr.send_flags = 0;
+				}
+				wr.wr.rdma.remote_addr = (uintptr_t)m->buf + PAGE + (uint64_t)q * MSG_LEN;
+				wr.wr.rdma.rkey = m->mr->rkey;
+				if (ibv_post_send(m->qa[q], &wr, &bad)) {
+					seterr("%s: ibv_post_send: %s", m->d->name, strerror(errno));
+					return -1;
+				}
+			}
+		}
+		k = ibv_poll_cq(m->scq, 32, wc);
+		for (int i = 0; i < k; i++) {
+			if (wc[i].status != IBV_WC_SUCCESS) {
+				seterr("%s: a send completion: %s", m->d->name,
+				       ibv_wc_status_str(wc[i].status));
+				return -1;
+			}
+			out[wc[i].wr_id >> 32] -= (int)(uint32_t)wc[i].wr_id;
+			done += (uint32_t)wc[i].wr_id;
+		}
+		if (k > 0)
+			deadline = now() + WAIT_TIMEOUT_S;
+		if (m->op == IBV_WR_SEND) {
+			int r = ibv_poll_cq(m->rcq, 32, wc);
+
+			for (int i = 0; i < r; i++) {
+				if (wc[i].status != IBV_WC_SUCCESS || wc[i].byte_len != MSG_LEN) {
+					seterr("%s: a receive completion: %s, %u bytes", m->d->name,
+					       ibv_wc_status_str(wc[i].status), wc[i].byte_len);
+					return -1;
+				}
+				received++;
+				if (mq_post_recv(m, (int)wc[i].wr_id)) {
+					seterr("%s: ibv_post_recv: %s", m->d->name, strerror(errno));
+					return -1;
+				}
+			}
+			if (r > 0)
+				deadline = now() + WAIT_TIMEOUT_S;
+		}
+		if (k < 0 || now() > deadline) {
+			seterr("%s: no completion for %.0f s (%ld of %ld sent, %ld received)",
+			       m->d->name, WAIT_TIMEOUT_S, done, n, received);
+			last_was_hang = k >= 0;
+			return -1;
+		}
+	}
+	/* the last message of each pair landed whole */
+	for (q = 0; q < m->nqp; q++)
+		if (memcmp(m->buf + PAGE + (size_t)q * MSG_LEN, m->buf, MSG_LEN)) {
+			seterr("%s: pair %d: the message landed wrong", m->d->name, q);
+			return -1;
+		}
+	return 0;
+}
+
+/* A sample: thousands of messages a second. */
+static int sample_mq(struct variant *v, double *rate)
+{
+	struct mq *m = v->arg;
+	double t0 = now();
+
+	if (mq_run(m, v->iters))
+		return -1;
+	*rate = v->iters / (now() - t0) / 1e3;
+	return 0;
+}
+
+static void mq_prepare(struct variant *v, int nqp, enum ibv_wr_opcode op)
+{
+	struct mq *m;
+	double t0, t;
+
+	if (!v->enabled)
+		return;
+	m = mq_make(v->dev, nqp, op);
+	if (!m) {
+		variant_fail(v, errbuf);
+		return;
+	}
+	v->arg = m;
+	t0 = now();
+	if (mq_run(m, 1024)) {
+		variant_fail(v, errbuf);
+		return;
+	}
+	t = now() - t0;
+	v->iters = t > 0 ? (long)(opt.target_s / t * 1024) : 1 << 20;
+	v->iters = v->iters < 1024 ? 1024 : v->iters > (1 << 22) ? 1 << 22 : v->iters;
+	v->iters = (v->iters + 1023) / 1024 * 1024;
+}
+
+static void bench_msgq(void)
+{
+	struct variant *ps1, *rs1, *pw16, *rw16, *ps16, *rs16, *xc;
+	int rounds = opt.rounds, i;
+
+	nvariants = 0;
+	xc = xcpu_variant();
+	ps1 = variant("pfnic_send_1qp", &pfnic, "kmsg/s", sample_mq);
+	rs1 = variant("rxe_send_1qp", &rxe, "kmsg/s", sample_mq);
+	pw16 = variant("pfnic_write_16qp", &pfnic, "kmsg/s", sample_mq);
+	rw16 = variant("rxe_write_16qp", &rxe, "kmsg/s", sample_mq);
+	ps16 = variant("pfnic_send_16qp", &pfnic, "kmsg/s", sample_mq);
+	rs16 = variant("rxe_send_16qp", &rxe, "kmsg/s", sample_mq);
+	printf("# msgq_64B: 64-byte SENDs on 1 QP pair, RDMA WRITEs and SENDs on 16 pairs round "
+	       "robin, %d outstanding per QP, one in %d signaled, receives posted again as they "
+	       "complete, pinned; %d rounds interleaved, about %.0f ms a sample\n", MQ_DEPTH,
+	       MQ_SIGNAL, rounds, opt.target_s * 1e3);
+	mq_prepare(ps1, 1, IBV_WR_SEND);
+	mq_prepare(rs1, 1, IBV_WR_SEND);
+	mq_prepare(pw16, MQ_MAX, IBV_WR_RDMA_WRITE);
+	mq_prepare(rw16, MQ_MAX, IBV_WR_RDMA_WRITE);
+	mq_prepare(ps16, MQ_MAX, IBV_WR_SEND);
+	mq_prepare(rs16, MQ_MAX, IBV_WR_SEND);
+	print_iters("msgq_64B");
+	run_rounds(rounds);
+	env_report("msgq_64B", xc, rounds);
+
+	figure_done(figure("msgq_64B send 1qp pfnic/rxe", ps1, "pfnic", rs1, "rxe", rounds));
+	figure_done(figure("msgq_64B write 16qp pfnic/rxe", pw16, "pfnic", rw16, "rxe", rounds));
+	figure_done(figure("msgq_64B send 16qp pfnic/rxe", ps16, "pfnic", rs16, "rxe", rounds));
+	for (i = 0; i < nvariants; i++)
+		if (variants[i].arg && variants[i].fn == sample_mq)
+			mq_free(variants[i].arg);
+}
+
+/* ------------------------------------------------------------------------------------------
  * JSON
  */
 
@@ -1519,7 +1776,7 @@ static void usage(FILE *f)
 		"  -d  pfnic device (pfnic0)          -x  rxe device to compare with (rxe0)\n"
 		"  -g  GID index (1)                  -n  rounds of the fault, bw and msgrate figures (7)\n"
 		"  -N  rounds of registration (5)     -t  ms per throughput sample (150)\n"
-		"  -G  skip the 1 GiB registrations   -o  only these of reg,fault,bw,msg\n");
+		"  -G  skip the 1 GiB registrations   -o  only these of reg,fault,bw,msg,msgq\n");
 }
 
 int main(int argc, char **argv)
@@ -1594,6 +1851,8 @@ int main(int argc, char **argv)
 			bench_bw();
 		if (section("msg"))
 			bench_msg();
+		if (section("msgq"))
+			bench_msgq();
 	} else {
 		figure_skip("all", 1, "pfnic: %s", pfnic.why);
 	}
