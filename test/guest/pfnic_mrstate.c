@@ -269,11 +269,7 @@ static int bad;
 
 static void point(const char *name)
 {
-	g.num++;
-	printf("%s %d - %s\n", bad ? "not ok" : "ok", g.num, name);
-	fflush(stdout);
-	g.failed += bad;
-	bad = 0;
+	vt_point(&g.num, &g.failed, &bad, name);
 }
 
 /* ---- traffic -------------------------------------------------------------------------------- */

@@ -63,6 +63,19 @@ static inline void bail(const char *fmt, ...)
 }
 
 /*
+ * Ends the program's current test point, @name: "ok", or "not ok" if *@bad was set (by
+ * EXPECT), which it clears. *@num counts the points, *@failed those that failed.
+ */
+static inline void vt_point(int *num, int *failed, int *bad, const char *name)
+{
+	(*num)++;
+	printf("%s %d - %s\n", *bad ? "not ok" : "ok", *num, name);
+	fflush(stdout);
+	*failed += *bad;
+	*bad = 0;
+}
+
+/*
  * EXPECT(cond, fmt, ...): a check of the program's current test point; when it fails, says
  * why and marks the point failed (the program's own `static int bad`).
  */
