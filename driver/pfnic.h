@@ -81,6 +81,7 @@ enum pfnic_stat {
 	PFNIC_STAT_WQES,			/* send WQEs the engine completed */
 	PFNIC_STAT_FAULT_RETRIES,		/* faults taken again: the range kept changing */
 	PFNIC_STAT_ACK_TIMEOUTS,		/* RC sends the responder did not take, retried */
+	PFNIC_STAT_DOORBELLS,			/* user send queues' doorbells (system calls) */
 	PFNIC_STAT_COUNT,
 };
 
@@ -141,12 +142,34 @@ struct pfnic_ah {
 #define PFNIC_GRH_LEN 40
 
 /**
- * struct pfnic_cq - a completion queue: a ring of work completions in kernel memory,
- * read by poll_cq (the generic uverbs POLL_CQ command for user CQs).
+ * struct pfnic_ring_mem - memory a user process maps (a user CQ's ring)
+ * @entry: the core's record of the mapping: the mmap offset, and a reference count that
+ *	keeps @buf until the object is destroyed and the last mapping is gone (pfnic_mmap_free())
+ * @pages: its pages, zeroed, charged to the process's memory cgroup
+ * @npages: how many
+ * @buf: the kernel's mapping of them (vmap())
+ */
+struct pfnic_ring_mem {
+	struct rdma_user_mmap_entry entry;
+	struct page **pages;
+	unsigned long npages;
+	void *buf;
+};
+
+/**
+ * struct pfnic_cq - a completion queue: a ring of completions. A kernel consumer's CQ keeps
+ * struct ib_wc entries that poll_cq copies out; a user CQ's ring is struct pfnic_cq_ring
+ * (uapi/pfnic-abi.h) in memory its process maps, which the provider polls and arms itself.
  * @lock: protects every field below it; taken from the engine and from poll/notify.
- * @ring: @size slots; entries [@head, @head + @count) are valid.
- * @notify: armed by req_notify_cq: 0, IB_CQ_SOLICITED or IB_CQ_NEXT_COMP.
+ * @ring: a kernel CQ's @size slots; entries [@head, @head + @count) are valid.
+ * @notify: a kernel CQ's arming by req_notify_cq: 0, IB_CQ_SOLICITED or IB_CQ_NEXT_COMP.
  * @overflowed: a completion found the ring full; the CQ is in error from then on.
+ * @mem: a user CQ's mapped memory: @shared, then @cqes.
+ * @shared: the user ring's header; the process writes its consumer and arm words at will.
+ * @cqes: the user ring's @size slots (a power of two).
+ * @produced: the user ring's producer index, the driver's own copy (never read back from
+ *	the shared page, which the process could change).
+ * @fired: the last arming sequence the completion event fired for (the user ring).
  */
 struct pfnic_cq {
 	struct ib_cq ibcq;
@@ -157,6 +180,11 @@ struct pfnic_cq {
 	u32 count;
 	u8 notify;
 	bool overflowed;
+	struct pfnic_ring_mem *mem;
+	struct pfnic_cq_ring *shared;
+	struct pfnic_cqe *cqes;
+	u32 produced;
+	u32 fired;
 };
 
 /**
@@ -321,10 +349,24 @@ struct pfnic_wqe {
 	struct ib_sge sge[];
 };
 
-/*
- * A work queue: a ring of WQEs of @stride bytes; [@head, @head + @count) are posted and not
- * yet completed. @gen changes whenever the queue is flushed or reset, so that the engine
- * can tell that the WQE it was executing was taken away meanwhile.
+/**
+ * struct pfnic_wq - a work queue (send, receive or shared receive)
+ * @buf: a kernel consumer's queue: @size WQEs of @stride bytes, as the engine keeps them
+ *	(struct pfnic_wqe); [@head, @head + @count) are posted and not yet completed
+ * @stride: bytes of a struct pfnic_wqe with @max_sge SGEs (or the inline data it may hold)
+ * @size: WQEs the queue holds
+ * @head: the first WQE not completed: an index into @buf; a user ring's count of WQEs
+ *	done, ever, of which the ring's consumer word is the published copy
+ * @count: a kernel consumer's queue: WQEs posted and not completed
+ * @max_sge: SGEs a WQE may have
+ * @gen: changes whenever the queue is flushed or reset, so that the engine can tell that
+ *	the WQE it was executing was taken away meanwhile
+ * @mem: a user queue's ring (uapi/pfnic-abi.h's struct pfnic_wq_ring and its WQEs), which
+ *	its process maps and posts into; NULL for a kernel consumer's queue
+ * @shared: that ring's header
+ * @slots: its WQEs, @ustride bytes each; @size is a power of two
+ * @ustride: bytes per WQE in the ring
+ * @max_inline: a send queue's inline data per WQE
  */
 struct pfnic_wq {
 	u8 *buf;
@@ -334,6 +376,11 @@ struct pfnic_wq {
 	u32 count;
 	u32 max_sge;
 	u32 gen;
+	struct pfnic_ring_mem *mem;
+	struct pfnic_wq_ring *shared;
+	u8 *slots;
+	u32 ustride;
+	u32 max_inline;
 };
 
 static inline struct pfnic_wqe *pfnic_wq_entry(struct pfnic_wq *wq, u32 i)
@@ -361,9 +408,9 @@ struct pfnic_srq {
 
 /**
  * struct pfnic_qp - an RC, UD or GSI queue pair.
- * @lock: protects @attr, @sq, @rq, @stalled, @sq_busy, @rq_busy and the fault record
- *	(@fault_gen with it); the engine and the verbs take it, never together with another
- *	QP's lock.
+ * @lock: protects @attr, @sq, @rq, @stalled, @sq_busy, @rq_busy, @running and the fault
+ *	record (@fault_gen with it); the engine and the verbs take it, never together with
+ *	another QP's lock.
  * @work: the engine's processing of this QP's send queue, on pfnic_wq.
  * @rnr_work: a retry after the responder had no receive WQE (RNR NAK) or sent no ACK.
  * @fault_work: the ODP core resolving this QP's page fault (the device's fault event).
@@ -407,6 +454,9 @@ struct pfnic_srq {
  * @flush_work: completes what a kernel consumer posts to a QP in the error state, outside
  *	the poster's context, which may hold the locks its completion handler takes.
  * @max_inline: the inline data a send WQE may carry (cap.max_inline_data).
+ * @running: someone runs the engine on this QP now (its work item, or a doorbell in the
+ *	poster's own context: pfnic_engine_drive()); no one else may meanwhile.
+ * @idle: woken when @running is cleared.
  * @gsi_entry: the GSI QP's place in the list of every device's GSI QP (pfnic_gsi_get()).
  */
 struct pfnic_qp {
@@ -425,6 +475,8 @@ struct pfnic_qp {
 	struct work_struct drain_work;
 	struct work_struct flush_work;
 	u32 max_inline;
+	bool running;
+	wait_queue_head_t idle;
 	struct list_head gsi_entry;
 	struct pfnic_wqe *cur;
 	struct pfnic_wqe *rcur;
@@ -505,6 +557,22 @@ extern struct workqueue_struct *pfnic_prefetch_wq;
 
 /* pfnic_verbs.c */
 extern const struct ib_device_ops pfnic_dev_ops;
+
+/* pfnic_ring.c */
+int pfnic_mmap(struct ib_ucontext *ibuc, struct vm_area_struct *vma);
+void pfnic_mmap_free(struct rdma_user_mmap_entry *entry);
+struct pfnic_ring_mem *pfnic_ring_mem_map(struct ib_ucontext *ibuc, size_t size);
+int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge, u32 max_inline);
+int pfnic_wq_init_user(struct pfnic_wq *wq, struct ib_ucontext *ibuc, u32 size, u32 max_sge,
+		       u32 max_inline, bool send, struct pfnic_ring_map *map);
+void pfnic_wq_destroy(struct pfnic_wq *wq);
+u32 pfnic_wq_count(struct pfnic_wq *wq);
+void pfnic_wq_pop(struct pfnic_wq *wq);
+void pfnic_wq_reset(struct pfnic_wq *wq);
+u64 pfnic_wq_head_id(struct pfnic_wq *wq, bool send, enum ib_wr_opcode *opcode);
+bool pfnic_inline_opcode(enum ib_wr_opcode opcode);
+int pfnic_wq_fetch_send(struct pfnic_qp *qp, struct pfnic_wqe *into);
+void pfnic_wq_fetch_recv(struct pfnic_wq *wq, struct pfnic_wqe *into);
 
 /* pfnic_cq.c */
 int pfnic_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
@@ -605,7 +673,7 @@ struct pfnic_qp *pfnic_qp_get(u32 qpn);
 void pfnic_qp_put(struct pfnic_qp *qp);
 struct pfnic_qp *pfnic_gsi_get(const union ib_gid *dgid, struct net *net);
 
-int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge, u32 max_inline);
+void pfnic_qp_set_state(struct pfnic_qp *qp, enum ib_qp_state state);
 void pfnic_wqe_fill(struct pfnic_wqe *wqe, u64 wr_id, const struct ib_sge *sg, int num_sge);
 
 /* pfnic_srq.c */
@@ -621,6 +689,7 @@ void pfnic_srq_limit_event(struct pfnic_srq *srq);
 
 /* pfnic_engine.c */
 void pfnic_engine_run(struct work_struct *work);
+void pfnic_engine_drive(struct pfnic_qp *qp);
 void pfnic_engine_rnr_retry(struct work_struct *work);
 void pfnic_engine_fault(struct work_struct *work);
 void pfnic_qp_complete_send(struct pfnic_qp *qp, const struct pfnic_wqe *wqe,

@@ -649,9 +649,9 @@ static bool pfnic_take_recv(struct pfnic_qp *peer, struct pfnic_wqe *rwqe, u32 *
 		peer->srq_held = true;
 		memcpy(rwqe, peer->srq_wqe, peer->srq->rq.stride);
 	} else {
-		if (!peer->rq.count)
+		if (!pfnic_wq_count(&peer->rq))
 			return false;
-		memcpy(rwqe, pfnic_wq_entry(&peer->rq, peer->rq.head), peer->rq.stride);
+		pfnic_wq_fetch_recv(&peer->rq, rwqe);
 	}
 	*rgen = peer->rq.gen;
 	peer->rq_busy++;
@@ -761,20 +761,20 @@ static enum pfnic_step pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer,
 			wc.sl = v4 ? 2 : 1;
 		}
 		/*
-		 * Queued before the receive WQE is seen gone: a flush, or the end of the
-		 * SRQ's WQEs (LAST_WQE_REACHED), never overtakes this completion.
+		 * The receive WQE goes and the completion is queued under the responder's
+		 * lock: a flush, or the end of the SRQ's WQEs (LAST_WQE_REACHED), never
+		 * overtakes this completion. A user ring's slot is given back first, so that
+		 * a process that polls the completion and posts a receive at once finds it.
 		 */
+		if (peer->srq)
+			peer->srq_held = false;
+		else
+			pfnic_wq_pop(&peer->rq);
 		signal = pfnic_cq_push(to_pfnic_cq(peer->ibqp.recv_cq), &wc,
 				       wqe->send_flags & IB_SEND_SOLICITED);
-		if (peer->srq) {
-			peer->srq_held = false;
-		} else {
-			peer->rq.head = (peer->rq.head + 1) % peer->rq.size;
-			peer->rq.count--;
-		}
 	}
 	if (error)
-		peer->attr.qp_state = IB_QPS_ERR;
+		pfnic_qp_set_state(peer, IB_QPS_ERR);
 	spin_unlock_irq(&peer->lock);
 	if (deliver)
 		pfnic_cq_signal(to_pfnic_cq(peer->ibqp.recv_cq), signal);
@@ -1130,10 +1130,42 @@ static void pfnic_forget_fault(struct pfnic_qp *qp, enum pfnic_step step)
 }
 
 /*
- * The engine's work item: runs a QP's send queue from its head until it is empty, the QP
- * leaves RTS, or a WQE stalls (page fault, RNR, no ACK); after PFNIC_ENGINE_BUDGET WQEs it
- * queues itself again, so that one busy QP does not keep a worker, nor the CPU, from the
- * others.
+ * Lets go of the engine (@qp->running) as it stops; caller holds @qp->lock. @idle: it stops
+ * because nothing is left for it to do, so a user QP's provider must ring the doorbell for
+ * what it posts next. Return: false if a WQE came meanwhile (seen after the idle mark was
+ * published): then the engine runs on, and keeps it.
+ */
+static bool pfnic_engine_release(struct pfnic_qp *qp, bool idle)
+{
+	lockdep_assert_held(&qp->lock);
+	if (idle && qp->sq.shared) {
+		WRITE_ONCE(qp->sq.shared->engine_idle, 1);
+		/*
+		 * The mark before the producer's second look, as the provider orders its
+		 * producer store before its look at the mark: either the provider rings, or
+		 * this look sees its WQE.
+		 */
+		smp_mb();
+		if (qp->attr.qp_state == IB_QPS_RTS && !qp->stalled && pfnic_wq_count(&qp->sq)) {
+			WRITE_ONCE(qp->sq.shared->engine_idle, 0);
+			return false;
+		}
+	}
+	qp->running = false;
+	wake_up_all(&qp->idle);
+	return true;
+}
+
+/**
+ * pfnic_engine_drive() - run a QP's send queue from its head until it is empty, the QP
+ *			  leaves RTS, or a WQE stalls (page fault, RNR, no ACK)
+ * @qp: the QP
+ *
+ * Called by the engine's work item, and by a user QP's doorbell in the poster's own context
+ * (no hand-off to a worker on another CPU). Whoever finds the engine running already
+ * (@qp->running) returns at once: the one running it looks at the queue again before it
+ * stops. After PFNIC_ENGINE_BUDGET WQEs the work item is queued, so that one busy QP keeps
+ * neither a worker, nor a poster, nor the CPU from the others.
  *
  * An RC message no responder took (no QP of that number and incarnation, one not in RTR or
  * RTS, or one reset or moved to the error state while it was delivered) gets no ACK, as on a
@@ -1144,31 +1176,52 @@ static void pfnic_forget_fault(struct pfnic_qp *qp, enum pfnic_step step)
  * The WQE it runs stays the engine's (@qp->sq_busy) until the engine has finished with its
  * buffers and queued its completion: a flush meanwhile leaves it and those after it, and the
  * engine completes it, with IB_WC_WR_FLUSH_ERR if the QP is in the error state by then, and
- * then flushes the rest.
+ * then flushes the rest. A user QP's WQE is copied out of its ring and checked first: one
+ * the QP cannot carry out completes with IB_WC_LOC_QP_OP_ERR.
+ *
+ * Context: process; takes @qp->lock, and the peer's locks while it delivers.
  */
-void pfnic_engine_run(struct work_struct *work)
+void pfnic_engine_drive(struct pfnic_qp *qp)
 {
-	struct pfnic_qp *qp = container_of(work, struct pfnic_qp, work);
 	unsigned int budget = PFNIC_ENGINE_BUDGET;
+
+	spin_lock_irq(&qp->lock);
+	if (qp->running) {
+		spin_unlock_irq(&qp->lock);
+		return;
+	}
+	qp->running = true;
+	if (qp->sq.shared)
+		WRITE_ONCE(qp->sq.shared->engine_idle, 0);
+	spin_unlock_irq(&qp->lock);
 
 	for (;;) {
 		enum ib_wc_status status = IB_WC_SUCCESS;
 		struct pfnic_qp *peer;
 		enum pfnic_step step = PFNIC_DONE;
-		bool failed, flush;
+		bool failed, flush, malformed = false;
 		u32 gen;
 
 		spin_lock_irq(&qp->lock);
-		if (qp->attr.qp_state != IB_QPS_RTS || qp->stalled || !qp->sq.count) {
+		if (qp->attr.qp_state != IB_QPS_RTS || qp->stalled || !pfnic_wq_count(&qp->sq)) {
+			/* stalled, the fault's resolution queues the work again */
+			if (!pfnic_engine_release(qp, !qp->stalled)) {
+				spin_unlock_irq(&qp->lock);
+				continue;
+			}
 			spin_unlock_irq(&qp->lock);
 			return;
 		}
 		if (!budget--) {
+			pfnic_engine_release(qp, false);
 			spin_unlock_irq(&qp->lock);
 			queue_work(pfnic_wq, &qp->work);
 			return;
 		}
-		memcpy(qp->cur, pfnic_wq_entry(&qp->sq, qp->sq.head), qp->sq.stride);
+		if (qp->sq.shared)
+			malformed = pfnic_wq_fetch_send(qp, qp->cur) != 0;
+		else
+			memcpy(qp->cur, pfnic_wq_entry(&qp->sq, qp->sq.head), qp->sq.stride);
 		gen = qp->sq.gen;
 		qp->sq_busy = true;
 		/* what earlier runs did belongs to their WQE: a flush or a new WQE forgets it */
@@ -1183,7 +1236,9 @@ void pfnic_engine_run(struct work_struct *work)
 		qp->fault_status = 0;
 		spin_unlock_irq(&qp->lock);
 
-		if (qp->cur->opcode == IB_WR_REG_MR || qp->cur->opcode == IB_WR_LOCAL_INV) {
+		if (malformed) {
+			status = IB_WC_LOC_QP_OP_ERR;
+		} else if (qp->cur->opcode == IB_WR_REG_MR || qp->cur->opcode == IB_WR_LOCAL_INV) {
 			status = pfnic_execute_local(qp);
 		} else if (qp->ibqp.qp_type != IB_QPT_RC) {
 			step = pfnic_execute_ud(qp, failed, &status);
@@ -1223,6 +1278,7 @@ void pfnic_engine_run(struct work_struct *work)
 			qp->sq_busy = false;
 			qp->stalled = true;
 			qp->fault_gen = gen;
+			pfnic_engine_release(qp, false);
 			spin_unlock_irq(&qp->lock);
 			queue_work(pfnic_fault_wq, &qp->fault_work);
 			return;
@@ -1232,6 +1288,7 @@ void pfnic_engine_run(struct work_struct *work)
 				if (qp->attr.rnr_retry != 7)
 					qp->rnr_left--;
 				qp->sq_busy = false;
+				pfnic_engine_release(qp, false);
 				spin_unlock_irq(&qp->lock);
 				pfnic_stat_add(qp->pfnic, PFNIC_STAT_RNR_RETRIES, 1);
 				queue_delayed_work(pfnic_wq, &qp->rnr_work,
@@ -1245,6 +1302,7 @@ void pfnic_engine_run(struct work_struct *work)
 				if (qp->attr.timeout)
 					qp->retry_left--;
 				qp->sq_busy = false;
+				pfnic_engine_release(qp, false);
 				spin_unlock_irq(&qp->lock);
 				pfnic_stat_add(qp->pfnic, PFNIC_STAT_ACK_TIMEOUTS, 1);
 				queue_delayed_work(pfnic_wq, &qp->rnr_work,
@@ -1253,8 +1311,7 @@ void pfnic_engine_run(struct work_struct *work)
 			}
 			status = IB_WC_RETRY_EXC_ERR;
 		}
-		qp->sq.head = (qp->sq.head + 1) % qp->sq.size;
-		qp->sq.count--;
+		pfnic_wq_pop(&qp->sq);
 		qp->rnr_left = qp->attr.rnr_retry;
 		qp->retry_left = qp->attr.retry_cnt;
 		/* a queue of one WQE has the same head for the next */
@@ -1262,7 +1319,7 @@ void pfnic_engine_run(struct work_struct *work)
 		qp->progress = 0;
 		/* an error completion is seen with the QP already in the error state */
 		if (status != IB_WC_SUCCESS)
-			qp->attr.qp_state = IB_QPS_ERR;
+			pfnic_qp_set_state(qp, IB_QPS_ERR);
 		spin_unlock_irq(&qp->lock);
 
 		pfnic_stat_add(qp->pfnic, PFNIC_STAT_WQES, 1);
@@ -1275,6 +1332,12 @@ void pfnic_engine_run(struct work_struct *work)
 		if (flush)
 			pfnic_qp_flush(qp);
 	}
+}
+
+/* The engine's work item: pfnic_engine_drive() on a worker. */
+void pfnic_engine_run(struct work_struct *work)
+{
+	pfnic_engine_drive(container_of(work, struct pfnic_qp, work));
 }
 
 void pfnic_engine_rnr_retry(struct work_struct *work)

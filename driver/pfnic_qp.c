@@ -6,6 +6,7 @@
 #include <linux/slab.h>
 #include <linux/xarray.h>
 #include <rdma/ib_cache.h>
+#include <rdma/uverbs_ioctl.h>
 
 #include "pfnic.h"
 
@@ -88,21 +89,6 @@ void pfnic_qp_put(struct pfnic_qp *qp)
 	kref_put(&qp->ref, pfnic_qp_release);
 }
 
-/*
- * A work queue of @size WQEs of @max_sge SGEs each, or @max_inline bytes of inline data
- * (which take the SGEs' place), whichever is larger.
- */
-int pfnic_wq_init(struct pfnic_wq *wq, u32 size, u32 max_sge, u32 max_inline)
-{
-	wq->size = size;
-	wq->max_sge = max_sge;
-	wq->stride = max(struct_size((struct pfnic_wqe *)NULL, sge, max_sge),
-			 ALIGN(struct_size((struct pfnic_wqe *)NULL, sge, 0) + max_inline,
-			       sizeof(u64)));
-	wq->buf = kvcalloc(size, wq->stride, PFNIC_GFP_USER_SIZED);
-	return wq->buf ? 0 : -ENOMEM;
-}
-
 /* Reports an asynchronous event of a QP to its consumer, if it listens. */
 void pfnic_qp_event(struct pfnic_qp *qp, enum ib_event_type type)
 {
@@ -125,6 +111,8 @@ static void pfnic_qp_drained(struct work_struct *work)
 	struct pfnic_qp *qp = container_of(work, struct pfnic_qp, drain_work);
 
 	flush_work(&qp->work);
+	/* ... and a doorbell that runs it in its poster's context (pfnic_engine_drive()) */
+	wait_event(qp->idle, !READ_ONCE(qp->running));
 	if (READ_ONCE(qp->attr.qp_state) == IB_QPS_SQD)
 		pfnic_qp_event(qp, IB_EVENT_SQ_DRAINED);
 }
@@ -133,6 +121,24 @@ static void pfnic_qp_drained(struct work_struct *work)
 static void pfnic_qp_flush_work(struct work_struct *work)
 {
 	pfnic_qp_flush(container_of(work, struct pfnic_qp, flush_work));
+}
+
+/**
+ * pfnic_qp_set_state() - a QP's state, as the verbs see it and as its rings show it
+ * @qp: the QP; the caller holds its lock
+ * @state: the new state
+ *
+ * A user QP's rings carry the state for the provider, which rings a doorbell for a receive
+ * posted in the error state (nothing else would flush it).
+ */
+void pfnic_qp_set_state(struct pfnic_qp *qp, enum ib_qp_state state)
+{
+	lockdep_assert_held(&qp->lock);
+	qp->attr.qp_state = state;
+	if (qp->sq.shared)
+		WRITE_ONCE(qp->sq.shared->qp_state, state);
+	if (qp->rq.shared)
+		WRITE_ONCE(qp->rq.shared->qp_state, state);
 }
 
 /* Makes @qp its device's QP1. Return: 0, or -EBUSY if the device has one. */
@@ -159,6 +165,77 @@ static u32 pfnic_inline_room(const struct pfnic_wq *sq)
 		     sq->stride - struct_size((struct pfnic_wqe *)NULL, sge, 0));
 }
 
+/*
+ * A user QP's rings, mapped by its process, and the response that says where they are. The
+ * inline data a WQE holds is what was asked for or what the SGEs' room holds, whichever is
+ * larger (at most PFNIC_MAX_INLINE), as mlx5 reports it.
+ */
+static int pfnic_qp_user_rings(struct pfnic_qp *qp, struct ib_qp_init_attr *init,
+			       struct ib_udata *udata)
+{
+	struct pfnic_ucontext *uc = rdma_udata_to_drv_context(udata, struct pfnic_ucontext, ibuc);
+	struct ib_qp_cap *cap = &init->cap;
+	struct pfnic_create_qp_resp resp = {};
+	int rv;
+
+	qp->max_inline = min_t(u32, PFNIC_MAX_INLINE,
+			       max_t(u32, cap->max_inline_data,
+				     cap->max_send_sge * sizeof(struct pfnic_sge)));
+	rv = pfnic_wq_init_user(&qp->sq, &uc->ibuc, cap->max_send_wr, cap->max_send_sge,
+				qp->max_inline, true, &resp.sq);
+	if (rv)
+		return rv;
+	if (!init->srq) {
+		rv = pfnic_wq_init_user(&qp->rq, &uc->ibuc, cap->max_recv_wr, cap->max_recv_sge,
+					0, false, &resp.rq);
+		if (rv)
+			return rv;
+		cap->max_recv_wr = qp->rq.size;
+	}
+	cap->max_send_wr = qp->sq.size;
+	cap->max_inline_data = qp->max_inline;
+	resp.max_inline = qp->max_inline;
+	return ib_copy_to_udata(udata, &resp, sizeof(resp));
+}
+
+/* A kernel consumer's queues, in kernel memory. */
+static int pfnic_qp_kernel_queues(struct pfnic_qp *qp, struct ib_qp_init_attr *init)
+{
+	struct ib_qp_cap *cap = &init->cap;
+	int rv;
+
+	rv = pfnic_wq_init(&qp->sq, cap->max_send_wr, cap->max_send_sge, cap->max_inline_data);
+	if (rv)
+		return rv;
+	/* what the queue has room for, as mlx5 reports it: at least what was asked */
+	qp->max_inline = pfnic_inline_room(&qp->sq);
+	cap->max_inline_data = qp->max_inline;
+	if (init->srq)
+		return 0;
+	return pfnic_wq_init(&qp->rq, cap->max_recv_wr, cap->max_recv_sge, 0);
+}
+
+/* Frees what creating a QP allocated, as far as it got. */
+static void pfnic_qp_free(struct pfnic_qp *qp)
+{
+	kfree(qp->srq_wqe);
+	kfree(qp->rcur);
+	kfree(qp->cur);
+	pfnic_wq_destroy(&qp->rq);
+	pfnic_wq_destroy(&qp->sq);
+	pfnic_obj_drop(qp->pfnic, PFNIC_OBJ_QP);
+}
+
+/**
+ * pfnic_create_qp() - an RC, UD or GSI QP
+ * @ibqp: the QP the core allocated
+ * @init: its type, CQs, SRQ and capabilities (which are updated to what it got)
+ * @udata: a user QP's: no request; the response is struct pfnic_create_qp_resp
+ *
+ * Return: 0; -EOPNOTSUPP for another type or creation flags; -EINVAL for capabilities out
+ * of bounds, a GSI QP not the kernel's, or private data of the wrong size; -ENOMEM; the
+ * device's QP limit's error (pfnic_obj_take()).
+ */
 int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_udata *udata)
 {
 	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
@@ -183,7 +260,7 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	    cap->max_send_sge > PFNIC_MAX_SGE || cap->max_recv_sge > PFNIC_MAX_SGE ||
 	    cap->max_inline_data > PFNIC_MAX_INLINE)
 		return -EINVAL;
-	if (udata && (udata->inlen || udata->outlen))
+	if (udata && (udata->inlen || udata->outlen < sizeof(struct pfnic_create_qp_resp)))
 		return -EINVAL;
 
 	qp->pfnic = to_pfnic_dev(ibqp->device);
@@ -193,6 +270,7 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	kref_init(&qp->ref);
 	init_completion(&qp->done);
 	spin_lock_init(&qp->lock);
+	init_waitqueue_head(&qp->idle);
 	mutex_init(&qp->deliver_lock);
 	INIT_WORK(&qp->work, pfnic_engine_run);
 	INIT_DELAYED_WORK(&qp->rnr_work, pfnic_engine_rnr_retry);
@@ -205,13 +283,8 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	qp->attr.port_num = PFNIC_PORT;
 	qp->sig_all = init->sq_sig_type == IB_SIGNAL_ALL_WR;
 	cap->max_send_sge = max_t(u32, cap->max_send_sge, 1);
-
-	rv = pfnic_wq_init(&qp->sq, cap->max_send_wr, cap->max_send_sge, cap->max_inline_data);
-	if (rv)
-		goto err_free;
-	/* what the queue has room for, as mlx5 reports it: at least what was asked */
-	qp->max_inline = pfnic_inline_room(&qp->sq);
-	cap->max_inline_data = qp->max_inline;
+	if (!init->srq)
+		cap->max_recv_sge = max_t(u32, cap->max_recv_sge, 1);
 	if (init->srq) {
 		qp->srq = to_pfnic_srq(init->srq);
 		qp->srq_wqe = kzalloc(struct_size(qp->srq_wqe, sge, PFNIC_MAX_SGE),
@@ -220,12 +293,11 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 			rv = -ENOMEM;
 			goto err_free;
 		}
-	} else {
-		cap->max_recv_sge = max_t(u32, cap->max_recv_sge, 1);
-		rv = pfnic_wq_init(&qp->rq, cap->max_recv_wr, cap->max_recv_sge, 0);
-		if (rv)
-			goto err_free;
 	}
+
+	rv = udata ? pfnic_qp_user_rings(qp, init, udata) : pfnic_qp_kernel_queues(qp, init);
+	if (rv)
+		goto err_free;
 	/* the engine's copy of a send WQE: a whole slot of the send queue */
 	cur_size = max(struct_size(qp->cur, sge, PFNIC_MAX_SGE), qp->sq.stride);
 	qp->cur = kzalloc(cur_size, GFP_KERNEL_ACCOUNT);
@@ -252,12 +324,7 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	return 0;
 
 err_free:
-	kfree(qp->srq_wqe);
-	kfree(qp->rcur);
-	kfree(qp->cur);
-	kvfree(qp->rq.buf);
-	kvfree(qp->sq.buf);
-	pfnic_obj_drop(qp->pfnic, PFNIC_OBJ_QP);
+	pfnic_qp_free(qp);
 	return rv;
 }
 
@@ -270,7 +337,7 @@ int pfnic_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	 * more work for this QP: a WQE it is running is dropped when it returns.
 	 */
 	spin_lock_irq(&qp->lock);
-	qp->attr.qp_state = IB_QPS_ERR;
+	pfnic_qp_set_state(qp, IB_QPS_ERR);
 	qp->sq.gen++;
 	spin_unlock_irq(&qp->lock);
 
@@ -293,16 +360,11 @@ int pfnic_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 
 	if (qp->fault_mr)
 		pfnic_mr_put(qp->fault_mr);
-	/* nothing completes for it any more: its CQs forget what they hold of it */
+	/* nothing completes for it any more: a kernel CQ forgets what it holds of it */
 	pfnic_cq_clean(to_pfnic_cq(ibqp->send_cq), ibqp);
 	if (ibqp->recv_cq != ibqp->send_cq)
 		pfnic_cq_clean(to_pfnic_cq(ibqp->recv_cq), ibqp);
-	kfree(qp->srq_wqe);
-	kfree(qp->rcur);
-	kfree(qp->cur);
-	kvfree(qp->rq.buf);
-	kvfree(qp->sq.buf);
-	pfnic_obj_drop(qp->pfnic, PFNIC_OBJ_QP);
+	pfnic_qp_free(qp);
 	return 0;
 }
 
@@ -364,16 +426,19 @@ void pfnic_qp_complete_send(struct pfnic_qp *qp, const struct pfnic_wqe *wqe,
  */
 void pfnic_qp_flush(struct pfnic_qp *qp)
 {
+	/* a user ring's producer is the process's: it cannot keep a flush going for ever */
+	unsigned int budget = qp->sq.size + qp->rq.size + 2;
 	bool last_wqe = false, sq, rq;
+	enum ib_wr_opcode opcode;
 	struct ib_wc wc;
 	struct ib_cq *cq;
 
-	for (;;) {
+	while (budget--) {
 		memset(&wc, 0, sizeof(wc));
 		spin_lock_irq(&qp->lock);
 		/* the engine's WQE is the one it took in this generation: a reset frees the rest */
-		sq = qp->sq.count && !(qp->sq_busy && qp->wqe_gen == qp->sq.gen);
-		rq = (qp->srq_held || qp->rq.count) && !qp->rq_busy;
+		sq = pfnic_wq_count(&qp->sq) && !(qp->sq_busy && qp->wqe_gen == qp->sq.gen);
+		rq = (qp->srq_held || (!qp->srq && pfnic_wq_count(&qp->rq))) && !qp->rq_busy;
 		if (qp->attr.qp_state != IB_QPS_ERR || (!sq && !rq)) {
 			/* an SRQ's consumer learns that no WQE of it is held by this QP */
 			if (qp->attr.qp_state == IB_QPS_ERR && qp->srq && !qp->srq_held &&
@@ -385,13 +450,10 @@ void pfnic_qp_flush(struct pfnic_qp *qp)
 			break;
 		}
 		if (sq) {
-			struct pfnic_wqe *wqe = pfnic_wq_entry(&qp->sq, qp->sq.head);
-
-			wc.wr_id = wqe->wr_id;
-			wc.opcode = pfnic_wc_opcode(wqe->opcode);
+			wc.wr_id = pfnic_wq_head_id(&qp->sq, true, &opcode);
+			wc.opcode = pfnic_wc_opcode(opcode);
 			cq = qp->ibqp.send_cq;
-			qp->sq.head = (qp->sq.head + 1) % qp->sq.size;
-			qp->sq.count--;
+			pfnic_wq_pop(&qp->sq);
 			qp->sq.gen++;
 		} else if (qp->srq_held) {
 			/* the SRQ's WQE a message was arriving into */
@@ -401,11 +463,10 @@ void pfnic_qp_flush(struct pfnic_qp *qp)
 			qp->srq_held = false;
 			qp->rq.gen++;
 		} else {
-			wc.wr_id = pfnic_wq_entry(&qp->rq, qp->rq.head)->wr_id;
+			wc.wr_id = pfnic_wq_head_id(&qp->rq, false, NULL);
 			wc.opcode = IB_WC_RECV;
 			cq = qp->ibqp.recv_cq;
-			qp->rq.head = (qp->rq.head + 1) % qp->rq.size;
-			qp->rq.count--;
+			pfnic_wq_pop(&qp->rq);
 			qp->rq.gen++;
 		}
 		spin_unlock_irq(&qp->lock);
@@ -524,10 +585,8 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	switch (next) {
 	case IB_QPS_RESET:
 		/* back to nothing: posted WQEs are dropped without completions */
-		qp->sq.head = 0;
-		qp->sq.count = 0;
-		qp->rq.head = 0;
-		qp->rq.count = 0;
+		pfnic_wq_reset(&qp->sq);
+		pfnic_wq_reset(&qp->rq);
 		qp->sq.gen++;
 		qp->rq.gen++;
 		qp->fault_status = 0;
@@ -539,7 +598,7 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		flush = true;
 		break;
 	case IB_QPS_RTS:
-		kick = qp->sq.count && !qp->stalled;
+		kick = pfnic_wq_count(&qp->sq) && !qp->stalled;
 		qp->rnr_left = qp->attr.rnr_retry;
 		qp->retry_left = qp->attr.retry_cnt;
 		break;
@@ -549,7 +608,7 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	default:
 		break;
 	}
-	qp->attr.qp_state = next;
+	pfnic_qp_set_state(qp, next);
 	spin_unlock_irq(&qp->lock);
 
 	if (flush)
@@ -583,14 +642,6 @@ int pfnic_query_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	init->cap.max_inline_data = qp->max_inline;
 	attr->cap = init->cap;
 	return 0;
-}
-
-/* Whether a send WR's data may come inline (SEND and RDMA WRITE, as the spec has it). */
-static bool pfnic_inline_opcode(enum ib_wr_opcode opcode)
-{
-	return opcode == IB_WR_SEND || opcode == IB_WR_SEND_WITH_IMM ||
-	       opcode == IB_WR_SEND_WITH_INV || opcode == IB_WR_RDMA_WRITE ||
-	       opcode == IB_WR_RDMA_WRITE_WITH_IMM;
 }
 
 /* The bytes a send WR's SGEs name. */
@@ -746,6 +797,32 @@ static void pfnic_qp_flush_posted(struct pfnic_qp *qp)
 		queue_work(pfnic_wq, &qp->flush_work);
 }
 
+/*
+ * A user QP's doorbell (POST_SEND with no work request): the engine runs the send queue in
+ * the poster's own context, unless it runs already (then it sees the new WQEs itself); in
+ * the error state, what was posted is flushed.
+ */
+static void pfnic_qp_doorbell(struct pfnic_qp *qp)
+{
+	pfnic_stat_add(qp->pfnic, PFNIC_STAT_DOORBELLS, 1);
+	if (READ_ONCE(qp->attr.qp_state) == IB_QPS_ERR)
+		pfnic_qp_flush(qp);
+	else
+		pfnic_engine_drive(qp);
+}
+
+/**
+ * pfnic_post_send() - post send WRs (a kernel consumer's), or ring a user QP's doorbell
+ * @ibqp: the QP
+ * @wr: the WRs; none for a doorbell
+ * @bad_wr: set to the first WR not posted
+ *
+ * A user QP's WQEs are in its ring (uapi/pfnic-abi.h): a work request given here for one
+ * is refused with -EINVAL; none is its doorbell.
+ *
+ * Return: 0; -EINVAL for a WR the QP cannot take or a QP not yet in RTS; -ENOMEM for a
+ * full send queue; -EFAULT for inline data that could not be read.
+ */
 int pfnic_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
 		    const struct ib_send_wr **bad_wr)
 {
@@ -756,6 +833,15 @@ int pfnic_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
 	unsigned long flags;
 	u8 *stage;
 	int rv = 0;
+
+	if (qp->sq.shared) {
+		if (wr) {
+			*bad_wr = wr;
+			return -EINVAL;
+		}
+		pfnic_qp_doorbell(qp);
+		return 0;
+	}
 
 	stage = pfnic_stage_inline(qp, wr, &stage_bad);
 	if (IS_ERR(stage)) {
@@ -777,7 +863,7 @@ int pfnic_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
 		rv = pfnic_check_send_wr(qp, wr);
 		if (!rv && wr == stage_bad)
 			rv = -EFAULT;
-		if (!rv && qp->sq.count == qp->sq.size)
+		if (!rv && pfnic_wq_count(&qp->sq) == qp->sq.size)
 			rv = -ENOMEM;
 		if (rv)
 			break;
@@ -850,10 +936,16 @@ int pfnic_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
 	u32 dest;
 	int rv = 0;
 
-	/* its receive WQEs go to the SRQ */
-	if (qp->srq) {
+	/* its receive WQEs go to the SRQ; a user QP's, to its ring */
+	if (qp->srq || (qp->rq.shared && wr)) {
 		*bad_wr = wr;
 		return -EINVAL;
+	}
+	/* a user QP's doorbell: receives posted in the error state are flushed */
+	if (qp->rq.shared) {
+		if (READ_ONCE(qp->attr.qp_state) == IB_QPS_ERR)
+			pfnic_qp_flush(qp);
+		return 0;
 	}
 	spin_lock_irqsave(&qp->lock, flags);
 	state = qp->attr.qp_state;
@@ -868,7 +960,7 @@ int pfnic_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
 			rv = -EINVAL;
 			break;
 		}
-		if (qp->rq.count == qp->rq.size) {
+		if (pfnic_wq_count(&qp->rq) == qp->rq.size) {
 			rv = -ENOMEM;
 			break;
 		}

@@ -126,9 +126,9 @@ static void pfnic_dealloc_ucontext(struct ib_ucontext *ibuc)
 }
 
 /*
- * Device removal with a process still attached: pfnic maps nothing into user space, so
- * there is nothing to revoke; the core then destroys the context's objects itself and the
- * process sees IB_EVENT_DEVICE_FATAL, instead of removal waiting for it to exit.
+ * Device removal with a process still attached: the core itself revokes the rings the
+ * process maps (their mmap entries are the core's), then destroys the context's objects, and
+ * the process sees IB_EVENT_DEVICE_FATAL, instead of removal waiting for it to exit.
  */
 static void pfnic_disassociate_ucontext(struct ib_ucontext *ibuc)
 {
@@ -218,6 +218,8 @@ const struct rdma_stat_desc pfnic_stat_descs[PFNIC_STAT_COUNT] = {
 	[PFNIC_STAT_FAULT_RETRIES] = { .name = "page_fault_retries" },
 	/* mlx5's name: its local ACK timer expired and the requester sent again */
 	[PFNIC_STAT_ACK_TIMEOUTS] = { .name = "local_ack_timeout_err" },
+	/* the system calls a user QP's posts made: one wakes an idle engine (pfnic-abi.h) */
+	[PFNIC_STAT_DOORBELLS] = { .name = "doorbells" },
 };
 
 static struct rdma_hw_stats *pfnic_alloc_hw_port_stats(struct ib_device *ibdev, u32 port)
@@ -271,6 +273,8 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.get_link_layer = pfnic_get_link_layer,
 	.get_port_immutable = pfnic_get_port_immutable,
 	.map_mr_sg = pfnic_map_mr_sg,
+	.mmap = pfnic_mmap,
+	.mmap_free = pfnic_mmap_free,
 	.modify_qp = pfnic_modify_qp,
 	.modify_srq = pfnic_modify_srq,
 	.poll_cq = pfnic_poll_cq,

@@ -2,12 +2,13 @@
 /*
  * libpfnic: the rdma-core provider that libibverbs loads for pfnic devices.
  *
- * The pfnic kernel driver keeps every queue and every completion in the kernel and takes no
- * driver-private data in any command (pfnic-abi.h), so each verb here is a system call into
- * the kernel driver: one uverbs command, sent by libibverbs' generic ibv_cmd_* helpers as an
- * ioctl() or a write() on the device's uverbs file (write() where the kernel lacks the ioctl
- * form). That includes the data path (post_send, post_recv, poll_cq, req_notify_cq): there are
- * no mmap()ed queues and no doorbells.
+ * Most verbs here are a system call into the kernel driver: one uverbs command, sent by
+ * libibverbs' generic ibv_cmd_* helpers as an ioctl() or a write() on the device's uverbs
+ * file (write() where the kernel lacks the ioctl form).
+ * The data path is not: each CQ, send queue, receive queue and SRQ is a ring in memory
+ * shared with the driver and mapped here (pfnic-abi.h). poll_cq, req_notify_cq, post_recv and
+ * post_srq_recv only read and write that memory; post_send makes a system call only to wake
+ * the driver's engine when it is idle.
  *
  * Return conventions are the verbs API's: verbs that create something return NULL and set
  * errno; the others return 0 or a positive errno value; poll_cq returns the number of
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <rdma/ib_user_ioctl_verbs.h>
 
@@ -153,105 +155,847 @@ static int pfnic_dereg_mr(struct verbs_mr *vmr)
 	return 0;
 }
 
-/* ibv_create_cq(): system call CREATE_CQ. */
-static struct ibv_cq *pfnic_create_cq(struct ibv_context *context, int cqe,
+/* ------------------------------------------------------------------------------------------
+ * Work queue rings
+ */
+
+/*
+ * Maps a QP's or SRQ's ring as the create command's response describes it, for posting with
+ * @max_sge SGEs per WQE. Return: 0 or an errno value; EPROTO for a description no pfnic
+ * driver of this ABI version gives.
+ */
+static int pfnic_uwq_map(struct ibv_context *context, struct pfnic_uwq *wq,
+			 const struct pfnic_ring_map *map, uint32_t max_sge)
+{
+	void *p;
+	int ret;
+
+	if (!map->slots || (map->slots & (map->slots - 1)) || map->stride % 16 ||
+	    map->size < sizeof(struct pfnic_wq_ring) + (uint64_t)map->slots * map->stride)
+		return EPROTO;
+	ret = pthread_spin_init(&wq->lock, PTHREAD_PROCESS_PRIVATE);
+	if (ret)
+		return ret;
+	p = mmap(NULL, map->size, PROT_READ | PROT_WRITE, MAP_SHARED, context->cmd_fd,
+		 (off_t)map->offset);
+	if (p == MAP_FAILED) {
+		ret = errno;
+		pthread_spin_destroy(&wq->lock);
+		return ret;
+	}
+	wq->ring = p;
+	wq->slots = (uint8_t *)(wq->ring + 1);
+	wq->map_size = map->size;
+	wq->size = map->slots;
+	wq->stride = map->stride;
+	wq->max_sge = max_sge;
+	wq->producer = 0;
+	return 0;
+}
+
+static void pfnic_uwq_unmap(struct pfnic_uwq *wq)
+{
+	if (!wq->ring)
+		return;
+	munmap(wq->ring, wq->map_size);
+	pthread_spin_destroy(&wq->lock);
+	wq->ring = NULL;
+}
+
+/* The slot of the next WQE, or NULL if the ring is full. Caller holds @wq->lock. */
+static uint8_t *pfnic_uwq_next(struct pfnic_uwq *wq)
+{
+	/* acquire: the driver copied the WQEs below it out before we write their slots */
+	uint32_t consumer = __atomic_load_n(&wq->ring->consumer, __ATOMIC_ACQUIRE);
+
+	if (wq->producer - consumer >= wq->size)
+		return NULL;
+	return wq->slots + (size_t)(wq->producer & (wq->size - 1)) * wq->stride;
+}
+
+/*
+ * Publishes the WQEs written since the last time. Return: whether the send queue's engine
+ * is idle, so that a doorbell must wake it. Caller holds @wq->lock.
+ */
+static bool pfnic_uwq_publish(struct pfnic_uwq *wq)
+{
+	/* release: the WQEs are written before the driver can see the index that covers them */
+	__atomic_store_n(&wq->ring->producer, wq->producer, __ATOMIC_RELEASE);
+	/*
+	 * The index store before the look at the engine's idle mark, as the driver orders its
+	 * mark before its last look at the index: either it sees these WQEs, or we see it idle.
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return __atomic_load_n(&wq->ring->engine_idle, __ATOMIC_RELAXED) != 0;
+}
+
+/* The QP's state, as the driver shows it in its rings (enum ibv_qp_state). */
+static enum ibv_qp_state pfnic_ring_qp_state(const struct pfnic_uwq *wq)
+{
+	return (enum ibv_qp_state)__atomic_load_n(&wq->ring->qp_state, __ATOMIC_RELAXED);
+}
+
+/* Whether a WR's data may come inline (SEND and RDMA WRITE, as the spec has it). */
+static bool pfnic_inline_opcode(enum ibv_wr_opcode opcode)
+{
+	return opcode == IBV_WR_SEND || opcode == IBV_WR_SEND_WITH_IMM ||
+	       opcode == IBV_WR_SEND_WITH_INV || opcode == IBV_WR_RDMA_WRITE ||
+	       opcode == IBV_WR_RDMA_WRITE_WITH_IMM;
+}
+
+/* The send flags a WQE carries; the others (IBV_SEND_IP_CSUM) mean nothing to pfnic. */
+#define PFNIC_SEND_FLAGS (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | \
+			  IBV_SEND_INLINE)
+
+/* Writes a receive WR into @slot. */
+static void pfnic_recv_wqe_write(uint8_t *slot, const struct ibv_recv_wr *wr)
+{
+	struct pfnic_recv_wqe *wqe = (struct pfnic_recv_wqe *)slot;
+
+	wqe->wr_id = wr->wr_id;
+	wqe->num_sge = (uint32_t)wr->num_sge;
+	wqe->reserved = 0;
+	memcpy(slot + sizeof(*wqe), wr->sg_list, (size_t)wr->num_sge * sizeof(struct pfnic_sge));
+}
+
+/*
+ * Posts receive WRs into @wq. Return: 0, or EINVAL (more SGEs than the queue takes) or
+ * ENOMEM (the queue is full) with *@bad_wr at the WR not posted; those before it are.
+ */
+static int pfnic_uwq_post_recv(struct pfnic_uwq *wq, struct ibv_recv_wr *wr,
+			       struct ibv_recv_wr **bad_wr)
+{
+	uint8_t *slot;
+	int ret = 0;
+
+	pthread_spin_lock(&wq->lock);
+	for (; wr; wr = wr->next) {
+		if (wr->num_sge < 0 || (uint32_t)wr->num_sge > wq->max_sge) {
+			ret = EINVAL;
+			break;
+		}
+		slot = pfnic_uwq_next(wq);
+		if (!slot) {
+			ret = ENOMEM;
+			break;
+		}
+		pfnic_recv_wqe_write(slot, wr);
+		wq->producer++;
+	}
+	pfnic_uwq_publish(wq);
+	pthread_spin_unlock(&wq->lock);
+	if (ret)
+		*bad_wr = wr;
+	return ret;
+}
+
+/* CREATE_CQ's response: the core's, then the driver's (pfnic-abi.h). */
+struct pfnic_create_cq_resp_all {
+	struct ib_uverbs_create_cq_resp ibv_resp;
+	struct pfnic_create_cq_resp drv;
+};
+
+/*
+ * A CQ: system call CREATE_CQ, whose response says where the CQ's ring is; the ring is mapped
+ * here, shared with the driver, which writes completions into it. Return: the CQ, or NULL
+ * with errno set.
+ */
+static struct pfnic_cq *pfnic_cq_make(struct ibv_context *context, int cqe,
 				      struct ibv_comp_channel *channel, int comp_vector)
 {
+	struct pfnic_create_cq_resp_all resp;
 	struct ibv_create_cq cmd;
-	struct ib_uverbs_create_cq_resp resp;
-	struct ibv_cq *cq;
+	struct pfnic_cq *cq;
+	void *map;
 	int ret;
 
 	cq = calloc(1, sizeof(*cq));
 	if (!cq)
 		return NULL;
-
-	memset(&cmd, 0, sizeof(cmd));
-	ret = ibv_cmd_create_cq(context, cqe, channel, comp_vector, cq, &cmd, sizeof(cmd), &resp,
-				sizeof(resp));
+	ret = pthread_spin_init(&cq->lock, PTHREAD_PROCESS_PRIVATE);
 	if (ret) {
 		free(cq);
 		errno = ret;
 		return NULL;
 	}
+
+	memset(&cmd, 0, sizeof(cmd));
+	memset(&resp, 0, sizeof(resp));
+	ret = ibv_cmd_create_cq(context, cqe, channel, comp_vector, &cq->ibv_cq, &cmd, sizeof(cmd),
+				&resp.ibv_resp, sizeof(resp));
+	if (ret)
+		goto fail;
+	/* the ABI version matched, so these hold; a mismatch is a driver bug, not a user's */
+	if (resp.drv.cqe_size != sizeof(struct pfnic_cqe) || !resp.drv.slots ||
+	    (resp.drv.slots & (resp.drv.slots - 1)) ||
+	    resp.drv.mmap_size < sizeof(struct pfnic_cq_ring) +
+				 (uint64_t)resp.drv.slots * sizeof(struct pfnic_cqe)) {
+		ret = EPROTO;
+		goto destroy;
+	}
+	map = mmap(NULL, resp.drv.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, context->cmd_fd,
+		   (off_t)resp.drv.mmap_offset);
+	if (map == MAP_FAILED) {
+		ret = errno;
+		goto destroy;
+	}
+	cq->ring = map;
+	cq->cqes = (struct pfnic_cqe *)(cq->ring + 1);
+	cq->map_size = resp.drv.mmap_size;
+	cq->slots = resp.drv.slots;
 	return cq;
+
+destroy:
+	ibv_cmd_destroy_cq(&cq->ibv_cq);
+fail:
+	pthread_spin_destroy(&cq->lock);
+	free(cq);
+	errno = ret;
+	return NULL;
+}
+
+/* ibv_create_cq(): pfnic_cq_make(); libibverbs sets up the rest of the ibv_cq. */
+static struct ibv_cq *pfnic_create_cq(struct ibv_context *context, int cqe,
+				      struct ibv_comp_channel *channel, int comp_vector)
+{
+	struct pfnic_cq *cq = pfnic_cq_make(context, cqe, channel, comp_vector);
+
+	return cq ? &cq->ibv_cq : NULL;
 }
 
 /*
- * ibv_destroy_cq(): system call DESTROY_CQ. libibverbs then waits until the caller has
- * acknowledged every event the kernel reported for the CQ.
+ * ibv_destroy_cq(): system call DESTROY_CQ, then the ring's mapping goes (the driver frees
+ * the ring once both happened). libibverbs then waits until the caller has acknowledged
+ * every event the kernel reported for the CQ.
  */
-static int pfnic_destroy_cq(struct ibv_cq *cq)
+static int pfnic_destroy_cq(struct ibv_cq *ibcq)
 {
+	struct pfnic_cq *cq = to_pfnic_cq(ibcq);
 	int ret;
 
-	ret = ibv_cmd_destroy_cq(cq);
+	ret = ibv_cmd_destroy_cq(ibcq);
 	if (ret)
 		return ret;
+	munmap(cq->ring, cq->map_size);
+	pthread_spin_destroy(&cq->lock);
 	free(cq);
 	return 0;
 }
 
-/* ibv_poll_cq(): system call POLL_CQ, which copies up to num_entries completions out. */
-static int pfnic_poll_cq(struct ibv_cq *cq, int num_entries, struct ibv_wc *wc)
+/* A CQE into the verbs' work completion (the values are the verbs' own: pfnic-abi.h). */
+static void pfnic_wc_from_cqe(struct ibv_wc *wc, const struct pfnic_cqe *cqe)
 {
+	wc->wr_id = cqe->wr_id;
+	wc->status = (enum ibv_wc_status)cqe->status;
+	wc->opcode = (enum ibv_wc_opcode)cqe->opcode;
+	wc->vendor_err = cqe->vendor_err;
+	wc->byte_len = cqe->byte_len;
+	wc->imm_data = cqe->ex_data;
+	wc->qp_num = cqe->qp_num;
+	wc->src_qp = cqe->src_qp;
+	wc->wc_flags = cqe->wc_flags;
+	wc->pkey_index = cqe->pkey_index;
+	wc->slid = cqe->slid;
+	wc->sl = cqe->sl;
+	wc->dlid_path_bits = cqe->dlid_path_bits;
+}
+
+/*
+ * ibv_poll_cq(): up to num_entries completions from the ring, no system call. A CQ whose
+ * ring overflowed is in error: -1, errno EOVERFLOW, as the kernel's poll answered before.
+ */
+static int pfnic_poll_cq(struct ibv_cq *ibcq, int num_entries, struct ibv_wc *wc)
+{
+	struct pfnic_cq *cq = to_pfnic_cq(ibcq);
+	uint32_t producer;
+	int n = 0;
+
 	if (num_entries < 0) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (num_entries == 0)
-		return 0;
-	return ibv_cmd_poll_cq(cq, num_entries, wc);
-}
-
-/* ibv_req_notify_cq(): system call REQ_NOTIFY_CQ. */
-static int pfnic_req_notify_cq(struct ibv_cq *cq, int solicited_only)
-{
-	return ibv_cmd_req_notify_cq(cq, solicited_only);
+	pthread_spin_lock(&cq->lock);
+	if (__atomic_load_n(&cq->ring->flags, __ATOMIC_RELAXED) & PFNIC_CQ_RING_OVERFLOW) {
+		pthread_spin_unlock(&cq->lock);
+		errno = EOVERFLOW;
+		return -1;
+	}
+	/* acquire: the CQEs below the index are written before it */
+	producer = __atomic_load_n(&cq->ring->producer, __ATOMIC_ACQUIRE);
+	while (n < num_entries && cq->consumer != producer) {
+		pfnic_wc_from_cqe(&wc[n++], &cq->cqes[cq->consumer & (cq->slots - 1)]);
+		cq->consumer++;
+	}
+	/* release: the CQEs are read before the driver may write their slots again */
+	if (n)
+		__atomic_store_n(&cq->ring->consumer, cq->consumer, __ATOMIC_RELEASE);
+	pthread_spin_unlock(&cq->lock);
+	return n;
 }
 
 /*
- * ibv_create_qp(): system call CREATE_QP. Which QP types and capabilities are supported is
- * the kernel driver's call (RC); the capabilities it granted come back in attr->cap. The QP is
- * a verbs_qp, as libibverbs' ibv_qp_to_qp_ex() assumes; comp_mask stays 0, so that reports no
+ * ibv_req_notify_cq(): a new arming request in the ring's arming word, no system call. The
+ * driver fires the completion event for the first completion it writes after it sees the
+ * request (pfnic-abi.h). A NEXT request that has not fired yet is not narrowed to SOLICITED.
+ */
+static int pfnic_req_notify_cq(struct ibv_cq *ibcq, int solicited_only)
+{
+	struct pfnic_cq *cq = to_pfnic_cq(ibcq);
+	uint32_t old, fired, request, seq;
+
+	pthread_spin_lock(&cq->lock);
+	old = __atomic_load_n(&cq->ring->arm, __ATOMIC_RELAXED);
+	fired = __atomic_load_n(&cq->ring->fired, __ATOMIC_ACQUIRE);
+	request = solicited_only ? PFNIC_CQ_ARM_SOLICITED : PFNIC_CQ_ARM_NEXT;
+	if ((old >> PFNIC_CQ_ARM_SHIFT) != fired && (old & PFNIC_CQ_ARM_NEXT))
+		request = PFNIC_CQ_ARM_NEXT;
+	/* sequence 0 is the ring's first, never fired, value: skip it when wrapping */
+	seq = ((old >> PFNIC_CQ_ARM_SHIFT) + 1) & (UINT32_MAX >> PFNIC_CQ_ARM_SHIFT);
+	if (!seq)
+		seq = 1;
+	__atomic_store_n(&cq->ring->arm, seq << PFNIC_CQ_ARM_SHIFT | request, __ATOMIC_RELEASE);
+	/*
+	 * The request is visible before this thread polls again: a completion the driver
+	 * writes after this point sees the request, and one written before is seen by that
+	 * poll (the driver orders its index store and its arming load likewise).
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	pthread_spin_unlock(&cq->lock);
+	return 0;
+}
+
+/* CREATE_QP's response: the core's, then the driver's (pfnic-abi.h). */
+struct pfnic_create_qp_resp_all {
+	struct ib_uverbs_create_qp_resp ibv_resp;
+	struct pfnic_create_qp_resp drv;
+};
+
+/* ------------------------------------------------------------------------------------------
+ * Extended CQs: ibv_create_cq_ex, ibv_start_poll / ibv_next_poll / ibv_end_poll, ibv_wc_read_*
+ */
+
+/* The CQE the poll is at: start_poll and next_poll set it, the read functions read it. */
+static const struct pfnic_cqe *pfnic_cur(struct ibv_cq_ex *ibcq)
+{
+	return to_pfnic_cq(ibv_cq_ex_to_cq(ibcq))->cur;
+}
+
+/* Moves the poll to the CQE at the consumer index, if there is one. Caller holds the lock. */
+static int pfnic_poll_at(struct pfnic_cq *cq)
+{
+	/* acquire: the CQEs below the index are written before it */
+	uint32_t producer = __atomic_load_n(&cq->ring->producer, __ATOMIC_ACQUIRE);
+
+	if (cq->consumer == producer) {
+		cq->cur = NULL;
+		return ENOENT;
+	}
+	cq->cur = &cq->cqes[cq->consumer & (cq->slots - 1)];
+	cq->ibv_cq_ex.wr_id = cq->cur->wr_id;
+	cq->ibv_cq_ex.status = (enum ibv_wc_status)cq->cur->status;
+	return 0;
+}
+
+/* Lets the driver have the slots of the CQEs taken. Caller holds the lock. */
+static void pfnic_poll_publish(struct pfnic_cq *cq)
+{
+	/* release: the CQEs are read before the driver may write their slots again */
+	__atomic_store_n(&cq->ring->consumer, cq->consumer, __ATOMIC_RELEASE);
+}
+
+/*
+ * ibv_start_poll(): the first completion, or ENOENT (then the poll is over: no end_poll). The
+ * CQ stays locked until ibv_end_poll(). A CQ whose ring overflowed is in error: EOVERFLOW.
+ */
+static int pfnic_start_poll(struct ibv_cq_ex *ibcq, struct ibv_poll_cq_attr *attr)
+{
+	struct pfnic_cq *cq = to_pfnic_cq(ibv_cq_ex_to_cq(ibcq));
+	int ret;
+
+	if (attr->comp_mask)
+		return EINVAL;
+	pthread_spin_lock(&cq->lock);
+	if (__atomic_load_n(&cq->ring->flags, __ATOMIC_RELAXED) & PFNIC_CQ_RING_OVERFLOW)
+		ret = EOVERFLOW;
+	else
+		ret = pfnic_poll_at(cq);
+	if (ret)
+		pthread_spin_unlock(&cq->lock);
+	return ret;
+}
+
+/* ibv_next_poll(): the completion after the current one (which is taken), or ENOENT. */
+static int pfnic_next_poll(struct ibv_cq_ex *ibcq)
+{
+	struct pfnic_cq *cq = to_pfnic_cq(ibv_cq_ex_to_cq(ibcq));
+
+	if (cq->cur)
+		cq->consumer++;
+	return pfnic_poll_at(cq);
+}
+
+/* ibv_end_poll(): the current completion is taken, and the CQ unlocked. */
+static void pfnic_end_poll(struct ibv_cq_ex *ibcq)
+{
+	struct pfnic_cq *cq = to_pfnic_cq(ibv_cq_ex_to_cq(ibcq));
+
+	if (cq->cur)
+		cq->consumer++;
+	cq->cur = NULL;
+	pfnic_poll_publish(cq);
+	pthread_spin_unlock(&cq->lock);
+}
+
+static enum ibv_wc_opcode pfnic_read_opcode(struct ibv_cq_ex *ibcq)
+{
+	return (enum ibv_wc_opcode)pfnic_cur(ibcq)->opcode;
+}
+
+static uint32_t pfnic_read_vendor_err(struct ibv_cq_ex *ibcq)
+{
+	return pfnic_cur(ibcq)->vendor_err;
+}
+
+static uint32_t pfnic_read_byte_len(struct ibv_cq_ex *ibcq)
+{
+	return pfnic_cur(ibcq)->byte_len;
+}
+
+/* The immediate data (network order), or the invalidated rkey (ibv_wc_read_invalidated_rkey) */
+static __be32 pfnic_read_imm_data(struct ibv_cq_ex *ibcq)
+{
+	return (__be32)pfnic_cur(ibcq)->ex_data;
+}
+
+static uint32_t pfnic_read_qp_num(struct ibv_cq_ex *ibcq)
+{
+	return pfnic_cur(ibcq)->qp_num;
+}
+
+static uint32_t pfnic_read_src_qp(struct ibv_cq_ex *ibcq)
+{
+	return pfnic_cur(ibcq)->src_qp;
+}
+
+static unsigned int pfnic_read_wc_flags(struct ibv_cq_ex *ibcq)
+{
+	return pfnic_cur(ibcq)->wc_flags;
+}
+
+static uint32_t pfnic_read_slid(struct ibv_cq_ex *ibcq)
+{
+	return pfnic_cur(ibcq)->slid;
+}
+
+static uint8_t pfnic_read_sl(struct ibv_cq_ex *ibcq)
+{
+	return pfnic_cur(ibcq)->sl;
+}
+
+static uint8_t pfnic_read_dlid_path_bits(struct ibv_cq_ex *ibcq)
+{
+	return pfnic_cur(ibcq)->dlid_path_bits;
+}
+
+/*
+ * ibv_create_cq_ex(): a CQ with the extended poll, for the completion fields a CQE carries
+ * (IBV_WC_STANDARD_FLAGS); timestamps and the other fields, parent domains and the overrun
+ * flag are refused with EOPNOTSUPP. IBV_CREATE_CQ_ATTR_SINGLE_THREADED is a hint only.
+ */
+static struct ibv_cq_ex *pfnic_create_cq_ex(struct ibv_context *context,
+					    struct ibv_cq_init_attr_ex *attr)
+{
+	struct ibv_comp_channel *channel = attr->channel;
+	struct ibv_cq_ex *ex;
+	struct pfnic_cq *cq;
+
+	if ((attr->comp_mask & ~IBV_CQ_INIT_ATTR_MASK_FLAGS) ||
+	    (attr->wc_flags & ~(uint64_t)IBV_WC_STANDARD_FLAGS) ||
+	    ((attr->comp_mask & IBV_CQ_INIT_ATTR_MASK_FLAGS) &&
+	     (attr->flags & ~IBV_CREATE_CQ_ATTR_SINGLE_THREADED))) {
+		errno = EOPNOTSUPP;
+		return NULL;
+	}
+	cq = pfnic_cq_make(context, (int)attr->cqe, channel, (int)attr->comp_vector);
+	if (!cq)
+		return NULL;
+	ex = &cq->ibv_cq_ex;
+	/* what libibverbs' ibv_create_cq does after a provider's create_cq, done here */
+	ex->channel = channel;
+	ex->cq_context = attr->cq_context;
+	pthread_mutex_init(&ex->mutex, NULL);
+	pthread_cond_init(&ex->cond, NULL);
+	if (channel) {
+		pthread_mutex_lock(&context->mutex);
+		channel->refcnt++;
+		pthread_mutex_unlock(&context->mutex);
+	}
+	ex->start_poll = pfnic_start_poll;
+	ex->next_poll = pfnic_next_poll;
+	ex->end_poll = pfnic_end_poll;
+	ex->read_opcode = pfnic_read_opcode;
+	ex->read_vendor_err = pfnic_read_vendor_err;
+	ex->read_wc_flags = pfnic_read_wc_flags;
+	if (attr->wc_flags & IBV_WC_EX_WITH_BYTE_LEN)
+		ex->read_byte_len = pfnic_read_byte_len;
+	if (attr->wc_flags & IBV_WC_EX_WITH_IMM)
+		ex->read_imm_data = pfnic_read_imm_data;
+	if (attr->wc_flags & IBV_WC_EX_WITH_QP_NUM)
+		ex->read_qp_num = pfnic_read_qp_num;
+	if (attr->wc_flags & IBV_WC_EX_WITH_SRC_QP)
+		ex->read_src_qp = pfnic_read_src_qp;
+	if (attr->wc_flags & IBV_WC_EX_WITH_SLID)
+		ex->read_slid = pfnic_read_slid;
+	if (attr->wc_flags & IBV_WC_EX_WITH_SL)
+		ex->read_sl = pfnic_read_sl;
+	if (attr->wc_flags & IBV_WC_EX_WITH_DLID_PATH_BITS)
+		ex->read_dlid_path_bits = pfnic_read_dlid_path_bits;
+	return ex;
+}
+
+/*
+ * ibv_create_qp(): system call CREATE_QP, whose response says where the QP's rings are,
+ * which are mapped here. Which QP types and capabilities are supported is the kernel
+ * driver's call (RC, UD); the capabilities it granted come back in attr->cap. The QP is a
+ * verbs_qp, as libibverbs' ibv_qp_to_qp_ex() assumes; comp_mask stays 0, so that reports no
  * extended QP.
  */
 static struct ibv_qp *pfnic_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *attr)
 {
+	struct pfnic_create_qp_resp_all resp;
 	struct ibv_create_qp cmd;
-	struct ib_uverbs_create_qp_resp resp;
-	struct verbs_qp *vqp;
+	struct pfnic_qp *qp;
 	int ret;
 
-	vqp = calloc(1, sizeof(*vqp));
-	if (!vqp)
+	qp = calloc(1, sizeof(*qp));
+	if (!qp)
 		return NULL;
 
 	memset(&cmd, 0, sizeof(cmd));
-	ret = ibv_cmd_create_qp(pd, &vqp->qp, attr, &cmd, sizeof(cmd), &resp, sizeof(resp));
+	memset(&resp, 0, sizeof(resp));
+	ret = ibv_cmd_create_qp(pd, &qp->vqp.qp, attr, &cmd, sizeof(cmd), &resp.ibv_resp,
+				sizeof(resp));
 	if (ret) {
-		free(vqp);
+		free(qp);
 		errno = ret;
 		return NULL;
 	}
-	return &vqp->qp;
+	qp->max_inline = resp.drv.max_inline;
+	ret = pfnic_uwq_map(pd->context, &qp->sq, &resp.drv.sq, attr->cap.max_send_sge);
+	if (!ret && !attr->srq)
+		ret = pfnic_uwq_map(pd->context, &qp->rq, &resp.drv.rq, attr->cap.max_recv_sge);
+	if (ret) {
+		pfnic_uwq_unmap(&qp->sq);
+		ibv_cmd_destroy_qp(&qp->vqp.qp);
+		free(qp);
+		errno = ret;
+		return NULL;
+	}
+	return &qp->vqp.qp;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Extended QPs: ibv_wr_start(), ibv_wr_<opcode>(), ibv_wr_set_*(), ibv_wr_complete()
+ *
+ * Each ibv_wr_<opcode>() begins a WQE in the send ring and the setters fill it; nothing is
+ * seen by the driver until ibv_wr_complete() publishes them all (and rings the doorbell if
+ * the engine is idle). An error on the way (a full ring, too many SGEs, too much inline
+ * data, a QP not yet in RTS) is kept and returned by ibv_wr_complete(), which then posts
+ * none of them, as ibv_wr_abort() does.
+ */
+
+static struct pfnic_qp *pfnic_qpx(struct ibv_qp_ex *qpx)
+{
+	return to_pfnic_qp(&qpx->qp_base);
+}
+
+static void pfnic_wr_start(struct ibv_qp_ex *qpx)
+{
+	struct pfnic_qp *qp = pfnic_qpx(qpx);
+	enum ibv_qp_state state;
+
+	pthread_spin_lock(&qp->sq.lock);
+	qp->wr_begin = qp->sq.producer;
+	qp->wr_cur = NULL;
+	qp->wr_err = 0;
+	state = pfnic_ring_qp_state(&qp->sq);
+	if (state == IBV_QPS_RESET || state == IBV_QPS_INIT || state == IBV_QPS_RTR)
+		qp->wr_err = EINVAL;
+}
+
+/* Begins a WQE of @opcode with the QP's wr_id and wr_flags. Return: it, or NULL (error kept). */
+static struct pfnic_send_wqe *pfnic_wr_begin(struct ibv_qp_ex *qpx, enum ibv_wr_opcode opcode)
+{
+	struct pfnic_qp *qp = pfnic_qpx(qpx);
+	struct pfnic_send_wqe *wqe;
+	uint8_t *slot;
+
+	qp->wr_cur = NULL;
+	if (qp->wr_err)
+		return NULL;
+	slot = pfnic_uwq_next(&qp->sq);
+	if (!slot) {
+		qp->wr_err = ENOMEM;
+		return NULL;
+	}
+	wqe = (struct pfnic_send_wqe *)slot;
+	memset(wqe, 0, sizeof(*wqe));
+	wqe->wr_id = qpx->wr_id;
+	wqe->opcode = (uint8_t)opcode;
+	wqe->send_flags = (uint16_t)(qpx->wr_flags & PFNIC_SEND_FLAGS & ~IBV_SEND_INLINE);
+	qp->sq.producer++;
+	qp->wr_cur = wqe;
+	return wqe;
+}
+
+static void pfnic_wr_send(struct ibv_qp_ex *qpx)
+{
+	pfnic_wr_begin(qpx, IBV_WR_SEND);
+}
+
+static void pfnic_wr_send_imm(struct ibv_qp_ex *qpx, __be32 imm_data)
+{
+	struct pfnic_send_wqe *wqe = pfnic_wr_begin(qpx, IBV_WR_SEND_WITH_IMM);
+
+	if (wqe)
+		wqe->ex_data = imm_data;
+}
+
+static void pfnic_wr_send_inv(struct ibv_qp_ex *qpx, uint32_t invalidate_rkey)
+{
+	struct pfnic_send_wqe *wqe = pfnic_wr_begin(qpx, IBV_WR_SEND_WITH_INV);
+
+	if (wqe)
+		wqe->ex_data = invalidate_rkey;
+}
+
+static void pfnic_wr_local_inv(struct ibv_qp_ex *qpx, uint32_t invalidate_rkey)
+{
+	struct pfnic_send_wqe *wqe = pfnic_wr_begin(qpx, IBV_WR_LOCAL_INV);
+
+	if (wqe)
+		wqe->ex_data = invalidate_rkey;
+}
+
+static void pfnic_wr_rdma(struct ibv_qp_ex *qpx, enum ibv_wr_opcode opcode, uint32_t rkey,
+			  uint64_t remote_addr, __be32 imm_data)
+{
+	struct pfnic_send_wqe *wqe = pfnic_wr_begin(qpx, opcode);
+
+	if (!wqe)
+		return;
+	wqe->rkey = rkey;
+	wqe->remote_addr = remote_addr;
+	wqe->ex_data = imm_data;
+}
+
+static void pfnic_wr_rdma_write(struct ibv_qp_ex *qpx, uint32_t rkey, uint64_t remote_addr)
+{
+	pfnic_wr_rdma(qpx, IBV_WR_RDMA_WRITE, rkey, remote_addr, 0);
+}
+
+static void pfnic_wr_rdma_write_imm(struct ibv_qp_ex *qpx, uint32_t rkey, uint64_t remote_addr,
+				    __be32 imm_data)
+{
+	pfnic_wr_rdma(qpx, IBV_WR_RDMA_WRITE_WITH_IMM, rkey, remote_addr, imm_data);
+}
+
+static void pfnic_wr_rdma_read(struct ibv_qp_ex *qpx, uint32_t rkey, uint64_t remote_addr)
+{
+	pfnic_wr_rdma(qpx, IBV_WR_RDMA_READ, rkey, remote_addr, 0);
+}
+
+static void pfnic_wr_atomic(struct ibv_qp_ex *qpx, enum ibv_wr_opcode opcode, uint32_t rkey,
+			    uint64_t remote_addr, uint64_t compare_add, uint64_t swap)
+{
+	struct pfnic_send_wqe *wqe = pfnic_wr_begin(qpx, opcode);
+
+	if (!wqe)
+		return;
+	wqe->rkey = rkey;
+	wqe->remote_addr = remote_addr;
+	wqe->compare_add = compare_add;
+	wqe->swap = swap;
+}
+
+static void pfnic_wr_atomic_cmp_swp(struct ibv_qp_ex *qpx, uint32_t rkey, uint64_t remote_addr,
+				    uint64_t compare, uint64_t swap)
+{
+	pfnic_wr_atomic(qpx, IBV_WR_ATOMIC_CMP_AND_SWP, rkey, remote_addr, compare, swap);
+}
+
+static void pfnic_wr_atomic_fetch_add(struct ibv_qp_ex *qpx, uint32_t rkey,
+				      uint64_t remote_addr, uint64_t add)
+{
+	pfnic_wr_atomic(qpx, IBV_WR_ATOMIC_FETCH_AND_ADD, rkey, remote_addr, add, 0);
+}
+
+static void pfnic_wr_set_ud_addr(struct ibv_qp_ex *qpx, struct ibv_ah *ah, uint32_t remote_qpn,
+				 uint32_t remote_qkey)
+{
+	struct pfnic_qp *qp = pfnic_qpx(qpx);
+	struct pfnic_send_wqe *wqe = qp->wr_cur;
+
+	if (!wqe)
+		return;
+	if (!ah) {
+		qp->wr_err = EINVAL;
+		return;
+	}
+	memcpy(wqe->dgid, to_pfnic_ah(ah)->dgid, sizeof(wqe->dgid));
+	wqe->sgid_index = to_pfnic_ah(ah)->sgid_index;
+	wqe->remote_qpn = remote_qpn;
+	wqe->remote_qkey = remote_qkey;
+}
+
+/* The current WQE's buffers; an atomic's must be one of 8 bytes. */
+static void pfnic_wr_set_sge_list(struct ibv_qp_ex *qpx, size_t num_sge,
+				  const struct ibv_sge *sg_list)
+{
+	struct pfnic_qp *qp = pfnic_qpx(qpx);
+	struct pfnic_send_wqe *wqe = qp->wr_cur;
+	uint64_t len = 0;
+
+	if (!wqe)
+		return;
+	for (size_t i = 0; i < num_sge; i++)
+		len += sg_list[i].length;
+	if (num_sge > qp->sq.max_sge || len > (1ULL << 31) ||
+	    ((wqe->opcode == IBV_WR_ATOMIC_CMP_AND_SWP || wqe->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD) &&
+	     (num_sge != 1 || sg_list[0].length != sizeof(uint64_t)))) {
+		qp->wr_err = EINVAL;
+		return;
+	}
+	wqe->num_sge = (uint16_t)num_sge;
+	memcpy(wqe + 1, sg_list, num_sge * sizeof(struct pfnic_sge));
+}
+
+static void pfnic_wr_set_sge(struct ibv_qp_ex *qpx, uint32_t lkey, uint64_t addr,
+			     uint32_t length)
+{
+	struct ibv_sge sge = { .addr = addr, .length = length, .lkey = lkey };
+
+	pfnic_wr_set_sge_list(qpx, 1, &sge);
+}
+
+/* The current WQE's data, copied into it now (SEND and RDMA WRITE only). */
+static void pfnic_wr_set_inline_data_list(struct ibv_qp_ex *qpx, size_t num_buf,
+					  const struct ibv_data_buf *buf_list)
+{
+	struct pfnic_qp *qp = pfnic_qpx(qpx);
+	struct pfnic_send_wqe *wqe = qp->wr_cur;
+	uint8_t *data;
+	size_t len = 0;
+
+	if (!wqe)
+		return;
+	for (size_t i = 0; i < num_buf; i++)
+		len += buf_list[i].length;
+	if (len > qp->max_inline || !pfnic_inline_opcode((enum ibv_wr_opcode)wqe->opcode)) {
+		qp->wr_err = EINVAL;
+		return;
+	}
+	data = (uint8_t *)(wqe + 1);
+	for (size_t i = 0; i < num_buf; i++) {
+		memcpy(data, buf_list[i].addr, buf_list[i].length);
+		data += buf_list[i].length;
+	}
+	wqe->send_flags |= IBV_SEND_INLINE;
+	wqe->inline_len = (uint32_t)len;
+	wqe->num_sge = 0;
+}
+
+static void pfnic_wr_set_inline_data(struct ibv_qp_ex *qpx, void *addr, size_t length)
+{
+	struct ibv_data_buf buf = { .addr = addr, .length = length };
+
+	pfnic_wr_set_inline_data_list(qpx, 1, &buf);
+}
+
+static int pfnic_wr_complete(struct ibv_qp_ex *qpx)
+{
+	struct pfnic_qp *qp = pfnic_qpx(qpx);
+	bool ring_bell = false;
+	int ret = qp->wr_err;
+
+	if (ret)
+		qp->sq.producer = qp->wr_begin;
+	else if (qp->sq.producer != qp->wr_begin)
+		ring_bell = pfnic_uwq_publish(&qp->sq) ||
+			    pfnic_ring_qp_state(&qp->sq) == IBV_QPS_ERR;
+	qp->wr_cur = NULL;
+	pthread_spin_unlock(&qp->sq.lock);
+	if (ring_bell) {
+		struct ibv_send_wr *none;
+
+		ret = ibv_cmd_post_send(&qp->vqp.qp, NULL, &none);
+	}
+	return ret;
+}
+
+static void pfnic_wr_abort(struct ibv_qp_ex *qpx)
+{
+	struct pfnic_qp *qp = pfnic_qpx(qpx);
+
+	qp->sq.producer = qp->wr_begin;
+	qp->wr_cur = NULL;
+	pthread_spin_unlock(&qp->sq.lock);
+}
+
+/* The extended post's operations pfnic has, by QP type. */
+#define PFNIC_QP_EX_UD_OPS (IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM)
+#define PFNIC_QP_EX_RC_OPS (PFNIC_QP_EX_UD_OPS | IBV_QP_EX_WITH_SEND_WITH_INV | \
+			    IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM | \
+			    IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP | \
+			    IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD | IBV_QP_EX_WITH_LOCAL_INV)
+
+/* Makes @qp an extended QP: libibverbs' ibv_qp_to_qp_ex() then returns its ibv_qp_ex. */
+static void pfnic_qp_ex_init(struct pfnic_qp *qp)
+{
+	struct ibv_qp_ex *qpx = &qp->vqp.qp_ex;
+
+	qp->vqp.comp_mask |= PFNIC_VERBS_QP_EX;
+	qpx->wr_start = pfnic_wr_start;
+	qpx->wr_complete = pfnic_wr_complete;
+	qpx->wr_abort = pfnic_wr_abort;
+	qpx->wr_send = pfnic_wr_send;
+	qpx->wr_send_imm = pfnic_wr_send_imm;
+	qpx->wr_set_sge = pfnic_wr_set_sge;
+	qpx->wr_set_sge_list = pfnic_wr_set_sge_list;
+	qpx->wr_set_inline_data = pfnic_wr_set_inline_data;
+	qpx->wr_set_inline_data_list = pfnic_wr_set_inline_data_list;
+	if (qp->vqp.qp.qp_type == IBV_QPT_UD) {
+		qpx->wr_set_ud_addr = pfnic_wr_set_ud_addr;
+		return;
+	}
+	qpx->wr_send_inv = pfnic_wr_send_inv;
+	qpx->wr_local_inv = pfnic_wr_local_inv;
+	qpx->wr_rdma_write = pfnic_wr_rdma_write;
+	qpx->wr_rdma_write_imm = pfnic_wr_rdma_write_imm;
+	qpx->wr_rdma_read = pfnic_wr_rdma_read;
+	qpx->wr_atomic_cmp_swp = pfnic_wr_atomic_cmp_swp;
+	qpx->wr_atomic_fetch_add = pfnic_wr_atomic_fetch_add;
 }
 
 /*
- * ibv_create_qp_ex(): what an extended request can ask of the plain CREATE_QP command, which
- * is the QP's PD and no creation flags (rdma-core's tests ask for exactly that, with the
- * CREATE_FLAGS bit set and no flag in it). Anything else needs extended QPs (send ops through
- * ibv_qp_ex, XRC, TSO), which pfnic does not have: EOPNOTSUPP, as for a missing verb.
+ * ibv_create_qp_ex(): a QP of its PD, with no creation flags, and with the extended post
+ * (IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) for the operations pfnic has on the QP's type. Anything
+ * else (XRC, TSO, RSS, memory windows, ...) is EOPNOTSUPP, as for a missing verb.
  */
 static struct ibv_qp *pfnic_create_qp_ex(struct ibv_context *context,
 					 struct ibv_qp_init_attr_ex *attr)
 {
+	uint64_t ops = attr->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS ?
+		       attr->send_ops_flags : 0;
 	struct ibv_qp_init_attr plain;
 	struct ibv_qp *qp;
 
-	if ((attr->comp_mask & ~(IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_CREATE_FLAGS)) ||
+	if ((attr->comp_mask & ~(IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_CREATE_FLAGS |
+				 IBV_QP_INIT_ATTR_SEND_OPS_FLAGS)) ||
 	    !(attr->comp_mask & IBV_QP_INIT_ATTR_PD) ||
-	    ((attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS) && attr->create_flags)) {
+	    ((attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS) && attr->create_flags) ||
+	    (ops & ~(uint64_t)(attr->qp_type == IBV_QPT_UD ? PFNIC_QP_EX_UD_OPS :
+							   PFNIC_QP_EX_RC_OPS))) {
 		errno = EOPNOTSUPP;
 		return NULL;
 	}
@@ -268,8 +1012,11 @@ static struct ibv_qp *pfnic_create_qp_ex(struct ibv_context *context,
 	plain.qp_type = attr->qp_type;
 	plain.sq_sig_all = attr->sq_sig_all;
 	qp = pfnic_create_qp(attr->pd, &plain);
-	if (qp)
-		attr->cap = plain.cap;
+	if (!qp)
+		return NULL;
+	attr->cap = plain.cap;
+	if (attr->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS)
+		pfnic_qp_ex_init(to_pfnic_qp(qp));
 	return qp;
 }
 
@@ -283,107 +1030,295 @@ static int pfnic_query_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int attr_
 	return ibv_cmd_query_qp(qp, attr, attr_mask, init_attr, &cmd, sizeof(cmd));
 }
 
-/* ibv_modify_qp(): system call MODIFY_QP. */
-static int pfnic_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int attr_mask)
+/*
+ * ibv_modify_qp(): system call MODIFY_QP. A QP moved to RESET starts its rings again at slot
+ * 0, the driver's side and ours (pfnic-abi.h).
+ */
+static int pfnic_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr, int attr_mask)
 {
+	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
 	struct ibv_modify_qp cmd;
+	int ret;
 
 	memset(&cmd, 0, sizeof(cmd));
-	return ibv_cmd_modify_qp(qp, attr, attr_mask, &cmd, sizeof(cmd));
+	ret = ibv_cmd_modify_qp(ibqp, attr, attr_mask, &cmd, sizeof(cmd));
+	if (ret || !(attr_mask & IBV_QP_STATE) || attr->qp_state != IBV_QPS_RESET)
+		return ret;
+	pthread_spin_lock(&qp->sq.lock);
+	qp->sq.producer = 0;
+	pthread_spin_unlock(&qp->sq.lock);
+	if (qp->rq.ring) {
+		pthread_spin_lock(&qp->rq.lock);
+		qp->rq.producer = 0;
+		pthread_spin_unlock(&qp->rq.lock);
+	}
+	return 0;
 }
 
 /*
  * ibv_destroy_qp(): system call DESTROY_QP. libibverbs then waits until the caller has
  * acknowledged every async event the kernel reported for the QP.
  */
-static int pfnic_destroy_qp(struct ibv_qp *qp)
+static int pfnic_destroy_qp(struct ibv_qp *ibqp)
 {
-	struct verbs_qp *vqp = pfnic_container_of(qp, struct verbs_qp, qp);
+	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
 	int ret;
 
-	ret = ibv_cmd_destroy_qp(qp);
+	ret = ibv_cmd_destroy_qp(ibqp);
 	if (ret)
 		return ret;
-	free(vqp);
+	pfnic_uwq_unmap(&qp->sq);
+	pfnic_uwq_unmap(&qp->rq);
+	free(qp);
 	return 0;
 }
 
 /*
- * ibv_post_send(): system call POST_SEND, carrying the whole chain of work requests. On
- * failure *bad_wr is the first one the kernel did not take.
+ * What the driver would refuse in a WQE, refused at the post instead, as the kernel's post
+ * refused it: an opcode the QP's type does not have (a UD send needs an address handle),
+ * more SGEs than the QP takes, more inline data than a WQE holds, an atomic without its one
+ * 8-byte buffer, a message longer than 2 GiB. Return: 0 or EINVAL.
  */
-static int pfnic_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr,
+static int pfnic_check_send_wr(const struct pfnic_qp *qp, const struct ibv_send_wr *wr,
+			       uint64_t *len)
+{
+	bool ud = qp->vqp.qp.qp_type == IBV_QPT_UD;
+
+	*len = 0;
+	if (wr->num_sge < 0)
+		return EINVAL;
+	for (int i = 0; i < wr->num_sge; i++)
+		*len += wr->sg_list[i].length;
+	switch (wr->opcode) {
+	case IBV_WR_SEND:
+	case IBV_WR_SEND_WITH_IMM:
+		if (ud && !wr->wr.ud.ah)
+			return EINVAL;
+		break;
+	case IBV_WR_SEND_WITH_INV:
+	case IBV_WR_RDMA_WRITE:
+	case IBV_WR_RDMA_WRITE_WITH_IMM:
+	case IBV_WR_RDMA_READ:
+	case IBV_WR_LOCAL_INV:
+		if (ud)
+			return EINVAL;
+		break;
+	case IBV_WR_ATOMIC_CMP_AND_SWP:
+	case IBV_WR_ATOMIC_FETCH_AND_ADD:
+		if (ud || wr->num_sge != 1 || wr->sg_list[0].length != sizeof(uint64_t))
+			return EINVAL;
+		break;
+	default:
+		return EINVAL;
+	}
+	if ((wr->send_flags & IBV_SEND_INLINE) && pfnic_inline_opcode(wr->opcode))
+		return *len > qp->max_inline ? EINVAL : 0;
+	if ((uint32_t)wr->num_sge > qp->sq.max_sge || *len > (1ULL << 31))
+		return EINVAL;
+	return 0;
+}
+
+/* Writes a send WR into @slot: the WQE, then its SGEs or its inline data. */
+static void pfnic_send_wqe_write(uint8_t *slot, const struct pfnic_qp *qp,
+				 const struct ibv_send_wr *wr, uint64_t len)
+{
+	struct pfnic_send_wqe *wqe = (struct pfnic_send_wqe *)slot;
+	uint8_t *data = slot + sizeof(*wqe);
+
+	memset(wqe, 0, sizeof(*wqe));
+	wqe->wr_id = wr->wr_id;
+	wqe->opcode = (uint8_t)wr->opcode;
+	wqe->send_flags = (uint16_t)(wr->send_flags & PFNIC_SEND_FLAGS);
+	if (!pfnic_inline_opcode(wr->opcode))
+		wqe->send_flags &= (uint16_t)~IBV_SEND_INLINE;
+	if (wr->opcode == IBV_WR_SEND_WITH_INV || wr->opcode == IBV_WR_LOCAL_INV)
+		wqe->ex_data = wr->invalidate_rkey;
+	else
+		wqe->ex_data = wr->imm_data;
+	if (qp->vqp.qp.qp_type == IBV_QPT_UD) {
+		const struct pfnic_ah *ah = to_pfnic_ah(wr->wr.ud.ah);
+
+		memcpy(wqe->dgid, ah->dgid, sizeof(wqe->dgid));
+		wqe->sgid_index = ah->sgid_index;
+		wqe->remote_qpn = wr->wr.ud.remote_qpn;
+		wqe->remote_qkey = wr->wr.ud.remote_qkey;
+	} else if (wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
+		   wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD) {
+		wqe->remote_addr = wr->wr.atomic.remote_addr;
+		wqe->rkey = wr->wr.atomic.rkey;
+		wqe->compare_add = wr->wr.atomic.compare_add;
+		wqe->swap = wr->wr.atomic.swap;
+	} else {
+		wqe->remote_addr = wr->wr.rdma.remote_addr;
+		wqe->rkey = wr->wr.rdma.rkey;
+	}
+	if (wqe->send_flags & IBV_SEND_INLINE) {
+		/* the data is copied now: the caller may reuse its buffers once this returns */
+		wqe->inline_len = (uint32_t)len;
+		for (int i = 0; i < wr->num_sge; i++) {
+			memcpy(data, (const void *)(uintptr_t)wr->sg_list[i].addr,
+			       wr->sg_list[i].length);
+			data += wr->sg_list[i].length;
+		}
+		return;
+	}
+	wqe->num_sge = (uint16_t)wr->num_sge;
+	memcpy(data, wr->sg_list, (size_t)wr->num_sge * sizeof(struct pfnic_sge));
+}
+
+/*
+ * ibv_post_send(): the WRs go into the send queue's ring; a system call (POST_SEND with no
+ * WR, the doorbell) only when the driver's engine is idle and must be woken, or the QP is in
+ * the error state, where the driver flushes them. On failure *bad_wr is the first WR not
+ * posted: EINVAL (see pfnic_check_send_wr(), or a QP not yet in RTS), ENOMEM (the queue is
+ * full).
+ */
+static int pfnic_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 			   struct ibv_send_wr **bad_wr)
 {
-	return ibv_cmd_post_send(qp, wr, bad_wr);
+	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
+	struct pfnic_uwq *sq = &qp->sq;
+	enum ibv_qp_state state;
+	bool ring_bell = false;
+	uint64_t len;
+	uint8_t *slot;
+	int ret = 0;
+
+	pthread_spin_lock(&sq->lock);
+	state = pfnic_ring_qp_state(sq);
+	if (state == IBV_QPS_RESET || state == IBV_QPS_INIT || state == IBV_QPS_RTR)
+		ret = EINVAL;
+	for (; wr && !ret; wr = wr->next) {
+		ret = pfnic_check_send_wr(qp, wr, &len);
+		if (ret)
+			break;
+		slot = pfnic_uwq_next(sq);
+		if (!slot) {
+			ret = ENOMEM;
+			break;
+		}
+		pfnic_send_wqe_write(slot, qp, wr, len);
+		sq->producer++;
+		ring_bell = true;
+	}
+	if (ring_bell)
+		ring_bell = pfnic_uwq_publish(sq) || state == IBV_QPS_ERR;
+	pthread_spin_unlock(&sq->lock);
+	if (ret)
+		*bad_wr = wr;
+	if (ring_bell) {
+		struct ibv_send_wr *none;
+		int bell = ibv_cmd_post_send(ibqp, NULL, &none);
+
+		if (bell && !ret)
+			ret = bell;
+	}
+	return ret;
 }
 
 /*
- * ibv_post_recv(): system call POST_RECV, carrying the whole chain of work requests. On
- * failure *bad_wr is the first one the kernel did not take.
+ * ibv_post_recv(): the WRs go into the receive queue's ring, no system call; in the error
+ * state, a doorbell (POST_RECV with no WR) has the driver flush them. A QP on an SRQ has no
+ * receive queue: EINVAL. On failure *bad_wr is the first WR not posted.
  */
-static int pfnic_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr,
+static int pfnic_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 			   struct ibv_recv_wr **bad_wr)
 {
-	return ibv_cmd_post_recv(qp, wr, bad_wr);
+	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
+	enum ibv_qp_state state;
+	int ret;
+
+	if (!qp->rq.ring || pfnic_ring_qp_state(&qp->rq) == IBV_QPS_RESET) {
+		*bad_wr = wr;
+		return EINVAL;
+	}
+	ret = pfnic_uwq_post_recv(&qp->rq, wr, bad_wr);
+	state = pfnic_ring_qp_state(&qp->rq);
+	if (state == IBV_QPS_ERR) {
+		struct ibv_recv_wr *none;
+		int bell = ibv_cmd_post_recv(ibqp, NULL, &none);
+
+		if (bell && !ret)
+			ret = bell;
+	}
+	return ret;
 }
 
 /*
- * ibv_create_ah(): system call CREATE_AH. The kernel resolves the destination and keeps it;
- * a UD send names the AH by its handle.
+ * ibv_create_ah(): system call CREATE_AH, which checks the address (RoCE needs a GRH); a UD
+ * WQE then carries the destination GID and source GID index itself, as a NIC's WQE carries
+ * its address vector.
  */
 static struct ibv_ah *pfnic_create_ah(struct ibv_pd *pd, struct ibv_ah_attr *attr)
 {
 	struct ib_uverbs_create_ah_resp resp;
-	struct ibv_ah *ah;
+	struct pfnic_ah *ah;
 	int ret;
 
 	ah = calloc(1, sizeof(*ah));
 	if (!ah)
 		return NULL;
 	memset(&resp, 0, sizeof(resp));
-	ret = ibv_cmd_create_ah(pd, ah, attr, &resp, sizeof(resp));
+	ret = ibv_cmd_create_ah(pd, &ah->ibv_ah, attr, &resp, sizeof(resp));
 	if (ret) {
 		free(ah);
 		errno = ret;
 		return NULL;
 	}
-	return ah;
+	memcpy(ah->dgid, attr->grh.dgid.raw, sizeof(ah->dgid));
+	ah->sgid_index = attr->grh.sgid_index;
+	return &ah->ibv_ah;
 }
 
 /* ibv_destroy_ah(): system call DESTROY_AH. */
-static int pfnic_destroy_ah(struct ibv_ah *ah)
+static int pfnic_destroy_ah(struct ibv_ah *ibah)
 {
-	int ret = ibv_cmd_destroy_ah(ah);
+	int ret = ibv_cmd_destroy_ah(ibah);
 
 	if (ret)
 		return ret;
-	free(ah);
+	free(to_pfnic_ah(ibah));
 	return 0;
 }
 
+/* CREATE_SRQ's response: the core's, then the driver's (pfnic-abi.h). */
+struct pfnic_create_srq_resp_all {
+	struct ib_uverbs_create_srq_resp ibv_resp;
+	struct pfnic_create_srq_resp drv;
+};
+
 /*
- * ibv_create_srq(): system call CREATE_SRQ; the kernel grants max_wr and max_sge, which come
- * back in attr->attr. A basic SRQ only (no XRC): a plain ibv_srq.
+ * ibv_create_srq(): system call CREATE_SRQ, whose response says where its ring is; the
+ * kernel grants max_wr and max_sge, which come back in attr->attr. A basic SRQ only (no
+ * XRC).
  */
 static struct ibv_srq *pfnic_create_srq(struct ibv_pd *pd, struct ibv_srq_init_attr *attr)
 {
-	struct ib_uverbs_create_srq_resp resp;
+	struct pfnic_create_srq_resp_all resp;
 	struct ibv_create_srq cmd;
-	struct ibv_srq *srq;
+	struct pfnic_srq *srq;
 	int ret;
 
 	srq = calloc(1, sizeof(*srq));
 	if (!srq)
 		return NULL;
 	memset(&cmd, 0, sizeof(cmd));
-	ret = ibv_cmd_create_srq(pd, srq, attr, &cmd, sizeof(cmd), &resp, sizeof(resp));
+	memset(&resp, 0, sizeof(resp));
+	ret = ibv_cmd_create_srq(pd, &srq->ibv_srq, attr, &cmd, sizeof(cmd), &resp.ibv_resp,
+				 sizeof(resp));
 	if (ret) {
 		free(srq);
 		errno = ret;
 		return NULL;
 	}
-	return srq;
+	ret = pfnic_uwq_map(pd->context, &srq->rq, &resp.drv.rq, attr->attr.max_sge);
+	if (ret) {
+		ibv_cmd_destroy_srq(&srq->ibv_srq);
+		free(srq);
+		errno = ret;
+		return NULL;
+	}
+	return &srq->ibv_srq;
 }
 
 /* ibv_modify_srq(): system call MODIFY_SRQ (arming the limit; the size stays). */
@@ -405,21 +1340,23 @@ static int pfnic_query_srq(struct ibv_srq *srq, struct ibv_srq_attr *attr)
 }
 
 /* ibv_destroy_srq(): system call DESTROY_SRQ, refused while a QP uses the SRQ. */
-static int pfnic_destroy_srq(struct ibv_srq *srq)
+static int pfnic_destroy_srq(struct ibv_srq *ibsrq)
 {
-	int ret = ibv_cmd_destroy_srq(srq);
+	struct pfnic_srq *srq = to_pfnic_srq(ibsrq);
+	int ret = ibv_cmd_destroy_srq(ibsrq);
 
 	if (ret)
 		return ret;
+	pfnic_uwq_unmap(&srq->rq);
 	free(srq);
 	return 0;
 }
 
-/* ibv_post_srq_recv(): system call POST_SRQ_RECV, with the whole chain. */
-static int pfnic_post_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr,
+/* ibv_post_srq_recv(): the WRs go into the SRQ's ring, no system call. */
+static int pfnic_post_srq_recv(struct ibv_srq *ibsrq, struct ibv_recv_wr *wr,
 			       struct ibv_recv_wr **bad_wr)
 {
-	return ibv_cmd_post_srq_recv(srq, wr, bad_wr);
+	return pfnic_uwq_post_recv(&to_pfnic_srq(ibsrq)->rq, wr, bad_wr);
 }
 
 /*
@@ -432,6 +1369,7 @@ static const struct verbs_context_ops pfnic_ctx_ops = {
 	.alloc_pd = pfnic_alloc_pd,
 	.create_ah = pfnic_create_ah,
 	.create_cq = pfnic_create_cq,
+	.create_cq_ex = pfnic_create_cq_ex,
 	.create_qp = pfnic_create_qp,
 	.create_qp_ex = pfnic_create_qp_ex,
 	.create_srq = pfnic_create_srq,

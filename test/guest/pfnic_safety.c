@@ -918,9 +918,10 @@ static void drop_pd(void *o) { ibv_dealloc_pd(o); }
 static void *make_cq(struct ibv_context *ctx) { return ibv_create_cq(ctx, 1, NULL, NULL, 0); }
 static void drop_cq(void *o) { ibv_destroy_cq(o); }
 
-static long long cgroup_bytes(void)
+/* The number at the start of the file at @path, or -1. */
+static long long file_number(const char *path)
 {
-	FILE *f = fopen(CG "/memory.current", "r");
+	FILE *f = fopen(path, "r");
 	long long n = -1;
 
 	if (f) {
@@ -930,6 +931,13 @@ static long long cgroup_bytes(void)
 	}
 	return n;
 }
+
+static long long cgroup_bytes(void)
+{
+	return file_number(CG "/memory.current");
+}
+
+#define MAX_MAP_COUNT "/proc/sys/vm/max_map_count"
 
 /*
  * An implicit ODP MR makes a table for each 64 MiB block of the address space its pages
@@ -1067,7 +1075,8 @@ static void c_object_limits(void)
 	struct ibv_context *ctx = open_device_named(g.dev);
 	struct ibv_pd *pd = ibv_alloc_pd(ctx);
 	struct ibv_device_attr da;
-	long n, pds, cqs;
+	long n, pds, cqs, map_count;
+	char raised[32] = "";
 	int err;
 
 	if (!pd || ibv_query_device(ctx, &da))
@@ -1083,10 +1092,23 @@ static void c_object_limits(void)
 	diag("PDs: %ld more made before one was refused (%s); max_pd %d, %ld there before",
 	     n, strerror(err), da.max_pd, pds);
 	EXPECT(n == da.max_pd - pds && err == ENOMEM, "max_pd is not what is kept");
+	/*
+	 * Each CQ's ring is a mapping of its own (as on rxe): 65,536 of them need more than the
+	 * 65,530 mappings a process may have by default (vm.max_map_count), raised for this.
+	 */
+	map_count = file_number(MAX_MAP_COUNT);
+	if (map_count > 0 && map_count < 4L * da.max_cq) {
+		snprintf(raised, sizeof(raised), "%ld", 4L * da.max_cq);
+		EXPECT(!write_file(MAX_MAP_COUNT, raised), "cannot raise %s", MAX_MAP_COUNT);
+	}
 	n = count_until_refused(ctx, make_cq, drop_cq, da.max_cq + 16, &err);
 	diag("CQs: %ld made before one was refused (%s); max_cq %d, %ld there before", n,
 	     strerror(err), da.max_cq, cqs);
 	EXPECT(n == da.max_cq - cqs && err == ENOMEM, "max_cq is not what is kept");
+	if (raised[0]) {
+		snprintf(raised, sizeof(raised), "%ld", map_count);
+		write_file(MAX_MAP_COUNT, raised);
+	}
 	ibv_dealloc_pd(pd);
 	ibv_close_device(ctx);
 	point("object_limits", "max_pd and max_cq are kept");
@@ -1097,8 +1119,8 @@ static void c_object_limits(void)
 #define CG_RINGS "/sys/fs/cgroup/pfnic-safety-rings"
 
 /*
- * A process alone in a memory cgroup of 32 MiB makes CQs of max_cqe entries (about 4 MiB of
- * ring each, in vmalloc memory charged page by page) until one is refused. The refusal must be
+ * A process alone in a memory cgroup of 32 MiB makes CQs of max_cqe entries (about 3 MiB of
+ * ring each, in pages charged one by one) until one is refused. The refusal must be
  * ENOMEM: an allocation the cgroup cannot hold that woke its OOM killer instead would end the
  * process itself, the only one there. It reports through a shared page (a pipe's write would
  * charge a page of its own) and waits while the cgroup's limit is lifted, so that destroying

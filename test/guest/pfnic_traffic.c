@@ -4,12 +4,16 @@
  * memory regions (MRs), for On-Demand-Paging (ODP) and pinned MRs. Prints TAP version 13.
  *
  *   pfnic_traffic -d DEVICE [-g GID_INDEX] [--only NAME[,NAME...]] [--seed N] [--timeout S]
- *                 [--srq]
+ *                 [--srq] [--ex]
  *
  * One PD, two CQs and two RC QPs connected to each other over the port's GID (loopback in
  * this process). QP 0 is the requester of every RDMA WRITE, RDMA READ and SEND; QP 1 the
  * responder, and the receiver of SENDs; with --srq QP 1 takes its receive WQEs from a shared
- * receive queue, so every SEND lands in a buffer posted to the SRQ (ODP ones included).
+ * receive queue, so every SEND lands in a buffer posted to the SRQ (ODP ones included). With
+ * --ex the CQs and QPs are extended ones (ibv_create_cq_ex, ibv_create_qp_ex): every work
+ * request is posted with ibv_wr_start(), ibv_wr_<opcode>(), ibv_wr_set_sge() and
+ * ibv_wr_complete(), and every completion polled with ibv_start_poll() and the
+ * ibv_wc_read_*() functions.
  *
  * Memory. Every case registers a "target" buffer of TSIZE bytes of anonymous memory (the
  * kind under test: an ODP MR of the buffer, an implicit ODP MR of the whole address space,
@@ -124,6 +128,8 @@ static struct {
 	bool need_reset;
 	bool strict;		/* --strict: a skipped case fails */
 	bool use_srq;
+	bool use_ex;
+	struct ibv_cq_ex *cqx[2];
 	struct ibv_srq *srq;
 	int timeout_s;
 	const char *dev;
@@ -242,6 +248,36 @@ static int cmp_report(const char *what, const char *view, const uint8_t *act, co
 
 /* ---- completions and work requests --------------------------------------------------- */
 
+/*
+ * ibv_poll_cq() for one completion, or with --ex the extended poll: ibv_start_poll(), the
+ * ibv_wc_read_*() functions into @wc, ibv_end_poll(). Return: as ibv_poll_cq().
+ */
+static int poll_one(int cqi, struct ibv_wc *wc)
+{
+	struct ibv_poll_cq_attr attr = {0};
+	struct ibv_cq_ex *cq = g.cqx[cqi];
+	int rc;
+
+	if (!g.use_ex)
+		return ibv_poll_cq(g.cq[cqi], 1, wc);
+	rc = ibv_start_poll(cq, &attr);
+	if (rc == ENOENT)
+		return 0;
+	if (rc)
+		return -rc;
+	wc->wr_id = cq->wr_id;
+	wc->status = cq->status;
+	wc->opcode = ibv_wc_read_opcode(cq);
+	wc->vendor_err = ibv_wc_read_vendor_err(cq);
+	wc->byte_len = ibv_wc_read_byte_len(cq);
+	wc->qp_num = ibv_wc_read_qp_num(cq);
+	wc->src_qp = ibv_wc_read_src_qp(cq);
+	wc->wc_flags = ibv_wc_read_wc_flags(cq);
+	wc->imm_data = wc->wc_flags & IBV_WC_WITH_IMM ? ibv_wc_read_imm_data(cq) : 0;
+	ibv_end_poll(cq);
+	return 1;
+}
+
 static int wait_one(int cqi, struct ibv_wc *wc, const char *what)
 {
 	double deadline = now() + g.timeout_s;
@@ -249,7 +285,7 @@ static int wait_one(int cqi, struct ibv_wc *wc, const char *what)
 
 	for (;;) {
 		memset(wc, 0, sizeof(*wc));
-		int n = ibv_poll_cq(g.cq[cqi], 1, wc);
+		int n = poll_one(cqi, wc);
 
 		if (n < 0) {
 			diag("%s: ibv_poll_cq(CQ %d) failed (%d)", what, cqi, n);
@@ -306,7 +342,7 @@ static int no_extra(const char *what)
 	struct ibv_wc wc = {0};
 
 	for (int i = 0; i < 2; i++) {
-		int n = ibv_poll_cq(g.cq[i], 1, &wc);
+		int n = poll_one(i, &wc);
 
 		if (n != 0) {
 			diag("%s: unexpected completion on CQ %d (poll %d, wr_id %" PRIu64
@@ -320,20 +356,60 @@ static int no_extra(const char *what)
 }
 
 /*
+ * ibv_post_send() of one WR on QP 0, or with --ex the extended post: ibv_wr_start(), the
+ * opcode's ibv_wr_*(), ibv_wr_set_sge_list(), ibv_wr_complete(). Return: as ibv_post_send().
+ */
+static int post_send_one(struct ibv_send_wr *wr)
+{
+	struct ibv_qp_ex *qpx;
+	struct ibv_send_wr *bad;
+
+	if (!g.use_ex)
+		return ibv_post_send(g.qp[0], wr, &bad);
+	qpx = ibv_qp_to_qp_ex(g.qp[0]);
+	ibv_wr_start(qpx);
+	qpx->wr_id = wr->wr_id;
+	qpx->wr_flags = wr->send_flags;
+	switch (wr->opcode) {
+	case IBV_WR_RDMA_WRITE:
+		ibv_wr_rdma_write(qpx, wr->wr.rdma.rkey, wr->wr.rdma.remote_addr);
+		break;
+	case IBV_WR_RDMA_READ:
+		ibv_wr_rdma_read(qpx, wr->wr.rdma.rkey, wr->wr.rdma.remote_addr);
+		break;
+	case IBV_WR_SEND:
+		ibv_wr_send(qpx);
+		break;
+	case IBV_WR_ATOMIC_CMP_AND_SWP:
+		ibv_wr_atomic_cmp_swp(qpx, wr->wr.atomic.rkey, wr->wr.atomic.remote_addr,
+				      wr->wr.atomic.compare_add, wr->wr.atomic.swap);
+		break;
+	case IBV_WR_ATOMIC_FETCH_AND_ADD:
+		ibv_wr_atomic_fetch_add(qpx, wr->wr.atomic.rkey, wr->wr.atomic.remote_addr,
+					wr->wr.atomic.compare_add);
+		break;
+	default:
+		ibv_wr_abort(qpx);
+		return EINVAL;
+	}
+	ibv_wr_set_sge_list(qpx, (size_t)wr->num_sge, wr->sg_list);
+	return ibv_wr_complete(qpx);
+}
+
+/*
  * Posts @wr (one signaled WR, its wr_id set here) on QP 0, waits for its completion, which
  * must be @opc for @len bytes (len_defined: see check_wc), and for nothing else.
  */
 static int post_one(struct ibv_send_wr *wr, enum ibv_wc_opcode opc, uint32_t len,
 		    bool len_defined, const char *what)
 {
-	struct ibv_send_wr *bad;
 	struct ibv_wc wc;
 	int rc;
 
 	wr->wr_id = ++g.wr_id;
 	wr->num_sge = 1;
 	wr->send_flags = IBV_SEND_SIGNALED;
-	rc = ibv_post_send(g.qp[0], wr, &bad);
+	rc = post_send_one(wr);
 	if (rc) {
 		diag("%s: ibv_post_send: %s", what, strerror(rc));
 		g.need_reset = true;
@@ -372,7 +448,6 @@ static int send_recv(struct ibv_mr *smr, void *saddr, struct ibv_mr *rmr, void *
 		.send_flags = IBV_SEND_SIGNALED,
 	};
 	struct ibv_recv_wr *rbad;
-	struct ibv_send_wr *sbad;
 	struct ibv_wc wc;
 	int rc = g.srq ? ibv_post_srq_recv(g.srq, &rwr, &rbad) : ibv_post_recv(g.qp[1], &rwr, &rbad);
 
@@ -381,7 +456,7 @@ static int send_recv(struct ibv_mr *smr, void *saddr, struct ibv_mr *rmr, void *
 		g.need_reset = true;
 		return -1;
 	}
-	rc = ibv_post_send(g.qp[0], &swr, &sbad);
+	rc = post_send_one(&swr);
 	if (rc) {
 		diag("%s: ibv_post_send: %s", what, strerror(rc));
 		g.need_reset = true; /* the receive is still posted */
@@ -1283,6 +1358,7 @@ static void qps_destroy(void)
 		if (rc)
 			diag("ibv_destroy_cq: %s", strerror(rc));
 		g.cq[i] = NULL;
+		g.cqx[i] = NULL;
 	}
 	if (g.srq) {
 		int rc = ibv_destroy_srq(g.srq);
@@ -1297,7 +1373,18 @@ static void qps_destroy(void)
 static int qps_create(void)
 {
 	for (int i = 0; i < 2; i++) {
-		g.cq[i] = ibv_create_cq(g.ctx, 64, NULL, NULL, 0);
+		struct ibv_cq_init_attr_ex ca = {
+			.cqe = 64,
+			.wc_flags = IBV_WC_EX_WITH_BYTE_LEN | IBV_WC_EX_WITH_QP_NUM |
+				    IBV_WC_EX_WITH_SRC_QP | IBV_WC_EX_WITH_IMM,
+		};
+
+		if (g.use_ex) {
+			g.cqx[i] = ibv_create_cq_ex(g.ctx, &ca);
+			g.cq[i] = g.cqx[i] ? ibv_cq_ex_to_cq(g.cqx[i]) : NULL;
+		} else {
+			g.cq[i] = ibv_create_cq(g.ctx, 64, NULL, NULL, 0);
+		}
 		if (!g.cq[i]) {
 			diag("ibv_create_cq: %s", strerror(errno));
 			return -1;
@@ -1322,9 +1409,18 @@ static int qps_create(void)
 			.sq_sig_all = 0,
 			.srq = i == 1 ? g.srq : NULL,
 		};
-		g.qp[i] = ibv_create_qp(g.pd, &ia);
+		struct ibv_qp_init_attr_ex iax = {
+			.send_cq = ia.send_cq, .recv_cq = ia.recv_cq, .srq = ia.srq, .cap = ia.cap,
+			.qp_type = ia.qp_type, .pd = g.pd,
+			.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
+			.send_ops_flags = IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_READ |
+					  IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
+					  IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD,
+		};
+
+		g.qp[i] = g.use_ex ? ibv_create_qp_ex(g.ctx, &iax) : ibv_create_qp(g.pd, &ia);
 		if (!g.qp[i]) {
-			diag("ibv_create_qp: %s", strerror(errno));
+			diag("ibv_create_qp%s: %s", g.use_ex ? "_ex" : "", strerror(errno));
 			return -1;
 		}
 		g.psn[i] = (uint32_t)(next_seed() & 0xffffff);
@@ -1411,7 +1507,7 @@ static int skip_case(int n, const char *name, const char *kind, const char *why)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: pfnic_traffic -d DEVICE [-g GID_INDEX] [--only NAME[,NAME...]] "
-		   "[--seed N] [--timeout SECONDS] [--srq] [--strict]\n"
+		   "[--seed N] [--timeout SECONDS] [--srq] [--ex] [--strict]\n"
 		   "  --strict: a case that would be skipped fails (for a device that claims "
 		   "everything the cases need)\ncases:");
 	for (int i = 0; i < NCASES; i++)
@@ -1493,6 +1589,7 @@ int main(int argc, char **argv)
 		{"seed", required_argument, NULL, 's'},
 		{"timeout", required_argument, NULL, 't'},
 		{"srq", no_argument, NULL, 'r'},
+		{"ex", no_argument, NULL, 'x'},
 		{"strict", no_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -1553,6 +1650,9 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			g.use_srq = true;
+			break;
+		case 'x':
+			g.use_ex = true;
 			break;
 		case 'h':
 			usage(stdout);

@@ -45,11 +45,31 @@ const groups: Group[] = [
     debugBundle: 'verbs',
   },
   {
+    // the same traffic through extended CQs and QPs, which are the provider's alone
+    name: 'data-verifying traffic through the extended verbs (ibv_wr_*, ibv_start_poll) on pfnic0',
+    options: ['--numa'],
+    setup: devices,
+    command: `${tests}/pfnic_traffic -d pfnic0 -g 1 --ex --strict`,
+    needs: [`${tests}/pfnic_traffic`],
+    debugBundle: 'verbs',
+    releaseOnly: true,
+    newestOnly: true,
+  },
+  {
     name: 'UD datagrams on pfnic0, every byte checked',
     options: ['--numa'],
     setup: devices,
     command: `${tests}/pfnic_ud -d pfnic0 -g 1`,
     needs: [`${tests}/pfnic_ud`],
+    debugBundle: 'verbs',
+  },
+  {
+    name: 'rings shared with the provider: CQs polled and armed and receives posted with no system call, '
+      + 'one doorbell per post, malformed WQEs failed',
+    options: [],
+    setup: devices,
+    command: `${tests}/pfnic_rings -d pfnic0 -g 1`,
+    needs: [`${tests}/pfnic_rings`],
     debugBundle: 'verbs',
   },
   {
@@ -88,8 +108,10 @@ const groups: Group[] = [
     setup: [],
     command: 'test/guest/pyverbs.sh pfnic0 nic',
     // six minutes under the checkers, for kernel paths the verbs, ecosystem and fuzz groups
-    // run there already
+    // run there already; and what it tests is the provider and the uverbs ABI, which do not
+    // change with the kernel: on the newest kernel only, but in the full tier
     releaseOnly: true,
+    newestOnly: true,
   },
   {
     name: 'safety: faults across a reset, flushes during copies, pages only RDMA wrote, QPN reuse, namespaces, progress, limits',
