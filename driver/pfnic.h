@@ -143,8 +143,9 @@ struct pfnic_ah {
 
 /**
  * struct pfnic_ring_mem - memory a user process maps (a user CQ's ring)
- * @entry: the core's record of the mapping: the mmap offset, and a reference count that
- *	keeps @buf until the object is destroyed and the last mapping is gone (pfnic_mmap_free())
+ * @entry: the core's record of the ring: its mmap offset, and a reference count that keeps
+ *	this until the object is destroyed (pfnic_mmap_free()); a process's mapping holds the
+ *	pages themselves
  * @pages: its pages, zeroed, charged to the process's memory cgroup
  * @npages: how many
  * @buf: the kernel's mapping of them (vmap())
@@ -570,6 +571,7 @@ u32 pfnic_wq_count(struct pfnic_wq *wq);
 void pfnic_wq_pop(struct pfnic_wq *wq);
 void pfnic_wq_reset(struct pfnic_wq *wq);
 u64 pfnic_wq_head_id(struct pfnic_wq *wq, bool send, enum ib_wr_opcode *opcode);
+bool pfnic_wq_overrun(struct pfnic_wq *wq);
 bool pfnic_inline_opcode(enum ib_wr_opcode opcode);
 int pfnic_wq_fetch_send(struct pfnic_qp *qp, struct pfnic_wqe *into);
 void pfnic_wq_fetch_recv(struct pfnic_wq *wq, struct pfnic_wqe *into);

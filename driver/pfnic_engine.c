@@ -1218,8 +1218,10 @@ void pfnic_engine_drive(struct pfnic_qp *qp)
 			queue_work(pfnic_wq, &qp->work);
 			return;
 		}
+		/* a producer moved past the ring's end fails the head WQE as a malformed one */
 		if (qp->sq.shared)
-			malformed = pfnic_wq_fetch_send(qp, qp->cur) != 0;
+			malformed = pfnic_wq_fetch_send(qp, qp->cur) != 0 ||
+				    pfnic_wq_overrun(&qp->sq);
 		else
 			memcpy(qp->cur, pfnic_wq_entry(&qp->sq, qp->sq.head), qp->sq.stride);
 		gen = qp->sq.gen;

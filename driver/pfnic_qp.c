@@ -139,6 +139,19 @@ void pfnic_qp_set_state(struct pfnic_qp *qp, enum ib_qp_state state)
 		WRITE_ONCE(qp->sq.shared->qp_state, state);
 	if (qp->rq.shared)
 		WRITE_ONCE(qp->rq.shared->qp_state, state);
+	if (!qp->sq.shared || (state != IB_QPS_ERR && state != IB_QPS_RESET))
+		return;
+	/*
+	 * Whoever stops the engine now (the error state, a reset) leaves nothing parked that
+	 * would look at the ring later: the provider rings for what it posts next.
+	 */
+	WRITE_ONCE(qp->sq.shared->engine_idle, 1);
+	/*
+	 * The state before the flush's look at the producers, as the provider orders its
+	 * producer store before its look at the state: either the flush sees a WQE posted now,
+	 * or its poster sees the error state and rings the doorbell, which flushes it.
+	 */
+	smp_mb();
 }
 
 /* Makes @qp its device's QP1. Return: 0, or -EBUSY if the device has one. */
@@ -430,8 +443,9 @@ void pfnic_qp_flush(struct pfnic_qp *qp)
 	unsigned int budget = qp->sq.size + qp->rq.size + 2;
 	bool last_wqe = false, sq, rq;
 	enum ib_wr_opcode opcode;
+	unsigned int signal;
+	struct pfnic_cq *cq;
 	struct ib_wc wc;
-	struct ib_cq *cq;
 
 	while (budget--) {
 		memset(&wc, 0, sizeof(wc));
@@ -452,27 +466,29 @@ void pfnic_qp_flush(struct pfnic_qp *qp)
 		if (sq) {
 			wc.wr_id = pfnic_wq_head_id(&qp->sq, true, &opcode);
 			wc.opcode = pfnic_wc_opcode(opcode);
-			cq = qp->ibqp.send_cq;
+			cq = to_pfnic_cq(qp->ibqp.send_cq);
 			pfnic_wq_pop(&qp->sq);
 			qp->sq.gen++;
 		} else if (qp->srq_held) {
 			/* the SRQ's WQE a message was arriving into */
 			wc.wr_id = qp->srq_wqe->wr_id;
 			wc.opcode = IB_WC_RECV;
-			cq = qp->ibqp.recv_cq;
+			cq = to_pfnic_cq(qp->ibqp.recv_cq);
 			qp->srq_held = false;
 			qp->rq.gen++;
 		} else {
 			wc.wr_id = pfnic_wq_head_id(&qp->rq, false, NULL);
 			wc.opcode = IB_WC_RECV;
-			cq = qp->ibqp.recv_cq;
+			cq = to_pfnic_cq(qp->ibqp.recv_cq);
 			pfnic_wq_pop(&qp->rq);
 			qp->rq.gen++;
 		}
-		spin_unlock_irq(&qp->lock);
+		/* queued under the QP's lock: concurrent flushes complete in queue order */
 		wc.status = IB_WC_WR_FLUSH_ERR;
 		wc.qp = &qp->ibqp;
-		pfnic_cq_complete(to_pfnic_cq(cq), &wc, false);
+		signal = pfnic_cq_push(cq, &wc, false);
+		spin_unlock_irq(&qp->lock);
+		pfnic_cq_signal(cq, signal);
 	}
 	if (last_wqe)
 		pfnic_qp_event(qp, IB_EVENT_QP_LAST_WQE_REACHED);

@@ -61,8 +61,10 @@ static void pfnic_ring_mem_free(struct pfnic_ring_mem *mem)
 }
 
 /*
- * The core calls this when a ring's entry was removed (its object destroyed) and no mapping
- * of it is left: only then may its pages go.
+ * The core calls this once a ring's entry was removed (its object destroyed) and no mmap()
+ * is looking it up. The kernel's mapping goes, and the driver's references to the pages; a
+ * process that still maps the ring holds its own (vm_map_pages_zero() took them), so the
+ * pages stay until it unmaps them, and then go.
  */
 void pfnic_mmap_free(struct rdma_user_mmap_entry *entry)
 {
@@ -88,8 +90,11 @@ int pfnic_mmap(struct ib_ucontext *ibuc, struct vm_area_struct *vma)
 	if (!entry)
 		return -EINVAL;
 	mem = container_of(entry, struct pfnic_ring_mem, entry);
-	if ((vma->vm_flags & VM_SHARED) && !(vma->vm_flags & VM_EXEC))
+	if ((vma->vm_flags & VM_SHARED) && !(vma->vm_flags & VM_EXEC)) {
+		/* data, never code: no mprotect() makes it executable later */
+		pfnic_vm_flags_mod(vma, 0, VM_MAYEXEC);
 		rv = vm_map_pages_zero(vma, mem->pages, mem->npages);
+	}
 	rdma_user_mmap_entry_put(entry);
 	return rv;
 }
@@ -216,6 +221,15 @@ u32 pfnic_wq_count(struct pfnic_wq *wq)
 	/* acquire: the WQEs below the index were written before it (the provider's release) */
 	posted = smp_load_acquire(&wq->shared->producer);
 	return min(posted - wq->head, wq->size);
+}
+
+/*
+ * Whether a ring's producer word claims more WQEs than the ring holds: the process moved it
+ * past what it may, and the queue is malformed (the engine fails its head WQE).
+ */
+bool pfnic_wq_overrun(struct pfnic_wq *wq)
+{
+	return wq->shared && READ_ONCE(wq->shared->producer) - wq->head > wq->size;
 }
 
 /* Done with the WQE at the head; a ring's slot may be written again once this is seen. */

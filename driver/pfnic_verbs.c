@@ -126,9 +126,9 @@ static void pfnic_dealloc_ucontext(struct ib_ucontext *ibuc)
 }
 
 /*
- * Device removal with a process still attached: the core itself revokes the rings the
- * process maps (their mmap entries are the core's), then destroys the context's objects, and
- * the process sees IB_EVENT_DEVICE_FATAL, instead of removal waiting for it to exit.
+ * Device removal with a process still attached: the core destroys the context's objects, and
+ * the process sees IB_EVENT_DEVICE_FATAL, instead of removal waiting for it to exit. The
+ * rings it maps stay mapped, pages it holds references to, which no device writes any more.
  */
 static void pfnic_disassociate_ucontext(struct ib_ucontext *ibuc)
 {

@@ -235,6 +235,18 @@ static enum ibv_qp_state pfnic_ring_qp_state(const struct pfnic_uwq *wq)
 	return (enum ibv_qp_state)__atomic_load_n(&wq->ring->qp_state, __ATOMIC_RELAXED);
 }
 
+/*
+ * The send queue's doorbell: POST_SEND with no work request, which runs the idle engine (or
+ * flushes a QP in the error state). The WRs are in the ring already: should it fail (the
+ * device is gone), nothing is lost that a caller could post again.
+ */
+static void pfnic_doorbell(struct ibv_qp *ibqp)
+{
+	struct ibv_send_wr *none;
+
+	ibv_cmd_post_send(ibqp, NULL, &none);
+}
+
 /* Whether a WR's data may come inline (SEND and RDMA WRITE, as the spec has it). */
 static bool pfnic_inline_opcode(enum ibv_wr_opcode opcode)
 {
@@ -925,11 +937,8 @@ static int pfnic_wr_complete(struct ibv_qp_ex *qpx)
 			    pfnic_ring_qp_state(&qp->sq) == IBV_QPS_ERR;
 	qp->wr_cur = NULL;
 	pthread_spin_unlock(&qp->sq.lock);
-	if (ring_bell) {
-		struct ibv_send_wr *none;
-
-		ret = ibv_cmd_post_send(&qp->vqp.qp, NULL, &none);
-	}
+	if (ring_bell)
+		pfnic_doorbell(&qp->vqp.qp);
 	return ret;
 }
 
@@ -1201,18 +1210,14 @@ static int pfnic_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 		sq->producer++;
 		ring_bell = true;
 	}
+	/* the state looked at after the WQEs are published (pfnic-abi.h's struct pfnic_wq_ring) */
 	if (ring_bell)
-		ring_bell = pfnic_uwq_publish(sq) || state == IBV_QPS_ERR;
+		ring_bell = pfnic_uwq_publish(sq) || pfnic_ring_qp_state(sq) == IBV_QPS_ERR;
 	pthread_spin_unlock(&sq->lock);
 	if (ret)
 		*bad_wr = wr;
-	if (ring_bell) {
-		struct ibv_send_wr *none;
-		int bell = ibv_cmd_post_send(ibqp, NULL, &none);
-
-		if (bell && !ret)
-			ret = bell;
-	}
+	if (ring_bell)
+		pfnic_doorbell(ibqp);
 	return ret;
 }
 
@@ -1225,7 +1230,6 @@ static int pfnic_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 			   struct ibv_recv_wr **bad_wr)
 {
 	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
-	enum ibv_qp_state state;
 	int ret;
 
 	if (!qp->rq.ring || pfnic_ring_qp_state(&qp->rq) == IBV_QPS_RESET) {
@@ -1233,13 +1237,12 @@ static int pfnic_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 		return EINVAL;
 	}
 	ret = pfnic_uwq_post_recv(&qp->rq, wr, bad_wr);
-	state = pfnic_ring_qp_state(&qp->rq);
-	if (state == IBV_QPS_ERR) {
+	/* after the publication's barrier: a move to ERR now is seen, or its flush sees these */
+	if (pfnic_ring_qp_state(&qp->rq) == IBV_QPS_ERR) {
 		struct ibv_recv_wr *none;
-		int bell = ibv_cmd_post_recv(ibqp, NULL, &none);
 
-		if (bell && !ret)
-			ret = bell;
+		/* posted: should the doorbell fail (the device gone), there is nothing to flush */
+		ibv_cmd_post_recv(ibqp, NULL, &none);
 	}
 	return ret;
 }

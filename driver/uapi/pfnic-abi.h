@@ -243,7 +243,11 @@ struct pfnic_recv_wqe {
  *	this, and rings the doorbell if it is set; the driver sets it, then (after a full
  *	barrier) loads @producer once more before it stops: a WQE is never left unseen.
  * @qp_state: a QP's rings: its state (enum ibv_qp_state), written by the driver. In the
- *	error state a receive posted needs a doorbell (POST_RECV with none) to be flushed.
+ *	error state what is posted needs a doorbell to be flushed (POST_SEND or POST_RECV with
+ *	none). The provider looks at the state after its producer store and barrier; the
+ *	driver stores the error state, then (after a full barrier) its flush loads the
+ *	producer: either the flush sees the WQE, or its poster sees the state and rings.
+ *	Moving to the error state or to RESET also sets @engine_idle.
  *
  * A QP moved to RESET starts its rings again: the driver sets @producer and @consumer to 0,
  * and the provider its own count of WQEs posted.

@@ -813,7 +813,12 @@ static void malformed(int kind, uint32_t producer, const char *what)
 		w->send_flags = IBV_SEND_SIGNALED;
 		if (i)
 			continue;
-		if (kind == 1) {
+		if (kind == 3) {
+			/* a WRITE of nothing the QP could carry out: only the index is wrong */
+			w->opcode = IBV_WR_RDMA_WRITE;
+			w->rkey = g.mr->rkey;
+			w->remote_addr = (uintptr_t)dst_at(0);
+		} else if (kind == 1) {
 			w->opcode = IBV_WR_RDMA_WRITE;
 			w->num_sge = 33;
 		} else if (kind == 2) {
@@ -852,6 +857,9 @@ static void t_malformed(void)
 		  "LOC_QP_OP_ERR, ERR");
 	malformed(0, 0x7fffffff, "a producer index moved 2^31 past the ring: the WQE at the head "
 		  "fails, the QP goes to ERR, flushing ends (bounded rounds), the QP is destroyed");
+	malformed(3, 0xffffffff, "a producer index one short of a whole wrap, over a valid WQE: "
+		  "the queue is malformed, its head WQE fails with LOC_QP_OP_ERR, the QP goes to ERR "
+		  "(the engine does not take the ring's WQEs round and round)");
 	for (int i = 0; i < 2; i++) {
 		if (g.qp[i])
 			EXPECT(!ibv_destroy_qp(g.qp[i]), "ibv_destroy_qp after a malformed ring");

@@ -746,9 +746,10 @@ static void c_progress(void)
 
 		ibv_modify_qp(p.qp[0], &err, IBV_QP_STATE);
 	}
-	pair_close(&p);
+	/* the MRs before their device is closed (which frees the context they name) */
 	ibv_dereg_mr(smr);
 	ibv_dereg_mr(dmr);
+	pair_close(&p);
 	g.pd = NULL;
 	munmap(src, PROGRESS_LEN);
 	munmap(dst, PROGRESS_LEN);
