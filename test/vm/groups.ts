@@ -26,8 +26,9 @@ const stepOrder: Step[] = ['rxe', 'pfnic', 'ummunotify', 'zram'];
  * command runs; one not built fails the group. @p debugCommand: the command on a debug kernel,
  * where the checkers make some cases minutes long. @p debugBundle: groups next to each other
  * with the same bundle share a guest on a debug kernel. @p releaseOnly: not run on a debug
- * kernel. @p newestOnly: in the default tier, run on the newest release kernel only (what it
- * tests of the kernel, the other groups test on every kernel); the full tier runs it on each.
+ * kernel. @p newestOnly: in the default tier, run on the newest of the release kernels only
+ * (what it tests of the kernel, the other groups test on every kernel), and on the debug
+ * kernel unless @p releaseOnly; the full tier runs it on each.
  */
 export interface Group {
   name: string;
@@ -70,7 +71,7 @@ export async function runGroups(t: Test, top: string, kernel: string, groups: Gr
   const newest = kernel === newestKernel(top);
   const chosen = groups.filter((g) => {
     if (debug && g.releaseOnly) return false;
-    if (g.newestOnly && !newest && !fullTier()) {
+    if (g.newestOnly && !debug && !newest && !fullTier()) {
       t.comment(`kernel ${kernel}: "${g.name}" runs on ${newestKernel(top)} only in this tier (PFNIC_TIER=full runs it here)`);
       return false;
     }
