@@ -10,7 +10,8 @@
 # pfnic traffic while the API is polled (test/guest/api-bench.ts, PFNIC_BENCH_ROUNDS rounds,
 # 5 by default); and what the RDMA ecosystem's software gets from pfnic0 against rxe0: rping
 # round trips, UCX put bandwidth and message rate (pinned and ODP), NVMe over Fabrics IOPS and
-# bandwidth under fio (test/guest/ecosystem-bench.sh, PFNIC_BENCH_ROUNDS rounds).
+# bandwidth under fio, perftest's write and send latency over rdma_cm
+# (test/guest/ecosystem-bench.sh, PFNIC_BENCH_ROUNDS rounds).
 #
 # A benchmark, not a test: nothing here passes or fails on speed. The exit status is
 # non-zero only if a kernel's run could not measure pfnic or ummunotify (device missing, an

@@ -8,7 +8,9 @@
 #   pinned and with UCX's (implicit) ODP registration, against rxe0 pinned;
 # - NVMe over Fabrics: fio 4 KiB random reads (IOPS) and 128 KiB sequential reads (MiB/s) on
 #   a RAM disk exported by nvmet-rdma through each device, 5 s a run, both namespaces
-#   connected throughout.
+#   connected throughout;
+# - perftest's latency over rdma_cm: ib_write_lat and ib_send_lat, 64 B, 2000 iterations,
+#   the typical (median) round trip's half in microseconds.
 # A benchmark, not a test: the exit status says only whether every figure was measured.
 set -u
 rounds=${1:-3}
@@ -70,7 +72,20 @@ fio_figure() {
 	awk -F';' -v f="$3" '{ print (f == "iops") ? $8 : $7 / 1024 }' <<< "$out"
 }
 
-declare -A rp=() iops=() bw=() put=() tag=()
+# perftest_lat DEVICE TEST: the typical latency in microseconds of one run of TEST
+# (ib_write_lat or ib_send_lat), 2000 iterations of 64 bytes, over rdma_cm.
+perftest_lat() {
+	local out
+	timeout 120 "$2" -d "$1" -R -s 64 -n 2000 -F > /dev/null 2>&1 &
+	local srv=$!
+	eco_wait_listen 18515
+	out=$(timeout 120 "$2" -d "$1" -R -s 64 -n 2000 -F "${addr[$1]}" 2>&1)
+	wait $srv
+	# the result line: #bytes #iterations t_min t_max t_typical ...
+	awk '$1 == "64" && NF >= 5 { print $5; found = 1 } END { exit !found }' <<< "$out"
+}
+
+declare -A rp=() iops=() bw=() put=() tag=() lat=()
 eco_nvmet_modules || { echo "bench: NVMe over Fabrics modules missing" >&2; status=1; }
 for d in "${devices[@]}"; do
 	nvme_setup "$d" || { echo "bench: NVMe over Fabrics through $d could not be set up" >&2; status=1; }
@@ -80,6 +95,9 @@ done
 for r in $(seq 1 "$rounds"); do
 	for d in "${devices[@]}"; do
 		v=$(rping_rate "$d") && rp[$d]+="$v " || status=1
+		for t in ib_write_lat ib_send_lat; do
+			v=$(perftest_lat "$d" $t) && lat[$d/$t]+="$v " || status=1
+		done
 		for m in rcache,direct odp; do
 			# rxe has no implicit ODP, which UCX's odp method registers
 			[ "$m" = odp ] && [ "$d" != pfnic0 ] && continue
@@ -106,5 +124,7 @@ report "UCX tag-matched message rate (tag_bw, 8 B, rc_verbs, pinned)" msg/s "${t
 report "UCX tag-matched message rate, pfnic0 with UCX's ODP registration against rxe0 pinned" msg/s "${tag[pfnic0/odp]:-}" "${tag[rxe0/rcache,direct]:-}"
 report "NVMe over Fabrics, fio 4 KiB random read" IOPS "${iops[pfnic0]:-}" "${iops[rxe0]:-}"
 report "NVMe over Fabrics, fio 128 KiB sequential read" MiB/s "${bw[pfnic0]:-}" "${bw[rxe0]:-}"
+report "ib_write_lat, 64 B, typical" us "${lat[pfnic0/ib_write_lat]:-}" "${lat[rxe0/ib_write_lat]:-}"
+report "ib_send_lat, 64 B, typical" us "${lat[pfnic0/ib_send_lat]:-}" "${lat[rxe0/ib_send_lat]:-}"
 nvme disconnect-all > /dev/null 2>&1
 exit $status
