@@ -104,7 +104,7 @@ args=(-accel "tcg${PFNIC_TCG_OPTS:+,$PFNIC_TCG_OPTS}" -cpu "${cpu:-max}" -smp 2,
 	-kernel "$boot" -initrd "$kdir/initrd.cpio.gz"
 	-fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
 	-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot
-	-serial "file:$log" -chardev stdio,id=out,signal=off -serial chardev:out)
+	-serial "file:$log" -chardev stdio,id=out,signal=off -serial chardev:out -serial "file:$rundir/rig")
 if [ "$numa" = 1 ] && [ -n "$dimm" ]; then
 	# the kernel allocates for itself from node 0 first, so node 1's memory holds only
 	# what is placed there: a block of it onlined as Normal takes pinned pages, not slab
@@ -154,7 +154,7 @@ for attempt in 1 2; do
 	(
 		for _ in $(seq "$boot_limit"); do
 			sleep 1
-			grep -q -E '^pfnic-rig: (running|exit)' "$log" && exit 0
+			grep -q -s -E '^pfnic-rig: (running|exit)' "$rundir/rig" "$log" && exit 0
 		done
 		: > "$rundir/boot-hang"
 		kill "$qpid"
@@ -165,7 +165,7 @@ for attempt in 1 2; do
 	kill "$watcher" 2> /dev/null
 	wait "$watcher" 2> /dev/null
 	set -e
-	grep -q -E '^pfnic-rig: (running|exit)' "$log" && break
+	grep -q -s -E '^pfnic-rig: (running|exit)' "$rundir/rig" "$log" && break
 	[ "$qrc" = 124 ] && break
 	if [ -f "$rundir/boot-hang" ]; then
 		what="hung while booting (nothing ran after ${boot_limit}s)"
@@ -177,10 +177,13 @@ for attempt in 1 2; do
 	rig_log "guest $name $what, booting it again; its console: $log.boot$attempt"
 	grep -E 'Oops|BUG:|panic' "$log" | head -n 3 >&2 || true
 	mv "$log" "$log.boot$attempt"
+	: > "$rundir/rig"
 	: > "$log"
 done
 
-status=$(sed -n 's/^pfnic-rig: exit \([0-9]*\).*/\1/p' "$log" | tail -n 1)
+# from the rig's own port, which only init writes; else from the console (an older initramfs)
+status=$(sed -n 's/^pfnic-rig: exit \([0-9]*\).*/\1/p' "$rundir/rig" 2> /dev/null | tail -n 1)
+[ -n "$status" ] || status=$(sed -n 's/^pfnic-rig: exit \([0-9]*\).*/\1/p' "$log" | tail -n 1)
 # What the kernel's checkers print when they find something: BUG: (KASAN, KFENCE, sleeping in
 # atomic context, soft lockups), WARNING: (WARN_ON, lockdep, RCU, refcounts, debug objects),
 # and the lines init adds for kmemleak and for lockdep having turned itself off.
@@ -200,6 +203,12 @@ if [ -z "$status" ]; then
 		rig_log "guest $name $what; console log: $log"
 	else
 		rig_log "guest $name stopped without reporting a status (qemu exit $qrc); console log: $log"
+	fi
+	# what the summary shows of it: the kernel's first report, else the console's last words
+	if [ -n "$splat" ]; then
+		rig_log "guest $name's kernel, first: $(printf '%s\n' "$splat" | head -n 1 | cut -c 1-200)"
+	else
+		rig_log "guest $name's console ended: $(grep -v '^[[:space:]]*$' "$log" | tail -n 1 | cut -c 1-200)"
 	fi
 	tail -n 30 "$log" >&2
 	exit 125
