@@ -546,6 +546,15 @@ static inline struct pfnic_qp *to_pfnic_qp(struct ib_qp *ibqp)
 	return container_of(ibqp, struct pfnic_qp, ibqp);
 }
 
+/*
+ * Whether a QP is connected to one peer QP (RC, UC), rather than sending datagrams to any
+ * (UD, and QP1 of the MAD layer).
+ */
+static inline bool pfnic_qp_connected(const struct pfnic_qp *qp)
+{
+	return qp->ibqp.qp_type == IB_QPT_RC || qp->ibqp.qp_type == IB_QPT_UC;
+}
+
 /* pfnic_main.c */
 void pfnic_dealloc_driver(struct ib_device *ibdev);
 

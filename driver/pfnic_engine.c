@@ -550,8 +550,9 @@ static bool pfnic_same_net(struct pfnic_qp *a, struct pfnic_qp *b)
 }
 
 /*
- * The connected peer of an RC QP, if it is there and connected back to us: the QP each was
- * connected to (its incarnation, not just its number), in the same network namespace.
+ * The connected peer of an RC or UC QP, if it is there and connected back to us: a QP of the
+ * same type, the one each was connected to (its incarnation, not just its number), in the
+ * same network namespace.
  */
 static struct pfnic_qp *pfnic_peer(struct pfnic_qp *qp)
 {
@@ -562,7 +563,7 @@ static struct pfnic_qp *pfnic_peer(struct pfnic_qp *qp)
 	if (!peer)
 		return NULL;
 	back = READ_ONCE(peer->peer_incarnation);
-	if (peer->ibqp.qp_type != IB_QPT_RC || (bound && bound != peer->incarnation) ||
+	if (peer->ibqp.qp_type != qp->ibqp.qp_type || (bound && bound != peer->incarnation) ||
 	    (back && back != qp->incarnation) || !pfnic_same_net(qp, peer)) {
 		pfnic_qp_put(peer);
 		return NULL;
@@ -694,7 +695,8 @@ static enum pfnic_step pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer,
 				     enum ib_wc_status peer_status)
 {
 	struct pfnic_wqe *wqe = qp->cur, *rwqe = qp->rcur;
-	bool ud = qp->ibqp.qp_type != IB_QPT_RC;
+	bool ud = !pfnic_qp_connected(qp);
+	bool acked = qp->ibqp.qp_type == IB_QPT_RC;
 	bool access_error = *status == IB_WC_REM_ACCESS_ERR;
 	/* a request the responder cannot carry out (a misaligned atomic) */
 	bool request_error = *status == IB_WC_REM_INV_REQ_ERR && !consumes;
@@ -721,8 +723,8 @@ static enum pfnic_step pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		spin_unlock_irq(&peer->lock);
 		if (error)
 			pfnic_qp_flush(peer);
-		/* a datagram is simply lost; a connection's requester hears no ACK */
-		return ud ? PFNIC_DONE : PFNIC_NO_ACK;
+		/* a datagram or a UC message is simply lost; an RC requester hears no ACK */
+		return acked ? PFNIC_NO_ACK : PFNIC_DONE;
 	}
 	if (deliver) {
 		wc.wr_id = rwqe->wr_id;
@@ -795,9 +797,15 @@ static enum pfnic_step pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer,
  * @failed: a page fault of this WQE could not be resolved (qp->fault_remote says whose)
  * @status: the requester's completion status, when the WQE ran to its end
  *
+ * A UC message, which no ACK answers, is lost where an RC one would be retried or failed by
+ * its responder: to a peer not receiving, with no receive WQE, without the rights or the key
+ * it needs, or too long for its receive WQE. Its requester completes it with success; its
+ * responder sees nothing of it, but for an error of its own receive WQE (which fails that WQE
+ * and moves it to the error state, as on RC).
+ *
  * Return: PFNIC_DONE with *status (the responder's side already done: see
  * pfnic_respond()), PFNIC_FAULT (the fault recorded in @qp), PFNIC_ABORT, PFNIC_RNR or
- * PFNIC_NO_ACK (@peer cannot receive, or was reset or moved to the error state while the
+ * PFNIC_NO_ACK (RC: @peer cannot receive, or was reset or moved to the error state while the
  * message was delivered).
  */
 static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer, bool failed,
@@ -813,6 +821,7 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		     atomic ? IB_ACCESS_REMOTE_ATOMIC : IB_ACCESS_REMOTE_WRITE;
 	enum ib_wc_status peer_status = IB_WC_SUCCESS;
 	enum pfnic_step step = PFNIC_DONE;
+	bool uc = qp->ibqp.qp_type == IB_QPT_UC;
 	const struct ib_sge *lsgl;
 	struct ib_sge one;
 	bool limit = false;
@@ -828,10 +837,12 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 	spin_lock_irq(&peer->lock);
 	if (!pfnic_can_receive(peer->attr.qp_state)) {
 		spin_unlock_irq(&peer->lock);
-		return PFNIC_NO_ACK;
+		return uc ? PFNIC_DONE : PFNIC_NO_ACK;
 	}
 	if (!sends && !(peer->attr.qp_access_flags & rights)) {
 		spin_unlock_irq(&peer->lock);
+		if (uc)
+			return PFNIC_DONE;
 		*status = IB_WC_REM_ACCESS_ERR;
 		pfnic_respond(qp, peer, 0, false, status, IB_WC_SUCCESS);
 		return PFNIC_DONE;
@@ -839,7 +850,7 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 	if (consumes && !pfnic_take_recv(peer, rwqe, &rgen, &limit)) {
 		qp->rnr_timer = peer->attr.min_rnr_timer;
 		spin_unlock_irq(&peer->lock);
-		return PFNIC_RNR;
+		return uc ? PFNIC_DONE : PFNIC_RNR;
 	}
 	spin_unlock_irq(&peer->lock);
 	if (limit)
@@ -886,7 +897,18 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		*status = IB_WC_REM_INV_REQ_ERR;
 		peer_status = IB_WC_REM_INV_REQ_ERR;
 	}
-	return pfnic_respond(qp, peer, rgen, consumes, status, peer_status);
+	if (uc && (*status == IB_WC_REM_ACCESS_ERR || *status == IB_WC_REM_INV_REQ_ERR)) {
+		/* a bad key or range, a receive WQE too short: the message is dropped */
+		if (consumes)
+			pfnic_recv_release(peer);
+		*status = IB_WC_SUCCESS;
+		return PFNIC_DONE;
+	}
+	step = pfnic_respond(qp, peer, rgen, consumes, status, peer_status);
+	/* the responder's own receive WQE was bad: it failed, and its requester hears nothing */
+	if (uc && *status == IB_WC_REM_OP_ERR)
+		*status = IB_WC_SUCCESS;
+	return step;
 }
 
 /*
@@ -1242,16 +1264,17 @@ void pfnic_engine_drive(struct pfnic_qp *qp)
 			status = IB_WC_LOC_QP_OP_ERR;
 		} else if (qp->cur->opcode == IB_WR_REG_MR || qp->cur->opcode == IB_WR_LOCAL_INV) {
 			status = pfnic_execute_local(qp);
-		} else if (qp->ibqp.qp_type != IB_QPT_RC) {
+		} else if (!pfnic_qp_connected(qp)) {
 			step = pfnic_execute_ud(qp, failed, &status);
 		} else {
 			peer = pfnic_peer(qp);
 			if (peer) {
 				step = pfnic_execute(qp, peer, failed, &status);
 				pfnic_qp_put(peer);
-			} else {
+			} else if (qp->ibqp.qp_type == IB_QPT_RC) {
 				step = PFNIC_NO_ACK;
 			}
+			/* a UC message to no one is lost, as on a wire */
 		}
 
 		spin_lock_irq(&qp->lock);

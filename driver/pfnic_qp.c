@@ -257,8 +257,8 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	u32 qpn;
 	int rv;
 
-	if ((init->qp_type != IB_QPT_RC && init->qp_type != IB_QPT_UD &&
-	     init->qp_type != IB_QPT_GSI) || init->create_flags)
+	if ((init->qp_type != IB_QPT_RC && init->qp_type != IB_QPT_UC &&
+	     init->qp_type != IB_QPT_UD && init->qp_type != IB_QPT_GSI) || init->create_flags)
 		return -EOPNOTSUPP;
 	/* QP1 is the kernel's MAD layer's (uverbs never asks for one) */
 	if (init->qp_type == IB_QPT_GSI && (udata || init->port_num != PFNIC_PORT))
@@ -673,7 +673,8 @@ static u64 pfnic_wr_len(const struct ib_send_wr *wr)
 
 static int pfnic_check_send_wr(struct pfnic_qp *qp, const struct ib_send_wr *wr)
 {
-	bool datagram = qp->ibqp.qp_type != IB_QPT_RC;
+	bool datagram = !pfnic_qp_connected(qp);
+	bool rc = qp->ibqp.qp_type == IB_QPT_RC;
 
 	/* UD sends datagrams, to an address handle of the QP's device */
 	if (datagram &&
@@ -683,11 +684,15 @@ static int pfnic_check_send_wr(struct pfnic_qp *qp, const struct ib_send_wr *wr)
 	switch (wr->opcode) {
 	case IB_WR_SEND:
 	case IB_WR_SEND_WITH_IMM:
-	case IB_WR_SEND_WITH_INV:
 	case IB_WR_RDMA_WRITE:
 	case IB_WR_RDMA_WRITE_WITH_IMM:
-	case IB_WR_RDMA_READ:
 	case IB_WR_LOCAL_INV:
+		break;
+	case IB_WR_SEND_WITH_INV:
+	case IB_WR_RDMA_READ:
+		/* UC has no SEND with Invalidate on the wire, and no responder resources */
+		if (!rc)
+			return -EINVAL;
 		break;
 	case IB_WR_REG_MR:
 		/* a kernel consumer's (uverbs has no such WR: its layout would not be this) */
@@ -698,7 +703,7 @@ static int pfnic_check_send_wr(struct pfnic_qp *qp, const struct ib_send_wr *wr)
 	case IB_WR_ATOMIC_CMP_AND_SWP:
 	case IB_WR_ATOMIC_FETCH_AND_ADD:
 		/* the original value comes back into one 8-byte buffer */
-		if (wr->num_sge != 1 || wr->sg_list[0].length != sizeof(u64))
+		if (!rc || wr->num_sge != 1 || wr->sg_list[0].length != sizeof(u64))
 			return -EINVAL;
 		break;
 	default:
@@ -914,7 +919,7 @@ int pfnic_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
 		    wr->opcode == IB_WR_RDMA_READ) {
 			wqe->remote_addr = rdma_wr(wr)->remote_addr;
 			wqe->rkey = rdma_wr(wr)->rkey;
-		} else if (qp->ibqp.qp_type != IB_QPT_RC) {
+		} else if (!pfnic_qp_connected(qp)) {
 			const struct pfnic_ah *ah = to_pfnic_ah(ud_wr(wr)->ah);
 
 			wqe->dgid = ah->dgid;

@@ -953,10 +953,25 @@ static void pfnic_wr_abort(struct ibv_qp_ex *qpx)
 
 /* The extended post's operations pfnic has, by QP type. */
 #define PFNIC_QP_EX_UD_OPS (IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM)
-#define PFNIC_QP_EX_RC_OPS (PFNIC_QP_EX_UD_OPS | IBV_QP_EX_WITH_SEND_WITH_INV | \
-			    IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM | \
+/* UC: sends and writes, no responder resources (reads, atomics) and no SEND with Invalidate */
+#define PFNIC_QP_EX_UC_OPS (PFNIC_QP_EX_UD_OPS | IBV_QP_EX_WITH_RDMA_WRITE | \
+			    IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM | IBV_QP_EX_WITH_LOCAL_INV)
+#define PFNIC_QP_EX_RC_OPS (PFNIC_QP_EX_UC_OPS | IBV_QP_EX_WITH_SEND_WITH_INV | \
 			    IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP | \
-			    IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD | IBV_QP_EX_WITH_LOCAL_INV)
+			    IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD)
+
+/* The extended post's operations a QP of @type may have. */
+static uint64_t pfnic_qp_ex_ops(enum ibv_qp_type type)
+{
+	switch (type) {
+	case IBV_QPT_RC:
+		return PFNIC_QP_EX_RC_OPS;
+	case IBV_QPT_UC:
+		return PFNIC_QP_EX_UC_OPS;
+	default:
+		return PFNIC_QP_EX_UD_OPS;
+	}
+}
 
 /* Makes @qp an extended QP: libibverbs' ibv_qp_to_qp_ex() then returns its ibv_qp_ex. */
 static void pfnic_qp_ex_init(struct pfnic_qp *qp)
@@ -977,10 +992,12 @@ static void pfnic_qp_ex_init(struct pfnic_qp *qp)
 		qpx->wr_set_ud_addr = pfnic_wr_set_ud_addr;
 		return;
 	}
-	qpx->wr_send_inv = pfnic_wr_send_inv;
 	qpx->wr_local_inv = pfnic_wr_local_inv;
 	qpx->wr_rdma_write = pfnic_wr_rdma_write;
 	qpx->wr_rdma_write_imm = pfnic_wr_rdma_write_imm;
+	if (qp->vqp.qp.qp_type == IBV_QPT_UC)
+		return;
+	qpx->wr_send_inv = pfnic_wr_send_inv;
 	qpx->wr_rdma_read = pfnic_wr_rdma_read;
 	qpx->wr_atomic_cmp_swp = pfnic_wr_atomic_cmp_swp;
 	qpx->wr_atomic_fetch_add = pfnic_wr_atomic_fetch_add;
@@ -1003,8 +1020,7 @@ static struct ibv_qp *pfnic_create_qp_ex(struct ibv_context *context,
 				 IBV_QP_INIT_ATTR_SEND_OPS_FLAGS)) ||
 	    !(attr->comp_mask & IBV_QP_INIT_ATTR_PD) ||
 	    ((attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS) && attr->create_flags) ||
-	    (ops & ~(uint64_t)(attr->qp_type == IBV_QPT_UD ? PFNIC_QP_EX_UD_OPS :
-							   PFNIC_QP_EX_RC_OPS))) {
+	    (ops & ~pfnic_qp_ex_ops(attr->qp_type))) {
 		errno = EOPNOTSUPP;
 		return NULL;
 	}
@@ -1092,6 +1108,7 @@ static int pfnic_check_send_wr(const struct pfnic_qp *qp, const struct ibv_send_
 			       uint64_t *len)
 {
 	bool ud = qp->vqp.qp.qp_type == IBV_QPT_UD;
+	bool rc = qp->vqp.qp.qp_type == IBV_QPT_RC;
 
 	*len = 0;
 	if (wr->num_sge < 0)
@@ -1104,17 +1121,20 @@ static int pfnic_check_send_wr(const struct pfnic_qp *qp, const struct ibv_send_
 		if (ud && !wr->wr.ud.ah)
 			return EINVAL;
 		break;
-	case IBV_WR_SEND_WITH_INV:
 	case IBV_WR_RDMA_WRITE:
 	case IBV_WR_RDMA_WRITE_WITH_IMM:
-	case IBV_WR_RDMA_READ:
 	case IBV_WR_LOCAL_INV:
 		if (ud)
 			return EINVAL;
 		break;
+	case IBV_WR_SEND_WITH_INV:
+	case IBV_WR_RDMA_READ:
+		if (!rc)
+			return EINVAL;
+		break;
 	case IBV_WR_ATOMIC_CMP_AND_SWP:
 	case IBV_WR_ATOMIC_FETCH_AND_ADD:
-		if (ud || wr->num_sge != 1 || wr->sg_list[0].length != sizeof(uint64_t))
+		if (!rc || wr->num_sge != 1 || wr->sg_list[0].length != sizeof(uint64_t))
 			return EINVAL;
 		break;
 	default:

@@ -1140,7 +1140,7 @@ static int c_qp_too_many_wr(void)
 	return rc;
 }
 
-static int c_qp_uc(void)
+static int c_qp_raw(void)
 {
 	struct ibv_cq *cq = ibv_create_cq(g.ctx, 16, NULL, NULL, 0);
 	struct ibv_qp_init_attr ia;
@@ -1151,14 +1151,14 @@ static int c_qp_uc(void)
 		return 1;
 	memset(&ia, 0, sizeof(ia));
 	ia.send_cq = ia.recv_cq = cq;
-	ia.qp_type = IBV_QPT_UC;
+	ia.qp_type = IBV_QPT_RAW_PACKET;
 	ia.cap.max_send_wr = ia.cap.max_recv_wr = 16;
 	ia.cap.max_send_sge = ia.cap.max_recv_sge = 1;
 	errno = 0;
 	qp = ibv_create_qp(g.pd, &ia);
 	CHECK(!qp && (errno == EOPNOTSUPP || errno == EINVAL),
-	      "ibv_create_qp of type UC on an RC and UD device: %s, expected EOPNOTSUPP or EINVAL",
-	      qp ? "created" : errno_str(errno));
+	      "ibv_create_qp of type RAW_PACKET on a device without Ethernet QPs: %s, expected "
+	      "EOPNOTSUPP or EINVAL", qp ? "created" : errno_str(errno));
 	if (qp)
 		ibv_destroy_qp(qp);
 	rc |= ibv_destroy_cq(cq) ? 1 : 0;
@@ -2155,7 +2155,7 @@ static const struct tcase {
 	  c_mr_unmapped },
 	{ "create_qp_too_many_wr", "create_qp with max_send_wr/max_recv_wr > max_qp_wr: EINVAL",
 	  c_qp_too_many_wr },
-	{ "create_qp_uc", "create_qp of type UC: EOPNOTSUPP or EINVAL", c_qp_uc },
+	{ "create_qp_raw", "create_qp of type RAW_PACKET: EOPNOTSUPP or EINVAL", c_qp_raw },
 	{ "create_cq_zero", "create_cq with cqe 0: EINVAL", c_cq_zero },
 	{ "create_cq_too_big", "create_cq with cqe > max_cqe: EINVAL", c_cq_too_big },
 	{ "send_bad_lkey", "SEND with an lkey no MR has: LOC_PROT_ERR, QP in ERR, rest flushed",

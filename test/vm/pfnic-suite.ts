@@ -67,6 +67,14 @@ const groups: Group[] = [
     debugBundle: 'verbs',
   },
   {
+    name: 'UC QPs on pfnic0, plain and extended, every byte checked; what UC loses',
+    options: ['--numa'],
+    setup: devices,
+    command: `${tests}/pfnic_uc -d pfnic0 -g 1`,
+    needs: [`${tests}/pfnic_uc`],
+    debugBundle: 'verbs',
+  },
+  {
     name: 'rings shared with the provider: CQs polled and armed and receives posted with no system call, '
       + 'one doorbell per post, malformed WQEs failed',
     options: [],
