@@ -586,6 +586,7 @@ int pfnic_wq_fetch_send(struct pfnic_qp *qp, struct pfnic_wqe *into);
 void pfnic_wq_fetch_recv(struct pfnic_wq *wq, struct pfnic_wqe *into);
 
 /* pfnic_cq.c */
+int pfnic_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata);
 int pfnic_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 		    struct ib_udata *driver_udata);
 int pfnic_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata);

@@ -34,3 +34,15 @@ struct ib_mr *pfnic_compat_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length
 	return pfnic_reg_user_mr(ibpd, start, length, iova, access, udata);
 }
 #endif
+
+#ifdef PFNIC_HAVE_RESIZE_USER_CQ
+int pfnic_compat_resize_cq(struct ib_cq *ibcq, unsigned int cqe, struct ib_udata *udata)
+{
+	return pfnic_resize_cq(ibcq, min_t(unsigned int, cqe, INT_MAX), udata);
+}
+#else
+int pfnic_compat_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata)
+{
+	return pfnic_resize_cq(ibcq, cqe, udata);
+}
+#endif

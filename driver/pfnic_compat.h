@@ -30,6 +30,8 @@ struct ib_udata;
  * - create_cq: 6.10 passes the uverbs attribute bundle instead of udata; 7.2 adds
  *   create_user_cq, which the core prefers for user CQs (pfnic serves both alike).
  * - reg_user_mr: 6.17 adds a DMA handle (a software device has no use for it).
+ * - resize_cq: in 7.2 (the matrix's first kernel after 6.12) it is resize_user_cq, for user
+ *   CQs only and with an unsigned size; the kernel's own consumers cannot resize there.
  */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 10, 0)
 struct uverbs_attr_bundle;
@@ -41,6 +43,10 @@ int pfnic_compat_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *att
 #endif
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 2, 0)
 #define PFNIC_HAVE_CREATE_USER_CQ 1
+#define PFNIC_HAVE_RESIZE_USER_CQ 1
+int pfnic_compat_resize_cq(struct ib_cq *ibcq, unsigned int cqe, struct ib_udata *udata);
+#else
+int pfnic_compat_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata);
 #endif
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 17, 0)

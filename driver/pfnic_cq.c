@@ -88,6 +88,133 @@ int pfnic_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 	return 0;
 }
 
+/*
+ * A user CQ's completions not yet taken, moved into the ring @mem of @slots slots: the same
+ * indexes, arming and flags, so the provider goes on where it was. Caller holds @cq->lock.
+ * Return: 0, or -EINVAL if more completions wait than @slots hold.
+ */
+static int pfnic_cq_move_user(struct pfnic_cq *cq, struct pfnic_ring_mem *mem, u32 slots)
+{
+	struct pfnic_cq_ring *old = cq->shared, *ring = mem->buf;
+	struct pfnic_cqe *cqes = (struct pfnic_cqe *)(ring + 1);
+	u32 consumer, i;
+
+	lockdep_assert_held(&cq->lock);
+	/* acquire: the provider's reads of the CQEs it took are done; the rest are copied */
+	consumer = smp_load_acquire(&old->consumer);
+	if (cq->produced - consumer > slots)
+		return -EINVAL;
+	for (i = consumer; i != cq->produced; i++)
+		cqes[i & (slots - 1)] = cq->cqes[i & (cq->size - 1)];
+	ring->consumer = consumer;
+	ring->arm = READ_ONCE(old->arm);
+	ring->fired = cq->fired;
+	ring->flags = READ_ONCE(old->flags);
+	/*
+	 * release: the CQEs before the index, as for every completion (the provider maps the
+	 * new ring only after the command returns, but the rule costs nothing to keep)
+	 */
+	smp_store_release(&ring->producer, cq->produced);
+	cq->mem = mem;
+	cq->shared = ring;
+	cq->cqes = cqes;
+	cq->size = slots;
+	return 0;
+}
+
+/* A kernel CQ's completions moved into @ring of @size. Caller holds @cq->lock. */
+static int pfnic_cq_move_kernel(struct pfnic_cq *cq, struct ib_wc *ring, u32 size)
+{
+	u32 i;
+
+	lockdep_assert_held(&cq->lock);
+	if (cq->count > size)
+		return -EINVAL;
+	for (i = 0; i < cq->count; i++)
+		ring[i] = cq->ring[(cq->head + i) % cq->size];
+	cq->ring = ring;
+	cq->head = 0;
+	cq->size = size;
+	return 0;
+}
+
+/**
+ * pfnic_resize_cq() - give a CQ a ring of another size, its completions kept
+ * @ibcq: the CQ
+ * @cqe: the completions it must hold (1 to PFNIC_MAX_CQE)
+ * @udata: a user CQ's: no request; the response is a struct pfnic_create_cq_resp for the new
+ *	   ring, which the provider maps in place of the old (the old one's pages go once it
+ *	   is unmapped)
+ *
+ * The completions not yet polled move to the new ring in order, with the arming; the engine
+ * adds completions under the same lock, so none is lost or doubled. As in create, a user
+ * ring has a power of two of slots.
+ *
+ * Context: process; takes @ibcq's lock (irqsave).
+ * Return: 0, -EINVAL for a size out of bounds, smaller than the completions waiting, or bad
+ * private data, -ENOMEM, or the core's error for the new ring's mmap entry.
+ */
+int pfnic_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata)
+{
+	struct pfnic_cq *cq = to_pfnic_cq(ibcq);
+	struct pfnic_create_cq_resp resp = {};
+	struct pfnic_ring_mem *mem = NULL, *old_mem = cq->mem;
+	struct ib_wc *ring = NULL, *old_ring = cq->ring;
+	unsigned long flags;
+	u32 size;
+	int rv;
+
+	if (cqe < 1 || cqe > PFNIC_MAX_CQE)
+		return -EINVAL;
+	if (!!udata != !!cq->shared ||
+	    (udata && (udata->inlen || udata->outlen < sizeof(resp))))
+		return -EINVAL;
+	if (udata) {
+		struct pfnic_ucontext *uc = rdma_udata_to_drv_context(udata, struct pfnic_ucontext,
+								      ibuc);
+
+		size = roundup_pow_of_two(cqe);
+		mem = pfnic_ring_mem_map(&uc->ibuc, sizeof(struct pfnic_cq_ring) +
+					 (size_t)size * sizeof(struct pfnic_cqe));
+		if (IS_ERR(mem))
+			return PTR_ERR(mem);
+	} else {
+		size = cqe;
+		ring = kvcalloc(size, sizeof(*ring), GFP_KERNEL);
+		if (!ring)
+			return -ENOMEM;
+	}
+
+	spin_lock_irqsave(&cq->lock, flags);
+	rv = mem ? pfnic_cq_move_user(cq, mem, size) : pfnic_cq_move_kernel(cq, ring, size);
+	if (!rv)
+		ibcq->cqe = size;
+	spin_unlock_irqrestore(&cq->lock, flags);
+	if (rv)
+		goto undo;
+
+	if (mem) {
+		resp.mmap_offset = rdma_user_mmap_get_offset(&mem->entry);
+		resp.mmap_size = mem->npages << PAGE_SHIFT;
+		resp.slots = size;
+		resp.cqe_size = sizeof(struct pfnic_cqe);
+		/*
+		 * A process that cannot take the answer keeps its mapping of the old ring,
+		 * which no longer fills: its CQ is as good as gone, and no memory is at risk.
+		 */
+		rv = ib_copy_to_udata(udata, &resp, sizeof(resp));
+		rdma_user_mmap_entry_remove(&old_mem->entry);
+	} else {
+		kvfree(old_ring);
+	}
+	return rv;
+undo:
+	if (mem)
+		rdma_user_mmap_entry_remove(&mem->entry);
+	kvfree(ring);
+	return rv;
+}
+
 int pfnic_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata)
 {
 	struct pfnic_cq *cq = to_pfnic_cq(ibcq);

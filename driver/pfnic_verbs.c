@@ -290,6 +290,11 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.query_srq = pfnic_query_srq,
 	.reg_user_mr = pfnic_compat_reg_user_mr,
 	.req_notify_cq = pfnic_req_notify_cq,
+#ifdef PFNIC_HAVE_RESIZE_USER_CQ
+	.resize_user_cq = pfnic_compat_resize_cq,
+#else
+	.resize_cq = pfnic_compat_resize_cq,
+#endif
 
 	INIT_RDMA_OBJ_SIZE(ib_ah, pfnic_ah, ibah),
 	INIT_RDMA_OBJ_SIZE(ib_cq, pfnic_cq, ibcq),

@@ -307,6 +307,15 @@ struct pfnic_create_cq_resp_all {
 	struct pfnic_create_cq_resp drv;
 };
 
+/* Whether CREATE_CQ's or RESIZE_CQ's description of a ring is one this provider can use. */
+static bool pfnic_cq_ring_sound(const struct pfnic_create_cq_resp *drv)
+{
+	return drv->cqe_size == sizeof(struct pfnic_cqe) && drv->slots &&
+	       !(drv->slots & (drv->slots - 1)) &&
+	       drv->mmap_size >= sizeof(struct pfnic_cq_ring) +
+				 (uint64_t)drv->slots * sizeof(struct pfnic_cqe);
+}
+
 /*
  * A CQ: system call CREATE_CQ, whose response says where the CQ's ring is; the ring is mapped
  * here, shared with the driver, which writes completions into it. Return: the CQ, or NULL
@@ -338,10 +347,7 @@ static struct pfnic_cq *pfnic_cq_make(struct ibv_context *context, int cqe,
 	if (ret)
 		goto fail;
 	/* the ABI version matched, so these hold; a mismatch is a driver bug, not a user's */
-	if (resp.drv.cqe_size != sizeof(struct pfnic_cqe) || !resp.drv.slots ||
-	    (resp.drv.slots & (resp.drv.slots - 1)) ||
-	    resp.drv.mmap_size < sizeof(struct pfnic_cq_ring) +
-				 (uint64_t)resp.drv.slots * sizeof(struct pfnic_cqe)) {
+	if (!pfnic_cq_ring_sound(&resp.drv)) {
 		ret = EPROTO;
 		goto destroy;
 	}
@@ -373,6 +379,54 @@ static struct ibv_cq *pfnic_create_cq(struct ibv_context *context, int cqe,
 	struct pfnic_cq *cq = pfnic_cq_make(context, cqe, channel, comp_vector);
 
 	return cq ? &cq->ibv_cq : NULL;
+}
+
+/* RESIZE_CQ's response: the core's, then the driver's: the new ring (pfnic-abi.h). */
+struct pfnic_resize_cq_resp_all {
+	struct ib_uverbs_resize_cq_resp ibv_resp;
+	struct pfnic_create_cq_resp drv;
+};
+
+/*
+ * ibv_resize_cq(): system call RESIZE_CQ. The driver moves the completions not yet polled
+ * into a new ring, with the same indexes, and answers where it is; it is mapped in place of
+ * the old one, all under the CQ's lock, so no poll or arming sees the change half done.
+ * Return: 0, or an errno: EINVAL for a size out of bounds or below the completions waiting.
+ */
+static int pfnic_resize_cq(struct ibv_cq *ibcq, int cqe)
+{
+	struct pfnic_cq *cq = to_pfnic_cq(ibcq);
+	struct pfnic_resize_cq_resp_all resp;
+	struct ibv_resize_cq cmd;
+	void *map;
+	int ret;
+
+	memset(&cmd, 0, sizeof(cmd));
+	memset(&resp, 0, sizeof(resp));
+	pthread_spin_lock(&cq->lock);
+	ret = ibv_cmd_resize_cq(ibcq, cqe, &cmd, sizeof(cmd), &resp.ibv_resp, sizeof(resp));
+	if (ret)
+		goto out;
+	if (!pfnic_cq_ring_sound(&resp.drv)) {
+		ret = EPROTO;
+		goto out;
+	}
+	map = mmap(NULL, resp.drv.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		   ibcq->context->cmd_fd, (off_t)resp.drv.mmap_offset);
+	if (map == MAP_FAILED) {
+		/* the driver fills the new ring already: this CQ can no longer be polled */
+		ret = errno;
+		goto out;
+	}
+	munmap(cq->ring, cq->map_size);
+	cq->ring = map;
+	cq->cqes = (struct pfnic_cqe *)(cq->ring + 1);
+	cq->map_size = resp.drv.mmap_size;
+	cq->slots = resp.drv.slots;
+	cq->cur = NULL;
+out:
+	pthread_spin_unlock(&cq->lock);
+	return ret;
 }
 
 /*
@@ -1415,6 +1469,7 @@ static const struct verbs_context_ops pfnic_ctx_ops = {
 	.query_srq = pfnic_query_srq,
 	.reg_mr = pfnic_reg_mr,
 	.req_notify_cq = pfnic_req_notify_cq,
+	.resize_cq = pfnic_resize_cq,
 };
 
 /* ------------------------------------------------------------------------------------------

@@ -32,7 +32,9 @@
 
 /*
  * Commands with private data: the responses of CREATE_CQ, CREATE_QP and CREATE_SRQ (struct
- * pfnic_create_*_resp), which say where the rings are. Every other command's driver-specific
+ * pfnic_create_*_resp), which say where the rings are, and of RESIZE_CQ (a struct
+ * pfnic_create_cq_resp for the CQ's new ring, which holds the completions not yet polled at
+ * the same indexes; the old ring no longer fills). Every other command's driver-specific
  * request and response are empty. A user QP's or SRQ's work requests are posted in its
  * rings: POST_SEND, POST_RECV and POST_SRQ_RECV with work requests in them get -EINVAL;
  * with none, POST_SEND and POST_RECV are the doorbells (see struct pfnic_wq_ring).

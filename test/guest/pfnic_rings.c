@@ -23,6 +23,8 @@
  *  - arming: one event for a NEXT request, none without a request, SOLICITED ignores an
  *    unsolicited message and fires for a solicited one, and a NEXT request that has not
  *    fired is not narrowed by a later SOLICITED one;
+ *  - resize CQ: completions waiting move to the new ring in order, arming too; a size below
+ *    them is EINVAL; a grown ring holds more, a shrunk one wraps;
  *  - two threads polling one CQ see every completion once;
  *  - the ring is mapped only as the provider maps it: a private mapping, another length
  *    or an offset that names no ring is refused with EINVAL.
@@ -460,6 +462,77 @@ static void t_arming(void)
 	EXPECT(n >= 1, "no event for the send CQ");
 	events_within(100, &cq);
 	point("each CQ of a channel is armed on its own");
+}
+
+/* ---- resize ----------------------------------------------------------------------------------- */
+
+/* @n signaled WRITEs from QP 0, wr_ids @first on; false if one could not be posted. */
+static bool writes(uint32_t first, uint32_t n)
+{
+	for (uint32_t i = first; i < first + n; i++)
+		if (post_send(IBV_WR_RDMA_WRITE, i, 1 + i % MSG, 0))
+			return false;
+	return true;
+}
+
+/* The next @n completions of the send CQ are WRITEs @first on, in order, and landed. */
+static bool writes_polled(uint32_t first, uint32_t n, const char *what)
+{
+	struct ibv_wc wc;
+
+	for (uint32_t i = first; i < first + n; i++) {
+		if (!poll_one(g.scq, &wc) || wc.wr_id != i || wc.status != IBV_WC_SUCCESS ||
+		    wc.opcode != IBV_WC_RDMA_WRITE || memcmp(dst_at(i), src_at(i), 1 + i % MSG)) {
+			diag("%s: completion %u of %u: wr_id %" PRIu64 " (expected %u), %s", what,
+			     i - first, n, wc.wr_id, i, ibv_wc_status_str(wc.status));
+			return false;
+		}
+	}
+	return true;
+}
+
+static void t_resize(void)
+{
+	struct ibv_cq *cq;
+	int rv, n;
+
+	pair_make(4, 16);
+	/* three completions wait in a CQ of 4 */
+	EXPECT(writes(100, 3), "posting: %s", strerror(errno));
+	usleep(200000);
+	rv = ibv_resize_cq(g.scq, 1);
+	EXPECT(rv == EINVAL, "ibv_resize_cq to 1 with 3 completions waiting: %s, expected EINVAL",
+	       rv ? strerror(rv) : "done");
+	rv = ibv_resize_cq(g.scq, 0);
+	EXPECT(rv == EINVAL, "ibv_resize_cq to 0: %s, expected EINVAL", rv ? strerror(rv) : "done");
+	rv = ibv_resize_cq(g.scq, 100);
+	EXPECT(!rv && g.scq->cqe >= 100, "ibv_resize_cq to 100: %s, cqe %d",
+	       rv ? strerror(rv) : "done", g.scq->cqe);
+	EXPECT(writes_polled(100, 3, "after growing"), "the waiting completions were not kept");
+	point("resize CQ: below the completions waiting, EINVAL and nothing lost; grown, the waiting "
+	      "completions are polled from the new ring in order");
+
+	/* more than the old ring held, none polled until all are in */
+	EXPECT(writes(200, 90), "posting: %s", strerror(errno));
+	usleep(300000);
+	EXPECT(writes_polled(200, 90, "90 in the grown ring"), "the grown ring lost completions");
+
+	/* armed before a resize, the arming moves with the ring */
+	EXPECT(!ibv_req_notify_cq(g.scq, 0), "ibv_req_notify_cq: %s", strerror(errno));
+	rv = ibv_resize_cq(g.scq, 8);
+	EXPECT(!rv && g.scq->cqe >= 8 && g.scq->cqe < 100, "ibv_resize_cq to 8 (empty): %s, cqe %d",
+	       rv ? strerror(rv) : "done", g.scq->cqe);
+	EXPECT(writes(300, 1), "posting: %s", strerror(errno));
+	n = events_within(2000, &cq);
+	EXPECT(n == 1 && cq == g.scq, "%d events for the first completion after a resize of an "
+	       "armed CQ, expected 1", n);
+	EXPECT(writes_polled(300, 1, "after shrinking"), "the shrunk ring lost a completion");
+	/* and the shrunk ring wraps */
+	for (uint32_t i = 400; i < 440 && !bad; i += 4)
+		EXPECT(writes(i, 4) && writes_polled(i, 4, "wrapping the shrunk ring"),
+		       "the shrunk ring does not wrap");
+	point("resize CQ: a grown ring takes more than the old one held; an armed CQ keeps its "
+	      "arming across a resize; a shrunk empty ring wraps");
 }
 
 /* ---- two pollers ------------------------------------------------------------------------------ */
@@ -935,6 +1008,7 @@ int main(int argc, char **argv)
 	t_no_syscalls();
 	t_wrap();
 	t_arming();
+	t_resize();
 	t_two_pollers();
 	t_recv_no_syscalls();
 	t_full_rq();

@@ -394,7 +394,8 @@ static int round_of(struct ibv_mr *rmr, uint8_t *region, uint64_t seed, bool fli
 /* Moves every page of @buf there is to the other node. Return: pages moved, or -1 (said). */
 static long move_all(uint8_t *buf, size_t len, bool odp, const char *kind)
 {
-	size_t npg = len / PG, n = 0, moved = 0;
+	size_t npg = len / PG, n = 0, moved = 0, stuck = 0;
+	int why = 0;
 	void **pages = calloc(npg, sizeof(*pages));
 	int *nodes = calloc(npg, sizeof(*nodes)), *status = calloc(npg, sizeof(*status));
 
@@ -414,14 +415,21 @@ static long move_all(uint8_t *buf, size_t len, bool odp, const char *kind)
 		if (tries)
 			usleep(50000);
 		syscall(SYS_move_pages, 0, n, pages, nodes, status, MF_MOVE);
+		why = 0;
+		for (size_t i = 0; i < n; i++)
+			if (status[i] < 0 && !why) {
+				why = -status[i];
+				stuck = i;
+			}
 		syscall(SYS_move_pages, 0, n, pages, NULL, status, 0);
 		moved = 0;
 		for (size_t i = 0; i < n; i++)
 			moved += status[i] == nodes[i];
 	}
 	if (!n || (odp && moved != n) || (!odp && moved)) {
-		diag("%s: %zu of %zu pages moved to the other node (%s)", kind, moved, n,
-		     odp ? "all must move" : "pinned pages must stay");
+		diag("%s: %zu of %zu pages moved to the other node (%s; the last try's first "
+		     "error: page %zu, %s)", kind, moved, n, odp ? "all must move" :
+		     "pinned pages must stay", stuck, why ? strerror(why) : "none");
 		moved = (size_t)-1;
 	}
 	free(pages);
