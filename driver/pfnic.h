@@ -37,6 +37,7 @@
 #define PFNIC_MAX_CQ		BIT(16)
 #define PFNIC_MAX_CQE		(BIT(16) - 1)
 #define PFNIC_MAX_MR		BIT(16)
+#define PFNIC_MAX_MW		BIT(16)
 #define PFNIC_MAX_SRQ		BIT(16)
 #define PFNIC_MAX_RD_ATOM	128
 #define PFNIC_GID_TABLE_LEN	16
@@ -103,7 +104,7 @@ struct pfnic_dev {
 	netdevice_tracker ndev_tracker;
 	atomic64_t stats[PFNIC_STAT_COUNT];
 	atomic_t prefetches;
-	atomic_t objects[5];
+	atomic_t objects[6];
 };
 
 /* The objects a device keeps within its limits. */
@@ -113,6 +114,7 @@ enum pfnic_obj {
 	PFNIC_OBJ_QP,
 	PFNIC_OBJ_SRQ,
 	PFNIC_OBJ_MR,
+	PFNIC_OBJ_MW,
 };
 
 int pfnic_obj_take(struct pfnic_dev *pfnic, enum pfnic_obj obj);
@@ -240,6 +242,8 @@ enum pfnic_mr_kind {
 	/* kernel consumers' MRs, whose iovas are kernel virtual addresses, never faulted */
 	PFNIC_MR_DMA,		/* get_dma_mr: all of kernel memory */
 	PFNIC_MR_FAST,		/* alloc_mr: pages given by map_mr_sg, valid after IB_WR_REG_MR */
+	/* a memory window: an rkey for part of a user MR, valid while bound (pfnic_mw_bind()) */
+	PFNIC_MR_WINDOW,
 };
 
 /**
@@ -263,6 +267,14 @@ enum pfnic_mr_kind {
  * @fast_pages: a fast-registration MR's page list: kernel virtual addresses of blocks of
  *	@fast_page_size bytes, set by map_mr_sg (@fast_npages of at most @fast_max)
  * @fast_offset: where the MR starts in its first block
+ * @windows: memory windows bound to this MR now
+ * @parent: a window's MR while it is bound (no reference: dereg unbinds the MR's windows)
+ * @mw_type: a window's type (IB_MW_TYPE_1 or IB_MW_TYPE_2)
+ *
+ * A memory window is a struct pfnic_mr too, of kind PFNIC_MR_WINDOW, in the same key table:
+ * its @key is its rkey, @iova, @length and @access are what its bind gave, @valid says it is
+ * bound. The key table's lock guards a window's binding (@parent, @key, @valid and the
+ * bounds) and every MR's @windows.
  */
 struct pfnic_mr {
 	struct ib_mr ibmr;
@@ -295,7 +307,21 @@ struct pfnic_mr {
 	u32 fast_max;
 	u32 fast_page_size;
 	u32 fast_offset;
+	u32 windows;
+	struct pfnic_mr *parent;
+	u8 mw_type;
 };
+
+/* A memory window: the core's object, and its place in the key table. */
+struct pfnic_mw {
+	struct ib_mw ibmw;
+	struct pfnic_mr win;
+};
+
+static inline struct pfnic_mw *to_pfnic_mw(struct ib_mw *ibmw)
+{
+	return container_of(ibmw, struct pfnic_mw, ibmw);
+}
 
 static inline bool pfnic_mr_odp(const struct pfnic_mr *mr)
 {
@@ -331,6 +357,11 @@ struct pfnic_wqe {
 	int send_flags;
 	__be32 imm_data;
 	u32 invalidate_rkey;	/* LOCAL_INV, SEND_WITH_INV */
+	/*
+	 * BIND_MW: the MR's lkey; the window's new rkey, bounds and rights are in rkey,
+	 * remote_addr, compare_add (the length) and swap (the rights)
+	 */
+	u32 bind_lkey;
 	/* REG_MR: the MR (its index, and its address to recognize it by), key and rights */
 	u32 reg_index;
 	const void *reg_mr;
@@ -610,6 +641,10 @@ int pfnic_map_mr_sg(struct ib_mr *ibmr, struct scatterlist *sg, int sg_nents,
 		    unsigned int *sg_offset);
 int pfnic_mr_fast_reg(struct pfnic_mr *mr, struct ib_pd *pd, u32 key, int access);
 int pfnic_mr_invalidate(u32 key, struct ib_pd *pd);
+int pfnic_alloc_mw(struct ib_mw *ibmw, struct ib_udata *udata);
+int pfnic_dealloc_mw(struct ib_mw *ibmw);
+int pfnic_mw_bind(struct pfnic_qp *qp, const struct pfnic_wqe *wqe);
+struct pfnic_mr *pfnic_mw_resolve(struct pfnic_mr *win);
 void *pfnic_mr_kva(struct pfnic_mr *mr, u64 iova, size_t *room);
 struct pfnic_mr *pfnic_mr_get(u32 key);
 struct pfnic_mr *pfnic_mr_get_index(u32 index);

@@ -303,22 +303,31 @@ static enum pfnic_step pfnic_copy(struct pfnic_qp *qp, struct pfnic_span dst,
  * @len: its length
  * @access: the rights it needs (IB_ACCESS_*; 0 for a local read)
  *
+ * An rkey may name a bound memory window: the access must then lie inside the window and
+ * have the window's rights, and it reaches the window's MR (the window's bounds are in
+ * the MR's address space). A window's key is no lkey.
+ *
  * Return: the MR with a reference, or NULL: no such key, another PD, out of bounds, or
- * a right the MR does not grant. A DMA MR's addresses are kernel virtual addresses: one in
- * the first page, which none is, is out of its bounds (a NULL pointer a consumer mapped).
+ * a right the MR (or window) does not grant. A DMA MR's addresses are kernel virtual
+ * addresses: one in the first page, which none is, is out of its bounds (a NULL pointer a
+ * consumer mapped).
  */
 static struct pfnic_mr *pfnic_mr_lookup(u32 key, struct ib_pd *pd, u64 iova, u64 len, int access)
 {
+	const int remote = IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_ATOMIC;
 	struct pfnic_mr *mr = pfnic_mr_get(key);
 
 	if (!mr)
 		return NULL;
 	if (mr->ibmr.pd != pd || !pfnic_mr_covers(mr, iova, len) ||
 	    (mr->kind == PFNIC_MR_DMA && iova < PAGE_SIZE) ||
-	    (mr->access & access) != access) {
+	    (mr->access & access) != access ||
+	    (mr->kind == PFNIC_MR_WINDOW && !(access & remote))) {
 		pfnic_mr_put(mr);
 		return NULL;
 	}
+	if (mr->kind == PFNIC_MR_WINDOW)
+		return pfnic_mw_resolve(mr);
 	return mr;
 }
 
@@ -1089,8 +1098,9 @@ lost:
 
 /*
  * The operations a QP carries out on its own device, in send queue order: IB_WR_REG_MR and
- * IB_WR_LOCAL_INV on fast-registration MRs of its PD. Return: the completion status;
- * IB_WC_LOC_QP_OP_ERR for one refused, as rxe completes it.
+ * IB_WR_LOCAL_INV on fast-registration MRs of its PD, IB_WR_LOCAL_INV and IB_WR_BIND_MW on
+ * its memory windows. Return: the completion status; IB_WC_LOC_QP_OP_ERR for one refused,
+ * as rxe completes it, IB_WC_MW_BIND_ERR for a bind.
  */
 static enum ib_wc_status pfnic_execute_local(struct pfnic_qp *qp)
 {
@@ -1098,6 +1108,8 @@ static enum ib_wc_status pfnic_execute_local(struct pfnic_qp *qp)
 	struct pfnic_mr *mr;
 	int rv = -EINVAL;
 
+	if (wqe->opcode == IB_WR_BIND_MW)
+		return pfnic_mw_bind(qp, wqe) ? IB_WC_MW_BIND_ERR : IB_WC_SUCCESS;
 	if (wqe->opcode == IB_WR_LOCAL_INV) {
 		rv = pfnic_mr_invalidate(wqe->invalidate_rkey, qp->ibqp.pd);
 	} else {
@@ -1262,7 +1274,8 @@ void pfnic_engine_drive(struct pfnic_qp *qp)
 
 		if (malformed) {
 			status = IB_WC_LOC_QP_OP_ERR;
-		} else if (qp->cur->opcode == IB_WR_REG_MR || qp->cur->opcode == IB_WR_LOCAL_INV) {
+		} else if (qp->cur->opcode == IB_WR_REG_MR || qp->cur->opcode == IB_WR_LOCAL_INV ||
+			   qp->cur->opcode == IB_WR_BIND_MW) {
 			status = pfnic_execute_local(qp);
 		} else if (!pfnic_qp_connected(qp)) {
 			step = pfnic_execute_ud(qp, failed, &status);

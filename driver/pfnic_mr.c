@@ -372,6 +372,10 @@ static void pfnic_mr_destroy(struct pfnic_mr *mr)
 		kvfree(mr->fast_pages);
 		kfree(mr);
 		return;
+	case PFNIC_MR_WINDOW:
+		/* a window is its struct pfnic_mw's, which the core frees */
+		WARN_ON_ONCE(1);
+		return;
 	}
 	put_pid(mr->owner);
 	mem_cgroup_put(mr->memcg);
@@ -572,13 +576,190 @@ int pfnic_mr_fast_reg(struct pfnic_mr *mr, struct ib_pd *pd, u32 key, int access
 	return 0;
 }
 
+/* ---- memory windows -------------------------------------------------------------------------- */
+
+/* Unbinds a window: no rkey reaches it until it is bound again. Caller holds the key table. */
+static void pfnic_mw_unbind(struct pfnic_mr *win)
+{
+	lockdep_assert_held(&pfnic_mrs.xa_lock);
+	if (win->parent)
+		win->parent->windows--;
+	win->parent = NULL;
+	WRITE_ONCE(win->valid, false);
+}
+
+/* Unbinds the windows bound to @mr, which is leaving the key table. Caller holds it. */
+static void pfnic_mr_unbind_windows(struct pfnic_mr *mr)
+{
+	unsigned long index;
+	struct pfnic_mr *win;
+
+	lockdep_assert_held(&pfnic_mrs.xa_lock);
+	xa_for_each(&pfnic_mrs, index, win) {
+		if (win->kind == PFNIC_MR_WINDOW && win->parent == mr)
+			pfnic_mw_unbind(win);
+		if (!mr->windows)
+			break;
+	}
+}
+
+/**
+ * pfnic_alloc_mw() - a memory window of a user PD, unbound
+ * @ibmw: the window the core allocated; its type (1 or 2) and PD are set
+ * @udata: no request or response of pfnic's own
+ *
+ * The window's rkey is in the same key table as the MRs': a key of an unbound window
+ * reaches nothing until an IB_WR_BIND_MW gives it part of an MR.
+ *
+ * Return: 0, -EINVAL for another type or private data, -ENOMEM, or the device's window
+ * limit's error (pfnic_obj_take()).
+ */
+int pfnic_alloc_mw(struct ib_mw *ibmw, struct ib_udata *udata)
+{
+	struct pfnic_dev *pfnic = to_pfnic_dev(ibmw->device);
+	struct pfnic_mr *win = &to_pfnic_mw(ibmw)->win;
+	u32 index;
+	int rv;
+
+	if (ibmw->type != IB_MW_TYPE_1 && ibmw->type != IB_MW_TYPE_2)
+		return -EINVAL;
+	if (udata && (udata->inlen || udata->outlen))
+		return -EINVAL;
+	rv = pfnic_obj_take(pfnic, PFNIC_OBJ_MW);
+	if (rv)
+		return rv;
+	win->pfnic = pfnic;
+	win->kind = PFNIC_MR_WINDOW;
+	win->mw_type = ibmw->type;
+	win->ibmr.pd = ibmw->pd;
+	kref_init(&win->ref);
+	init_completion(&win->done);
+	rv = xa_alloc(&pfnic_mrs, &index, NULL, XA_LIMIT(1, PFNIC_MR_INDEX_MAX), GFP_KERNEL);
+	if (rv) {
+		pfnic_obj_drop(pfnic, PFNIC_OBJ_MW);
+		return rv;
+	}
+	win->index = index;
+	win->key = (index << 8) | get_random_u8();
+	ibmw->rkey = win->key;
+	xa_store(&pfnic_mrs, index, win, GFP_KERNEL);
+	return 0;
+}
+
+int pfnic_dealloc_mw(struct ib_mw *ibmw)
+{
+	struct pfnic_mr *win = &to_pfnic_mw(ibmw)->win;
+
+	xa_lock(&pfnic_mrs);
+	__xa_erase(&pfnic_mrs, win->index);
+	pfnic_mw_unbind(win);
+	xa_unlock(&pfnic_mrs);
+	/* an access that resolved the window before holds it until it has its MR */
+	pfnic_mr_put(win);
+	wait_for_completion(&win->done);
+	pfnic_obj_drop(win->pfnic, PFNIC_OBJ_MW);
+	return 0;
+}
+
+/**
+ * pfnic_mw_bind() - carry out an IB_WR_BIND_MW: give a window part of an MR, or unbind it
+ * @qp: the QP it was posted on
+ * @wqe: the bind: the window's new rkey (@wqe->rkey, whose index names the window), the
+ *	 MR's lkey, the window's start, length and rights
+ *
+ * The window, the MR and the QP must be in one PD; the MR must allow binding
+ * (IB_ACCESS_MW_BIND) and cover the range; a window that grants remote writes or atomics
+ * needs an MR the device may write (IB_ACCESS_LOCAL_WRITE). A type 1 window may be bound
+ * again over its binding, and a length of 0 unbinds it; a type 2 window must be unbound
+ * (invalidated) first. Zero-based windows are not supported.
+ *
+ * Context: the engine (process context).
+ * Return: 0, or -EINVAL for any of the above not met (the WQE completes with
+ * IB_WC_MW_BIND_ERR).
+ */
+int pfnic_mw_bind(struct pfnic_qp *qp, const struct pfnic_wqe *wqe)
+{
+	const int rights = IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_ATOMIC;
+	struct pfnic_mr *win = pfnic_mr_get_index(wqe->rkey >> 8), *mr = NULL;
+	int access = (int)wqe->swap;
+	u64 len = wqe->compare_add;
+	int rv = -EINVAL;
+
+	if (!win)
+		return rv;
+	/* local write means nothing to a window; programs pass it as to an MR (pyverbs does) */
+	if (win->kind != PFNIC_MR_WINDOW || win->ibmr.pd != qp->ibqp.pd ||
+	    (access & ~(rights | IB_ACCESS_LOCAL_WRITE)))
+		goto out;
+	access &= rights;
+	if (len || win->mw_type == IB_MW_TYPE_2) {
+		mr = pfnic_mr_get(wqe->bind_lkey);
+		if (!mr || mr->kind == PFNIC_MR_WINDOW || pfnic_mr_kernel(mr) ||
+		    mr->ibmr.pd != win->ibmr.pd || !(mr->access & IB_ACCESS_MW_BIND) ||
+		    !pfnic_mr_covers(mr, wqe->remote_addr, len) ||
+		    ((access & (IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC)) &&
+		     !(mr->access & IB_ACCESS_LOCAL_WRITE)))
+			goto out;
+	}
+	xa_lock(&pfnic_mrs);
+	/* the MR is still registered (its dereg unbinds what is bound to it), the window
+	 * still allocated, and a type 2 window not bound already
+	 */
+	if ((mr && xa_load(&pfnic_mrs, mr->index) != mr) ||
+	    xa_load(&pfnic_mrs, win->index) != win ||
+	    (win->mw_type == IB_MW_TYPE_2 && win->valid)) {
+		xa_unlock(&pfnic_mrs);
+		goto out;
+	}
+	pfnic_mw_unbind(win);
+	win->key = wqe->rkey;
+	if (mr) {
+		win->iova = wqe->remote_addr;
+		win->length = len;
+		win->access = access;
+		win->parent = mr;
+		mr->windows++;
+		WRITE_ONCE(win->valid, true);
+	}
+	xa_unlock(&pfnic_mrs);
+	rv = 0;
+out:
+	if (mr)
+		pfnic_mr_put(mr);
+	pfnic_mr_put(win);
+	return rv;
+}
+
+/**
+ * pfnic_mw_resolve() - the MR a bound window gives access to
+ * @win: a window, with a reference, whose key, bounds and rights the access was checked
+ *	 against
+ *
+ * Return: the window's MR with a reference, or NULL if the window was unbound meanwhile.
+ * The reference to @win is dropped either way.
+ */
+struct pfnic_mr *pfnic_mw_resolve(struct pfnic_mr *win)
+{
+	struct pfnic_mr *mr;
+
+	xa_lock(&pfnic_mrs);
+	mr = READ_ONCE(win->valid) ? win->parent : NULL;
+	if (mr && !kref_get_unless_zero(&mr->ref))
+		mr = NULL;
+	xa_unlock(&pfnic_mrs);
+	pfnic_mr_put(win);
+	return mr;
+}
+
 /**
  * pfnic_mr_invalidate() - carry out an invalidation (IB_WR_LOCAL_INV, or the remote one of
- *			   an IB_WR_SEND_WITH_INV) of the fast-registration MR a key names
- * @key: the key, as its last registration set it
- * @pd: the PD the MR must be in (the invalidating QP's, or the receiving QP's)
+ *			   an IB_WR_SEND_WITH_INV) of the fast-registration MR or the type 2
+ *			   memory window a key names
+ * @key: the key, as its last registration or bind set it
+ * @pd: the PD the MR or window must be in (the invalidating QP's, or the receiving QP's)
  *
- * Return: 0, or -EINVAL: no valid MR has that key, or it is not a fast-registration MR of @pd.
+ * Return: 0, or -EINVAL: no valid MR or window has that key, or it is not a
+ * fast-registration MR or a type 2 window of @pd.
  */
 int pfnic_mr_invalidate(u32 key, struct ib_pd *pd)
 {
@@ -590,6 +771,14 @@ int pfnic_mr_invalidate(u32 key, struct ib_pd *pd)
 	if (mr->kind == PFNIC_MR_FAST && mr->ibmr.pd == pd) {
 		xa_lock(&pfnic_mrs);
 		WRITE_ONCE(mr->valid, false);
+		xa_unlock(&pfnic_mrs);
+		rv = 0;
+	} else if (mr->kind == PFNIC_MR_WINDOW && mr->mw_type == IB_MW_TYPE_2 &&
+		   mr->ibmr.pd == pd) {
+		/* a type 1 window is unbound only by binding it again, with no length */
+		xa_lock(&pfnic_mrs);
+		if (mr->key == key)
+			pfnic_mw_unbind(mr);
 		xa_unlock(&pfnic_mrs);
 		rv = 0;
 	}
@@ -780,8 +969,16 @@ int pfnic_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata)
 {
 	struct pfnic_mr *mr = to_pfnic_mr(ibmr);
 
-	/* no new lookups, then wait until the engine holds no reference */
-	xa_erase(&pfnic_mrs, mr->index);
+	/*
+	 * No new lookups, the windows bound to it unbound (as a NIC invalidates them with
+	 * their MR: a program may deregister the MR first), then wait until the engine holds
+	 * no reference.
+	 */
+	xa_lock(&pfnic_mrs);
+	__xa_erase(&pfnic_mrs, mr->index);
+	if (mr->windows)
+		pfnic_mr_unbind_windows(mr);
+	xa_unlock(&pfnic_mrs);
 	pfnic_mr_put(mr);
 	wait_for_completion(&mr->done);
 	pfnic_obj_drop(mr->pfnic, PFNIC_OBJ_MR);

@@ -302,6 +302,7 @@ static bool pfnic_ring_opcode(enum ib_qp_type type, u8 opcode)
 	case IB_WR_RDMA_WRITE:
 	case IB_WR_RDMA_WRITE_WITH_IMM:
 	case IB_WR_LOCAL_INV:
+	case IB_WR_BIND_MW:
 		return type == IB_QPT_RC || type == IB_QPT_UC;
 	case IB_WR_SEND_WITH_INV:
 	case IB_WR_RDMA_READ:
@@ -347,6 +348,8 @@ int pfnic_wq_fetch_send(struct pfnic_qp *qp, struct pfnic_wqe *into)
 	into->imm_data = (__force __be32)u.ex_data;
 	if (u.opcode == IB_WR_SEND_WITH_INV || u.opcode == IB_WR_LOCAL_INV)
 		into->invalidate_rkey = u.ex_data;
+	if (u.opcode == IB_WR_BIND_MW)
+		into->bind_lkey = u.ex_data;
 	into->remote_addr = u.remote_addr;
 	into->rkey = u.rkey;
 	into->compare_add = u.compare_add;

@@ -27,7 +27,8 @@ static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *at
 	attr->max_qp_wr = PFNIC_MAX_QP_WR;
 	/* fast registration and remote invalidation, which kernel storage protocols need */
 	attr->device_cap_flags = IB_DEVICE_SYS_IMAGE_GUID | IB_DEVICE_RC_RNR_NAK_GEN |
-				 IB_DEVICE_PORT_ACTIVE_EVENT | IB_DEVICE_MEM_MGT_EXTENSIONS;
+				 IB_DEVICE_PORT_ACTIVE_EVENT | IB_DEVICE_MEM_MGT_EXTENSIONS |
+				 IB_DEVICE_MEM_WINDOW | IB_DEVICE_MEM_WINDOW_TYPE_2A;
 	attr->max_fast_reg_page_list_len = PFNIC_MAX_FAST_REG_PAGES;
 	attr->kernel_cap_flags = IBK_ALLOW_USER_UNREG | IBK_ON_DEMAND_PAGING;
 	attr->max_send_sge = PFNIC_MAX_SGE;
@@ -36,6 +37,7 @@ static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *at
 	attr->max_cq = PFNIC_MAX_CQ;
 	attr->max_cqe = PFNIC_MAX_CQE;
 	attr->max_mr = PFNIC_MAX_MR;
+	attr->max_mw = PFNIC_MAX_MW;
 	attr->max_pd = PFNIC_MAX_PD;
 	attr->max_srq = PFNIC_MAX_SRQ;
 	/* address handles are not a resource pfnic runs out of: no limit, as mlx5 reports it */
@@ -142,6 +144,7 @@ static const u32 pfnic_obj_max[] = {
 	[PFNIC_OBJ_QP] = PFNIC_MAX_QP,
 	[PFNIC_OBJ_SRQ] = PFNIC_MAX_SRQ,
 	[PFNIC_OBJ_MR] = PFNIC_MAX_MR,
+	[PFNIC_OBJ_MW] = PFNIC_MAX_MW,
 };
 
 /**
@@ -149,7 +152,7 @@ static const u32 pfnic_obj_max[] = {
  * @pfnic: the device
  * @obj: the kind
  *
- * The limits are those query_device reports (max_pd, max_cq, max_qp, max_srq, max_mr), so
+ * The limits are those query_device reports (max_pd, max_cq, max_qp, max_srq, max_mr, max_mw), so
  * that what a program is told is what it gets. Each object taken is dropped
  * (pfnic_obj_drop()) when it is destroyed, or when its creation fails after this.
  *
@@ -249,6 +252,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.advise_mr = pfnic_advise_mr,
 	.alloc_hw_port_stats = pfnic_alloc_hw_port_stats,
 	.alloc_mr = pfnic_alloc_mr,
+	.alloc_mw = pfnic_alloc_mw,
 	.alloc_pd = pfnic_alloc_pd,
 	.alloc_ucontext = pfnic_alloc_ucontext,
 	.create_ah = pfnic_create_ah,
@@ -260,6 +264,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.create_user_cq = pfnic_compat_create_cq,
 #endif
 	.dealloc_driver = pfnic_dealloc_driver,
+	.dealloc_mw = pfnic_dealloc_mw,
 	.dealloc_pd = pfnic_dealloc_pd,
 	.dealloc_ucontext = pfnic_dealloc_ucontext,
 	.dereg_mr = pfnic_dereg_mr,
@@ -298,6 +303,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 
 	INIT_RDMA_OBJ_SIZE(ib_ah, pfnic_ah, ibah),
 	INIT_RDMA_OBJ_SIZE(ib_cq, pfnic_cq, ibcq),
+	INIT_RDMA_OBJ_SIZE(ib_mw, pfnic_mw, ibmw),
 	INIT_RDMA_OBJ_SIZE(ib_pd, pfnic_pd, ibpd),
 	INIT_RDMA_OBJ_SIZE(ib_qp, pfnic_qp, ibqp),
 	INIT_RDMA_OBJ_SIZE(ib_srq, pfnic_srq, ibsrq),

@@ -843,6 +843,45 @@ static void pfnic_wr_local_inv(struct ibv_qp_ex *qpx, uint32_t invalidate_rkey)
 		wqe->ex_data = invalidate_rkey;
 }
 
+/* A bind's WQE: the window's new rkey, the MR's lkey, the window's bounds and rights. */
+static void pfnic_bind_wqe_fill(struct pfnic_send_wqe *wqe, uint32_t rkey,
+				const struct ibv_mw_bind_info *info)
+{
+	wqe->rkey = rkey;
+	wqe->ex_data = info->mr ? info->mr->lkey : 0;
+	wqe->remote_addr = info->addr;
+	wqe->compare_add = info->length;
+	wqe->swap = info->mw_access_flags;
+}
+
+/*
+ * Whether a bind of @mw to @rkey is one to post: a window of this QP's device, bound through
+ * the post (type 2) or through ibv_bind_mw() (type 1, @type1), keeping its index (the
+ * rkey's upper 24 bits, which name the window to the driver), with an MR unless it unbinds.
+ */
+static bool pfnic_bind_ok(const struct pfnic_qp *qp, const struct ibv_mw *mw, uint32_t rkey,
+			  const struct ibv_mw_bind_info *info, bool type1)
+{
+	return mw && mw->context == qp->vqp.qp.context &&
+	       mw->type == (type1 ? IBV_MW_TYPE_1 : IBV_MW_TYPE_2) &&
+	       (rkey >> 8) == (mw->rkey >> 8) && (info->mr || (type1 && !info->length));
+}
+
+static void pfnic_wr_bind_mw(struct ibv_qp_ex *qpx, struct ibv_mw *mw, uint32_t rkey,
+			     const struct ibv_mw_bind_info *info)
+{
+	struct pfnic_qp *qp = pfnic_qpx(qpx);
+	struct pfnic_send_wqe *wqe;
+
+	if (!qp->wr_err && !pfnic_bind_ok(qp, mw, rkey, info, false)) {
+		qp->wr_err = EINVAL;
+		return;
+	}
+	wqe = pfnic_wr_begin(qpx, IBV_WR_BIND_MW);
+	if (wqe)
+		pfnic_bind_wqe_fill(wqe, rkey, info);
+}
+
 static void pfnic_wr_rdma(struct ibv_qp_ex *qpx, enum ibv_wr_opcode opcode, uint32_t rkey,
 			  uint64_t remote_addr, __be32 imm_data)
 {
@@ -1009,7 +1048,8 @@ static void pfnic_wr_abort(struct ibv_qp_ex *qpx)
 #define PFNIC_QP_EX_UD_OPS (IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM)
 /* UC: sends and writes, no responder resources (reads, atomics) and no SEND with Invalidate */
 #define PFNIC_QP_EX_UC_OPS (PFNIC_QP_EX_UD_OPS | IBV_QP_EX_WITH_RDMA_WRITE | \
-			    IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM | IBV_QP_EX_WITH_LOCAL_INV)
+			    IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM | IBV_QP_EX_WITH_LOCAL_INV | \
+			    IBV_QP_EX_WITH_BIND_MW)
 #define PFNIC_QP_EX_RC_OPS (PFNIC_QP_EX_UC_OPS | IBV_QP_EX_WITH_SEND_WITH_INV | \
 			    IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP | \
 			    IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD)
@@ -1047,6 +1087,7 @@ static void pfnic_qp_ex_init(struct pfnic_qp *qp)
 		return;
 	}
 	qpx->wr_local_inv = pfnic_wr_local_inv;
+	qpx->wr_bind_mw = pfnic_wr_bind_mw;
 	qpx->wr_rdma_write = pfnic_wr_rdma_write;
 	qpx->wr_rdma_write_imm = pfnic_wr_rdma_write_imm;
 	if (qp->vqp.qp.qp_type == IBV_QPT_UC)
@@ -1159,7 +1200,7 @@ static int pfnic_destroy_qp(struct ibv_qp *ibqp)
  * 8-byte buffer, a message longer than 2 GiB. Return: 0 or EINVAL.
  */
 static int pfnic_check_send_wr(const struct pfnic_qp *qp, const struct ibv_send_wr *wr,
-			       uint64_t *len)
+			       uint64_t *len, bool type1)
 {
 	bool ud = qp->vqp.qp.qp_type == IBV_QPT_UD;
 	bool rc = qp->vqp.qp.qp_type == IBV_QPT_RC;
@@ -1186,6 +1227,12 @@ static int pfnic_check_send_wr(const struct pfnic_qp *qp, const struct ibv_send_
 		if (!rc)
 			return EINVAL;
 		break;
+	case IBV_WR_BIND_MW:
+		if (ud || !pfnic_bind_ok(qp, wr->bind_mw.mw, wr->bind_mw.rkey,
+					 &wr->bind_mw.bind_info, type1))
+			return EINVAL;
+		*len = 0;
+		return 0;
 	case IBV_WR_ATOMIC_CMP_AND_SWP:
 	case IBV_WR_ATOMIC_FETCH_AND_ADD:
 		if (!rc || wr->num_sge != 1 || wr->sg_list[0].length != sizeof(uint64_t))
@@ -1214,6 +1261,11 @@ static void pfnic_send_wqe_write(uint8_t *slot, const struct pfnic_qp *qp,
 	wqe->send_flags = (uint16_t)(wr->send_flags & PFNIC_SEND_FLAGS);
 	if (!pfnic_inline_opcode(wr->opcode))
 		wqe->send_flags &= (uint16_t)~IBV_SEND_INLINE;
+	if (wr->opcode == IBV_WR_BIND_MW) {
+		wqe->send_flags &= (uint16_t)~IBV_SEND_INLINE;
+		pfnic_bind_wqe_fill(wqe, wr->bind_mw.rkey, &wr->bind_mw.bind_info);
+		return;
+	}
 	if (wr->opcode == IBV_WR_SEND_WITH_INV || wr->opcode == IBV_WR_LOCAL_INV)
 		wqe->ex_data = wr->invalidate_rkey;
 	else
@@ -1256,8 +1308,8 @@ static void pfnic_send_wqe_write(uint8_t *slot, const struct pfnic_qp *qp,
  * posted: EINVAL (see pfnic_check_send_wr(), or a QP not yet in RTS), ENOMEM (the queue is
  * full).
  */
-static int pfnic_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
-			   struct ibv_send_wr **bad_wr)
+static int pfnic_post_send_wrs(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
+			       struct ibv_send_wr **bad_wr, bool type1)
 {
 	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
 	struct pfnic_uwq *sq = &qp->sq;
@@ -1272,7 +1324,7 @@ static int pfnic_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 	if (state == IBV_QPS_RESET || state == IBV_QPS_INIT || state == IBV_QPS_RTR)
 		ret = EINVAL;
 	for (; wr && !ret; wr = wr->next) {
-		ret = pfnic_check_send_wr(qp, wr, &len);
+		ret = pfnic_check_send_wr(qp, wr, &len, type1);
 		if (ret)
 			break;
 		slot = pfnic_uwq_next(sq);
@@ -1292,6 +1344,63 @@ static int pfnic_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 		*bad_wr = wr;
 	if (ring_bell)
 		pfnic_doorbell(ibqp);
+	return ret;
+}
+
+static int pfnic_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
+			   struct ibv_send_wr **bad_wr)
+{
+	return pfnic_post_send_wrs(ibqp, wr, bad_wr, false);
+}
+
+/*
+ * ibv_bind_mw(): a type 1 window's bind, posted on @qp as a BIND_MW WQE with the window's
+ * next rkey, which the window has from then on (a length of 0 unbinds it). The completion
+ * says whether the driver bound it (IBV_WC_MW_BIND_ERR if not). Return: 0 or an errno.
+ */
+static int pfnic_bind_mw(struct ibv_qp *qp, struct ibv_mw *mw, struct ibv_mw_bind *mw_bind)
+{
+	struct ibv_send_wr wr = { .wr_id = mw_bind->wr_id, .opcode = IBV_WR_BIND_MW,
+				  .send_flags = mw_bind->send_flags }, *bad_wr;
+	int ret;
+
+	wr.bind_mw.mw = mw;
+	wr.bind_mw.rkey = ibv_inc_rkey(mw->rkey);
+	wr.bind_mw.bind_info = mw_bind->bind_info;
+	ret = pfnic_post_send_wrs(qp, &wr, &bad_wr, true);
+	if (!ret)
+		mw->rkey = wr.bind_mw.rkey;
+	return ret;
+}
+
+/* ibv_alloc_mw(): system call ALLOC_MW; the window is unbound, its rkey reaches nothing. */
+static struct ibv_mw *pfnic_alloc_mw(struct ibv_pd *pd, enum ibv_mw_type type)
+{
+	struct ib_uverbs_alloc_mw_resp resp;
+	struct ibv_alloc_mw cmd;
+	struct ibv_mw *mw = calloc(1, sizeof(*mw));
+	int ret;
+
+	if (!mw)
+		return NULL;
+	memset(&cmd, 0, sizeof(cmd));
+	memset(&resp, 0, sizeof(resp));
+	ret = ibv_cmd_alloc_mw(pd, type, mw, &cmd, sizeof(cmd), &resp, sizeof(resp));
+	if (ret) {
+		free(mw);
+		errno = ret;
+		return NULL;
+	}
+	return mw;
+}
+
+/* ibv_dealloc_mw(): system call DEALLOC_MW; what its rkey reached is unreachable by it. */
+static int pfnic_dealloc_mw(struct ibv_mw *mw)
+{
+	int ret = ibv_cmd_dealloc_mw(mw);
+
+	if (!ret)
+		free(mw);
 	return ret;
 }
 
@@ -1443,13 +1552,16 @@ static int pfnic_post_srq_recv(struct ibv_srq *ibsrq, struct ibv_recv_wr *wr,
  */
 static const struct verbs_context_ops pfnic_ctx_ops = {
 	.advise_mr = pfnic_advise_mr,
+	.alloc_mw = pfnic_alloc_mw,
 	.alloc_pd = pfnic_alloc_pd,
+	.bind_mw = pfnic_bind_mw,
 	.create_ah = pfnic_create_ah,
 	.create_cq = pfnic_create_cq,
 	.create_cq_ex = pfnic_create_cq_ex,
 	.create_qp = pfnic_create_qp,
 	.create_qp_ex = pfnic_create_qp_ex,
 	.create_srq = pfnic_create_srq,
+	.dealloc_mw = pfnic_dealloc_mw,
 	.dealloc_pd = pfnic_dealloc_pd,
 	.dereg_mr = pfnic_dereg_mr,
 	.destroy_ah = pfnic_destroy_ah,

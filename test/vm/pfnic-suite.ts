@@ -75,6 +75,14 @@ const groups: Group[] = [
     debugBundle: 'verbs',
   },
   {
+    name: 'memory windows of types 1 and 2 over ODP and pinned MRs, every byte checked; invalidation; binds refused',
+    options: [],
+    setup: devices,
+    command: `${tests}/pfnic_mw -d pfnic0 -g 1`,
+    needs: [`${tests}/pfnic_mw`],
+    debugBundle: 'verbs',
+  },
+  {
     name: 'rings shared with the provider: CQs polled and armed and receives posted with no system call, '
       + 'one doorbell per post, malformed WQEs failed',
     options: [],
