@@ -58,6 +58,12 @@ struct ib_mr *pfnic_compat_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length
 				       int access, struct ib_udata *udata);
 #endif
 
+/*
+ * The device capability of atomic writes: uverbs' value (IB_UVERBS_DEVICE_ATOMIC_WRITE),
+ * which 6.1's headers do not name; its core passes the bit on to user space all the same.
+ */
+#define PFNIC_DEVICE_ATOMIC_WRITE	BIT_ULL(40)
+
 /* 6.3 made a VMA's flags writable through helpers only (ummunotify's mmap). */
 static inline void pfnic_vm_flags_mod(struct vm_area_struct *vma, vm_flags_t set,
 				      vm_flags_t clear)

@@ -334,8 +334,8 @@ static struct pfnic_mr *pfnic_mr_lookup(u32 key, struct ib_pd *pd, u64 iova, u64
 /*
  * Changes the 8-byte word an atomic WQE names in @mr, with the CPU's own atomic
  * instructions, so that the change is atomic for the CPU and for every pfnic QP alike, and
- * puts the value it held in *@orig. Return: PFNIC_DONE, or PFNIC_FAULT (recorded in @qp)
- * with the word untouched.
+ * puts the value it held in *@orig (an atomic write stores its value whole and returns
+ * nothing). Return: PFNIC_DONE, or PFNIC_FAULT (recorded in @qp) with the word untouched.
  */
 static enum pfnic_step pfnic_atomic_remote(struct pfnic_qp *qp, struct pfnic_mr *mr,
 					   const struct pfnic_wqe *wqe, u64 *orig)
@@ -350,6 +350,8 @@ static enum pfnic_step pfnic_atomic_remote(struct pfnic_qp *qp, struct pfnic_mr 
 		if (word) {
 			if (wqe->opcode == IB_WR_ATOMIC_CMP_AND_SWP)
 				*orig = cmpxchg64(word, wqe->compare_add, wqe->swap);
+			else if (wqe->opcode == PFNIC_WR_ATOMIC_WRITE)
+				atomic64_set((atomic64_t *)word, wqe->compare_add);
 			else
 				*orig = atomic64_fetch_add(wqe->compare_add, (atomic64_t *)word);
 			pfnic_span_unmap(&sp, word);
@@ -511,7 +513,8 @@ next:
  * CMP_SWP and FETCH_ADD: the responder's word changes once (qp->atomic_done), then its
  * original value goes to the local buffer, which may fault in turn; the WQE then runs again
  * and finds the change made, as a responder answers a repeated atomic request from its
- * record of the first. Return: PFNIC_DONE (check @status) or PFNIC_FAULT.
+ * record of the first. ATOMIC_WRITE stores the WQE's value into the word whole, and is done.
+ * Return: PFNIC_DONE (check @status) or PFNIC_FAULT.
  */
 static enum pfnic_step pfnic_atomic(struct pfnic_qp *qp, struct pfnic_qp *peer,
 				    enum ib_wc_status *status)
@@ -526,7 +529,9 @@ static enum pfnic_step pfnic_atomic(struct pfnic_qp *qp, struct pfnic_qp *peer,
 			*status = IB_WC_REM_INV_REQ_ERR;
 			return PFNIC_DONE;
 		}
+		/* an atomic write is a write, of one word at once: it needs write rights */
 		mr = pfnic_mr_lookup(wqe->rkey, peer->ibqp.pd, wqe->remote_addr, sizeof(u64),
+				     wqe->opcode == PFNIC_WR_ATOMIC_WRITE ? IB_ACCESS_REMOTE_WRITE :
 				     IB_ACCESS_REMOTE_ATOMIC);
 		if (!mr) {
 			*status = IB_WC_REM_ACCESS_ERR;
@@ -547,6 +552,10 @@ static enum pfnic_step pfnic_atomic(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		if (step != PFNIC_DONE)
 			return step;
 		qp->atomic_done = true;
+	}
+	if (wqe->opcode == PFNIC_WR_ATOMIC_WRITE) {
+		*status = IB_WC_SUCCESS;
+		return PFNIC_DONE;
 	}
 	return pfnic_put_sgl(qp, &wqe->sge[0], 1, qp->ibqp.pd, &qp->atomic_orig, sizeof(u64), false,
 			     status);
@@ -825,9 +834,11 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		     wqe->opcode == IB_WR_SEND_WITH_INV;
 	bool consumes = sends || wqe->opcode == IB_WR_RDMA_WRITE_WITH_IMM;
 	bool atomic = wqe->opcode == IB_WR_ATOMIC_CMP_AND_SWP ||
-		      wqe->opcode == IB_WR_ATOMIC_FETCH_AND_ADD;
+		      wqe->opcode == IB_WR_ATOMIC_FETCH_AND_ADD ||
+		      wqe->opcode == PFNIC_WR_ATOMIC_WRITE;
 	int rights = wqe->opcode == IB_WR_RDMA_READ ? IB_ACCESS_REMOTE_READ :
-		     atomic ? IB_ACCESS_REMOTE_ATOMIC : IB_ACCESS_REMOTE_WRITE;
+		     atomic && wqe->opcode != PFNIC_WR_ATOMIC_WRITE ? IB_ACCESS_REMOTE_ATOMIC :
+		     IB_ACCESS_REMOTE_WRITE;
 	enum ib_wc_status peer_status = IB_WC_SUCCESS;
 	enum pfnic_step step = PFNIC_DONE;
 	bool uc = qp->ibqp.qp_type == IB_QPT_UC;

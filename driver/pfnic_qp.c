@@ -383,7 +383,8 @@ int pfnic_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 
 static enum ib_wc_opcode pfnic_wc_opcode(enum ib_wr_opcode opcode)
 {
-	switch (opcode) {
+	/* as a number: the atomic write's opcodes are not in every kernel's enums */
+	switch ((u32)opcode) {
 	case IB_WR_RDMA_WRITE:
 	case IB_WR_RDMA_WRITE_WITH_IMM:
 		return IB_WC_RDMA_WRITE;
@@ -399,6 +400,8 @@ static enum ib_wc_opcode pfnic_wc_opcode(enum ib_wr_opcode opcode)
 		return IB_WC_LOCAL_INV;
 	case IB_WR_BIND_MW:
 		return IB_WC_BIND_MW;
+	case PFNIC_WR_ATOMIC_WRITE:
+		return (enum ib_wc_opcode)PFNIC_WC_ATOMIC_WRITE;
 	default:
 		return IB_WC_SEND;
 	}

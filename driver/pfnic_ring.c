@@ -308,6 +308,7 @@ static bool pfnic_ring_opcode(enum ib_qp_type type, u8 opcode)
 	case IB_WR_RDMA_READ:
 	case IB_WR_ATOMIC_CMP_AND_SWP:
 	case IB_WR_ATOMIC_FETCH_AND_ADD:
+	case PFNIC_WR_ATOMIC_WRITE:
 		return type == IB_QPT_RC;
 	default:
 		return false;
@@ -373,6 +374,9 @@ int pfnic_wq_fetch_send(struct pfnic_qp *qp, struct pfnic_wqe *into)
 		into->total_len += into->sge[i].length;
 	if ((u.opcode == IB_WR_ATOMIC_CMP_AND_SWP || u.opcode == IB_WR_ATOMIC_FETCH_AND_ADD) &&
 	    (u.num_sge != 1 || into->sge[0].length != sizeof(u64)))
+		return -EINVAL;
+	/* an atomic write's value, and a bind, are in the WQE itself */
+	if ((u.opcode == PFNIC_WR_ATOMIC_WRITE || u.opcode == IB_WR_BIND_MW) && u.num_sge)
 		return -EINVAL;
 	return into->total_len > PFNIC_MAX_MSG_SZ ? -EINVAL : 0;
 }

@@ -28,7 +28,8 @@ static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *at
 	/* fast registration and remote invalidation, which kernel storage protocols need */
 	attr->device_cap_flags = IB_DEVICE_SYS_IMAGE_GUID | IB_DEVICE_RC_RNR_NAK_GEN |
 				 IB_DEVICE_PORT_ACTIVE_EVENT | IB_DEVICE_MEM_MGT_EXTENSIONS |
-				 IB_DEVICE_MEM_WINDOW | IB_DEVICE_MEM_WINDOW_TYPE_2A;
+				 IB_DEVICE_MEM_WINDOW | IB_DEVICE_MEM_WINDOW_TYPE_2A |
+				 PFNIC_DEVICE_ATOMIC_WRITE;
 	attr->max_fast_reg_page_list_len = PFNIC_MAX_FAST_REG_PAGES;
 	attr->kernel_cap_flags = IBK_ALLOW_USER_UNREG | IBK_ON_DEMAND_PAGING;
 	attr->max_send_sge = PFNIC_MAX_SGE;

@@ -935,6 +935,19 @@ static void pfnic_wr_atomic_fetch_add(struct ibv_qp_ex *qpx, uint32_t rkey,
 	pfnic_wr_atomic(qpx, IBV_WR_ATOMIC_FETCH_AND_ADD, rkey, remote_addr, add, 0);
 }
 
+/* ibv_wr_atomic_write(): the 8 bytes at @value, stored at once at @remote_addr. */
+static void pfnic_wr_atomic_write(struct ibv_qp_ex *qpx, uint32_t rkey, uint64_t remote_addr,
+				  const void *value)
+{
+	struct pfnic_send_wqe *wqe = pfnic_wr_begin(qpx, IBV_WR_ATOMIC_WRITE);
+
+	if (!wqe)
+		return;
+	wqe->rkey = rkey;
+	wqe->remote_addr = remote_addr;
+	memcpy(&wqe->compare_add, value, sizeof(wqe->compare_add));
+}
+
 static void pfnic_wr_set_ud_addr(struct ibv_qp_ex *qpx, struct ibv_ah *ah, uint32_t remote_qpn,
 				 uint32_t remote_qkey)
 {
@@ -1052,7 +1065,7 @@ static void pfnic_wr_abort(struct ibv_qp_ex *qpx)
 			    IBV_QP_EX_WITH_BIND_MW)
 #define PFNIC_QP_EX_RC_OPS (PFNIC_QP_EX_UC_OPS | IBV_QP_EX_WITH_SEND_WITH_INV | \
 			    IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP | \
-			    IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD)
+			    IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD | IBV_QP_EX_WITH_ATOMIC_WRITE)
 
 /* The extended post's operations a QP of @type may have. */
 static uint64_t pfnic_qp_ex_ops(enum ibv_qp_type type)
@@ -1096,6 +1109,7 @@ static void pfnic_qp_ex_init(struct pfnic_qp *qp)
 	qpx->wr_rdma_read = pfnic_wr_rdma_read;
 	qpx->wr_atomic_cmp_swp = pfnic_wr_atomic_cmp_swp;
 	qpx->wr_atomic_fetch_add = pfnic_wr_atomic_fetch_add;
+	qpx->wr_atomic_write = pfnic_wr_atomic_write;
 }
 
 /*
@@ -1235,6 +1249,8 @@ static int pfnic_check_send_wr(const struct pfnic_qp *qp, const struct ibv_send_
 		return 0;
 	case IBV_WR_ATOMIC_CMP_AND_SWP:
 	case IBV_WR_ATOMIC_FETCH_AND_ADD:
+	case IBV_WR_ATOMIC_WRITE:
+		/* an atomic write's one 8-byte buffer holds the value it writes */
 		if (!rc || wr->num_sge != 1 || wr->sg_list[0].length != sizeof(uint64_t))
 			return EINVAL;
 		break;
@@ -1277,6 +1293,13 @@ static void pfnic_send_wqe_write(uint8_t *slot, const struct pfnic_qp *qp,
 		wqe->sgid_index = ah->sgid_index;
 		wqe->remote_qpn = wr->wr.ud.remote_qpn;
 		wqe->remote_qkey = wr->wr.ud.remote_qkey;
+	} else if (wr->opcode == IBV_WR_ATOMIC_WRITE) {
+		/* the value is read now, as inline data is: the buffer may change once posted */
+		wqe->remote_addr = wr->wr.rdma.remote_addr;
+		wqe->rkey = wr->wr.rdma.rkey;
+		memcpy(&wqe->compare_add, (const void *)(uintptr_t)wr->sg_list[0].addr,
+		       sizeof(wqe->compare_add));
+		return;
 	} else if (wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
 		   wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD) {
 		wqe->remote_addr = wr->wr.atomic.remote_addr;

@@ -55,6 +55,13 @@ struct pfnic_create_cq_resp {
 	__u32 cqe_size;
 };
 
+/*
+ * The atomic write's opcodes, libibverbs' values (IBV_WR_ATOMIC_WRITE, IBV_WC_ATOMIC_WRITE):
+ * the oldest kernels pfnic builds for do not name them.
+ */
+#define PFNIC_WR_ATOMIC_WRITE	15
+#define PFNIC_WC_ATOMIC_WRITE	9
+
 /* A CQE's flags: libibverbs' enum ibv_wc_flags values (the kernel numbers its own otherwise) */
 #define PFNIC_CQE_GRH			0x1U
 #define PFNIC_CQE_WITH_IMM		0x2U
@@ -181,17 +188,22 @@ struct pfnic_sge {
  *	IBV_SEND_INLINE, @inline_len bytes of data
  * @wr_id: the work request's id
  * @opcode: enum ibv_wr_opcode: SEND, SEND_WITH_IMM, SEND_WITH_INV, RDMA_WRITE,
- *	RDMA_WRITE_WITH_IMM, RDMA_READ, ATOMIC_CMP_AND_SWP, ATOMIC_FETCH_AND_ADD, LOCAL_INV
- *	(on a UD QP: SEND and SEND_WITH_IMM)
+ *	RDMA_WRITE_WITH_IMM, RDMA_READ, ATOMIC_CMP_AND_SWP, ATOMIC_FETCH_AND_ADD,
+ *	ATOMIC_WRITE, LOCAL_INV, BIND_MW (on a UC QP: SEND, SEND_WITH_IMM, RDMA_WRITE,
+ *	RDMA_WRITE_WITH_IMM, LOCAL_INV and BIND_MW; on a UD QP: SEND and SEND_WITH_IMM)
  * @send_flags: enum ibv_send_flags (FENCE, SIGNALED, SOLICITED, INLINE)
- * @num_sge: buffers (at most the QP's max_send_sge; an atomic has one of 8 bytes)
+ * @num_sge: buffers (at most the QP's max_send_sge; an atomic has one of 8 bytes; an
+ *	atomic write and a bind have none)
  * @inline_len: with IBV_SEND_INLINE, the data's length (at most the QP's max_inline)
- * @ex_data: the immediate data (network order), or the rkey to invalidate
- * @rkey: RDMA and atomics: the remote MR
+ * @ex_data: the immediate data (network order), the rkey to invalidate, or for BIND_MW the
+ *	MR's lkey
+ * @rkey: RDMA and atomics: the remote MR; BIND_MW: the window's new rkey
  * @remote_qpn: UD: the destination QP
- * @remote_addr: RDMA and atomics: the remote address
- * @compare_add: CMP_AND_SWP: the value compared; FETCH_AND_ADD: the value added
- * @swap: CMP_AND_SWP: the value stored on a match
+ * @remote_addr: RDMA and atomics: the remote address; BIND_MW: the window's start
+ * @compare_add: CMP_AND_SWP: the value compared; FETCH_AND_ADD: the value added;
+ *	ATOMIC_WRITE: the value written; BIND_MW: the window's length
+ * @swap: CMP_AND_SWP: the value stored on a match; BIND_MW: the window's rights
+ *	(IBV_ACCESS_REMOTE_*)
  * @dgid: UD: the destination GID (the address handle's)
  * @remote_qkey: UD: the destination's Q_Key
  * @sgid_index: UD: the source GID's index (the address handle's)

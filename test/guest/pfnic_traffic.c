@@ -129,6 +129,7 @@ static struct {
 	bool strict;		/* --strict: a skipped case fails */
 	bool use_srq;
 	bool use_ex;
+	bool atomic_write;	/* the device has ATOMIC_WRITE */
 	struct ibv_cq_ex *cqx[2];
 	struct ibv_srq *srq;
 	int timeout_s;
@@ -388,6 +389,11 @@ static int post_send_one(struct ibv_send_wr *wr)
 		ibv_wr_atomic_fetch_add(qpx, wr->wr.atomic.rkey, wr->wr.atomic.remote_addr,
 					wr->wr.atomic.compare_add);
 		break;
+	case IBV_WR_ATOMIC_WRITE:
+		/* the value is given, not a buffer */
+		ibv_wr_atomic_write(qpx, wr->wr.rdma.rkey, wr->wr.rdma.remote_addr,
+				    (const void *)(uintptr_t)wr->sg_list[0].addr);
+		return ibv_wr_complete(qpx);
 	default:
 		ibv_wr_abort(qpx);
 		return EINVAL;
@@ -1185,13 +1191,26 @@ static int atomic_op(enum ibv_wr_opcode opc, struct ibv_mr *lmr, void *laddr, st
 			8, false, what);
 }
 
+/* An ATOMIC_WRITE on QP 0: the 8 bytes at vaddr (of vmr) replace the word at raddr of rmr. */
+static int atomic_write_op(struct ibv_mr *vmr, void *vaddr, struct ibv_mr *rmr, void *raddr,
+			   const char *what)
+{
+	struct ibv_sge sge = {.addr = (uintptr_t)vaddr, .length = 8, .lkey = vmr->lkey};
+	struct ibv_send_wr wr = {.sg_list = &sge, .opcode = IBV_WR_ATOMIC_WRITE};
+
+	wr.wr.rdma.remote_addr = (uintptr_t)raddr;
+	wr.wr.rdma.rkey = rmr->rkey;
+	return post_one(&wr, IBV_WC_ATOMIC_WRITE, 8, false, what);
+}
+
 /*
  * Atomics, with the target as the responder's MR and as the local result buffer. Per
  * pair: the word is the last of a page nobody touched, and the result buffer straddles
  * the boundary of two untouched pages, so that for ODP the responder's side faults, the
  * word changes, then the requester's side faults and the WQE runs again: the word must
  * not change twice. Then a CMP_SWP that matches and one that does not. Every returned
- * value is checked, and the bytes around both places through both views.
+ * value is checked, and the bytes around both places through both views. Where the device
+ * has it, an ATOMIC_WRITE into another word that is the last of an untouched page.
  */
 static int c_atomics(struct target *t)
 {
@@ -1229,6 +1248,25 @@ static int c_atomics(struct target *t)
 			    check_cpu(t, r - GUARD, 8 + 2 * GUARD, what) ||
 			    check_mr(t, w - GUARD, 8 + 2 * GUARD, what) ||
 			    check_mr(t, r - GUARD, 8 + 2 * GUARD, what))
+				return -1;
+		}
+		if (g.atomic_write) {
+			size_t w2 = PG + (size_t)(2 * NPAIR + p) * SLOT + 3 * PG - 8;
+			uint64_t v = mix64(next_seed()) | 1, got2;
+
+			snprintf(what, sizeof(what), "atomics pair %d: ATOMIC_WRITE of target+%zu",
+				 p, w2);
+			memcpy(g.peer + SCR_OFF, &v, 8);
+			if (atomic_write_op(g.peer_mr, g.peer + SCR_OFF, t->mr, t->buf + w2, what))
+				return -1;
+			model_write(t, w2, (const uint8_t *)&v, 8, false);
+			memcpy(&got2, t->buf + w2, 8);
+			if (got2 != v) {
+				diag("%s: the word is %#" PRIx64 ", expected %#" PRIx64, what, got2, v);
+				return -1;
+			}
+			if (check_cpu(t, w2 - GUARD, 8 + 2 * GUARD, what) ||
+			    check_mr(t, w2 - GUARD, 8 + 2 * GUARD, what))
 				return -1;
 		}
 	}
@@ -1331,7 +1369,8 @@ static const struct tcase cases[] = {
 	{"odp_source_and_read_target", c_odp_local, false, true, false, false,
 	 "ODP MR as local SEND/WRITE source and READ target", false, B_PAGES},
 	{"atomics", c_atomics, false, false, false, false,
-	 "FETCH_ADD and CMP_SWP on untouched memory, results into untouched memory", true, B_PAGES},
+	 "FETCH_ADD, CMP_SWP and ATOMIC_WRITE (where the device has it) on untouched memory, "
+	 "results into untouched memory", true, B_PAGES},
 	{"thp_madv_dontneed", c_dontneed, true, false, false, true,
 	 "transparent huge pages, MADV_DONTNEED of part of them (a split)", false, B_THP},
 	{"thp_migrate", c_migrate, true, false, true, true,
@@ -1415,7 +1454,8 @@ static int qps_create(void)
 			.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
 			.send_ops_flags = IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_READ |
 					  IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
-					  IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD,
+					  IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD |
+					  (g.atomic_write ? IBV_QP_EX_WITH_ATOMIC_WRITE : 0),
 		};
 
 		g.qp[i] = g.use_ex ? ibv_create_qp_ex(g.ctx, &iax) : ibv_create_qp(g.pd, &ia);
@@ -1559,6 +1599,8 @@ static void open_device(const char *name)
 			 dx.odp_caps.general_caps);
 	else
 		g.implicit_ok = true;
+	/* IB_UVERBS_DEVICE_ATOMIC_WRITE, which libibverbs' header does not name */
+	g.atomic_write = rc == 0 && (dx.device_cap_flags_ex & (1ULL << 40));
 	if (rc == 0 && dx.orig_attr.atomic_cap != IBV_ATOMIC_NONE) {
 		g.atomic_access = IBV_ACCESS_REMOTE_ATOMIC;
 		if (dx.odp_caps.per_transport_caps.rc_odp_caps & IBV_ODP_SUPPORT_ATOMIC)
