@@ -635,6 +635,8 @@ void pfnic_cq_signal(struct pfnic_cq *cq, unsigned int signal);
 struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 iova,
 				int access, struct ib_udata *udata);
 int pfnic_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata);
+struct ib_mr *pfnic_rereg_user_mr(struct ib_mr *ibmr, int flags, u64 start, u64 length,
+				  u64 iova, int access, struct ib_pd *pd, struct ib_udata *udata);
 struct ib_mr *pfnic_get_dma_mr(struct ib_pd *ibpd, int access);
 struct ib_mr *pfnic_alloc_mr(struct ib_pd *ibpd, enum ib_mr_type type, u32 max_num_sg);
 int pfnic_map_mr_sg(struct ib_mr *ibmr, struct scatterlist *sg, int sg_nents,

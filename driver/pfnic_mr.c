@@ -743,7 +743,8 @@ struct pfnic_mr *pfnic_mw_resolve(struct pfnic_mr *win)
 	struct pfnic_mr *mr;
 
 	xa_lock(&pfnic_mrs);
-	mr = READ_ONCE(win->valid) ? win->parent : NULL;
+	/* a window of an MR registered anew reaches nothing until the old MR is gone */
+	mr = READ_ONCE(win->valid) && READ_ONCE(win->parent->valid) ? win->parent : NULL;
 	if (mr && !kref_get_unless_zero(&mr->ref))
 		mr = NULL;
 	xa_unlock(&pfnic_mrs);
@@ -916,6 +917,68 @@ struct ib_mr *pfnic_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length, u64 i
 		return ERR_PTR(rv);
 	}
 	return &mr->ibmr;
+}
+
+/**
+ * pfnic_rereg_user_mr() - a user MR's translation, rights or PD changed: a new MR
+ * @ibmr: the MR
+ * @flags: IB_MR_REREG_TRANS, IB_MR_REREG_ACCESS, IB_MR_REREG_PD: what changes
+ * @start: with IB_MR_REREG_TRANS, the new address
+ * @length: and length
+ * @iova: and iova
+ * @access: with IB_MR_REREG_ACCESS, the new rights (ODP among them)
+ * @pd: the PD, new or not
+ * @udata: no private data
+ *
+ * The MR is registered anew with what changes and what stays, and takes over the old MR's
+ * place in the key table: its keys stay what they were, as on mlx5, so that a peer that was
+ * given the rkey goes on using it. The old MR gets the new one's place, unreachable (not
+ * valid), until the core, which puts the new MR in the old one's place, deregisters it: the
+ * windows bound to it are unbound then, and what the engine is doing with it ends first. On
+ * failure the old MR is untouched.
+ *
+ * Return: the new MR, or an ERR_PTR as pfnic_reg_user_mr() returns; -EINVAL for a kernel MR.
+ */
+struct ib_mr *pfnic_rereg_user_mr(struct ib_mr *ibmr, int flags, u64 start, u64 length,
+				  u64 iova, int access, struct ib_pd *pd, struct ib_udata *udata)
+{
+	struct pfnic_mr *mr = to_pfnic_mr(ibmr), *fresh;
+	struct ib_mr *made;
+	u32 index, key;
+
+	if (pfnic_mr_kernel(mr) || mr->kind == PFNIC_MR_WINDOW)
+		return ERR_PTR(-EINVAL);
+	if (!(flags & IB_MR_REREG_TRANS)) {
+		start = mr->start;
+		length = mr->length;
+		iova = mr->iova;
+	}
+	if (!(flags & IB_MR_REREG_ACCESS))
+		access = mr->access;
+	if (!(flags & IB_MR_REREG_PD))
+		pd = ibmr->pd;
+	made = pfnic_reg_user_mr(pd, start, length, iova, access, udata);
+	if (IS_ERR(made))
+		return made;
+	fresh = to_pfnic_mr(made);
+
+	/* the two trade places and keys; both slots exist, so the stores allocate nothing */
+	xa_lock(&pfnic_mrs);
+	WRITE_ONCE(mr->valid, false);
+	index = mr->index;
+	key = mr->key;
+	__xa_store(&pfnic_mrs, index, fresh, GFP_ATOMIC);
+	__xa_store(&pfnic_mrs, fresh->index, mr, GFP_ATOMIC);
+	mr->index = fresh->index;
+	WRITE_ONCE(mr->key, fresh->key);
+	mr->ibmr.lkey = fresh->key;
+	mr->ibmr.rkey = fresh->key;
+	fresh->index = index;
+	WRITE_ONCE(fresh->key, key);
+	fresh->ibmr.lkey = key;
+	fresh->ibmr.rkey = key;
+	xa_unlock(&pfnic_mrs);
+	return made;
 }
 
 /**

@@ -533,7 +533,7 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 {
 	struct pfnic_qp *qp = to_pfnic_qp(ibqp), *peer;
 	enum ib_qp_state cur, next;
-	bool flush = false, kick = false, drain = false;
+	bool flush = false, kick = false, drain = false, reset = false;
 	u64 peer_incarnation = 0;
 	int rv;
 
@@ -614,6 +614,7 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		/* as the QP's own receive WQEs, one taken from its SRQ goes without completion */
 		qp->srq_held = false;
 		qp->last_wqe = false;
+		reset = true;
 		break;
 	case IB_QPS_ERR:
 		flush = true;
@@ -634,6 +635,17 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 
 	if (flush)
 		pfnic_qp_flush(qp);
+	/*
+	 * A QP in RESET has no completions left in its CQs, as on mlx5: a program that moves a
+	 * failed QP back up finds none of its flushed ones (a kernel QP on an SRQ keeps them:
+	 * its receives took WQEs the SRQ cannot have back). A user CQ's provider cleans its
+	 * ring itself, under its own lock, as mlx5's does.
+	 */
+	if (reset && !qp->srq) {
+		pfnic_cq_clean(to_pfnic_cq(ibqp->send_cq), ibqp);
+		if (ibqp->recv_cq != ibqp->send_cq)
+			pfnic_cq_clean(to_pfnic_cq(ibqp->recv_cq), ibqp);
+	}
 	if (kick)
 		queue_work(pfnic_wq, &qp->work);
 	if (drain)

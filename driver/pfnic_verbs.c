@@ -295,6 +295,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.query_qp = pfnic_query_qp,
 	.query_srq = pfnic_query_srq,
 	.reg_user_mr = pfnic_compat_reg_user_mr,
+	.rereg_user_mr = pfnic_rereg_user_mr,
 	.req_notify_cq = pfnic_req_notify_cq,
 #ifdef PFNIC_HAVE_RESIZE_USER_CQ
 	.resize_user_cq = pfnic_compat_resize_cq,

@@ -155,6 +155,30 @@ static int pfnic_dereg_mr(struct verbs_mr *vmr)
 	return 0;
 }
 
+/*
+ * ibv_rereg_mr(): system call REREG_MR. The driver registers the MR anew with what changes
+ * (a new translation's iova is its address, as for ibv_reg_mr()); the MR gets new keys,
+ * which the command writes into it. Return: 0, or IBV_REREG_MR_ERR_CMD with errno set (the
+ * MR is as it was).
+ */
+static int pfnic_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *pd, void *addr,
+			  size_t length, int access)
+{
+	struct ib_uverbs_rereg_mr_resp resp;
+	struct ibv_rereg_mr cmd;
+	int ret;
+
+	memset(&cmd, 0, sizeof(cmd));
+	memset(&resp, 0, sizeof(resp));
+	ret = ibv_cmd_rereg_mr(vmr, (uint32_t)flags, addr, length, (uintptr_t)addr, access, pd,
+			       &cmd, sizeof(cmd), &resp, sizeof(resp));
+	if (ret) {
+		errno = ret;
+		return IBV_REREG_MR_ERR_CMD;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------------------------------
  * Work queue rings
  */
@@ -1165,8 +1189,42 @@ static int pfnic_query_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int attr_
 }
 
 /*
+ * Takes QP @qpn's completions out of @ibcq's ring, as mlx5's provider cleans a CQ of a QP
+ * moved to RESET: those not yet polled are moved up towards the producer over the QP's, in
+ * order, and the consumer index passes the slots freed. The driver writes only at and past
+ * the producer index read here, and adds nothing more for a QP in RESET. @keep_recv: receive
+ * completions stay (an SRQ's: their WQEs are consumed, and cannot go back to it).
+ */
+static void pfnic_cq_clean(struct ibv_cq *ibcq, uint32_t qpn, bool keep_recv)
+{
+	struct pfnic_cq *cq = to_pfnic_cq(ibcq);
+	uint32_t producer, from, to, mask = cq->slots - 1;
+
+	pthread_spin_lock(&cq->lock);
+	producer = __atomic_load_n(&cq->ring->producer, __ATOMIC_ACQUIRE);
+	to = producer;
+	for (from = producer; from != cq->consumer;) {
+		from--;
+		if (cq->cqes[from & mask].qp_num == qpn &&
+		    !(keep_recv && (cq->cqes[from & mask].opcode & IBV_WC_RECV)))
+			continue;
+		to--;
+		if (to != from)
+			cq->cqes[to & mask] = cq->cqes[from & mask];
+	}
+	if (to != cq->consumer) {
+		cq->consumer = to;
+		cq->cur = NULL;
+		/* release: the moved CQEs are in place before their old slots go back */
+		__atomic_store_n(&cq->ring->consumer, cq->consumer, __ATOMIC_RELEASE);
+	}
+	pthread_spin_unlock(&cq->lock);
+}
+
+/*
  * ibv_modify_qp(): system call MODIFY_QP. A QP moved to RESET starts its rings again at slot
- * 0, the driver's side and ours (pfnic-abi.h).
+ * 0, the driver's side and ours (pfnic-abi.h), and its completions leave its CQs (those of
+ * an SRQ's receives stay: their WQEs are consumed).
  */
 static int pfnic_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr, int attr_mask)
 {
@@ -1186,6 +1244,9 @@ static int pfnic_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr, int at
 		qp->rq.producer = 0;
 		pthread_spin_unlock(&qp->rq.lock);
 	}
+	pfnic_cq_clean(ibqp->send_cq, ibqp->qp_num, ibqp->srq);
+	if (ibqp->recv_cq != ibqp->send_cq)
+		pfnic_cq_clean(ibqp->recv_cq, ibqp->qp_num, ibqp->srq);
 	return 0;
 }
 
@@ -1603,6 +1664,7 @@ static const struct verbs_context_ops pfnic_ctx_ops = {
 	.query_qp = pfnic_query_qp,
 	.query_srq = pfnic_query_srq,
 	.reg_mr = pfnic_reg_mr,
+	.rereg_mr = pfnic_rereg_mr,
 	.req_notify_cq = pfnic_req_notify_cq,
 	.resize_cq = pfnic_resize_cq,
 };

@@ -25,6 +25,7 @@
  *    fired is not narrowed by a later SOLICITED one;
  *  - resize CQ: completions waiting move to the new ring in order, arming too; a size below
  *    them is EINVAL; a grown ring holds more, a shrunk one wraps;
+ *  - a QP moved to RESET leaves none of its completions in its CQs, another QP's stay;
  *  - two threads polling one CQ see every completion once;
  *  - the ring is mapped only as the provider maps it: a private mapping, another length
  *    or an offset that names no ring is refused with EINVAL.
@@ -535,6 +536,57 @@ static void t_resize(void)
 	      "arming across a resize; a shrunk empty ring wraps");
 }
 
+/* ---- RESET cleans ------------------------------------------------------------------------------ */
+
+/* Every completion now in @cq: how many, and how many of them are QP @qpn's. */
+static int drain_count(struct ibv_cq *cq, uint32_t qpn, int *of_qp)
+{
+	struct ibv_wc wc;
+	int n = 0;
+
+	*of_qp = 0;
+	while (ibv_poll_cq(cq, 1, &wc) == 1) {
+		n++;
+		*of_qp += wc.qp_num == qpn;
+	}
+	return n;
+}
+
+/*
+ * A QP moved to RESET leaves none of its completions in its CQs, as on mlx5 (pyverbs moves a
+ * failed QP back up and expects no stale flush); the other QP's stay.
+ */
+static void t_reset_cleans(void)
+{
+	struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
+	struct ibv_sge sge = { .addr = (uintptr_t)dst_at(9), .length = MSG, .lkey = g.mr->lkey };
+	struct ibv_recv_wr rwr = { .wr_id = 9, .sg_list = &sge, .num_sge = 1 }, *bad_rwr;
+	struct ibv_send_wr swr = { .wr_id = 10, .sg_list = &sge, .num_sge = 1,
+				   .opcode = IBV_WR_SEND, .send_flags = IBV_SEND_SIGNALED }, *bad_swr;
+	int n, of_qp;
+
+	pair_make(64, 64);
+	for (uint32_t i = 0; i < 5; i++)
+		EXPECT(!post_recv(i), "post_recv: %s", strerror(errno));
+	/* QP 0 to QP 1, and QP 1 to QP 0: both QPs have completions in both CQs */
+	EXPECT(!post_send(IBV_WR_SEND, 0, 16, 0), "post_send: %s", strerror(errno));
+	EXPECT(!ibv_post_recv(g.qp[0], &rwr, &bad_rwr) &&
+	       !ibv_post_send(g.qp[1], &swr, &bad_swr), "posting on QP 1: %s", strerror(errno));
+	usleep(300000);
+	EXPECT(!ibv_modify_qp(g.qp[1], &a, IBV_QP_STATE), "QP 1 to ERR: %s", strerror(errno));
+	usleep(300000);
+	a.qp_state = IBV_QPS_RESET;
+	EXPECT(!ibv_modify_qp(g.qp[1], &a, IBV_QP_STATE), "QP 1 to RESET: %s", strerror(errno));
+	n = drain_count(g.scq, g.qp[1]->qp_num, &of_qp);
+	EXPECT(n == 1 && !of_qp, "the send CQ after QP 1's RESET: %d completions, %d of them "
+	       "QP 1's (expected QP 0's one)", n, of_qp);
+	n = drain_count(g.rcq, g.qp[1]->qp_num, &of_qp);
+	EXPECT(n == 1 && !of_qp, "the receive CQ after QP 1's RESET: %d completions, %d of them "
+	       "QP 1's (expected QP 0's one receive)", n, of_qp);
+	point("a QP moved to RESET leaves none of its completions (successful or flushed) in its "
+	      "CQs; another QP's stay");
+}
+
 /* ---- two pollers ------------------------------------------------------------------------------ */
 
 static void t_two_pollers(void)
@@ -1009,6 +1061,7 @@ int main(int argc, char **argv)
 	t_wrap();
 	t_arming();
 	t_resize();
+	t_reset_cleans();
 	t_two_pollers();
 	t_recv_no_syscalls();
 	t_full_rq();

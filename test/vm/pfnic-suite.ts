@@ -83,6 +83,14 @@ const groups: Group[] = [
     debugBundle: 'verbs',
   },
   {
+    name: 'ibv_rereg_mr of ODP and pinned MRs: translation, rights, ODP or not, PD; every byte checked',
+    options: [],
+    setup: devices,
+    command: `${tests}/pfnic_rereg -d pfnic0 -g 1`,
+    needs: [`${tests}/pfnic_rereg`],
+    debugBundle: 'verbs',
+  },
+  {
     name: 'rings shared with the provider: CQs polled and armed and receives posted with no system call, '
       + 'one doorbell per post, malformed WQEs failed',
     options: [],
