@@ -48,3 +48,14 @@ export function debugKernels(top: string): string[] {
 export function fullTier(): boolean {
   return process.env.PFNIC_TIER === 'full';
 }
+
+/**
+ * The release kernels a suite of the control plane runs on: in the default tier the oldest
+ * and the newest (what the kernels between them expose to it lies between theirs), in the
+ * full tier all of them; narrowed by PFNIC_KERNELS as matrixKernels() is.
+ */
+export function edgeKernels(top: string): string[] {
+  const release = readMatrix(top).filter((k) => !k.debug).map((k) => k.name);
+  const edges = new Set([release[0], release[release.length - 1]]);
+  return matrixKernels(top, { debug: false }).filter((k) => fullTier() || edges.has(k));
+}

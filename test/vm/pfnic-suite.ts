@@ -28,8 +28,9 @@ const groups: Group[] = [
     command: 'test/guest/peers.sh pfnic0',
     debugBundle: 'verbs',
     // rdma-core's and perftest's programs drive the provider; the kernel paths under them
-    // are the traffic and ecosystem groups', on every kernel
+    // are the traffic and ecosystem groups', on every kernel and under the checkers
     newestOnly: true,
+    releaseOnly: true,
   },
   {
     name: 'data-verifying traffic on pfnic0',
@@ -73,6 +74,8 @@ const groups: Group[] = [
     command: `${tests}/pfnic_uc -d pfnic0 -g 1`,
     needs: [`${tests}/pfnic_uc`],
     debugBundle: 'verbs',
+    // the driver's code alone: on the newest release kernel and under the checkers
+    newestOnly: true,
   },
   {
     name: 'memory windows of types 1 and 2 over ODP and pinned MRs, every byte checked; invalidation; binds refused',
@@ -81,6 +84,8 @@ const groups: Group[] = [
     command: `${tests}/pfnic_mw -d pfnic0 -g 1`,
     needs: [`${tests}/pfnic_mw`],
     debugBundle: 'verbs',
+    // the driver's code alone: on the newest release kernel and under the checkers
+    newestOnly: true,
   },
   {
     name: 'ibv_rereg_mr of ODP and pinned MRs: translation, rights, ODP or not, PD; every byte checked',
@@ -89,6 +94,8 @@ const groups: Group[] = [
     command: `${tests}/pfnic_rereg -d pfnic0 -g 1`,
     needs: [`${tests}/pfnic_rereg`],
     debugBundle: 'verbs',
+    // the driver's code alone: on the newest release kernel and under the checkers
+    newestOnly: true,
   },
   {
     name: 'rings shared with the provider: CQs polled and armed and receives posted with no system call, '
