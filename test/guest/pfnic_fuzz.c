@@ -12,11 +12,13 @@
  * call is written there, one line each, before it is made, so the last line names the call
  * a kernel died in (with --procs, process i logs to FILE.i). The kinds:
  *   verbs    objects through libibverbs, structurally valid, semantically anything: contexts,
- *            PDs, CQs, QPs (RC, UD) moved to random states with random attributes, SRQs, AHs,
- *            MRs (pinned, ODP, implicit, over memory that is there, half there, or not)
- *            registered, advised and deregistered in any order, work requests with random
- *            opcodes, keys, addresses and lengths posted and polled; objects destroyed while
- *            others still use them, contexts closed with everything in them
+ *            PDs, CQs (resized), QPs (RC, UC, UD) moved to random states with random
+ *            attributes, SRQs, AHs, MRs (pinned, ODP, implicit, over memory that is there,
+ *            half there, or not) registered, registered again, advised and deregistered in
+ *            any order, memory windows (types 1 and 2) bound to any of them and invalidated,
+ *            work requests with random opcodes, keys (MRs' and windows'), addresses and
+ *            lengths posted and polled; objects destroyed while others still use them,
+ *            contexts closed with everything in them
  *   write    raw commands on the uverbs device's write() interface: random command numbers,
  *            lengths and words (bad handles among them), answers into a scratch buffer
  *   ioctl    raw RDMA_VERBS_IOCTL calls: random objects, methods and attributes
@@ -153,6 +155,7 @@ static struct {
 	struct ibv_srq *srq[NSLOT];
 	struct ibv_mr *mr[NSLOT];
 	uint64_t mr_table[NSLOT];	/* the kernel's table for each MR, as estimated */
+	struct ibv_mw *mw[NSLOT];
 	struct ibv_ah *ah[NSLOT];
 	int evfd[NSLOT], umnfd[NSLOT], rawfd[NSLOT];
 	void *umnmap[NSLOT];
@@ -426,11 +429,22 @@ static void verbs_create(void)
 
 	if (!ctx)
 		return;
-	switch (below(8)) {
+	switch (below(9)) {
 	case 0:
 		if (!g.pd[i])
 			g.pd[i] = CALL("alloc_pd", ibv_alloc_pd(ctx));
 		break;
+	case 7: {
+		struct ibv_pd *pd = PICK(g.pd);
+		enum ibv_mw_type type = chance(10) ? (enum ibv_mw_type)below(5) :
+				       chance(2) ? IBV_MW_TYPE_1 : IBV_MW_TYPE_2;
+
+		if (g.mw[i] || !pd)
+			break;
+		snprintf(what, sizeof(what), "alloc_mw type %d", type);
+		g.mw[i] = CALL(what, ibv_alloc_mw(pd, type));
+		break;
+	}
 	case 1:
 		if (!g.cq[i]) {
 			int cqe = chance(8) ? (int)edgy() : 1 + (int)below(64);
@@ -447,8 +461,8 @@ static void verbs_create(void)
 		struct ibv_srq *srq = chance(3) ? PICK(g.srq) : NULL;
 		struct ibv_qp_init_attr qa = {
 			.send_cq = scq, .recv_cq = rcq, .srq = srq,
-			.qp_type = chance(3) ? IBV_QPT_UD : chance(10) ? (enum ibv_qp_type)below(9) :
-								  IBV_QPT_RC,
+			.qp_type = chance(3) ? IBV_QPT_UD : chance(4) ? IBV_QPT_UC :
+				   chance(10) ? (enum ibv_qp_type)below(9) : IBV_QPT_RC,
 			.sq_sig_all = below(2),
 			.cap = {
 				.max_send_wr = chance(8) ? (uint32_t)edgy() : below(64),
@@ -548,12 +562,13 @@ static void verbs_modify_qp(struct ibv_qp *qp)
 	case 1:
 		a.qp_state = IBV_QPS_RTR;
 		mask = IBV_QP_STATE | (qp->qp_type == IBV_QPT_UD ? 0 : IBV_QP_AV |
-			IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-			IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
+			IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN);
+		if (qp->qp_type == IBV_QPT_RC)
+			mask |= IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
 		break;
 	case 2:
 		a.qp_state = IBV_QPS_RTS;
-		mask = IBV_QP_STATE | IBV_QP_SQ_PSN | (qp->qp_type == IBV_QPT_UD ? 0 :
+		mask = IBV_QP_STATE | IBV_QP_SQ_PSN | (qp->qp_type != IBV_QPT_RC ? 0 :
 			IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC);
 		break;
 	default:
@@ -602,15 +617,20 @@ static void verbs_post(void)
 	static const enum ibv_wr_opcode ops[] = {
 		IBV_WR_SEND, IBV_WR_SEND_WITH_IMM, IBV_WR_RDMA_WRITE, IBV_WR_RDMA_WRITE_WITH_IMM,
 		IBV_WR_RDMA_READ, IBV_WR_ATOMIC_CMP_AND_SWP, IBV_WR_ATOMIC_FETCH_AND_ADD,
-		IBV_WR_LOCAL_INV, IBV_WR_SEND_WITH_INV,
+		IBV_WR_LOCAL_INV, IBV_WR_SEND_WITH_INV, IBV_WR_BIND_MW, IBV_WR_ATOMIC_WRITE,
 	};
 	struct ibv_send_wr wr = {
 		.wr_id = rnd(), .sg_list = sge, .num_sge = below(5),
-		.opcode = chance(20) ? (enum ibv_wr_opcode)below(16) : ops[below(9)],
+		.opcode = chance(20) ? (enum ibv_wr_opcode)below(16) :
+			  ops[below(sizeof(ops) / sizeof(*ops))],
 		.send_flags = chance(4) ? (int)rnd() & 0x1f : IBV_SEND_SIGNALED,
 	}, *bad;
 	struct ibv_mr *rmr = PICK(g.mr);
+	struct ibv_mw *rmw = PICK(g.mw);
 	uint64_t raddr, rlen;
+	/* a remote key: an MR's, a window's, or anything */
+	uint32_t rkey = rmw && chance(3) ? rmw->rkey : rmr && !chance(10) ? rmr->rkey :
+			(uint32_t)rnd();
 
 	fill_sges(sge, wr.num_sge);
 	pick_range(&raddr, &rlen);
@@ -626,13 +646,31 @@ static void verbs_post(void)
 	} else if (wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
 		   wr.opcode == IBV_WR_ATOMIC_FETCH_AND_ADD) {
 		wr.wr.atomic.remote_addr = chance(4) ? raddr : raddr & ~7ull;
-		wr.wr.atomic.rkey = rmr && !chance(10) ? rmr->rkey : (uint32_t)rnd();
+		wr.wr.atomic.rkey = rkey;
 		wr.wr.atomic.compare_add = rnd();
 		wr.wr.atomic.swap = rnd();
+	} else if (wr.opcode == IBV_WR_BIND_MW) {
+		/* the provider takes the window, its MR and its context from the WR: keep them ours */
+		if (!rmw)
+			return;
+		wr.num_sge = 0;
+		wr.bind_mw.mw = rmw;
+		wr.bind_mw.rkey = chance(8) ? (uint32_t)rnd() : ibv_inc_rkey(rmw->rkey);
+		wr.bind_mw.bind_info.mr = rmr;
+		wr.bind_mw.bind_info.addr = chance(4) ? raddr : rmr ? (uintptr_t)rmr->addr : 0;
+		wr.bind_mw.bind_info.length = chance(4) ? rlen : rmr ? rmr->length / (1 + below(4)) : 0;
+		wr.bind_mw.bind_info.mw_access_flags = access_flags();
 	} else {
-		wr.wr.rdma.remote_addr = raddr;
-		wr.wr.rdma.rkey = rmr && !chance(10) ? rmr->rkey : (uint32_t)rnd();
+		wr.wr.rdma.remote_addr = chance(4) ? raddr : raddr & ~7ull;
+		wr.wr.rdma.rkey = rkey;
+		wr.invalidate_rkey = rkey;
 	}
+	/* an atomic write's value is read from its buffer by the library, as inline data */
+	if (wr.opcode == IBV_WR_ATOMIC_WRITE)
+		for (int k = 0; k < wr.num_sge; k++) {
+			sge[k].addr = (uintptr_t)g.scratch;
+			sge[k].length = chance(4) ? sge[k].length % 16 : 8;
+		}
 	/* inline data is copied from the SGEs by the library: keep them readable */
 	if (wr.send_flags & IBV_SEND_INLINE)
 		for (int k = 0; k < wr.num_sge; k++) {
@@ -646,7 +684,58 @@ static void verbs_post(void)
 
 static void verbs_misc(void)
 {
-	switch (below(7)) {
+	switch (below(10)) {
+	case 7: {
+		struct ibv_cq *cq = PICK(g.cq);
+		int cqe = chance(8) ? (int)edgy() : 1 + (int)below(128);
+		char what[64];
+
+		snprintf(what, sizeof(what), "resize_cq %d", cqe);
+		if (cq)
+			CALL(what, ibv_resize_cq(cq, cqe));
+		break;
+	}
+	case 8: {
+		int i = below(NSLOT);
+		struct ibv_mr *mr = g.mr[i];
+		struct ibv_pd *pd = PICK(g.pd);
+		int flags = chance(10) ? (int)rnd() : 1 + (int)below(7), acc = access_flags(), rv;
+		uint64_t addr, len;
+		char what[128];
+
+		if (!mr)
+			break;
+		pick_range(&addr, &len);
+		if ((flags & IBV_REREG_MR_CHANGE_PD) && (!pd || pd->context != mr->context))
+			break;
+		if (!(flags & IBV_REREG_MR_CHANGE_ACCESS))
+			acc = 0;
+		snprintf(what, sizeof(what), "rereg_mr flags %#x %#" PRIx64 "+%#" PRIx64
+			 " access %#x", flags, addr, len, acc);
+		rv = CALL(what, ibv_rereg_mr(mr, flags, pd, (void *)(uintptr_t)addr, len, acc));
+		if (!rv && (flags & IBV_REREG_MR_CHANGE_TRANSLATION))
+			within_table_budget(i, len / PG * 8);
+		break;
+	}
+	case 9: {
+		struct ibv_qp *qp = PICK(g.qp);
+		struct ibv_mw *mw = PICK(g.mw);
+		struct ibv_mr *mr = PICK(g.mr);
+		uint64_t addr, len;
+		struct ibv_mw_bind b = {
+			.wr_id = rnd(), .send_flags = chance(2) ? IBV_SEND_SIGNALED : 0,
+		};
+
+		if (!qp || !mw || mw->context != qp->context || (mr && mr->context != qp->context))
+			break;
+		pick_range(&addr, &len);
+		b.bind_info.mr = mr;
+		b.bind_info.addr = chance(2) || !mr ? addr : (uintptr_t)mr->addr;
+		b.bind_info.length = chance(4) ? 0 : chance(2) || !mr ? len : mr->length;
+		b.bind_info.mw_access_flags = access_flags();
+		CALL("bind_mw", ibv_bind_mw(qp, mw, &b));
+		break;
+	}
 	case 0: {
 		struct ibv_cq *cq = PICK(g.cq);
 		struct ibv_wc wc[8];
@@ -715,7 +804,7 @@ static void verbs_misc(void)
 }
 
 /* kinds of slot, for destroy_slot */
-enum { S_PD, S_CQ, S_QP, S_SRQ, S_MR, S_AH, NS };
+enum { S_PD, S_CQ, S_QP, S_SRQ, S_MR, S_AH, S_MW, NS };
 
 /* Destroys object @i of @kind; one still used by others may refuse (EBUSY), and stays. */
 static void destroy_slot(int kind, int i)
@@ -747,6 +836,10 @@ static void destroy_slot(int kind, int i)
 		if (g.ah[i] && !(rv = CALL("destroy_ah", ibv_destroy_ah(g.ah[i]))))
 			g.ah[i] = NULL;
 		break;
+	case S_MW:
+		if (g.mw[i] && !(rv = CALL("dealloc_mw", ibv_dealloc_mw(g.mw[i]))))
+			g.mw[i] = NULL;
+		break;
 	}
 	(void)rv;
 }
@@ -758,6 +851,9 @@ static void close_ctx(int c)
 
 	if (!ctx)
 		return;
+	for (int i = 0; i < NSLOT; i++)
+		if (g.mw[i] && g.mw[i]->context == ctx)
+			destroy_slot(S_MW, i);
 	for (int i = 0; i < NSLOT; i++) {
 		if (g.qp[i] && g.qp[i]->context == ctx)
 			destroy_slot(S_QP, i);
@@ -785,6 +881,8 @@ static void close_ctx(int c)
 			g.qp[i] = NULL;
 		if (g.mr[i] && g.mr[i]->context == ctx)
 			g.mr[i] = NULL;
+		if (g.mw[i] && g.mw[i]->context == ctx)
+			g.mw[i] = NULL;
 		if (g.ah[i] && g.ah[i]->context == ctx)
 			g.ah[i] = NULL;
 		if (g.srq[i] && g.srq[i]->context == ctx)
