@@ -38,6 +38,9 @@
 #define PFNIC_MAX_CQE		(BIT(16) - 1)
 #define PFNIC_MAX_MR		BIT(16)
 #define PFNIC_MAX_MW		BIT(16)
+/* multicast: groups a QP may join, QPs a group may have */
+#define PFNIC_MAX_MCAST_GRP	1024
+#define PFNIC_MAX_MCAST_QP_ATTACH	64
 #define PFNIC_MAX_SRQ		BIT(16)
 #define PFNIC_MAX_RD_ATOM	128
 #define PFNIC_GID_TABLE_LEN	16
@@ -481,8 +484,12 @@ struct pfnic_srq {
  * @atomic_done: the atomic WQE at the head changed the remote word already, and
  *	@atomic_orig is what it held: a fault on the local side re-runs the WQE without
  *	changing the word again (only the engine touches these).
- * @wqe_gen: with @wqe_head, the WQE the engine runs, which @progress and @atomic_done belong
- *	to: a flush, a reset or the next WQE forgets them (written by the engine under @lock).
+ * @wqe_gen: with @wqe_head, the WQE the engine runs, which @progress, @atomic_done and
+ *	@mcast_after belong to: a flush, a reset or the next WQE forgets them (written by the
+ *	engine under @lock).
+ * @mcast_after: a UD send to a multicast group: the last member's QP number delivered to
+ *	(engine only), so that after a receiver's fault the send goes on with the next.
+ * @mcast_groups: the multicast groups a UD QP is attached to (pfnic_mcast.c's lock).
  * @flush_work: completes what a kernel consumer posts to a QP in the error state, outside
  *	the poster's context, which may hold the locks its completion handler takes.
  * @max_inline: the inline data a send WQE may carry (cap.max_inline_data).
@@ -519,6 +526,8 @@ struct pfnic_qp {
 	u32 fault_gen;
 	u64 progress;
 	u32 progress_rgen;
+	u32 mcast_after;
+	u32 mcast_groups;
 	u8 rnr_left;
 	u8 retry_left;
 	u8 rnr_timer;
@@ -644,6 +653,13 @@ int pfnic_map_mr_sg(struct ib_mr *ibmr, struct scatterlist *sg, int sg_nents,
 int pfnic_mr_fast_reg(struct pfnic_mr *mr, struct ib_pd *pd, u32 key, int access);
 int pfnic_mr_invalidate(u32 key, struct ib_pd *pd);
 int pfnic_alloc_mw(struct ib_mw *ibmw, struct ib_udata *udata);
+
+/* pfnic_mcast.c */
+bool pfnic_gid_multicast(const union ib_gid *gid);
+int pfnic_attach_mcast(struct ib_qp *ibqp, union ib_gid *gid, u16 lid);
+int pfnic_detach_mcast(struct ib_qp *ibqp, union ib_gid *gid, u16 lid);
+void pfnic_mcast_forget(struct pfnic_qp *qp);
+u32 pfnic_mcast_next(const union ib_gid *gid, const struct net *net, u32 after);
 int pfnic_dealloc_mw(struct ib_mw *ibmw);
 int pfnic_mw_bind(struct pfnic_qp *qp, const struct pfnic_wqe *wqe);
 struct pfnic_mr *pfnic_mw_resolve(struct pfnic_mr *win);

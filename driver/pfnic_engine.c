@@ -986,19 +986,12 @@ static u32 pfnic_sge_skip(struct ib_sge *dst, const struct ib_sge *src, u32 num_
 }
 
 /*
- * pfnic_execute_ud() - run qp->cur, a UD send: a datagram to the QP and GID it names
- * @qp: the sender
- * @failed: a page fault of this WQE could not be resolved (qp->fault_remote says whose)
- * @status: the sender's completion status, when the WQE ran to its end
- *
- * A datagram that finds no QP, a QP of another type or Q_Key, or no receive WQE is lost,
- * and its sender completes successfully, as on a wire. A receiver that cannot take it
- * (buffer too small or not its to write) completes its receive WQE in error and leaves
- * RTS; the sender still succeeds.
- *
- * Return: PFNIC_DONE with *status, PFNIC_FAULT (the fault recorded in @qp) or PFNIC_ABORT.
+ * Delivers the datagram of qp->cur to @peer, a UD (or GSI) QP the datagram is addressed to,
+ * which the caller holds a reference to. Return: PFNIC_DONE (delivered, or lost: no receive
+ * WQE, another Q_Key, a receiver not receiving; *status is the sender's), PFNIC_FAULT (the
+ * fault recorded in @qp) or PFNIC_ABORT.
  */
-static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
+static enum pfnic_step pfnic_ud_deliver(struct pfnic_qp *qp, struct pfnic_qp *peer, bool failed,
 					enum ib_wc_status *status)
 {
 	struct pfnic_wqe *wqe = qp->cur, *rwqe = qp->rcur;
@@ -1006,39 +999,11 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 	struct ib_sge rsge[PFNIC_MAX_SGE], one;
 	const struct ib_sge *lsgl;
 	const struct ib_gid_attr *gid;
-	struct pfnic_qp *peer;
 	u8 grh[PFNIC_GRH_LEN];
 	enum pfnic_step step;
 	bool limit = false;
 	u32 qkey, rgen, n, lnum;
-	int mtu;
 
-	*status = pfnic_check_local(qp, wqe);
-	if (*status == IB_WC_SUCCESS && failed && !qp->fault_remote)
-		*status = IB_WC_LOC_PROT_ERR;
-	if (*status != IB_WC_SUCCESS)
-		return PFNIC_DONE;
-	/* a datagram fits in one packet of the port's MTU (query_port's active_mtu) */
-	mtu = ib_mtu_enum_to_int(ib_mtu_int_to_enum(READ_ONCE(qp->pfnic->ndev->mtu)));
-	if (wqe->total_len > mtu) {
-		*status = IB_WC_LOC_LEN_ERR;
-		return PFNIC_DONE;
-	}
-	/* QP1 is every device's: the one whose port has the destination GID */
-	if (wqe->remote_qpn == PFNIC_GSI_QPN)
-		peer = pfnic_gsi_get(&wqe->dgid, dev_net(qp->pfnic->ndev));
-	else
-		peer = pfnic_qp_get(wqe->remote_qpn);
-	if (!peer)
-		return PFNIC_DONE;
-	if ((peer->ibqp.qp_type != IB_QPT_UD && peer->ibqp.qp_type != IB_QPT_GSI) ||
-	    !pfnic_same_net(qp, peer))
-		goto lost;
-	gid = rdma_find_gid_by_port(&peer->pfnic->ibdev, &wqe->dgid, IB_GID_TYPE_ROCE_UDP_ENCAP,
-				    PFNIC_PORT, NULL);
-	if (IS_ERR(gid))
-		goto lost;
-	rdma_put_gid_attr(gid);
 	/* a Q_Key with its high bit set means the sender's own */
 	qkey = wqe->remote_qkey & BIT(31) ? qp->attr.qkey : wqe->remote_qkey;
 
@@ -1094,7 +1059,6 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 		/* the WQE stays at the head: whoever delivers next (maybe us again) fills it */
 		pfnic_recv_release(peer);
 		mutex_unlock(&peer->deliver_lock);
-		pfnic_qp_put(peer);
 		return step;
 	}
 respond:
@@ -1102,9 +1066,92 @@ respond:
 	pfnic_respond(qp, peer, rgen, true, status, peer_status);
 unlock:
 	mutex_unlock(&peer->deliver_lock);
+	return PFNIC_DONE;
+}
+
+/*
+ * A datagram to a multicast GID: to each UD QP attached to its group in the sender's network
+ * namespace, in order of QP number, once (qp->mcast_after: a fault stalls the send at one
+ * member, and it goes on from there). An unresolved fault is that member's alone.
+ */
+static enum pfnic_step pfnic_execute_mcast(struct pfnic_qp *qp, bool failed,
+					   enum ib_wc_status *status)
+{
+	struct net *net = dev_net(qp->pfnic->ndev);
+	struct pfnic_qp *peer;
+	enum pfnic_step step;
+	u32 qpn;
+
+	while ((qpn = pfnic_mcast_next(&qp->cur->dgid, net, qp->mcast_after))) {
+		peer = pfnic_qp_get(qpn);
+		if (peer) {
+			step = pfnic_ud_deliver(qp, peer, failed, status);
+			pfnic_qp_put(peer);
+			if (step != PFNIC_DONE || *status != IB_WC_SUCCESS)
+				return step;
+		}
+		failed = false;
+		qp->mcast_after = qpn;
+	}
+	return PFNIC_DONE;
+}
+
+/*
+ * pfnic_execute_ud() - run qp->cur, a UD send: a datagram to the QP and GID it names, or to
+ *			the members of the multicast group of its GID
+ * @qp: the sender
+ * @failed: a page fault of this WQE could not be resolved (qp->fault_remote says whose)
+ * @status: the sender's completion status, when the WQE ran to its end
+ *
+ * A datagram that finds no QP, a QP of another type or Q_Key, or no receive WQE is lost,
+ * and its sender completes successfully, as on a wire. A receiver that cannot take it
+ * (buffer too small or not its to write) completes its receive WQE in error and leaves
+ * RTS; the sender still succeeds.
+ *
+ * Return: PFNIC_DONE with *status, PFNIC_FAULT (the fault recorded in @qp) or PFNIC_ABORT.
+ */
+static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
+					enum ib_wc_status *status)
+{
+	struct pfnic_wqe *wqe = qp->cur;
+	const struct ib_gid_attr *gid;
+	struct pfnic_qp *peer;
+	enum pfnic_step step;
+	int mtu;
+
+	*status = pfnic_check_local(qp, wqe);
+	if (*status == IB_WC_SUCCESS && failed && !qp->fault_remote)
+		*status = IB_WC_LOC_PROT_ERR;
+	if (*status != IB_WC_SUCCESS)
+		return PFNIC_DONE;
+	/* a datagram fits in one packet of the port's MTU (query_port's active_mtu) */
+	mtu = ib_mtu_enum_to_int(ib_mtu_int_to_enum(READ_ONCE(qp->pfnic->ndev->mtu)));
+	if (wqe->total_len > mtu) {
+		*status = IB_WC_LOC_LEN_ERR;
+		return PFNIC_DONE;
+	}
+	if (pfnic_gid_multicast(&wqe->dgid))
+		return pfnic_execute_mcast(qp, failed, status);
+	/* QP1 is every device's: the one whose port has the destination GID */
+	if (wqe->remote_qpn == PFNIC_GSI_QPN)
+		peer = pfnic_gsi_get(&wqe->dgid, dev_net(qp->pfnic->ndev));
+	else
+		peer = pfnic_qp_get(wqe->remote_qpn);
+	if (!peer)
+		return PFNIC_DONE;
+	step = PFNIC_DONE;
+	if ((peer->ibqp.qp_type != IB_QPT_UD && peer->ibqp.qp_type != IB_QPT_GSI) ||
+	    !pfnic_same_net(qp, peer))
+		goto lost;
+	gid = rdma_find_gid_by_port(&peer->pfnic->ibdev, &wqe->dgid, IB_GID_TYPE_ROCE_UDP_ENCAP,
+				    PFNIC_PORT, NULL);
+	if (IS_ERR(gid))
+		goto lost;
+	rdma_put_gid_attr(gid);
+	step = pfnic_ud_deliver(qp, peer, failed, status);
 lost:
 	pfnic_qp_put(peer);
-	return PFNIC_DONE;
+	return step;
 }
 
 /*
@@ -1275,6 +1322,7 @@ void pfnic_engine_drive(struct pfnic_qp *qp)
 		if (qp->wqe_gen != gen || qp->wqe_head != qp->sq.head) {
 			qp->atomic_done = false;
 			qp->progress = 0;
+			qp->mcast_after = 0;
 			qp->wqe_gen = gen;
 			qp->wqe_head = qp->sq.head;
 		}
@@ -1366,6 +1414,7 @@ void pfnic_engine_drive(struct pfnic_qp *qp)
 		/* a queue of one WQE has the same head for the next */
 		qp->atomic_done = false;
 		qp->progress = 0;
+		qp->mcast_after = 0;
 		/* an error completion is seen with the QP already in the error state */
 		if (status != IB_WC_SUCCESS)
 			pfnic_qp_set_state(qp, IB_QPS_ERR);

@@ -354,6 +354,9 @@ int pfnic_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	qp->sq.gen++;
 	spin_unlock_irq(&qp->lock);
 
+	/* no datagram to a group finds it any more */
+	if (ibqp->qp_type == IB_QPT_UD)
+		pfnic_mcast_forget(qp);
 	/* no new lookups by peers, and none left (a peer's post_recv may kick our RNR timer) */
 	if (ibqp->qp_type == IB_QPT_GSI) {
 		spin_lock_irq(&pfnic_gsi_lock);

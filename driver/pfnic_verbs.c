@@ -39,6 +39,9 @@ static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *at
 	attr->max_cqe = PFNIC_MAX_CQE;
 	attr->max_mr = PFNIC_MAX_MR;
 	attr->max_mw = PFNIC_MAX_MW;
+	attr->max_mcast_grp = PFNIC_MAX_MCAST_GRP;
+	attr->max_mcast_qp_attach = PFNIC_MAX_MCAST_QP_ATTACH;
+	attr->max_total_mcast_qp_attach = PFNIC_MAX_MCAST_GRP * PFNIC_MAX_MCAST_QP_ATTACH;
 	attr->max_pd = PFNIC_MAX_PD;
 	attr->max_srq = PFNIC_MAX_SRQ;
 	/* address handles are not a resource pfnic runs out of: no limit, as mlx5 reports it */
@@ -254,6 +257,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.alloc_hw_port_stats = pfnic_alloc_hw_port_stats,
 	.alloc_mr = pfnic_alloc_mr,
 	.alloc_mw = pfnic_alloc_mw,
+	.attach_mcast = pfnic_attach_mcast,
 	.alloc_pd = pfnic_alloc_pd,
 	.alloc_ucontext = pfnic_alloc_ucontext,
 	.create_ah = pfnic_create_ah,
@@ -266,6 +270,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 #endif
 	.dealloc_driver = pfnic_dealloc_driver,
 	.dealloc_mw = pfnic_dealloc_mw,
+	.detach_mcast = pfnic_detach_mcast,
 	.dealloc_pd = pfnic_dealloc_pd,
 	.dealloc_ucontext = pfnic_dealloc_ucontext,
 	.dereg_mr = pfnic_dereg_mr,

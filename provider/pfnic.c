@@ -1457,6 +1457,17 @@ static int pfnic_bind_mw(struct ibv_qp *qp, struct ibv_mw *mw, struct ibv_mw_bin
 	return ret;
 }
 
+/* ibv_attach_mcast(), ibv_detach_mcast(): system calls ATTACH_MCAST and DETACH_MCAST. */
+static int pfnic_attach_mcast(struct ibv_qp *qp, const union ibv_gid *gid, uint16_t lid)
+{
+	return ibv_cmd_attach_mcast(qp, gid, lid);
+}
+
+static int pfnic_detach_mcast(struct ibv_qp *qp, const union ibv_gid *gid, uint16_t lid)
+{
+	return ibv_cmd_detach_mcast(qp, gid, lid);
+}
+
 /* ibv_alloc_mw(): system call ALLOC_MW; the window is unbound, its rkey reaches nothing. */
 static struct ibv_mw *pfnic_alloc_mw(struct ibv_pd *pd, enum ibv_mw_type type)
 {
@@ -1638,6 +1649,7 @@ static const struct verbs_context_ops pfnic_ctx_ops = {
 	.advise_mr = pfnic_advise_mr,
 	.alloc_mw = pfnic_alloc_mw,
 	.alloc_pd = pfnic_alloc_pd,
+	.attach_mcast = pfnic_attach_mcast,
 	.bind_mw = pfnic_bind_mw,
 	.create_ah = pfnic_create_ah,
 	.create_cq = pfnic_create_cq,
@@ -1647,6 +1659,7 @@ static const struct verbs_context_ops pfnic_ctx_ops = {
 	.create_srq = pfnic_create_srq,
 	.dealloc_mw = pfnic_dealloc_mw,
 	.dealloc_pd = pfnic_dealloc_pd,
+	.detach_mcast = pfnic_detach_mcast,
 	.dereg_mr = pfnic_dereg_mr,
 	.destroy_ah = pfnic_destroy_ah,
 	.destroy_cq = pfnic_destroy_cq,

@@ -54,15 +54,8 @@ static const char *const kinds[] = { "odp", "implicit", "pinned" };
 static struct {
 	const char *dev;
 	int gidx;
-	struct ibv_context *ctx;
-	struct ibv_pd *pd;
-	struct ibv_cq *cq[2];
-	struct ibv_qp *qp[2];
+	struct vt_pair p;
 	bool ex;
-	union ibv_gid gid;
-	uint8_t *local;
-	struct ibv_mr *lmr;
-	uint64_t wr_id;
 	int num;
 	int failed;
 } g = { .gidx = 1 };
@@ -74,81 +67,12 @@ static void point(const char *name)
 	vt_point(&g.num, &g.failed, &bad, name);
 }
 
-/* ---- set-up --------------------------------------------------------------------------------- */
-
-/* Both QPs anew (a failed access leaves them in the error state), connected and in RTS. */
-static void pair_make(void)
-{
-	struct vt_rc c = { .port = 1, .access = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ,
-			   .min_rnr_timer = 1, .rnr_retry = 7, .sgid_index = (uint8_t)g.gidx };
-	struct ibv_qp_init_attr_ex ia = {
-		.qp_type = IBV_QPT_RC, .pd = g.pd, .comp_mask = IBV_QP_INIT_ATTR_PD,
-		.cap = { .max_send_wr = 16, .max_recv_wr = 16, .max_send_sge = 1,
-			 .max_recv_sge = 1 },
-	};
-	const char *step;
-	int state, rv;
-
-	if (g.ex) {
-		ia.comp_mask |= IBV_QP_INIT_ATTR_SEND_OPS_FLAGS;
-		ia.send_ops_flags = IBV_QP_EX_WITH_BIND_MW | IBV_QP_EX_WITH_RDMA_WRITE;
-	}
-	for (int i = 0; i < 2; i++) {
-		struct ibv_wc wc;
-
-		if (g.qp[i])
-			ibv_destroy_qp(g.qp[i]);
-		while (ibv_poll_cq(g.cq[i], 1, &wc) > 0)
-			;
-		ia.send_cq = ia.recv_cq = g.cq[i];
-		g.qp[i] = ibv_create_qp_ex(g.ctx, &ia);
-		if (!g.qp[i])
-			bail("ibv_create_qp_ex: %s", strerror(errno));
-	}
-	c.dgid = g.gid;
-	for (int i = 0; i < 2; i++) {
-		c.dest_qpn = g.qp[1 - i]->qp_num;
-		state = IBV_QPS_RESET;
-		rv = vt_rc_bring_up(g.qp[i], &c, &state, IBV_QPS_RTS, &step);
-		if (rv)
-			bail("QP %d to %s: %s", i, step, strerror(rv));
-	}
-}
-
-static void setup(void)
-{
-	g.ctx = open_device_named(g.dev);
-	if (ibv_query_gid(g.ctx, 1, g.gidx, &g.gid))
-		bail("cannot query GID %d of %s", g.gidx, g.dev);
-	g.pd = ibv_alloc_pd(g.ctx);
-	for (int i = 0; i < 2; i++)
-		g.cq[i] = ibv_create_cq(g.ctx, 64, NULL, NULL, 0);
-	if (!g.pd || !g.cq[0] || !g.cq[1])
-		bail("ibv_alloc_pd / ibv_create_cq: %s", strerror(errno));
-	g.local = map_fresh(LOCAL_LEN);
-	g.lmr = ibv_reg_mr(g.pd, g.local, LOCAL_LEN, IBV_ACCESS_LOCAL_WRITE);
-	if (!g.lmr)
-		bail("ibv_reg_mr (local): %s", strerror(errno));
-	pair_make();
-}
-
 /* ---- work requests -------------------------------------------------------------------------- */
-
-static uint8_t pat(uint64_t seed, size_t i)
-{
-	return (uint8_t)((seed * 0x9e3779b97f4a7c15ull + i * 131 + (i >> 8)) >> 24) | 1;
-}
 
 /* The next completion of QP @i's CQ: its status, or -1 if none came in 10 s. */
 static int completion(int i, struct ibv_wc *wc)
 {
-	for (double end = now() + 10; now() < end;) {
-		int n = ibv_poll_cq(g.cq[i], 1, wc);
-
-		if (n)
-			return n == 1 ? (int)wc->status : -1;
-	}
-	return -1;
+	return vt_poll_one(g.p.cq[i], wc, 10) ? -1 : (int)wc->status;
 }
 
 /* A type 2 window's bind on QP 1 (BIND_MW, or ibv_wr_bind_mw with g.ex); its status. */
@@ -161,21 +85,21 @@ static int bind2(struct ibv_mw *mw, uint32_t rkey, struct ibv_mr *mr, uint64_t a
 	int rv;
 
 	if (g.ex) {
-		struct ibv_qp_ex *qpx = ibv_qp_to_qp_ex(g.qp[1]);
+		struct ibv_qp_ex *qpx = ibv_qp_to_qp_ex(g.p.qp[1]);
 
 		ibv_wr_start(qpx);
-		qpx->wr_id = ++g.wr_id;
+		qpx->wr_id = ++g.p.wr_id;
 		qpx->wr_flags = IBV_SEND_SIGNALED;
 		ibv_wr_bind_mw(qpx, mw, rkey, &info);
 		rv = ibv_wr_complete(qpx);
 	} else {
-		struct ibv_send_wr wr = { .wr_id = ++g.wr_id, .opcode = IBV_WR_BIND_MW,
+		struct ibv_send_wr wr = { .wr_id = ++g.p.wr_id, .opcode = IBV_WR_BIND_MW,
 					  .send_flags = IBV_SEND_SIGNALED }, *bad_wr;
 
 		wr.bind_mw.mw = mw;
 		wr.bind_mw.rkey = rkey;
 		wr.bind_mw.bind_info = info;
-		rv = ibv_post_send(g.qp[1], &wr, &bad_wr);
+		rv = ibv_post_send(g.p.qp[1], &wr, &bad_wr);
 	}
 	if (rv) {
 		diag("posting the bind: %s", strerror(rv));
@@ -189,77 +113,11 @@ static int bind2(struct ibv_mw *mw, uint32_t rkey, struct ibv_mr *mr, uint64_t a
 	return rv;
 }
 
-/* An RDMA WRITE (or READ) of @len bytes between g.local + @lo and @raddr/@rkey: its status. */
-static int rdma(enum ibv_wr_opcode op, size_t lo, uint64_t raddr, uint32_t rkey, uint32_t len)
-{
-	struct ibv_sge sge = { .addr = (uintptr_t)(g.local + lo), .length = len,
-			       .lkey = g.lmr->lkey };
-	struct ibv_send_wr wr = { .wr_id = ++g.wr_id, .sg_list = &sge, .num_sge = 1,
-				  .opcode = op, .send_flags = IBV_SEND_SIGNALED }, *bad_wr;
-	struct ibv_wc wc;
-	int rv;
-
-	wr.wr.rdma.remote_addr = raddr;
-	wr.wr.rdma.rkey = rkey;
-	rv = ibv_post_send(g.qp[0], &wr, &bad_wr);
-	if (rv) {
-		diag("posting: %s", strerror(rv));
-		return -1;
-	}
-	return completion(0, &wc);
-}
-
-/* Checks @len bytes at @p against the pattern of @seed, and GUARD bytes on each side. */
-static int check(const uint8_t *p, size_t len, uint64_t seed, uint8_t guard, const char *what)
-{
-	for (size_t i = 1; i <= GUARD; i++)
-		if (p[-(long)i] != guard) {
-			diag("%s: guard byte %zu before is %#x, expected %#x", what, i, p[-(long)i],
-			     guard);
-			return -1;
-		}
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != pat(seed, i)) {
-			diag("%s: byte %zu of %zu is %#x, expected %#x", what, i, len, p[i],
-			     pat(seed, i));
-			return -1;
-		}
-	for (size_t i = 0; i < GUARD; i++)
-		if (p[len + i] != guard) {
-			diag("%s: guard byte %zu after is %#x, expected %#x", what, i, p[len + i],
-			     guard);
-			return -1;
-		}
-	return 0;
-}
-
-/*
- * A WRITE through the window (@rkey) of @len bytes at @off into it, then a READ of them back
- * into other local memory: every byte of the target and of what came back checked.
- */
+/* A WRITE and READ of @len bytes at @off into the window (@rkey), every byte checked. */
 static int write_read(uint8_t *win, uint32_t rkey, size_t off, uint32_t len, uint64_t seed,
 		      const char *what)
 {
-	int rv;
-
-	for (uint32_t i = 0; i < len; i++)
-		g.local[100 + i] = pat(seed, i);
-	rv = rdma(IBV_WR_RDMA_WRITE, 100, (uintptr_t)(win + off), rkey, len);
-	if (rv) {
-		diag("%s: the WRITE completed with %s", what, rv < 0 ? "nothing" :
-		     ibv_wc_status_str(rv));
-		return -1;
-	}
-	if (check(win + off, len, seed, 0, what))
-		return -1;
-	memset(g.local + READ_AT - GUARD, 0xee, len + 2 * GUARD);
-	rv = rdma(IBV_WR_RDMA_READ, READ_AT, (uintptr_t)(win + off), rkey, len);
-	if (rv) {
-		diag("%s: the READ completed with %s", what, rv < 0 ? "nothing" :
-		     ibv_wc_status_str(rv));
-		return -1;
-	}
-	return check(g.local + READ_AT, len, seed, 0xee, what);
+	return vt_pair_write_read(&g.p, win + off, rkey, len, seed, READ_AT, GUARD, what);
 }
 
 /*
@@ -269,17 +127,18 @@ static int write_read(uint8_t *win, uint32_t rkey, size_t off, uint32_t len, uin
 static void refused(enum ibv_wr_opcode op, uint64_t raddr, uint32_t rkey, uint32_t len,
 		    const uint8_t *target, size_t n, const char *what)
 {
-	memset(g.local + 100, 0x5a, len);
-	int rv = rdma(op, 100, raddr, rkey, len);
+	int rv;
 
+	memset(g.p.local, 0x5a, len);
+	rv = vt_pair_rdma(&g.p, op, 0, raddr, rkey, len);
 	EXPECT(rv == IBV_WC_REM_ACCESS_ERR, "%s: completed with %s, expected remote access error",
-	       what, rv < 0 ? "nothing" : ibv_wc_status_str(rv));
+	       what, vt_status_str(rv));
 	for (size_t i = 0; i < n; i++)
 		if (target[i]) {
 			EXPECT(0, "%s: byte %zu of the target changed", what, i);
 			break;
 		}
-	pair_make();
+	vt_pair_connect(&g.p);
 }
 
 /* ---- cases ---------------------------------------------------------------------------------- */
@@ -287,8 +146,8 @@ static void refused(enum ibv_wr_opcode op, uint64_t raddr, uint32_t rkey, uint32
 static struct ibv_mr *target_mr(int kind, uint8_t *buf, int access)
 {
 	struct ibv_mr *mr = kind == 1 ?
-		ibv_reg_mr(g.pd, NULL, SIZE_MAX, access | IBV_ACCESS_ON_DEMAND) :
-		ibv_reg_mr(g.pd, buf, BUF, access | (kind == 0 ? IBV_ACCESS_ON_DEMAND : 0));
+		ibv_reg_mr(g.p.pd, NULL, SIZE_MAX, access | IBV_ACCESS_ON_DEMAND) :
+		ibv_reg_mr(g.p.pd, buf, BUF, access | (kind == 0 ? IBV_ACCESS_ON_DEMAND : 0));
 
 	if (!mr)
 		bail("ibv_reg_mr (%s): %s", kinds[kind], strerror(errno));
@@ -299,7 +158,7 @@ static void c_type2(int kind)
 {
 	uint8_t *buf = map_fresh(BUF), *win = buf + WIN_OFF;
 	struct ibv_mr *mr = target_mr(kind, buf, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND);
-	struct ibv_mw *mw = ibv_alloc_mw(g.pd, IBV_MW_TYPE_2);
+	struct ibv_mw *mw = ibv_alloc_mw(g.p.pd, IBV_MW_TYPE_2);
 	uint32_t rkey;
 	char name[200];
 	int rv;
@@ -347,13 +206,13 @@ static void c_type2(int kind)
 	}
 
 	{
-		struct ibv_send_wr wr = { .wr_id = ++g.wr_id, .opcode = IBV_WR_LOCAL_INV,
+		struct ibv_send_wr wr = { .wr_id = ++g.p.wr_id, .opcode = IBV_WR_LOCAL_INV,
 					  .send_flags = IBV_SEND_SIGNALED,
 					  .invalidate_rkey = rkey }, *bad_wr;
 		struct ibv_wc wc;
 
 		memset(buf, 0, BUF);
-		rv = ibv_post_send(g.qp[1], &wr, &bad_wr);
+		rv = ibv_post_send(g.p.qp[1], &wr, &bad_wr);
 		EXPECT(!rv && completion(1, &wc) == IBV_WC_SUCCESS && wc.opcode == IBV_WC_LOCAL_INV,
 		       "LOCAL_INV of the window: %s", rv ? strerror(rv) :
 		       ibv_wc_status_str(wc.status));
@@ -383,7 +242,7 @@ static void c_type1(void)
 {
 	uint8_t *buf = map_fresh(BUF), *win = buf + WIN_OFF;
 	struct ibv_mr *mr = target_mr(0, buf, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND);
-	struct ibv_mw *mw = ibv_alloc_mw(g.pd, IBV_MW_TYPE_1);
+	struct ibv_mw *mw = ibv_alloc_mw(g.p.pd, IBV_MW_TYPE_1);
 	struct ibv_mw_bind bind = {
 		.wr_id = 77, .send_flags = IBV_SEND_SIGNALED,
 		.bind_info = { .mr = mr, .addr = (uintptr_t)win, .length = WIN_LEN,
@@ -396,7 +255,7 @@ static void c_type1(void)
 	if (!mw)
 		bail("ibv_alloc_mw(type 1): %s", strerror(errno));
 	first = mw->rkey;
-	rv = ibv_bind_mw(g.qp[1], mw, &bind);
+	rv = ibv_bind_mw(g.p.qp[1], mw, &bind);
 	EXPECT(!rv && completion(1, &wc) == IBV_WC_SUCCESS && wc.wr_id == 77 &&
 	       wc.opcode == IBV_WC_BIND_MW, "ibv_bind_mw: %s", rv ? strerror(rv) :
 	       ibv_wc_status_str(wc.status));
@@ -408,21 +267,21 @@ static void c_type1(void)
 	      "across pages, every byte right");
 
 	{
-		struct ibv_send_wr wr = { .wr_id = ++g.wr_id, .opcode = IBV_WR_LOCAL_INV,
+		struct ibv_send_wr wr = { .wr_id = ++g.p.wr_id, .opcode = IBV_WR_LOCAL_INV,
 					  .send_flags = IBV_SEND_SIGNALED,
 					  .invalidate_rkey = mw->rkey }, *bad_wr;
 
-		rv = ibv_post_send(g.qp[1], &wr, &bad_wr);
+		rv = ibv_post_send(g.p.qp[1], &wr, &bad_wr);
 		EXPECT(!rv && completion(1, &wc) != IBV_WC_SUCCESS,
 		       "LOCAL_INV of a type 1 window succeeded");
-		pair_make();
+		vt_pair_connect(&g.p);
 	}
 	memset(buf, 0, BUF);
 	if (!bad && write_read(win, mw->rkey, 1, 100, 102, "after a LOCAL_INV refused"))
 		bad = 1;
 	bind.bind_info.length = 0;
 	bind.bind_info.mw_access_flags = 0;
-	rv = ibv_bind_mw(g.qp[1], mw, &bind);
+	rv = ibv_bind_mw(g.p.qp[1], mw, &bind);
 	EXPECT(!rv && completion(1, &wc) == IBV_WC_SUCCESS, "unbinding bind: %s",
 	       rv ? strerror(rv) : ibv_wc_status_str(wc.status));
 	memset(buf, 0, BUF);
@@ -439,11 +298,11 @@ static void c_remote_invalidate(void)
 {
 	uint8_t *buf = map_fresh(BUF), *win = buf + WIN_OFF;
 	struct ibv_mr *mr = target_mr(0, buf, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND);
-	struct ibv_mw *mw = ibv_alloc_mw(g.pd, IBV_MW_TYPE_2);
-	struct ibv_sge rsge = { .addr = (uintptr_t)(g.local + 3 * PG), .length = 64,
-				.lkey = g.lmr->lkey };
+	struct ibv_mw *mw = ibv_alloc_mw(g.p.pd, IBV_MW_TYPE_2);
+	struct ibv_sge rsge = { .addr = (uintptr_t)(g.p.local + 3 * PG), .length = 64,
+				.lkey = g.p.lmr->lkey };
 	struct ibv_recv_wr rwr = { .wr_id = 55, .sg_list = &rsge, .num_sge = 1 }, *bad_rwr;
-	struct ibv_send_wr wr = { .wr_id = ++g.wr_id, .opcode = IBV_WR_SEND_WITH_INV,
+	struct ibv_send_wr wr = { .wr_id = ++g.p.wr_id, .opcode = IBV_WR_SEND_WITH_INV,
 				  .send_flags = IBV_SEND_SIGNALED }, *bad_wr;
 	uint32_t rkey;
 	struct ibv_wc wc;
@@ -455,7 +314,7 @@ static void c_remote_invalidate(void)
 	rv = bind2(mw, rkey, mr, (uintptr_t)win, WIN_LEN, IBV_ACCESS_REMOTE_WRITE);
 	EXPECT(rv == IBV_WC_SUCCESS, "bind: %s", rv < 0 ? "failed" : ibv_wc_status_str(rv));
 	wr.invalidate_rkey = rkey;
-	EXPECT(!ibv_post_recv(g.qp[1], &rwr, &bad_rwr) && !ibv_post_send(g.qp[0], &wr, &bad_wr),
+	EXPECT(!ibv_post_recv(g.p.qp[1], &rwr, &bad_rwr) && !ibv_post_send(g.p.qp[0], &wr, &bad_wr),
 	       "posting: %s", strerror(errno));
 	EXPECT(completion(0, &wc) == IBV_WC_SUCCESS, "SEND with Invalidate: %s",
 	       ibv_wc_status_str(wc.status));
@@ -479,7 +338,7 @@ static void c_remote_invalidate(void)
 
 	/* the MR deregistered under a bound window */
 	{
-		struct ibv_mw *mw2 = ibv_alloc_mw(g.pd, IBV_MW_TYPE_2);
+		struct ibv_mw *mw2 = ibv_alloc_mw(g.p.pd, IBV_MW_TYPE_2);
 		uint32_t k2 = mw2 ? ibv_inc_rkey(mw2->rkey) : 0;
 
 		if (!mw2)
@@ -500,7 +359,7 @@ static void c_remote_invalidate(void)
 	/* a deallocated window */
 	mr = target_mr(0, buf, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND);
 	{
-		struct ibv_mw *mw3 = ibv_alloc_mw(g.pd, IBV_MW_TYPE_2);
+		struct ibv_mw *mw3 = ibv_alloc_mw(g.p.pd, IBV_MW_TYPE_2);
 		uint32_t k3 = mw3 ? ibv_inc_rkey(mw3->rkey) : 0;
 
 		if (!mw3)
@@ -522,9 +381,9 @@ static void c_bind_errors(void)
 {
 	uint8_t *buf = map_fresh(BUF);
 	struct ibv_mr *nobind = target_mr(2, buf, IBV_ACCESS_LOCAL_WRITE);
-	struct ibv_mr *readonly = ibv_reg_mr(g.pd, buf, BUF, IBV_ACCESS_MW_BIND);
+	struct ibv_mr *readonly = ibv_reg_mr(g.p.pd, buf, BUF, IBV_ACCESS_MW_BIND);
 	struct ibv_mr *mr = target_mr(2, buf, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND);
-	struct ibv_mw *mw = ibv_alloc_mw(g.pd, IBV_MW_TYPE_2);
+	struct ibv_mw *mw = ibv_alloc_mw(g.p.pd, IBV_MW_TYPE_2);
 	const struct {
 		struct ibv_mr *mr;
 		uint64_t off, len;
@@ -546,7 +405,7 @@ static void c_bind_errors(void)
 			   IBV_ACCESS_REMOTE_WRITE);
 		EXPECT(rv == IBV_WC_MW_BIND_ERR, "a bind to %s: %s, expected memory window bind "
 		       "error", cases[i].what, rv < 0 ? "failed" : ibv_wc_status_str(rv));
-		pair_make();
+		vt_pair_connect(&g.p);
 	}
 	rkey = ibv_inc_rkey(rkey);
 	rv = bind2(mw, rkey, mr, (uintptr_t)buf, PG,
@@ -555,7 +414,7 @@ static void c_bind_errors(void)
 	rv = bind2(mw, ibv_inc_rkey(rkey), mr, (uintptr_t)buf, PG, IBV_ACCESS_REMOTE_WRITE);
 	EXPECT(rv == IBV_WC_MW_BIND_ERR, "a bind of a bound type 2 window: %s, expected memory "
 	       "window bind error", rv < 0 ? "failed" : ibv_wc_status_str(rv));
-	pair_make();
+	vt_pair_connect(&g.p);
 	if (!bad && write_read(buf, rkey, 100, 100, 200, "the first bind still holds"))
 		bad = 1;
 	point("binds to an MR without MW_BIND rights, past the MR, with remote write on an MR "
@@ -564,7 +423,7 @@ static void c_bind_errors(void)
 
 	/* what the post refuses */
 	{
-		struct ibv_mw *one = ibv_alloc_mw(g.pd, IBV_MW_TYPE_1);
+		struct ibv_mw *one = ibv_alloc_mw(g.p.pd, IBV_MW_TYPE_1);
 		struct ibv_send_wr wr = { .wr_id = 1, .opcode = IBV_WR_BIND_MW }, *bad_wr = NULL;
 		struct ibv_mw_bind b = { .bind_info = { .mr = mr, .addr = (uintptr_t)buf,
 							.length = PG } };
@@ -574,21 +433,21 @@ static void c_bind_errors(void)
 		wr.bind_mw.mw = one;
 		wr.bind_mw.rkey = ibv_inc_rkey(one->rkey);
 		wr.bind_mw.bind_info = b.bind_info;
-		rv = ibv_post_send(g.qp[1], &wr, &bad_wr);
+		rv = ibv_post_send(g.p.qp[1], &wr, &bad_wr);
 		EXPECT(rv == EINVAL && bad_wr == &wr, "a type 1 window in a BIND_MW work request: "
 		       "%s, expected EINVAL", rv ? strerror(rv) : "posted");
-		rv = ibv_bind_mw(g.qp[1], mw, &b);
+		rv = ibv_bind_mw(g.p.qp[1], mw, &b);
 		EXPECT(rv == EINVAL, "ibv_bind_mw of a type 2 window: %s, expected EINVAL",
 		       rv ? strerror(rv) : "posted");
 		wr.bind_mw.mw = mw;
 		wr.bind_mw.rkey = ibv_inc_rkey(one->rkey);
-		rv = ibv_post_send(g.qp[1], &wr, &bad_wr);
+		rv = ibv_post_send(g.p.qp[1], &wr, &bad_wr);
 		EXPECT(rv == EINVAL, "a BIND_MW whose rkey is another window's: %s, expected EINVAL",
 		       rv ? strerror(rv) : "posted");
 		ibv_dealloc_mw(one);
 	}
 	{
-		struct ibv_mw *three = ibv_alloc_mw(g.pd, (enum ibv_mw_type)3);
+		struct ibv_mw *three = ibv_alloc_mw(g.p.pd, (enum ibv_mw_type)3);
 
 		EXPECT(!three && errno == EINVAL, "ibv_alloc_mw of type 3: %s, expected EINVAL",
 		       three ? "allocated" : strerror(errno));
@@ -610,8 +469,8 @@ int main(int argc, char **argv)
 
 	vt_args(argc, argv, "pfnic_mw -d DEVICE [-g GID_INDEX]", &g.dev, &g.gidx, "", NULL, NULL);
 	printf("TAP version 13\n");
-	setup();
-	EXPECT(!ibv_query_device(g.ctx, &attr) && attr.max_mw > 0 &&
+	vt_pair_open(&g.p, g.dev, g.gidx, LOCAL_LEN);
+	EXPECT(!ibv_query_device(g.p.ctx, &attr) && attr.max_mw > 0 &&
 	       (attr.device_cap_flags & IBV_DEVICE_MEM_WINDOW) &&
 	       (attr.device_cap_flags & (IBV_DEVICE_MEM_WINDOW_TYPE_2A |
 					 IBV_DEVICE_MEM_WINDOW_TYPE_2B)),
@@ -622,16 +481,12 @@ int main(int argc, char **argv)
 	c_type1();
 	c_remote_invalidate();
 	c_bind_errors();
+	/* a bind through an extended QP */
 	g.ex = true;
-	pair_make();
+	g.p.send_ops = IBV_QP_EX_WITH_BIND_MW | IBV_QP_EX_WITH_RDMA_WRITE;
+	vt_pair_connect(&g.p);
 	c_type2(0);
-	for (int i = 0; i < 2; i++)
-		ibv_destroy_qp(g.qp[i]);
-	ibv_dereg_mr(g.lmr);
-	ibv_destroy_cq(g.cq[0]);
-	ibv_destroy_cq(g.cq[1]);
-	ibv_dealloc_pd(g.pd);
-	ibv_close_device(g.ctx);
+	vt_pair_close(&g.p);
 	printf("1..%d\n", g.num);
 	return g.failed ? 1 : 0;
 }

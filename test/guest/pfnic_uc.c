@@ -174,21 +174,11 @@ static void setup(void)
 
 /* ---- posting and polling -------------------------------------------------------------------- */
 
-static uint8_t pat(uint64_t seed, size_t i)
-{
-	return (uint8_t)((seed * 0x9e3779b97f4a7c15ull + i * 131 + (i >> 8)) >> 24) | 1;
-}
 
 /* The next completion of QP @i's CQ, or -1 with none in @secs seconds. */
 static int wait_wc(int i, struct ibv_wc *wc, double secs)
 {
-	for (double end = now() + secs; now() < end; usleep(100)) {
-		int n = ibv_poll_cq(g.cq[i], 1, wc);
-
-		if (n)
-			return n == 1 ? 0 : -1;
-	}
-	return -1;
+	return vt_poll_one(g.cq[i], wc, secs);
 }
 
 /* Whether QP @i's CQ stays empty for a while (a lost message leaves no completion). */
@@ -300,7 +290,7 @@ static int check_bytes(const uint8_t *dst, uint32_t len, uint64_t seed, bool fli
 		}
 	}
 	for (uint32_t i = 0; i < len; i++) {
-		uint8_t want = flip ? (uint8_t)~pat(seed, i) : pat(seed, i);
+		uint8_t want = flip ? (uint8_t)~vt_pat(seed, i) : vt_pat(seed, i);
 
 		if (dst[i] != want) {
 			diag("%s: byte %u of %u is %#x, expected %#x", what, i, len, dst[i], want);
@@ -328,7 +318,7 @@ static int one_op(enum op op, struct ibv_mr *rmr, uint8_t *dst, size_t so, uint3
 	uint64_t raddr = (uintptr_t)dst;
 
 	for (uint32_t i = 0; i < len; i++)
-		g.src[so + i] = flip ? (uint8_t)~pat(seed, i) : pat(seed, i);
+		g.src[so + i] = flip ? (uint8_t)~vt_pat(seed, i) : vt_pat(seed, i);
 	switch (op) {
 	case OP_WRITE_IMM:
 		if (post_recv(rmr, NULL, 0, rid) ||
@@ -586,7 +576,7 @@ static void c_lost(void)
 			bad = 1;
 		EXPECT(cq_quiet(1), "%s: the receive completed", what);
 		for (uint32_t i = 0; i < 60; i++)
-			g.src[i] = pat(11, i);
+			g.src[i] = vt_pat(11, i);
 		if (post_op(IBV_WR_SEND, 0, 60, 0, 0, sid2) || sent_ok(sid2, what) ||
 		    received_ok(rid, IBV_WC_RECV, 60, false, what) ||
 		    check_bytes(buf + 100, 60, 11, false, 0, what))

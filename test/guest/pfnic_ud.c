@@ -15,6 +15,8 @@
  * the memory under both buffers is taken away (MADV_DONTNEED; ODP only), and, with a second
  * NUMA node, moved (move_pages; pinned pages stay), and everything again.
  *
+ * Multicast: members of a group each get every datagram sent to its GID once, others none.
+ *
  * Then several senders at once into one receiver, and what UD does with datagrams that
  * cannot be delivered: a wrong Q_Key, no receive
  * posted, or no such QP: lost, the sender succeeds; a Q_Key with its high bit set means the
@@ -134,21 +136,11 @@ static void setup(void)
 
 /* ---- one datagram --------------------------------------------------------------------------- */
 
-static uint8_t pat(uint64_t seed, size_t i)
-{
-	return (uint8_t)((seed * 0x9e3779b97f4a7c15ull + i * 131 + (i >> 8)) >> 24) | 1;
-}
 
-/* The completion of @qpi's CQ, or -1 with none in 10 s (or none at all, with @quiet). */
+/* The completion of @qpi's CQ, or -1 with none in @secs seconds. */
 static int wait_wc(int qpi, struct ibv_wc *wc, double secs)
 {
-	for (double end = now() + secs; now() < end; usleep(100)) {
-		int n = ibv_poll_cq(g.cq[qpi], 1, wc);
-
-		if (n)
-			return n == 1 ? 0 : -1;
-	}
-	return -1;
+	return vt_poll_one(g.cq[qpi], wc, secs);
 }
 
 static int post_recv(struct ibv_mr *mr, uint8_t *addr, uint32_t len, uint64_t id)
@@ -224,7 +216,7 @@ static int datagram(struct ibv_mr *smr, uint8_t *src, size_t so, struct ibv_mr *
 	bool imm = seed & 1;
 
 	for (uint32_t i = 0; i < len; i++)
-		src[so + i] = pat(seed, i);
+		src[so + i] = vt_pat(seed, i);
 	memset(dst + ro, FILL, GRH + len + GUARD);
 	if (post_recv(rmr, dst + ro, GRH + len, rid) ||
 	    post_send(smr, src + so, len, sid, g.qp[1]->qp_num, QKEY, imm)) {
@@ -254,9 +246,9 @@ static int datagram(struct ibv_mr *smr, uint8_t *src, size_t so, struct ibv_mr *
 		}
 	}
 	for (uint32_t i = 0; i < len; i++) {
-		if (dst[ro + GRH + i] != pat(seed, i)) {
+		if (dst[ro + GRH + i] != vt_pat(seed, i)) {
 			diag("%s: payload byte %u is %#x, expected %#x", what, i, dst[ro + GRH + i],
-			     pat(seed, i));
+			     vt_pat(seed, i));
 			return -1;
 		}
 	}
@@ -419,7 +411,7 @@ static void c_many_senders(void)
 		if (post_recv(rmr, dst + i * SLOT + PG - 500, GRH + LEN, 0x7000 + i))
 			bail("post_recv: %s", strerror(errno));
 		for (int k = 0; k < LEN; k++)
-			src[i * PG + k] = k < 2 ? (uint8_t)(k ? i : 0xd5) : pat(i, k);
+			src[i * PG + k] = k < 2 ? (uint8_t)(k ? i : 0xd5) : vt_pat(i, k);
 	}
 	for (int q = 0; q < SENDERS; q++) {
 		struct ibv_qp_init_attr ia = {
@@ -468,7 +460,7 @@ static void c_many_senders(void)
 		}
 		done[r] = seen[d[1]] = true;
 		for (int k = 2; k < LEN; k++) {
-			if (d[k] != pat(d[1], k)) {
+			if (d[k] != vt_pat(d[1], k)) {
 				diag("receive %d holds datagram %d with byte %d wrong", r, d[1], k);
 				bad = 1;
 				break;
@@ -547,11 +539,176 @@ static void c_undeliverable(void)
 	munmap(buf, 4 * PG);
 }
 
+/*
+ * Multicast: three UD QPs attached to one group. Datagrams to the group's GID land once in
+ * each member, in untouched ODP receive buffers across pages (a member's fault stalls the
+ * send midway: none may get one twice or be skipped), every byte checked; a QP that is not
+ * attached gets none, nor a member once detached. Attaching an RC QP or a unicast GID, and
+ * detaching twice, are EINVAL.
+ */
+static void c_multicast(void)
+{
+	enum { M = 3, N = 4, LEN = 700, SLOT = 2 * PG };
+	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+	uint8_t *src = map_fresh(N * PG), *dst = map_fresh((M * (N + 1) + 1) * SLOT);
+	struct ibv_mr *smr = ibv_reg_mr(g.pd, src, N * PG, IBV_ACCESS_LOCAL_WRITE);
+	struct ibv_mr *rmr = ibv_reg_mr(g.pd, dst, (M * (N + 1) + 1) * SLOT,
+					IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_ON_DEMAND);
+	struct ibv_ah_attr aa = { .is_global = 1, .port_num = 1 };
+	int got[M][N + 1] = { { 0 } }, others = 0, rv;
+	union ibv_gid mgid = { .raw = { 0 } };
+	struct ibv_qp *m[M], *rc;
+	struct ibv_ah *mah;
+	struct ibv_wc wc;
+
+	if (!smr || !rmr)
+		bail("ibv_reg_mr: %s", strerror(errno));
+	/* the group: 239.1.2.3 for IPv4 GIDs, ff0e::1:2:3 for IPv6 ones */
+	if (memcmp(g.gid.raw, v4mapped, 12) == 0) {
+		memcpy(mgid.raw, v4mapped, 12);
+		mgid.raw[12] = 239;
+		mgid.raw[13] = 1;
+		mgid.raw[14] = 2;
+		mgid.raw[15] = 3;
+	} else {
+		mgid.raw[0] = 0xff;
+		mgid.raw[1] = 0x0e;
+		mgid.raw[11] = 1;
+		mgid.raw[13] = 2;
+		mgid.raw[15] = 3;
+	}
+	aa.grh.dgid = mgid;
+	aa.grh.sgid_index = (uint8_t)g.gidx;
+	aa.grh.hop_limit = 1;
+	mah = ibv_create_ah(g.pd, &aa);
+	if (!mah)
+		bail("ibv_create_ah (the group): %s", strerror(errno));
+	for (int q = 0; q < M; q++) {
+		struct ibv_qp_init_attr ia = {
+			.send_cq = g.cq[1], .recv_cq = g.cq[1], .qp_type = IBV_QPT_UD,
+			.cap = { .max_send_wr = 1, .max_recv_wr = N + 1, .max_send_sge = 1,
+				 .max_recv_sge = 1 },
+		};
+
+		m[q] = ibv_create_qp(g.pd, &ia);
+		if (!m[q])
+			bail("ibv_create_qp(UD): %s", strerror(errno));
+		qp_up(m[q]);
+		rv = ibv_attach_mcast(m[q], &mgid, 0);
+		EXPECT(!rv, "ibv_attach_mcast: %s", strerror(rv));
+		EXPECT(!ibv_attach_mcast(m[q], &mgid, 0), "attaching twice: %s", strerror(errno));
+		/* each receive straddles a page boundary of memory nobody touched */
+		for (int i = 0; i <= N; i++) {
+			struct ibv_sge sge = { (uintptr_t)dst + (q * (N + 1) + i) * SLOT + PG - 300,
+					       GRH + LEN, rmr->lkey };
+			struct ibv_recv_wr wr = { .wr_id = (uint64_t)q << 8 | i, .sg_list = &sge,
+						  .num_sge = 1 }, *badwr;
+
+			EXPECT(!ibv_post_recv(m[q], &wr, &badwr), "post_recv: %s", strerror(errno));
+		}
+	}
+	/* QP 1 is not a member: it has a receive waiting all along */
+	EXPECT(!post_recv(rmr, dst + M * (N + 1) * SLOT + PG - 300, GRH + LEN, 0xeee),
+	       "post_recv: %s", strerror(errno));
+
+	for (int i = 0; i <= N; i++) {
+		struct ibv_sge sge = { (uintptr_t)src + (i % N) * PG, LEN, smr->lkey };
+		struct ibv_send_wr wr = { .wr_id = i, .sg_list = &sge, .num_sge = 1,
+					  .opcode = IBV_WR_SEND, .send_flags = IBV_SEND_SIGNALED },
+				   *badwr;
+
+		for (int k = 0; k < LEN; k++)
+			src[(i % N) * PG + k] = k ? vt_pat(100 + i, k) : (uint8_t)i;
+		wr.wr.ud.ah = mah;
+		wr.wr.ud.remote_qpn = 0xffffff;
+		wr.wr.ud.remote_qkey = QKEY;
+		if (i == N) {
+			/* the last member leaves the group before the last datagram */
+			EXPECT(!ibv_detach_mcast(m[M - 1], &mgid, 0), "ibv_detach_mcast: %s",
+			       strerror(errno));
+		}
+		EXPECT(!ibv_post_send(g.qp[0], &wr, &badwr), "post_send: %s", strerror(errno));
+		EXPECT(!wait_wc(0, &wc, 20) && wc.status == IBV_WC_SUCCESS && wc.wr_id == (uint64_t)i,
+		       "the send of datagram %d completed with %s", i, ibv_wc_status_str(wc.status));
+		/* a datagram's copies land before the next is sent, not one after the other */
+	}
+	while (!wait_wc(1, &wc, 1)) {
+		int q = (int)(wc.wr_id >> 8), r = (int)(wc.wr_id & 0xff);
+		uint8_t *d;
+
+		if (wc.qp_num == g.qp[1]->qp_num || q < 0 || q >= M || r > N ||
+		    wc.qp_num != m[q]->qp_num) {
+			others++;
+			continue;
+		}
+		d = dst + (q * (N + 1) + r) * SLOT + PG - 300 + GRH;
+		if (wc.status != IBV_WC_SUCCESS || wc.byte_len != GRH + LEN ||
+		    wc.src_qp != g.qp[0]->qp_num || d[0] > N) {
+			diag("member %d, receive %d: %s, byte_len %u, src_qp %#x, first byte %u", q,
+			     r, ibv_wc_status_str(wc.status), wc.byte_len, wc.src_qp, d[0]);
+			bad = 1;
+			continue;
+		}
+		got[q][d[0]]++;
+		for (int k = 1; k < LEN; k++) {
+			if (d[k] != vt_pat(100 + d[0], k)) {
+				diag("member %d, datagram %d: byte %d is %#x, expected %#x", q, d[0], k,
+				     d[k], vt_pat(100 + d[0], k));
+				bad = 1;
+				break;
+			}
+		}
+	}
+	for (int q = 0; q < M; q++)
+		for (int i = 0; i <= N; i++) {
+			int want = i < N || q < M - 1;
+
+			EXPECT(got[q][i] == want, "member %d got datagram %d %d times, expected %d", q,
+			       i, got[q][i], want);
+		}
+	EXPECT(!others, "%d completions of a QP not in the group", others);
+	point("multicast: datagrams to a group land once in each member, into untouched ODP "
+	      "memory across pages, every byte right; a QP not attached, and a member once "
+	      "detached, get none");
+
+	{
+		struct ibv_qp_init_attr ia = {
+			.send_cq = g.cq[1], .recv_cq = g.cq[1], .qp_type = IBV_QPT_RC,
+			.cap = { .max_send_wr = 1, .max_recv_wr = 1, .max_send_sge = 1,
+				 .max_recv_sge = 1 },
+		};
+
+		rc = ibv_create_qp(g.pd, &ia);
+		if (!rc)
+			bail("ibv_create_qp(RC): %s", strerror(errno));
+		rv = ibv_attach_mcast(rc, &mgid, 0);
+		EXPECT(rv == EINVAL, "attaching an RC QP: %s, expected EINVAL",
+		       rv ? strerror(rv) : "attached");
+		rv = ibv_attach_mcast(m[0], &g.gid, 0);
+		EXPECT(rv == EINVAL, "attaching to a unicast GID: %s, expected EINVAL",
+		       rv ? strerror(rv) : "attached");
+		rv = ibv_detach_mcast(m[M - 1], &mgid, 0);
+		EXPECT(rv == EINVAL, "detaching a QP twice: %s, expected EINVAL",
+		       rv ? strerror(rv) : "detached");
+		ibv_destroy_qp(rc);
+	}
+	point("attaching an RC QP or to a unicast GID, and detaching twice, are EINVAL");
+	/* members destroyed while attached leave their groups with them */
+	for (int q = 0; q < M; q++)
+		ibv_destroy_qp(m[q]);
+	qp_make(1);
+	ibv_destroy_ah(mah);
+	ibv_dereg_mr(smr);
+	ibv_dereg_mr(rmr);
+	munmap(src, N * PG);
+	munmap(dst, (M * (N + 1) + 1) * SLOT);
+}
+
 int main(int argc, char **argv)
 {
 	vt_args(argc, argv, "pfnic_ud -d DEVICE [-g GID_INDEX]", &g.dev, &g.gidx, "", NULL, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("TAP version 13\n1..12\n");
+	printf("TAP version 13\n1..14\n");
 	setup();
 	numa_balancing(false);
 	for (int k = 0; k < 3; k++)
@@ -559,6 +716,7 @@ int main(int argc, char **argv)
 	numa_balancing(true);
 	c_many_senders();
 	c_undeliverable();
+	c_multicast();
 	for (int i = 0; i < 2; i++)
 		ibv_destroy_qp(g.qp[i]);
 	ibv_destroy_ah(g.ah);

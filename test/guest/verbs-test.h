@@ -11,7 +11,11 @@
  *  - numa_balancing(): automatic NUMA balancing off while a program moves pages;
  *  - map_fresh(): fresh anonymous memory of 4 KiB pages; write_file(): a sysfs or proc write;
  *  - the RC loopback set-up: one QP of a pair moved RESET -> INIT -> RTR -> RTS towards the
- *    other (struct vt_rc: the attributes in which the programs differ).
+ *    other (struct vt_rc: the attributes in which the programs differ);
+ *  - vt_pat(), the byte pattern a test writes, vt_check_pattern() that checks it and the
+ *    guards around it, vt_poll_one() a completion within a time;
+ *  - struct vt_pair: two RC QPs in loopback, QP 0 reaching QP 1's memory with RDMA WRITEs and
+ *    READs from a local buffer of its own (vt_pair_rdma(), vt_pair_write_read()).
  *
  * Include it after the system headers (the programs define _GNU_SOURCE before those).
  */
@@ -20,6 +24,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -368,4 +373,203 @@ fail:
 	if (step)
 		*step = *state == IBV_QPS_RESET ? "INIT" : *state == IBV_QPS_INIT ? "RTR" : "RTS";
 	return rv;
+}
+
+/* ---- patterns and completions ----------------------------------------------------------------- */
+
+/* Byte @i of the pattern of @seed: never zero, so that fresh memory never passes for it. */
+static inline uint8_t vt_pat(uint64_t seed, size_t i)
+{
+	return (uint8_t)((seed * 0x9e3779b97f4a7c15ull + i * 131 + (i >> 8)) >> 24) | 1;
+}
+
+/*
+ * Checks @len bytes at @p against the pattern of @seed, and @guard_len bytes on each side of
+ * them against @guard. Return: 0, or -1 with the first difference said (with @what).
+ */
+static inline int vt_check_pattern(const uint8_t *p, size_t len, uint64_t seed, uint8_t guard,
+				   size_t guard_len, const char *what)
+{
+	for (size_t i = 1; i <= guard_len; i++)
+		if (p[-(ptrdiff_t)i] != guard) {
+			diag("%s: guard byte %zu before is %#x, expected %#x", what, i,
+			     p[-(ptrdiff_t)i], guard);
+			return -1;
+		}
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != vt_pat(seed, i)) {
+			diag("%s: byte %zu of %zu is %#x, expected %#x", what, i, len, p[i],
+			     vt_pat(seed, i));
+			return -1;
+		}
+	for (size_t i = 0; i < guard_len; i++)
+		if (p[len + i] != guard) {
+			diag("%s: guard byte %zu after is %#x, expected %#x", what, i, p[len + i],
+			     guard);
+			return -1;
+		}
+	return 0;
+}
+
+/* One completion of @cq into *@wc within @secs seconds. Return: 0, or -1 if none came. */
+static inline int vt_poll_one(struct ibv_cq *cq, struct ibv_wc *wc, double secs)
+{
+	for (double end = now() + secs; now() < end; usleep(50)) {
+		int n = ibv_poll_cq(cq, 1, wc);
+
+		if (n)
+			return n == 1 ? 0 : -1;
+	}
+	return -1;
+}
+
+/* ---- two RC QPs in loopback, QP 0 reaching QP 1's memory ------------------------------------ */
+
+/*
+ * The pair: a PD, a CQ per QP, and a local buffer of QP 0's (registered for local writes)
+ * from which it WRITEs and into which it READs. @send_ops: with ibv_create_qp_ex's
+ * send_ops_flags (extended QPs), 0 for plain ones; @pd2: a second PD, for a program that
+ * moves things between PDs.
+ */
+struct vt_pair {
+	struct ibv_context *ctx;
+	struct ibv_pd *pd, *pd2;
+	struct ibv_cq *cq[2];
+	struct ibv_qp *qp[2];
+	union ibv_gid gid;
+	int gidx;
+	uint8_t *local;
+	size_t local_len;
+	struct ibv_mr *lmr;
+	uint64_t wr_id;
+	uint64_t send_ops;
+};
+
+/* Both QPs anew (a failed access leaves them in the error state), connected and in RTS. */
+static inline void vt_pair_connect(struct vt_pair *p)
+{
+	struct vt_rc c = { .port = 1, .access = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ,
+			   .min_rnr_timer = 1, .rnr_retry = 7, .sgid_index = (uint8_t)p->gidx,
+			   .dgid = p->gid };
+	struct ibv_qp_init_attr_ex ia = {
+		.qp_type = IBV_QPT_RC, .pd = p->pd, .comp_mask = IBV_QP_INIT_ATTR_PD,
+		.cap = { .max_send_wr = 16, .max_recv_wr = 16, .max_send_sge = 1,
+			 .max_recv_sge = 1 },
+	};
+	const char *step;
+	int state, rv;
+
+	if (p->send_ops) {
+		ia.comp_mask |= IBV_QP_INIT_ATTR_SEND_OPS_FLAGS;
+		ia.send_ops_flags = p->send_ops;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct ibv_wc wc;
+
+		if (p->qp[i])
+			ibv_destroy_qp(p->qp[i]);
+		while (ibv_poll_cq(p->cq[i], 1, &wc) > 0)
+			;
+		ia.send_cq = ia.recv_cq = p->cq[i];
+		p->qp[i] = ibv_create_qp_ex(p->ctx, &ia);
+		if (!p->qp[i])
+			bail("ibv_create_qp_ex: %s", strerror(errno));
+	}
+	for (int i = 0; i < 2; i++) {
+		c.dest_qpn = p->qp[1 - i]->qp_num;
+		state = IBV_QPS_RESET;
+		rv = vt_rc_bring_up(p->qp[i], &c, &state, IBV_QPS_RTS, &step);
+		if (rv)
+			bail("QP %d to %s: %s", i, step, strerror(rv));
+	}
+}
+
+/* Opens @dev and sets the pair up on it, with a local buffer of @local_len bytes. */
+static inline void vt_pair_open(struct vt_pair *p, const char *dev, int gidx, size_t local_len)
+{
+	p->ctx = open_device_named(dev);
+	p->gidx = gidx;
+	if (ibv_query_gid(p->ctx, 1, gidx, &p->gid))
+		bail("cannot query GID %d of %s", gidx, dev);
+	p->pd = ibv_alloc_pd(p->ctx);
+	p->pd2 = ibv_alloc_pd(p->ctx);
+	for (int i = 0; i < 2; i++)
+		p->cq[i] = ibv_create_cq(p->ctx, 64, NULL, NULL, 0);
+	if (!p->pd || !p->pd2 || !p->cq[0] || !p->cq[1])
+		bail("ibv_alloc_pd / ibv_create_cq: %s", strerror(errno));
+	p->local = map_fresh(local_len);
+	p->local_len = local_len;
+	p->lmr = ibv_reg_mr(p->pd, p->local, local_len, IBV_ACCESS_LOCAL_WRITE);
+	if (!p->lmr)
+		bail("ibv_reg_mr (the local buffer): %s", strerror(errno));
+	vt_pair_connect(p);
+}
+
+static inline void vt_pair_close(struct vt_pair *p)
+{
+	for (int i = 0; i < 2; i++)
+		ibv_destroy_qp(p->qp[i]);
+	ibv_dereg_mr(p->lmr);
+	munmap(p->local, p->local_len);
+	for (int i = 0; i < 2; i++)
+		ibv_destroy_cq(p->cq[i]);
+	ibv_dealloc_pd(p->pd2);
+	ibv_dealloc_pd(p->pd);
+	ibv_close_device(p->ctx);
+}
+
+/*
+ * An RDMA WRITE (or READ) on QP 0 of @len bytes between the local buffer at @lo and
+ * @raddr/@rkey. Return: its completion's status, or -1 if it could not be posted or did
+ * not complete in 10 s.
+ */
+static inline int vt_pair_rdma(struct vt_pair *p, enum ibv_wr_opcode op, size_t lo,
+			       uint64_t raddr, uint32_t rkey, uint32_t len)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)(p->local + lo), .length = len,
+			       .lkey = p->lmr->lkey };
+	struct ibv_send_wr wr = { .wr_id = ++p->wr_id, .sg_list = &sge, .num_sge = 1,
+				  .opcode = op, .send_flags = IBV_SEND_SIGNALED }, *bad_wr;
+	struct ibv_wc wc;
+
+	wr.wr.rdma.remote_addr = raddr;
+	wr.wr.rdma.rkey = rkey;
+	if (ibv_post_send(p->qp[0], &wr, &bad_wr) || vt_poll_one(p->cq[0], &wc, 10))
+		return -1;
+	return (int)wc.status;
+}
+
+/* What vt_pair_rdma() returned, in words. */
+static inline const char *vt_status_str(int status)
+{
+	return status < 0 ? "nothing" : ibv_wc_status_str((enum ibv_wc_status)status);
+}
+
+/*
+ * A WRITE of @len bytes of the pattern of @seed through @rkey to @target, checked there with
+ * @guard_len zero bytes around it, then a READ of them back into the local buffer at
+ * @read_at, checked likewise. Return: 0, or -1 (said, with @what).
+ */
+static inline int vt_pair_write_read(struct vt_pair *p, uint8_t *target, uint32_t rkey,
+				     uint32_t len, uint64_t seed, size_t read_at,
+				     size_t guard_len, const char *what)
+{
+	int rv;
+
+	for (uint32_t i = 0; i < len; i++)
+		p->local[i] = vt_pat(seed, i);
+	rv = vt_pair_rdma(p, IBV_WR_RDMA_WRITE, 0, (uintptr_t)target, rkey, len);
+	if (rv) {
+		diag("%s: the WRITE completed with %s", what, vt_status_str(rv));
+		return -1;
+	}
+	if (vt_check_pattern(target, len, seed, 0, guard_len, what))
+		return -1;
+	memset(p->local + read_at - guard_len, 0xee, len + 2 * guard_len);
+	rv = vt_pair_rdma(p, IBV_WR_RDMA_READ, read_at, (uintptr_t)target, rkey, len);
+	if (rv) {
+		diag("%s: the READ completed with %s", what, vt_status_str(rv));
+		return -1;
+	}
+	return vt_check_pattern(p->local + read_at, len, seed, 0xee, guard_len, what);
 }
