@@ -365,6 +365,7 @@ struct pfnic_wqe {
 	 * remote_addr, compare_add (the length) and swap (the rights)
 	 */
 	u32 bind_lkey;
+	u32 xrc_srqn;		/* XRC INI: the XRC SRQ the message is for */
 	/* REG_MR: the MR (its index, and its address to recognize it by), key and rights */
 	u32 reg_index;
 	const void *reg_mr;
@@ -434,11 +435,23 @@ static inline u8 *pfnic_wqe_inline(struct pfnic_wqe *wqe)
  * @lock: protects @rq and @limit; taken after a QP's lock, never before
  * @limit: the armed SRQ limit; 0 when not armed
  */
+/*
+ * An SRQ. An XRC SRQ is found by its number (ibsrq.ext.xrc.srq_num) by the messages of XRC
+ * INI QPs, which take a reference (@ref) for as long as one holds it; destroying it waits
+ * (@done) for the last.
+ */
 struct pfnic_srq {
 	struct ib_srq ibsrq;
 	spinlock_t lock;	/* the queue; see above */
 	struct pfnic_wq rq;
 	u32 limit;
+	struct kref ref;
+	struct completion done;
+};
+
+/* An XRC domain: what XRC SRQs and TGT QPs share (the core keeps what it needs of it). */
+struct pfnic_xrcd {
+	struct ib_xrcd ibxrcd;
 };
 
 /**
@@ -587,12 +600,29 @@ static inline struct pfnic_qp *to_pfnic_qp(struct ib_qp *ibqp)
 }
 
 /*
- * Whether a QP is connected to one peer QP (RC, UC), rather than sending datagrams to any
- * (UD, and QP1 of the MAD layer).
+ * Whether a QP sends to one connected peer QP (RC, UC, an XRC INI QP to its TGT QP), rather
+ * than datagrams to any (UD, and QP1 of the MAD layer).
  */
 static inline bool pfnic_qp_connected(const struct pfnic_qp *qp)
 {
-	return qp->ibqp.qp_type == IB_QPT_RC || qp->ibqp.qp_type == IB_QPT_UC;
+	return qp->ibqp.qp_type == IB_QPT_RC || qp->ibqp.qp_type == IB_QPT_UC ||
+	       qp->ibqp.qp_type == IB_QPT_XRC_INI;
+}
+
+/* An XRC TGT QP: no queues of its own; each message names the XRC SRQ it lands in. */
+static inline bool pfnic_qp_xrc_tgt(const struct pfnic_qp *qp)
+{
+	return qp->ibqp.qp_type == IB_QPT_XRC_TGT;
+}
+
+/*
+ * The CQ a QP's receives complete in: its own, or for an XRC TGT QP the CQ of the XRC SRQ
+ * its message is in (qp->srq, while it has one). Caller holds @qp's lock or is the engine
+ * delivering to it.
+ */
+static inline struct pfnic_cq *pfnic_recv_cq(const struct pfnic_qp *qp)
+{
+	return to_pfnic_cq(pfnic_qp_xrc_tgt(qp) ? qp->srq->ibsrq.ext.cq : qp->ibqp.recv_cq);
 }
 
 /* pfnic_main.c */
@@ -747,6 +777,10 @@ int pfnic_modify_srq(struct ib_srq *ibsrq, struct ib_srq_attr *attr,
 		     enum ib_srq_attr_mask mask, struct ib_udata *udata);
 int pfnic_query_srq(struct ib_srq *ibsrq, struct ib_srq_attr *attr);
 int pfnic_destroy_srq(struct ib_srq *ibsrq, struct ib_udata *udata);
+struct pfnic_srq *pfnic_xrc_srq_get(u32 srqn, struct ib_xrcd *xrcd);
+void pfnic_srq_put(struct pfnic_srq *srq);
+int pfnic_alloc_xrcd(struct ib_xrcd *ibxrcd, struct ib_udata *udata);
+int pfnic_dealloc_xrcd(struct ib_xrcd *ibxrcd, struct ib_udata *udata);
 int pfnic_post_srq_recv(struct ib_srq *ibsrq, const struct ib_recv_wr *wr,
 			const struct ib_recv_wr **bad_wr);
 bool pfnic_srq_take(struct pfnic_srq *srq, struct pfnic_wqe *into, bool *limit);

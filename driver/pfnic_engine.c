@@ -509,6 +509,21 @@ next:
 	return PFNIC_DONE;
 }
 
+/* The PD of the MRs a QP's receive buffers must be in: its SRQ's, if it has one. */
+static struct ib_pd *pfnic_recv_pd(struct pfnic_qp *qp)
+{
+	return qp->srq ? qp->srq->ibsrq.pd : qp->ibqp.pd;
+}
+
+/*
+ * The PD of the MRs a responder's RDMA and atomics reach: its own, or for an XRC TGT QP
+ * (which has none) that of the XRC SRQ the message names.
+ */
+static struct ib_pd *pfnic_rdma_pd(struct pfnic_qp *qp)
+{
+	return pfnic_qp_xrc_tgt(qp) ? qp->srq->ibsrq.pd : qp->ibqp.pd;
+}
+
 /*
  * CMP_SWP and FETCH_ADD: the responder's word changes once (qp->atomic_done), then its
  * original value goes to the local buffer, which may fault in turn; the WQE then runs again
@@ -530,7 +545,7 @@ static enum pfnic_step pfnic_atomic(struct pfnic_qp *qp, struct pfnic_qp *peer,
 			return PFNIC_DONE;
 		}
 		/* an atomic write is a write, of one word at once: it needs write rights */
-		mr = pfnic_mr_lookup(wqe->rkey, peer->ibqp.pd, wqe->remote_addr, sizeof(u64),
+		mr = pfnic_mr_lookup(wqe->rkey, pfnic_rdma_pd(peer), wqe->remote_addr, sizeof(u64),
 				     wqe->opcode == PFNIC_WR_ATOMIC_WRITE ? IB_ACCESS_REMOTE_WRITE :
 				     IB_ACCESS_REMOTE_ATOMIC);
 		if (!mr) {
@@ -581,7 +596,9 @@ static struct pfnic_qp *pfnic_peer(struct pfnic_qp *qp)
 	if (!peer)
 		return NULL;
 	back = READ_ONCE(peer->peer_incarnation);
-	if (peer->ibqp.qp_type != qp->ibqp.qp_type || (bound && bound != peer->incarnation) ||
+	if (peer->ibqp.qp_type != (qp->ibqp.qp_type == IB_QPT_XRC_INI ? IB_QPT_XRC_TGT :
+				   qp->ibqp.qp_type) ||
+	    (bound && bound != peer->incarnation) ||
 	    (back && back != qp->incarnation) || !pfnic_same_net(qp, peer)) {
 		pfnic_qp_put(peer);
 		return NULL;
@@ -695,10 +712,43 @@ static void pfnic_recv_release(struct pfnic_qp *peer)
 		pfnic_qp_flush(peer);
 }
 
-/* The PD of the MRs a QP's receive buffers must be in: its SRQ's, if it has one. */
-static struct ib_pd *pfnic_recv_pd(struct pfnic_qp *qp)
+/*
+ * An XRC INI QP's message: the XRC SRQ it names, in its TGT QP's domain, becomes the TGT
+ * QP's for the message (@peer->srq, with a reference). A message that held a WQE of it and
+ * stalled (srq_held) has it already. Return: false if no such XRC SRQ is there.
+ */
+static bool pfnic_xrc_enter(struct pfnic_qp *peer, u32 srqn)
 {
-	return qp->srq ? qp->srq->ibsrq.pd : qp->ibqp.pd;
+	struct pfnic_srq *srq = pfnic_xrc_srq_get(srqn, peer->ibqp.xrcd);
+	bool ok;
+
+	if (!srq)
+		return false;
+	spin_lock_irq(&peer->lock);
+	ok = !peer->srq || peer->srq == srq;
+	if (!peer->srq) {
+		peer->srq = srq;
+		srq = NULL;
+	}
+	spin_unlock_irq(&peer->lock);
+	if (srq)
+		pfnic_srq_put(srq);
+	return ok;
+}
+
+/* The message is done with its XRC SRQ, unless it holds a WQE of it (it will run again). */
+static void pfnic_xrc_leave(struct pfnic_qp *peer)
+{
+	struct pfnic_srq *srq = NULL;
+
+	spin_lock_irq(&peer->lock);
+	if (!peer->srq_held) {
+		srq = peer->srq;
+		peer->srq = NULL;
+	}
+	spin_unlock_irq(&peer->lock);
+	if (srq)
+		pfnic_srq_put(srq);
 }
 
 /*
@@ -790,14 +840,14 @@ static enum pfnic_step pfnic_respond(struct pfnic_qp *qp, struct pfnic_qp *peer,
 			peer->srq_held = false;
 		else
 			pfnic_wq_pop(&peer->rq);
-		signal = pfnic_cq_push(to_pfnic_cq(peer->ibqp.recv_cq), &wc,
+		signal = pfnic_cq_push(pfnic_recv_cq(peer), &wc,
 				       wqe->send_flags & IB_SEND_SOLICITED);
 	}
 	if (error)
 		pfnic_qp_set_state(peer, IB_QPS_ERR);
 	spin_unlock_irq(&peer->lock);
 	if (deliver)
-		pfnic_cq_signal(to_pfnic_cq(peer->ibqp.recv_cq), signal);
+		pfnic_cq_signal(pfnic_recv_cq(peer), signal);
 	if (!error)
 		return PFNIC_DONE;
 	if (access_error)
@@ -898,7 +948,7 @@ static enum pfnic_step pfnic_execute(struct pfnic_qp *qp, struct pfnic_qp *peer,
 		if (*status == IB_WC_REM_OP_ERR)
 			peer_status = IB_WC_LOC_PROT_ERR;
 	} else {
-		step = pfnic_sg_copy(qp, lsgl, lnum, NULL, 0, peer->ibqp.pd, wqe->rkey,
+		step = pfnic_sg_copy(qp, lsgl, lnum, NULL, 0, pfnic_rdma_pd(peer), wqe->rkey,
 				     wqe->remote_addr, wqe->total_len,
 				     wqe->opcode != IB_WR_RDMA_READ, status, &qp->progress);
 	}
@@ -1340,13 +1390,22 @@ void pfnic_engine_drive(struct pfnic_qp *qp)
 			step = pfnic_execute_ud(qp, failed, &status);
 		} else {
 			peer = pfnic_peer(qp);
-			if (peer) {
+			if (!peer) {
+				/* a UC message to no one is lost, as on a wire */
+				if (qp->ibqp.qp_type != IB_QPT_UC)
+					step = PFNIC_NO_ACK;
+			} else if (qp->ibqp.qp_type != IB_QPT_XRC_INI) {
 				step = pfnic_execute(qp, peer, failed, &status);
 				pfnic_qp_put(peer);
-			} else if (qp->ibqp.qp_type == IB_QPT_RC) {
-				step = PFNIC_NO_ACK;
+			} else if (!pfnic_xrc_enter(peer, qp->cur->xrc_srqn)) {
+				/* no XRC SRQ of that number in the TGT QP's domain */
+				status = IB_WC_REM_INV_REQ_ERR;
+				pfnic_qp_put(peer);
+			} else {
+				step = pfnic_execute(qp, peer, failed, &status);
+				pfnic_xrc_leave(peer);
+				pfnic_qp_put(peer);
 			}
-			/* a UC message to no one is lost, as on a wire */
 		}
 
 		spin_lock_irq(&qp->lock);

@@ -198,7 +198,7 @@ static int pfnic_qp_user_rings(struct pfnic_qp *qp, struct ib_qp_init_attr *init
 				qp->max_inline, true, &resp.sq);
 	if (rv)
 		return rv;
-	if (!init->srq) {
+	if (!init->srq && init->qp_type != IB_QPT_XRC_INI) {
 		rv = pfnic_wq_init_user(&qp->rq, &uc->ibuc, cap->max_recv_wr, cap->max_recv_sge,
 					0, false, &resp.rq);
 		if (rv)
@@ -253,23 +253,36 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 {
 	struct pfnic_qp *qp = to_pfnic_qp(ibqp);
 	struct ib_qp_cap *cap = &init->cap;
+	bool xrc = init->qp_type == IB_QPT_XRC_INI || init->qp_type == IB_QPT_XRC_TGT;
+	bool tgt = init->qp_type == IB_QPT_XRC_TGT;
 	size_t cur_size;
 	u32 qpn;
 	int rv;
 
 	if ((init->qp_type != IB_QPT_RC && init->qp_type != IB_QPT_UC &&
-	     init->qp_type != IB_QPT_UD && init->qp_type != IB_QPT_GSI) || init->create_flags)
+	     init->qp_type != IB_QPT_UD && init->qp_type != IB_QPT_GSI && !xrc) ||
+	    init->create_flags)
 		return -EOPNOTSUPP;
-	/* QP1 is the kernel's MAD layer's (uverbs never asks for one) */
-	if (init->qp_type == IB_QPT_GSI && (udata || init->port_num != PFNIC_PORT))
+	/*
+	 * QP1 is the kernel's MAD layer's (uverbs never asks for one). XRC is user space's: an
+	 * INI QP comes with its process's udata, a TGT QP without (the core owns it, and
+	 * shares it among the processes that open it).
+	 */
+	if ((init->qp_type == IB_QPT_GSI && (udata || init->port_num != PFNIC_PORT)) ||
+	    (init->qp_type == IB_QPT_XRC_INI && !udata))
 		return -EINVAL;
-	/* with an SRQ, the QP has no receive queue of its own */
-	if (init->srq) {
+	/*
+	 * With an SRQ, the QP has no receive queue of its own; an XRC INI QP only sends, a TGT
+	 * QP only receives, into the XRC SRQs its messages name.
+	 */
+	if (init->srq || xrc) {
 		cap->max_recv_wr = 0;
 		cap->max_recv_sge = 0;
 	}
-	if (!cap->max_send_wr || cap->max_send_wr > PFNIC_MAX_QP_WR ||
-	    (!init->srq && !cap->max_recv_wr) || cap->max_recv_wr > PFNIC_MAX_QP_WR ||
+	if (tgt)
+		memset(cap, 0, sizeof(*cap));
+	if ((!tgt && !cap->max_send_wr) || cap->max_send_wr > PFNIC_MAX_QP_WR ||
+	    (!init->srq && !xrc && !cap->max_recv_wr) || cap->max_recv_wr > PFNIC_MAX_QP_WR ||
 	    cap->max_send_sge > PFNIC_MAX_SGE || cap->max_recv_sge > PFNIC_MAX_SGE ||
 	    cap->max_inline_data > PFNIC_MAX_INLINE)
 		return -EINVAL;
@@ -295,11 +308,12 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	qp->attr.path_mtu = IB_MTU_1024;
 	qp->attr.port_num = PFNIC_PORT;
 	qp->sig_all = init->sq_sig_type == IB_SIGNAL_ALL_WR;
-	cap->max_send_sge = max_t(u32, cap->max_send_sge, 1);
-	if (!init->srq)
+	if (!tgt)
+		cap->max_send_sge = max_t(u32, cap->max_send_sge, 1);
+	if (!init->srq && !xrc)
 		cap->max_recv_sge = max_t(u32, cap->max_recv_sge, 1);
-	if (init->srq) {
-		qp->srq = to_pfnic_srq(init->srq);
+	if (init->srq || tgt) {
+		qp->srq = init->srq ? to_pfnic_srq(init->srq) : NULL;
 		qp->srq_wqe = kzalloc(struct_size(qp->srq_wqe, sge, PFNIC_MAX_SGE),
 				      GFP_KERNEL_ACCOUNT);
 		if (!qp->srq_wqe) {
@@ -308,7 +322,12 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 		}
 	}
 
-	rv = udata ? pfnic_qp_user_rings(qp, init, udata) : pfnic_qp_kernel_queues(qp, init);
+	if (tgt)
+		rv = 0;
+	else if (udata)
+		rv = pfnic_qp_user_rings(qp, init, udata);
+	else
+		rv = pfnic_qp_kernel_queues(qp, init);
 	if (rv)
 		goto err_free;
 	/* the engine's copy of a send WQE: a whole slot of the send queue */
@@ -377,9 +396,13 @@ int pfnic_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	if (qp->fault_mr)
 		pfnic_mr_put(qp->fault_mr);
 	/* nothing completes for it any more: a kernel CQ forgets what it holds of it */
-	pfnic_cq_clean(to_pfnic_cq(ibqp->send_cq), ibqp);
-	if (ibqp->recv_cq != ibqp->send_cq)
+	if (ibqp->send_cq)
+		pfnic_cq_clean(to_pfnic_cq(ibqp->send_cq), ibqp);
+	if (ibqp->recv_cq && ibqp->recv_cq != ibqp->send_cq)
 		pfnic_cq_clean(to_pfnic_cq(ibqp->recv_cq), ibqp);
+	/* an XRC SRQ whose WQE a TGT QP's message held */
+	if (pfnic_qp_xrc_tgt(qp) && qp->srq)
+		pfnic_srq_put(qp->srq);
 	pfnic_qp_free(qp);
 	return 0;
 }
@@ -464,7 +487,7 @@ void pfnic_qp_flush(struct pfnic_qp *qp)
 		if (qp->attr.qp_state != IB_QPS_ERR || (!sq && !rq)) {
 			/* an SRQ's consumer learns that no WQE of it is held by this QP */
 			if (qp->attr.qp_state == IB_QPS_ERR && qp->srq && !qp->srq_held &&
-			    !qp->last_wqe) {
+			    !qp->last_wqe && !pfnic_qp_xrc_tgt(qp)) {
 				qp->last_wqe = true;
 				last_wqe = true;
 			}
@@ -481,7 +504,7 @@ void pfnic_qp_flush(struct pfnic_qp *qp)
 			/* the SRQ's WQE a message was arriving into */
 			wc.wr_id = qp->srq_wqe->wr_id;
 			wc.opcode = IB_WC_RECV;
-			cq = to_pfnic_cq(qp->ibqp.recv_cq);
+			cq = pfnic_recv_cq(qp);
 			qp->srq_held = false;
 			qp->rq.gen++;
 		} else {
@@ -644,9 +667,9 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	 * its receives took WQEs the SRQ cannot have back). A user CQ's provider cleans its
 	 * ring itself, under its own lock, as mlx5's does.
 	 */
-	if (reset && !qp->srq) {
+	if (reset && !qp->srq && ibqp->send_cq) {
 		pfnic_cq_clean(to_pfnic_cq(ibqp->send_cq), ibqp);
-		if (ibqp->recv_cq != ibqp->send_cq)
+		if (ibqp->recv_cq && ibqp->recv_cq != ibqp->send_cq)
 			pfnic_cq_clean(to_pfnic_cq(ibqp->recv_cq), ibqp);
 	}
 	if (kick)

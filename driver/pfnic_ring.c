@@ -303,13 +303,13 @@ static bool pfnic_ring_opcode(enum ib_qp_type type, u8 opcode)
 	case IB_WR_RDMA_WRITE_WITH_IMM:
 	case IB_WR_LOCAL_INV:
 	case IB_WR_BIND_MW:
-		return type == IB_QPT_RC || type == IB_QPT_UC;
+		return type == IB_QPT_RC || type == IB_QPT_UC || type == IB_QPT_XRC_INI;
 	case IB_WR_SEND_WITH_INV:
 	case IB_WR_RDMA_READ:
 	case IB_WR_ATOMIC_CMP_AND_SWP:
 	case IB_WR_ATOMIC_FETCH_AND_ADD:
 	case PFNIC_WR_ATOMIC_WRITE:
-		return type == IB_QPT_RC;
+		return type == IB_QPT_RC || type == IB_QPT_XRC_INI;
 	default:
 		return false;
 	}
@@ -358,6 +358,8 @@ int pfnic_wq_fetch_send(struct pfnic_qp *qp, struct pfnic_wqe *into)
 	memcpy(into->dgid.raw, u.dgid, sizeof(into->dgid.raw));
 	into->sgid_index = u.sgid_index;
 	into->remote_qpn = u.remote_qpn & 0xffffff;
+	/* an XRC INI QP's WQE names the XRC SRQ its message is for where UD names a QP */
+	into->xrc_srqn = into->remote_qpn;
 	into->remote_qkey = u.remote_qkey;
 	if (into->send_flags & IB_SEND_INLINE) {
 		if (u.inline_len > qp->max_inline)

@@ -7,18 +7,65 @@
  * buffer, and a message that stalls does not lose its buffer to another QP.
  */
 #include <linux/slab.h>
+#include <linux/xarray.h>
 #include <rdma/uverbs_ioctl.h>
 
 #include "pfnic.h"
 
+/* The XRC SRQs, by number: what an XRC INI QP's message names. */
+static DEFINE_XARRAY_FLAGS(pfnic_xrc_srqs, XA_FLAGS_ALLOC1 | XA_FLAGS_LOCK_IRQ);
+
+static void pfnic_srq_release(struct kref *ref)
+{
+	complete(&container_of(ref, struct pfnic_srq, ref)->done);
+}
+
+void pfnic_srq_put(struct pfnic_srq *srq)
+{
+	kref_put(&srq->ref, pfnic_srq_release);
+}
+
 /**
- * pfnic_create_srq() - a basic SRQ: a kernel consumer's, or a user SRQ with a ring
- * @ibsrq: the SRQ the core allocated
- * @init: its type (basic) and size, updated to what it got
+ * pfnic_xrc_srq_get() - the XRC SRQ of a number, in an XRC domain, with a reference
+ * @srqn: the number an XRC message names
+ * @xrcd: the domain of the TGT QP the message came to
+ *
+ * Context: any; takes the XRC SRQ table's lock (irqsave).
+ * Return: the SRQ (undone by pfnic_srq_put()), or NULL if there is none of that number in
+ * @xrcd.
+ */
+struct pfnic_srq *pfnic_xrc_srq_get(u32 srqn, struct ib_xrcd *xrcd)
+{
+	struct pfnic_srq *srq;
+	unsigned long flags;
+
+	xa_lock_irqsave(&pfnic_xrc_srqs, flags);
+	srq = xa_load(&pfnic_xrc_srqs, srqn);
+	if (srq && (srq->ibsrq.ext.xrc.xrcd != xrcd || !kref_get_unless_zero(&srq->ref)))
+		srq = NULL;
+	xa_unlock_irqrestore(&pfnic_xrc_srqs, flags);
+	return srq;
+}
+
+int pfnic_alloc_xrcd(struct ib_xrcd *ibxrcd, struct ib_udata *udata)
+{
+	return udata && (udata->inlen || udata->outlen) ? -EINVAL : 0;
+}
+
+int pfnic_dealloc_xrcd(struct ib_xrcd *ibxrcd, struct ib_udata *udata)
+{
+	return 0;
+}
+
+/**
+ * pfnic_create_srq() - a basic SRQ (a kernel consumer's, or a user SRQ with a ring), or a
+ *			user XRC SRQ, which gets a number XRC messages name
+ * @ibsrq: the SRQ the core allocated (an XRC SRQ's domain and CQ set)
+ * @init: its type and size, updated to what it got
  * @udata: a user SRQ's: no request; the response is struct pfnic_create_srq_resp
  *
- * Return: 0; -EOPNOTSUPP for another type; -EINVAL for a size or private data out of
- * bounds; -ENOMEM; the device's SRQ limit's error (pfnic_obj_take()).
+ * Return: 0; -EOPNOTSUPP for another type, or a kernel XRC SRQ; -EINVAL for a size or
+ * private data out of bounds; -ENOMEM; the device's SRQ limit's error (pfnic_obj_take()).
  */
 int pfnic_create_srq(struct ib_srq *ibsrq, struct ib_srq_init_attr *init, struct ib_udata *udata)
 {
@@ -28,13 +75,15 @@ int pfnic_create_srq(struct ib_srq *ibsrq, struct ib_srq_init_attr *init, struct
 	u32 max_sge = max_t(u32, attr->max_sge, 1);
 	int rv;
 
-	if (init->srq_type != IB_SRQT_BASIC)
+	if (init->srq_type != IB_SRQT_BASIC && (init->srq_type != IB_SRQT_XRC || !udata))
 		return -EOPNOTSUPP;
 	if (!attr->max_wr || attr->max_wr > PFNIC_MAX_QP_WR || attr->max_sge > PFNIC_MAX_SGE)
 		return -EINVAL;
 	if (udata && (udata->inlen || udata->outlen < sizeof(resp)))
 		return -EINVAL;
 	spin_lock_init(&srq->lock);
+	kref_init(&srq->ref);
+	init_completion(&srq->done);
 	rv = pfnic_obj_take(to_pfnic_dev(ibsrq->device), PFNIC_OBJ_SRQ);
 	if (rv)
 		return rv;
@@ -46,6 +95,9 @@ int pfnic_create_srq(struct ib_srq *ibsrq, struct ib_srq_init_attr *init, struct
 					&resp.rq);
 		if (!rv)
 			rv = ib_copy_to_udata(udata, &resp, sizeof(resp));
+		if (!rv && init->srq_type == IB_SRQT_XRC)
+			rv = xa_alloc_irq(&pfnic_xrc_srqs, &ibsrq->ext.xrc.srq_num, srq,
+					  XA_LIMIT(1, (1 << 24) - 1), GFP_KERNEL);
 	} else {
 		rv = pfnic_wq_init(&srq->rq, attr->max_wr, max_sge, 0);
 	}
@@ -91,10 +143,20 @@ int pfnic_query_srq(struct ib_srq *ibsrq, struct ib_srq_attr *attr)
 	return 0;
 }
 
-/* The core refuses to destroy an SRQ that a QP still uses: nothing can take from it. */
+/*
+ * The core refuses to destroy an SRQ that a QP still uses: nothing can take from it. An XRC
+ * SRQ's number goes first, then a message that found it and holds its WQE lets go.
+ */
 int pfnic_destroy_srq(struct ib_srq *ibsrq, struct ib_udata *udata)
 {
-	pfnic_wq_destroy(&to_pfnic_srq(ibsrq)->rq);
+	struct pfnic_srq *srq = to_pfnic_srq(ibsrq);
+
+	if (ibsrq->srq_type == IB_SRQT_XRC) {
+		xa_erase_irq(&pfnic_xrc_srqs, ibsrq->ext.xrc.srq_num);
+		pfnic_srq_put(srq);
+		wait_for_completion(&srq->done);
+	}
+	pfnic_wq_destroy(&srq->rq);
 	pfnic_obj_drop(to_pfnic_dev(ibsrq->device), PFNIC_OBJ_SRQ);
 	return 0;
 }

@@ -29,7 +29,7 @@ static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *at
 	attr->device_cap_flags = IB_DEVICE_SYS_IMAGE_GUID | IB_DEVICE_RC_RNR_NAK_GEN |
 				 IB_DEVICE_PORT_ACTIVE_EVENT | IB_DEVICE_MEM_MGT_EXTENSIONS |
 				 IB_DEVICE_MEM_WINDOW | IB_DEVICE_MEM_WINDOW_TYPE_2A |
-				 PFNIC_DEVICE_ATOMIC_WRITE;
+				 PFNIC_DEVICE_ATOMIC_WRITE | IB_DEVICE_XRC;
 	attr->max_fast_reg_page_list_len = PFNIC_MAX_FAST_REG_PAGES;
 	attr->kernel_cap_flags = IBK_ALLOW_USER_UNREG | IBK_ON_DEMAND_PAGING;
 	attr->max_send_sge = PFNIC_MAX_SGE;
@@ -60,6 +60,8 @@ static int pfnic_query_device(struct ib_device *ibdev, struct ib_device_attr *at
 	attr->odp_caps.per_transport_caps.rc_odp_caps = IB_ODP_SUPPORT_SEND |
 		IB_ODP_SUPPORT_RECV | IB_ODP_SUPPORT_WRITE | IB_ODP_SUPPORT_READ |
 		IB_ODP_SUPPORT_ATOMIC | IB_ODP_SUPPORT_SRQ_RECV;
+	attr->odp_caps.per_transport_caps.xrc_odp_caps =
+		attr->odp_caps.per_transport_caps.rc_odp_caps;
 	attr->odp_caps.per_transport_caps.uc_odp_caps = IB_ODP_SUPPORT_SEND |
 		IB_ODP_SUPPORT_RECV | IB_ODP_SUPPORT_WRITE | IB_ODP_SUPPORT_SRQ_RECV;
 	attr->odp_caps.per_transport_caps.ud_odp_caps = IB_ODP_SUPPORT_SEND |
@@ -257,6 +259,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 	.alloc_hw_port_stats = pfnic_alloc_hw_port_stats,
 	.alloc_mr = pfnic_alloc_mr,
 	.alloc_mw = pfnic_alloc_mw,
+	.alloc_xrcd = pfnic_alloc_xrcd,
 	.attach_mcast = pfnic_attach_mcast,
 	.alloc_pd = pfnic_alloc_pd,
 	.alloc_ucontext = pfnic_alloc_ucontext,
@@ -270,6 +273,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 #endif
 	.dealloc_driver = pfnic_dealloc_driver,
 	.dealloc_mw = pfnic_dealloc_mw,
+	.dealloc_xrcd = pfnic_dealloc_xrcd,
 	.detach_mcast = pfnic_detach_mcast,
 	.dealloc_pd = pfnic_dealloc_pd,
 	.dealloc_ucontext = pfnic_dealloc_ucontext,
@@ -311,6 +315,7 @@ const struct ib_device_ops pfnic_dev_ops = {
 	INIT_RDMA_OBJ_SIZE(ib_ah, pfnic_ah, ibah),
 	INIT_RDMA_OBJ_SIZE(ib_cq, pfnic_cq, ibcq),
 	INIT_RDMA_OBJ_SIZE(ib_mw, pfnic_mw, ibmw),
+	INIT_RDMA_OBJ_SIZE(ib_xrcd, pfnic_xrcd, ibxrcd),
 	INIT_RDMA_OBJ_SIZE(ib_pd, pfnic_pd, ibpd),
 	INIT_RDMA_OBJ_SIZE(ib_qp, pfnic_qp, ibqp),
 	INIT_RDMA_OBJ_SIZE(ib_srq, pfnic_srq, ibsrq),

@@ -772,7 +772,8 @@ static struct ibv_qp *pfnic_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr
 	}
 	qp->max_inline = resp.drv.max_inline;
 	ret = pfnic_uwq_map(pd->context, &qp->sq, &resp.drv.sq, attr->cap.max_send_sge);
-	if (!ret && !attr->srq)
+	/* an XRC INI QP (ibv_create_qp_ex passes one with only a PD here) only sends */
+	if (!ret && !attr->srq && attr->qp_type != IBV_QPT_XRC_SEND)
 		ret = pfnic_uwq_map(pd->context, &qp->rq, &resp.drv.rq, attr->cap.max_recv_sge);
 	if (ret) {
 		pfnic_uwq_unmap(&qp->sq);
@@ -972,6 +973,15 @@ static void pfnic_wr_atomic_write(struct ibv_qp_ex *qpx, uint32_t rkey, uint64_t
 	memcpy(&wqe->compare_add, value, sizeof(wqe->compare_add));
 }
 
+/* ibv_wr_set_xrc_srqn(): the XRC SRQ the current WQE's message is for. */
+static void pfnic_wr_set_xrc_srqn(struct ibv_qp_ex *qpx, uint32_t remote_srqn)
+{
+	struct pfnic_send_wqe *wqe = pfnic_qpx(qpx)->wr_cur;
+
+	if (wqe)
+		wqe->remote_qpn = remote_srqn;
+}
+
 static void pfnic_wr_set_ud_addr(struct ibv_qp_ex *qpx, struct ibv_ah *ah, uint32_t remote_qpn,
 				 uint32_t remote_qkey)
 {
@@ -1096,7 +1106,10 @@ static uint64_t pfnic_qp_ex_ops(enum ibv_qp_type type)
 {
 	switch (type) {
 	case IBV_QPT_RC:
+	case IBV_QPT_XRC_SEND:
 		return PFNIC_QP_EX_RC_OPS;
+	case IBV_QPT_XRC_RECV:
+		return 0;
 	case IBV_QPT_UC:
 		return PFNIC_QP_EX_UC_OPS;
 	default:
@@ -1125,6 +1138,8 @@ static void pfnic_qp_ex_init(struct pfnic_qp *qp)
 	}
 	qpx->wr_local_inv = pfnic_wr_local_inv;
 	qpx->wr_bind_mw = pfnic_wr_bind_mw;
+	if (qp->vqp.qp.qp_type == IBV_QPT_XRC_SEND)
+		qpx->wr_set_xrc_srqn = pfnic_wr_set_xrc_srqn;
 	qpx->wr_rdma_write = pfnic_wr_rdma_write;
 	qpx->wr_rdma_write_imm = pfnic_wr_rdma_write_imm;
 	if (qp->vqp.qp.qp_type == IBV_QPT_UC)
@@ -1134,6 +1149,44 @@ static void pfnic_qp_ex_init(struct pfnic_qp *qp)
 	qpx->wr_atomic_cmp_swp = pfnic_wr_atomic_cmp_swp;
 	qpx->wr_atomic_fetch_add = pfnic_wr_atomic_fetch_add;
 	qpx->wr_atomic_write = pfnic_wr_atomic_write;
+}
+
+/*
+ * An XRC QP: system call CREATE_QP with the extended attributes. An XRC_SEND QP (INI) has a
+ * send queue's ring and no receive queue; an XRC_RECV QP (TGT), of an XRC domain, has no ring
+ * at all: its messages land in the XRC SRQs they name.
+ */
+static struct ibv_qp *pfnic_create_qp_xrc(struct ibv_context *context,
+					  struct ibv_qp_init_attr_ex *attr)
+{
+	struct pfnic_create_qp_resp_all resp;
+	struct ibv_create_qp cmd;
+	struct pfnic_qp *qp;
+	int ret;
+
+	qp = calloc(1, sizeof(*qp));
+	if (!qp)
+		return NULL;
+	memset(&cmd, 0, sizeof(cmd));
+	memset(&resp, 0, sizeof(resp));
+	ret = ibv_cmd_create_qp_ex(context, &qp->vqp, attr, &cmd, sizeof(cmd), &resp.ibv_resp,
+				   sizeof(resp));
+	if (ret) {
+		free(qp);
+		errno = ret;
+		return NULL;
+	}
+	qp->max_inline = resp.drv.max_inline;
+	if (attr->qp_type == IBV_QPT_XRC_SEND) {
+		ret = pfnic_uwq_map(context, &qp->sq, &resp.drv.sq, attr->cap.max_send_sge);
+		if (ret) {
+			ibv_cmd_destroy_qp(&qp->vqp.qp);
+			free(qp);
+			errno = ret;
+			return NULL;
+		}
+	}
+	return &qp->vqp.qp;
 }
 
 /*
@@ -1149,17 +1202,27 @@ static struct ibv_qp *pfnic_create_qp_ex(struct ibv_context *context,
 	struct ibv_qp_init_attr plain;
 	struct ibv_qp *qp;
 
+	bool xrc = attr->qp_type == IBV_QPT_XRC_SEND || attr->qp_type == IBV_QPT_XRC_RECV;
+
 	if ((attr->comp_mask & ~(IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_CREATE_FLAGS |
-				 IBV_QP_INIT_ATTR_SEND_OPS_FLAGS)) ||
-	    !(attr->comp_mask & IBV_QP_INIT_ATTR_PD) ||
+				 IBV_QP_INIT_ATTR_SEND_OPS_FLAGS | IBV_QP_INIT_ATTR_XRCD)) ||
+	    (!(attr->comp_mask & IBV_QP_INIT_ATTR_PD) && attr->qp_type != IBV_QPT_XRC_RECV) ||
+	    (attr->qp_type == IBV_QPT_XRC_RECV && !(attr->comp_mask & IBV_QP_INIT_ATTR_XRCD)) ||
 	    ((attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS) && attr->create_flags) ||
 	    (ops & ~pfnic_qp_ex_ops(attr->qp_type))) {
 		errno = EOPNOTSUPP;
 		return NULL;
 	}
-	if (attr->pd->context != context) {
+	if (attr->qp_type != IBV_QPT_XRC_RECV && attr->pd->context != context) {
 		errno = EINVAL;
 		return NULL;
+	}
+	if (xrc) {
+		qp = pfnic_create_qp_xrc(context, attr);
+		if (qp && attr->qp_type == IBV_QPT_XRC_SEND &&
+		    (attr->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS))
+			pfnic_qp_ex_init(to_pfnic_qp(qp));
+		return qp;
 	}
 	memset(&plain, 0, sizeof(plain));
 	plain.qp_context = attr->qp_context;
@@ -1236,6 +1299,9 @@ static int pfnic_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr, int at
 	ret = ibv_cmd_modify_qp(ibqp, attr, attr_mask, &cmd, sizeof(cmd));
 	if (ret || !(attr_mask & IBV_QP_STATE) || attr->qp_state != IBV_QPS_RESET)
 		return ret;
+	/* an XRC TGT QP has no ring and no CQ */
+	if (!qp->sq.ring)
+		return 0;
 	pthread_spin_lock(&qp->sq.lock);
 	qp->sq.producer = 0;
 	pthread_spin_unlock(&qp->sq.lock);
@@ -1245,7 +1311,7 @@ static int pfnic_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr, int at
 		pthread_spin_unlock(&qp->rq.lock);
 	}
 	pfnic_cq_clean(ibqp->send_cq, ibqp->qp_num, ibqp->srq);
-	if (ibqp->recv_cq != ibqp->send_cq)
+	if (ibqp->recv_cq && ibqp->recv_cq != ibqp->send_cq)
 		pfnic_cq_clean(ibqp->recv_cq, ibqp->qp_num, ibqp->srq);
 	return 0;
 }
@@ -1278,7 +1344,7 @@ static int pfnic_check_send_wr(const struct pfnic_qp *qp, const struct ibv_send_
 			       uint64_t *len, bool type1)
 {
 	bool ud = qp->vqp.qp.qp_type == IBV_QPT_UD;
-	bool rc = qp->vqp.qp.qp_type == IBV_QPT_RC;
+	bool rc = qp->vqp.qp.qp_type == IBV_QPT_RC || qp->vqp.qp.qp_type == IBV_QPT_XRC_SEND;
 
 	*len = 0;
 	if (wr->num_sge < 0)
@@ -1371,6 +1437,9 @@ static void pfnic_send_wqe_write(uint8_t *slot, const struct pfnic_qp *qp,
 		wqe->remote_addr = wr->wr.rdma.remote_addr;
 		wqe->rkey = wr->wr.rdma.rkey;
 	}
+	/* an XRC INI QP's message names the XRC SRQ it is for, where UD names a QP */
+	if (qp->vqp.qp.qp_type == IBV_QPT_XRC_SEND)
+		wqe->remote_qpn = wr->qp_type.xrc.remote_srqn;
 	if (wqe->send_flags & IBV_SEND_INLINE) {
 		/* the data is copied now: the caller may reuse its buffers once this returns */
 		wqe->inline_len = (uint32_t)len;
@@ -1403,6 +1472,11 @@ static int pfnic_post_send_wrs(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 	uint8_t *slot;
 	int ret = 0;
 
+	/* an XRC TGT QP has no send queue */
+	if (!sq->ring) {
+		*bad_wr = wr;
+		return EINVAL;
+	}
 	pthread_spin_lock(&sq->lock);
 	state = pfnic_ring_qp_state(sq);
 	if (state == IBV_QPS_RESET || state == IBV_QPS_INIT || state == IBV_QPS_RTR)
@@ -1585,7 +1659,7 @@ static struct ibv_srq *pfnic_create_srq(struct ibv_pd *pd, struct ibv_srq_init_a
 		return NULL;
 	memset(&cmd, 0, sizeof(cmd));
 	memset(&resp, 0, sizeof(resp));
-	ret = ibv_cmd_create_srq(pd, &srq->ibv_srq, attr, &cmd, sizeof(cmd), &resp.ibv_resp,
+	ret = ibv_cmd_create_srq(pd, &srq->vsrq.srq, attr, &cmd, sizeof(cmd), &resp.ibv_resp,
 				 sizeof(resp));
 	if (ret) {
 		free(srq);
@@ -1594,12 +1668,102 @@ static struct ibv_srq *pfnic_create_srq(struct ibv_pd *pd, struct ibv_srq_init_a
 	}
 	ret = pfnic_uwq_map(pd->context, &srq->rq, &resp.drv.rq, attr->attr.max_sge);
 	if (ret) {
-		ibv_cmd_destroy_srq(&srq->ibv_srq);
+		ibv_cmd_destroy_srq(&srq->vsrq.srq);
 		free(srq);
 		errno = ret;
 		return NULL;
 	}
-	return &srq->ibv_srq;
+	return &srq->vsrq.srq;
+}
+
+/* ibv_create_srq_ex(): a basic SRQ as ibv_create_srq() makes it, or an XRC SRQ (a number). */
+static struct ibv_srq *pfnic_create_srq_ex(struct ibv_context *context,
+					   struct ibv_srq_init_attr_ex *attr)
+{
+	struct pfnic_create_srq_resp_all resp;
+	struct ibv_create_xsrq cmd;
+	struct pfnic_srq *srq;
+	int ret;
+
+	if (!(attr->comp_mask & IBV_SRQ_INIT_ATTR_PD) || attr->pd->context != context) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!(attr->comp_mask & IBV_SRQ_INIT_ATTR_TYPE) || attr->srq_type == IBV_SRQT_BASIC) {
+		struct ibv_srq_init_attr plain = { .srq_context = attr->srq_context,
+						   .attr = attr->attr };
+		struct ibv_srq *basic = pfnic_create_srq(attr->pd, &plain);
+
+		if (basic)
+			attr->attr = plain.attr;
+		return basic;
+	}
+	if (attr->srq_type != IBV_SRQT_XRC) {
+		errno = EOPNOTSUPP;
+		return NULL;
+	}
+	srq = calloc(1, sizeof(*srq));
+	if (!srq)
+		return NULL;
+	memset(&cmd, 0, sizeof(cmd));
+	memset(&resp, 0, sizeof(resp));
+	ret = ibv_cmd_create_srq_ex(context, &srq->vsrq, attr, &cmd, sizeof(cmd), &resp.ibv_resp,
+				    sizeof(resp));
+	if (!ret) {
+		ret = pfnic_uwq_map(context, &srq->rq, &resp.drv.rq, attr->attr.max_sge);
+		if (ret)
+			ibv_cmd_destroy_srq(&srq->vsrq.srq);
+	}
+	if (ret) {
+		free(srq);
+		errno = ret;
+		return NULL;
+	}
+	return &srq->vsrq.srq;
+}
+
+/* ibv_get_srq_num(): the XRC SRQ's number, which CREATE_XSRQ answered. */
+static int pfnic_get_srq_num(struct ibv_srq *srq, uint32_t *srq_num)
+{
+	struct pfnic_srq *s = to_pfnic_srq(srq);
+
+	if (s->vsrq.srq_type != IBV_SRQT_XRC)
+		return EOPNOTSUPP;
+	*srq_num = s->vsrq.srq_num;
+	return 0;
+}
+
+/* ibv_open_xrcd(), ibv_close_xrcd(): system calls OPEN_XRCD and CLOSE_XRCD. */
+static struct ibv_xrcd *pfnic_open_xrcd(struct ibv_context *context,
+					struct ibv_xrcd_init_attr *attr)
+{
+	struct ib_uverbs_open_xrcd_resp resp;
+	struct verbs_xrcd *xrcd = calloc(1, sizeof(*xrcd));
+	struct ibv_open_xrcd cmd;
+	int ret;
+
+	if (!xrcd)
+		return NULL;
+	memset(&cmd, 0, sizeof(cmd));
+	memset(&resp, 0, sizeof(resp));
+	ret = ibv_cmd_open_xrcd(context, xrcd, sizeof(*xrcd), attr, &cmd, sizeof(cmd), &resp,
+				sizeof(resp));
+	if (ret) {
+		free(xrcd);
+		errno = ret;
+		return NULL;
+	}
+	return &xrcd->xrcd;
+}
+
+static int pfnic_close_xrcd(struct ibv_xrcd *xrcd)
+{
+	struct verbs_xrcd *v = pfnic_container_of(xrcd, struct verbs_xrcd, xrcd);
+	int ret = ibv_cmd_close_xrcd(v);
+
+	if (!ret)
+		free(v);
+	return ret;
 }
 
 /* ibv_modify_srq(): system call MODIFY_SRQ (arming the limit; the size stays). */
@@ -1651,12 +1815,14 @@ static const struct verbs_context_ops pfnic_ctx_ops = {
 	.alloc_pd = pfnic_alloc_pd,
 	.attach_mcast = pfnic_attach_mcast,
 	.bind_mw = pfnic_bind_mw,
+	.close_xrcd = pfnic_close_xrcd,
 	.create_ah = pfnic_create_ah,
 	.create_cq = pfnic_create_cq,
 	.create_cq_ex = pfnic_create_cq_ex,
 	.create_qp = pfnic_create_qp,
 	.create_qp_ex = pfnic_create_qp_ex,
 	.create_srq = pfnic_create_srq,
+	.create_srq_ex = pfnic_create_srq_ex,
 	.dealloc_mw = pfnic_dealloc_mw,
 	.dealloc_pd = pfnic_dealloc_pd,
 	.detach_mcast = pfnic_detach_mcast,
@@ -1666,8 +1832,10 @@ static const struct verbs_context_ops pfnic_ctx_ops = {
 	.destroy_qp = pfnic_destroy_qp,
 	.destroy_srq = pfnic_destroy_srq,
 	.free_context = pfnic_free_context,
+	.get_srq_num = pfnic_get_srq_num,
 	.modify_qp = pfnic_modify_qp,
 	.modify_srq = pfnic_modify_srq,
+	.open_xrcd = pfnic_open_xrcd,
 	.poll_cq = pfnic_poll_cq,
 	.post_recv = pfnic_post_recv,
 	.post_send = pfnic_post_send,

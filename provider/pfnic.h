@@ -93,7 +93,7 @@ struct pfnic_qp {
 #define PFNIC_VERBS_QP_EX (1U << 1)
 
 struct pfnic_srq {
-	struct ibv_srq ibv_srq;
+	struct verbs_srq vsrq;	/* an XRC SRQ's number is in it */
 	struct pfnic_uwq rq;
 };
 
@@ -111,7 +111,7 @@ static inline struct pfnic_qp *to_pfnic_qp(struct ibv_qp *ibqp)
 
 static inline struct pfnic_srq *to_pfnic_srq(struct ibv_srq *ibsrq)
 {
-	return pfnic_container_of(ibsrq, struct pfnic_srq, ibv_srq);
+	return pfnic_container_of(ibsrq, struct pfnic_srq, vsrq.srq);
 }
 
 static inline struct pfnic_ah *to_pfnic_ah(struct ibv_ah *ibah)

@@ -98,6 +98,16 @@ const groups: Group[] = [
     newestOnly: true,
   },
   {
+    name: 'XRC: a domain, XRC SRQs, INI and TGT QPs over ODP memory; every byte checked',
+    options: [],
+    setup: devices,
+    command: `${tests}/pfnic_xrc -d pfnic0 -g 1`,
+    needs: [`${tests}/pfnic_xrc`],
+    debugBundle: 'verbs',
+    // the driver's code alone: on the newest release kernel and under the checkers
+    newestOnly: true,
+  },
+  {
     name: 'rings shared with the provider: CQs polled and armed and receives posted with no system call, '
       + 'one doorbell per post, malformed WQEs failed',
     options: [],
