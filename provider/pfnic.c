@@ -744,6 +744,27 @@ static struct ibv_cq_ex *pfnic_create_cq_ex(struct ibv_context *context,
 }
 
 /*
+ * Maps the rings CREATE_QP answered with: a send ring, but for an XRC TGT QP; a receive
+ * ring, but for a QP on an SRQ or an XRC QP (an INI QP only sends). Return: 0, or an errno
+ * with none mapped.
+ */
+static int pfnic_qp_map_rings(struct ibv_context *context, struct pfnic_qp *qp,
+			      const struct pfnic_create_qp_resp *drv, enum ibv_qp_type type,
+			      bool srq, const struct ibv_qp_cap *cap)
+{
+	int ret = 0;
+
+	qp->max_inline = drv->max_inline;
+	if (type != IBV_QPT_XRC_RECV)
+		ret = pfnic_uwq_map(context, &qp->sq, &drv->sq, cap->max_send_sge);
+	if (!ret && !srq && type != IBV_QPT_XRC_SEND && type != IBV_QPT_XRC_RECV)
+		ret = pfnic_uwq_map(context, &qp->rq, &drv->rq, cap->max_recv_sge);
+	if (ret)
+		pfnic_uwq_unmap(&qp->sq);
+	return ret;
+}
+
+/*
  * ibv_create_qp(): system call CREATE_QP, whose response says where the QP's rings are,
  * which are mapped here. Which QP types and capabilities are supported is the kernel
  * driver's call (RC, UD); the capabilities it granted come back in attr->cap. The QP is a
@@ -770,13 +791,8 @@ static struct ibv_qp *pfnic_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr
 		errno = ret;
 		return NULL;
 	}
-	qp->max_inline = resp.drv.max_inline;
-	ret = pfnic_uwq_map(pd->context, &qp->sq, &resp.drv.sq, attr->cap.max_send_sge);
-	/* an XRC INI QP (ibv_create_qp_ex passes one with only a PD here) only sends */
-	if (!ret && !attr->srq && attr->qp_type != IBV_QPT_XRC_SEND)
-		ret = pfnic_uwq_map(pd->context, &qp->rq, &resp.drv.rq, attr->cap.max_recv_sge);
+	ret = pfnic_qp_map_rings(pd->context, qp, &resp.drv, attr->qp_type, attr->srq, &attr->cap);
 	if (ret) {
-		pfnic_uwq_unmap(&qp->sq);
 		ibv_cmd_destroy_qp(&qp->vqp.qp);
 		free(qp);
 		errno = ret;
@@ -1176,23 +1192,21 @@ static struct ibv_qp *pfnic_create_qp_xrc(struct ibv_context *context,
 		errno = ret;
 		return NULL;
 	}
-	qp->max_inline = resp.drv.max_inline;
-	if (attr->qp_type == IBV_QPT_XRC_SEND) {
-		ret = pfnic_uwq_map(context, &qp->sq, &resp.drv.sq, attr->cap.max_send_sge);
-		if (ret) {
-			ibv_cmd_destroy_qp(&qp->vqp.qp);
-			free(qp);
-			errno = ret;
-			return NULL;
-		}
+	ret = pfnic_qp_map_rings(context, qp, &resp.drv, attr->qp_type, false, &attr->cap);
+	if (ret) {
+		ibv_cmd_destroy_qp(&qp->vqp.qp);
+		free(qp);
+		errno = ret;
+		return NULL;
 	}
 	return &qp->vqp.qp;
 }
 
 /*
- * ibv_create_qp_ex(): a QP of its PD, with no creation flags, and with the extended post
- * (IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) for the operations pfnic has on the QP's type. Anything
- * else (XRC, TSO, RSS, memory windows, ...) is EOPNOTSUPP, as for a missing verb.
+ * ibv_create_qp_ex(): a QP of its PD (an XRC TGT QP: of its XRC domain), with no creation
+ * flags, and with the extended post (IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) for the operations
+ * pfnic has on the QP's type. Anything else (TSO, RSS, ...) is EOPNOTSUPP, as for a missing
+ * verb.
  */
 static struct ibv_qp *pfnic_create_qp_ex(struct ibv_context *context,
 					 struct ibv_qp_init_attr_ex *attr)
