@@ -583,9 +583,9 @@ static bool pfnic_same_net(struct pfnic_qp *a, struct pfnic_qp *b)
 }
 
 /*
- * The connected peer of an RC or UC QP, if it is there and connected back to us: a QP of the
- * same type, the one each was connected to (its incarnation, not just its number), in the
- * same network namespace.
+ * The connected peer of an RC, UC or XRC INI QP, if it is there and connected back to us: a
+ * QP of the same type (an XRC TGT QP for an INI QP), the one each was connected to (its
+ * incarnation, not just its number), in the same network namespace.
  */
 static struct pfnic_qp *pfnic_peer(struct pfnic_qp *qp)
 {

@@ -1657,6 +1657,27 @@ struct pfnic_create_srq_resp_all {
 };
 
 /*
+ * What follows CREATE_SRQ (@ret, its result): the ring its response describes mapped, or on
+ * any failure the SRQ destroyed and freed. Return: the SRQ, or NULL with errno set.
+ */
+static struct ibv_srq *pfnic_srq_finish(struct ibv_context *context, struct pfnic_srq *srq,
+					int ret, const struct pfnic_create_srq_resp *drv,
+					uint32_t max_sge)
+{
+	if (!ret) {
+		ret = pfnic_uwq_map(context, &srq->rq, &drv->rq, max_sge);
+		if (ret)
+			ibv_cmd_destroy_srq(&srq->vsrq.srq);
+	}
+	if (ret) {
+		free(srq);
+		errno = ret;
+		return NULL;
+	}
+	return &srq->vsrq.srq;
+}
+
+/*
  * ibv_create_srq(): system call CREATE_SRQ, whose response says where its ring is; the
  * kernel grants max_wr and max_sge, which come back in attr->attr. A basic SRQ only (no
  * XRC).
@@ -1675,19 +1696,7 @@ static struct ibv_srq *pfnic_create_srq(struct ibv_pd *pd, struct ibv_srq_init_a
 	memset(&resp, 0, sizeof(resp));
 	ret = ibv_cmd_create_srq(pd, &srq->vsrq.srq, attr, &cmd, sizeof(cmd), &resp.ibv_resp,
 				 sizeof(resp));
-	if (ret) {
-		free(srq);
-		errno = ret;
-		return NULL;
-	}
-	ret = pfnic_uwq_map(pd->context, &srq->rq, &resp.drv.rq, attr->attr.max_sge);
-	if (ret) {
-		ibv_cmd_destroy_srq(&srq->vsrq.srq);
-		free(srq);
-		errno = ret;
-		return NULL;
-	}
-	return &srq->vsrq.srq;
+	return pfnic_srq_finish(pd->context, srq, ret, &resp.drv, attr->attr.max_sge);
 }
 
 /* ibv_create_srq_ex(): a basic SRQ as ibv_create_srq() makes it, or an XRC SRQ (a number). */
@@ -1723,17 +1732,7 @@ static struct ibv_srq *pfnic_create_srq_ex(struct ibv_context *context,
 	memset(&resp, 0, sizeof(resp));
 	ret = ibv_cmd_create_srq_ex(context, &srq->vsrq, attr, &cmd, sizeof(cmd), &resp.ibv_resp,
 				    sizeof(resp));
-	if (!ret) {
-		ret = pfnic_uwq_map(context, &srq->rq, &resp.drv.rq, attr->attr.max_sge);
-		if (ret)
-			ibv_cmd_destroy_srq(&srq->vsrq.srq);
-	}
-	if (ret) {
-		free(srq);
-		errno = ret;
-		return NULL;
-	}
-	return &srq->vsrq.srq;
+	return pfnic_srq_finish(context, srq, ret, &resp.drv, attr->attr.max_sge);
 }
 
 /* ibv_get_srq_num(): the XRC SRQ's number, which CREATE_XSRQ answered. */
