@@ -1255,6 +1255,37 @@ static struct ibv_qp *pfnic_create_qp_ex(struct ibv_context *context,
 	return qp;
 }
 
+/*
+ * ibv_open_qp(): system call OPEN_QP, another handle on an XRC TGT QP of the domain (as a
+ * second process sharing the domain through its file opens it). The TGT QP lives on while
+ * any handle on it does; having no ring, the handle needs nothing mapped.
+ */
+static struct ibv_qp *pfnic_open_qp(struct ibv_context *context, struct ibv_qp_open_attr *attr)
+{
+	struct ib_uverbs_create_qp_resp resp;
+	struct ibv_open_qp cmd;
+	struct pfnic_qp *qp;
+	int ret;
+
+	if (attr->qp_type != IBV_QPT_XRC_RECV) {
+		errno = EINVAL;
+		return NULL;
+	}
+	qp = calloc(1, sizeof(*qp));
+	if (!qp)
+		return NULL;
+	memset(&cmd, 0, sizeof(cmd));
+	memset(&resp, 0, sizeof(resp));
+	ret = ibv_cmd_open_qp(context, &qp->vqp, sizeof(qp->vqp), attr, &cmd, sizeof(cmd), &resp,
+			      sizeof(resp));
+	if (ret) {
+		free(qp);
+		errno = ret;
+		return NULL;
+	}
+	return &qp->vqp.qp;
+}
+
 /* ibv_query_qp(): system call QUERY_QP. */
 static int pfnic_query_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int attr_mask,
 			  struct ibv_qp_init_attr *init_attr)
@@ -1848,6 +1879,7 @@ static const struct verbs_context_ops pfnic_ctx_ops = {
 	.get_srq_num = pfnic_get_srq_num,
 	.modify_qp = pfnic_modify_qp,
 	.modify_srq = pfnic_modify_srq,
+	.open_qp = pfnic_open_qp,
 	.open_xrcd = pfnic_open_xrcd,
 	.poll_cq = pfnic_poll_cq,
 	.post_recv = pfnic_post_recv,

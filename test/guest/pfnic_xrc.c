@@ -10,7 +10,11 @@
  * unaligned offset across pages, every byte and the guards around checked; its completion
  * is on the SRQs' CQ, from the TGT QP, with the INI QP as its source. RDMA WRITE, READ and
  * FETCH_AND_ADD through the INI QP reach an ODP MR of the SRQs' PD. Then the same after
- * MADV_DONTNEED. A SEND naming no XRC SRQ of the domain fails its requester.
+ * MADV_DONTNEED. A second device context opens the domain through its file and the TGT QP
+ * (ibv_open_qp), as a second process would; with the creator's handle destroyed, the TGT QP
+ * lives on through the opened one and the same round passes through it. A QP number that is
+ * not a TGT QP of the domain does not open. A SEND naming no XRC SRQ of the domain fails its
+ * requester.
  *
  * Exit status: 0 if every test passed, 1 otherwise, 2 on bad arguments.
  */
@@ -43,6 +47,7 @@ static struct {
 	struct ibv_pd *pd;
 	struct ibv_cq *scq, *rcq;
 	struct ibv_xrcd *xrcd;
+	int xrcd_fd;
 	struct ibv_srq *srq[2];
 	uint32_t srqn[2];
 	struct ibv_qp *ini, *tgt;
@@ -114,9 +119,13 @@ static void qps_make(void)
 static void setup(void)
 {
 	struct ibv_xrcd_init_attr xa = { .comp_mask = IBV_XRCD_INIT_ATTR_FD |
-					 IBV_XRCD_INIT_ATTR_OFLAGS, .fd = -1,
-					 .oflags = O_CREAT };
+					 IBV_XRCD_INIT_ATTR_OFLAGS, .oflags = O_CREAT };
 
+	/* the file that names the domain, for the second context to open it by */
+	g.xrcd_fd = memfd_create("pfnic_xrc", 0);
+	if (g.xrcd_fd < 0)
+		bail("memfd_create: %s", strerror(errno));
+	xa.fd = g.xrcd_fd;
 	g.ctx = open_device_named(g.dev);
 	if (ibv_query_gid(g.ctx, 1, g.gidx, &g.gid))
 		bail("cannot query GID %d of %s", g.gidx, g.dev);
@@ -260,8 +269,59 @@ static void round_of(struct ibv_mr *rmr, uint8_t *buf, uint64_t seed, const char
 	point(name);
 }
 
+/*
+ * A second context of the device opens the domain by its file and the TGT QP by its number;
+ * the creator's handle goes, and the TGT QP (in RTR, connected) lives on through the opened
+ * one, which becomes g.tgt. Numbers that are no TGT QP of the domain do not open.
+ */
+static void open_tgt(struct ibv_context **ctx2, struct ibv_xrcd **xrcd2)
+{
+	struct ibv_xrcd_init_attr xa = { .comp_mask = IBV_XRCD_INIT_ATTR_FD |
+					 IBV_XRCD_INIT_ATTR_OFLAGS, .fd = g.xrcd_fd };
+	struct ibv_qp_open_attr oa = { .comp_mask = IBV_QP_OPEN_ATTR_NUM | IBV_QP_OPEN_ATTR_XRCD |
+				       IBV_QP_OPEN_ATTR_TYPE, .qp_type = IBV_QPT_XRC_RECV };
+	struct ibv_qp_init_attr init;
+	struct ibv_qp_attr qa;
+	struct ibv_qp *opened, *wrong;
+	int rv;
+
+	*ctx2 = open_device_named(g.dev);
+	*xrcd2 = ibv_open_xrcd(*ctx2, &xa);
+	if (!*xrcd2)
+		bail("ibv_open_xrcd (second context, by file): %s", strerror(errno));
+	oa.xrcd = *xrcd2;
+	oa.qp_num = g.ini->qp_num;
+	wrong = ibv_open_qp(*ctx2, &oa);
+	EXPECT(!wrong, "ibv_open_qp of the INI QP's number opened it");
+	oa.qp_num = 0xfffff0;
+	if (!wrong)
+		wrong = ibv_open_qp(*ctx2, &oa);
+	EXPECT(!wrong, "ibv_open_qp of a number no QP has opened one");
+	if (wrong)
+		ibv_destroy_qp(wrong);
+	point("ibv_open_qp refuses numbers that are no TGT QP of the domain");
+
+	oa.qp_num = g.tgt->qp_num;
+	opened = ibv_open_qp(*ctx2, &oa);
+	if (!opened)
+		bail("ibv_open_qp (the TGT QP, from a second context): %s", strerror(errno));
+	rv = ibv_query_qp(opened, &qa, IBV_QP_STATE | IBV_QP_DEST_QPN, &init);
+	EXPECT(!rv && opened->qp_num == g.tgt->qp_num && qa.qp_state == IBV_QPS_RTR &&
+	       qa.dest_qp_num == g.ini->qp_num, "the opened TGT QP: query %s, number %#x "
+	       "(expected %#x), state %d (expected RTR), dest %#x (expected the INI QP %#x)",
+	       rv ? strerror(rv) : "ok", opened->qp_num, g.tgt->qp_num, qa.qp_state,
+	       qa.dest_qp_num, g.ini->qp_num);
+	rv = ibv_destroy_qp(g.tgt);
+	EXPECT(!rv, "destroying the creator's handle on the TGT QP: %s", strerror(rv));
+	g.tgt = opened;
+	point("a second context opens the TGT QP (ibv_open_qp): its number, RTR, connected to the "
+	      "INI QP; the creator's handle is destroyed");
+}
+
 int main(int argc, char **argv)
 {
+	struct ibv_context *ctx2;
+	struct ibv_xrcd *xrcd2;
 	uint8_t *buf;
 	struct ibv_mr *rmr;
 	int rv;
@@ -277,6 +337,8 @@ int main(int argc, char **argv)
 	round_of(rmr, buf, 100, "untouched");
 	madvise(buf, BUF, MADV_DONTNEED);
 	round_of(rmr, buf, 200, "after MADV_DONTNEED");
+	open_tgt(&ctx2, &xrcd2);
+	round_of(rmr, buf, 300, "the TGT QP held by the second context's handle only");
 
 	/* a number no XRC SRQ of the domain has */
 	EXPECT(!post_send(IBV_WR_SEND, 10, 1, 0xfffff0, NULL, 0), "post_send: %s", strerror(errno));
@@ -287,9 +349,13 @@ int main(int argc, char **argv)
 
 	ibv_destroy_qp(g.ini);
 	ibv_destroy_qp(g.tgt);
+	if (ibv_close_xrcd(xrcd2))
+		bail("ibv_close_xrcd (second context): %s", strerror(errno));
+	ibv_close_device(ctx2);
 	for (int i = 0; i < 2; i++)
 		ibv_destroy_srq(g.srq[i]);
 	ibv_close_xrcd(g.xrcd);
+	close(g.xrcd_fd);
 	ibv_dereg_mr(rmr);
 	ibv_dereg_mr(g.smr);
 	ibv_destroy_cq(g.scq);
