@@ -481,7 +481,7 @@ struct pfnic_xrcd {
  *	reset or flush since then makes its outcome another life's, which it must not touch.
  * @rnr_left: RNR retries left for the WQE at the head (7 means forever).
  * @retry_left: transport retries left for the WQE at the head (@attr.retry_cnt at first):
- *	tries after no responder took it (pfnic_engine.c, PFNIC_NO_ACK).
+ *	tries after no responder took it (pfnic_comp.c, PFNIC_NO_ACK).
  * @rnr_timer: the min_rnr_timer of the responder whose RNR NAK the WQE at the head got: how
  *	long to wait before trying again, as on a wire, where the NAK carries it (engine only).
  * @srq: the SRQ its receive WQEs come from, or NULL (then @rq has them).
@@ -786,7 +786,7 @@ int pfnic_post_srq_recv(struct ib_srq *ibsrq, const struct ib_recv_wr *wr,
 bool pfnic_srq_take(struct pfnic_srq *srq, struct pfnic_wqe *into, bool *limit);
 void pfnic_srq_limit_event(struct pfnic_srq *srq);
 
-/* pfnic_engine.c */
+/* the engine: pfnic_req.c and pfnic_comp.c (pfnic_engine.h) */
 void pfnic_engine_run(struct work_struct *work);
 void pfnic_engine_drive(struct pfnic_qp *qp);
 void pfnic_engine_rnr_retry(struct work_struct *work);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * pfnic: RC and UD queue pairs: creation, the state machine, posting, flushing. The engine
- * (pfnic_engine.c) executes what is posted.
+ * (pfnic_req.c, see pfnic_engine.h) executes what is posted.
  */
 #include <linux/slab.h>
 #include <linux/xarray.h>
