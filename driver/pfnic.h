@@ -86,6 +86,7 @@ enum pfnic_stat {
 	PFNIC_STAT_FAULT_RETRIES,		/* faults taken again: the range kept changing */
 	PFNIC_STAT_ACK_TIMEOUTS,		/* RC sends the responder did not take, retried */
 	PFNIC_STAT_DOORBELLS,			/* user send queues' doorbells (system calls) */
+	PFNIC_STAT_POLLED_RUNS,			/* engine runs the poller started (pfnic_poll.c) */
 	PFNIC_STAT_COUNT,
 };
 
@@ -509,6 +510,8 @@ struct pfnic_xrcd {
  * @running: someone runs the engine on this QP now (its work item, or a doorbell in the
  *	poster's own context: pfnic_engine_drive()); no one else may meanwhile.
  * @idle: woken when @running is cleared.
+ * @polled: the polling engine holds the QP (pfnic_poll.c), on its list by @poll_entry with a
+ *	reference, until @poll_until (ktime_get_ns()) with no WQE; under @lock.
  * @gsi_entry: the GSI QP's place in the list of every device's GSI QP (pfnic_gsi_get()).
  */
 struct pfnic_qp {
@@ -528,6 +531,9 @@ struct pfnic_qp {
 	struct work_struct flush_work;
 	u32 max_inline;
 	bool running;
+	bool polled;
+	u64 poll_until;
+	struct list_head poll_entry;
 	wait_queue_head_t idle;
 	struct list_head gsi_entry;
 	struct pfnic_wqe *cur;
@@ -785,6 +791,11 @@ int pfnic_post_srq_recv(struct ib_srq *ibsrq, const struct ib_recv_wr *wr,
 			const struct ib_recv_wr **bad_wr);
 bool pfnic_srq_take(struct pfnic_srq *srq, struct pfnic_wqe *into, bool *limit);
 void pfnic_srq_limit_event(struct pfnic_srq *srq);
+
+/* pfnic_poll.c */
+int pfnic_poll_init(void);
+void pfnic_poll_exit(void);
+bool pfnic_poll_take(struct pfnic_qp *qp);
 
 /* the engine: pfnic_req.c and pfnic_comp.c (pfnic_engine.h) */
 void pfnic_engine_run(struct work_struct *work);

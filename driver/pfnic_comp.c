@@ -90,6 +90,12 @@ static void pfnic_forget_fault(struct pfnic_qp *qp, enum pfnic_step step)
 bool pfnic_engine_release(struct pfnic_qp *qp, bool idle)
 {
 	lockdep_assert_held(&qp->lock);
+	/* the polling engine looks at the ring from now on: no doorbell needed */
+	if (idle && qp->sq.shared && pfnic_poll_take(qp)) {
+		qp->running = false;
+		wake_up_all(&qp->idle);
+		return true;
+	}
 	if (idle && qp->sq.shared) {
 		WRITE_ONCE(qp->sq.shared->engine_idle, 1);
 		/*

@@ -228,9 +228,12 @@ static int __init pfnic_init(void)
 	rv = pfnic_events_init();
 	if (rv)
 		goto err_wq;
-	rv = register_netdevice_notifier(&pfnic_netdev_notifier);
+	rv = pfnic_poll_init();
 	if (rv)
 		goto err_events;
+	rv = register_netdevice_notifier(&pfnic_netdev_notifier);
+	if (rv)
+		goto err_poll;
 	rdma_link_register(&pfnic_link_ops);
 	rv = pfnic_add_param_devices();
 	if (rv)
@@ -243,6 +246,8 @@ err_unregister:
 	rdma_link_unregister(&pfnic_link_ops);
 	ib_unregister_driver(PFNIC_RDMA_DRIVER_ID);
 	unregister_netdevice_notifier(&pfnic_netdev_notifier);
+err_poll:
+	pfnic_poll_exit();
 err_events:
 	pfnic_events_exit();
 err_wq:
@@ -256,6 +261,7 @@ static void __exit pfnic_exit(void)
 	rdma_link_unregister(&pfnic_link_ops);
 	ib_unregister_driver(PFNIC_RDMA_DRIVER_ID);
 	unregister_netdevice_notifier(&pfnic_netdev_notifier);
+	pfnic_poll_exit();
 	pfnic_events_exit();
 	pfnic_destroy_workqueues();
 	pr_info(PFNIC_DRV_NAME ": unloaded\n");

@@ -304,6 +304,7 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	INIT_WORK(&qp->drain_work, pfnic_qp_drained);
 	INIT_WORK(&qp->flush_work, pfnic_qp_flush_work);
 	INIT_LIST_HEAD(&qp->gsi_entry);
+	INIT_LIST_HEAD(&qp->poll_entry);
 	qp->attr.qp_state = IB_QPS_RESET;
 	qp->attr.path_mtu = IB_MTU_1024;
 	qp->attr.port_num = PFNIC_PORT;

@@ -231,6 +231,8 @@ const struct rdma_stat_desc pfnic_stat_descs[PFNIC_STAT_COUNT] = {
 	[PFNIC_STAT_ACK_TIMEOUTS] = { .name = "local_ack_timeout_err" },
 	/* the system calls a user QP's posts made: one wakes an idle engine (pfnic-abi.h) */
 	[PFNIC_STAT_DOORBELLS] = { .name = "doorbells" },
+	/* the engine runs the polling thread started on WQEs it found, with no doorbell */
+	[PFNIC_STAT_POLLED_RUNS] = { .name = "polled_runs" },
 };
 
 static struct rdma_hw_stats *pfnic_alloc_hw_port_stats(struct ib_device *ibdev, u32 port)

@@ -20,6 +20,9 @@
  *   4. 64-byte RDMA WRITE message rate (queue depth 64, signaled every 16): pfnic against rxe;
  *   5. 64-byte SEND message rate on one QP pair, and RDMA WRITE and SEND message rates on 16
  *      pairs at once (round robin, 16 outstanding on each): pfnic against rxe.
+ *   In 4 and 5, pfnic runs once more with its polling engine on (the module parameter
+ *   poll_usecs, -P, set for those samples only): a kernel thread polls the send queues, and
+ *   posts ring no doorbell (a CPU spent to save the system calls).
  *
  * Each device runs two RC QPs connected to each other in this process (loopback over the
  * port's GID). Every completion's status is checked, and what the WRITEs wrote is compared
@@ -60,7 +63,7 @@
 #define PAGE 4096UL
 
 #define MAX_ROUNDS 32
-#define MAX_VARIANTS 8
+#define MAX_VARIANTS 10
 #define MAX_FIGURES 48
 
 #define ACCESS (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ)
@@ -92,7 +95,9 @@ static struct {
 	double target_s;
 	int skip_1g;
 	const char *only;	/* comma-separated sections, NULL: all */
+	int poll_usecs;		/* pfnic's poll_usecs for the polled variants */
 } opt = {
+	.poll_usecs = 1000,
 	.pfnic = "pfnic0",
 	.rxe = "rxe0",
 	.gid_index = 1,
@@ -533,6 +538,7 @@ struct variant {
 	int ok[MAX_ROUNDS];
 	long iters;		/* per sample, where that applies */
 	/* state for the variant's function */
+	int (*polled_fn)(struct variant *v, double *value);	/* sample_polled()'s */
 	struct ibv_mr *mr_src, *mr_dst;
 	void *src, *dst;
 	size_t len;
@@ -1380,15 +1386,51 @@ static void bench_bw(void)
 		stream_teardown(&variants[i]);
 }
 
+/* pfnic's module parameter poll_usecs; false if it cannot be set (a pfnic without it). */
+static bool set_poll_usecs(int usecs)
+{
+	FILE *f = fopen("/sys/module/pfnic/parameters/poll_usecs", "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fprintf(f, "%d\n", usecs) > 0;
+	return !fclose(f) && ok;
+}
+
+/* A sample of @v's own kind (v->arg2) with pfnic's polling engine on. */
+static int sample_polled(struct variant *v, double *rate)
+{
+	int rv;
+
+	if (!set_poll_usecs(opt.poll_usecs)) {
+		seterr("cannot set pfnic's poll_usecs: %s", strerror(errno));
+		return -1;
+	}
+	rv = v->polled_fn(v, rate);
+	set_poll_usecs(0);
+	return rv;
+}
+
+/* A variant that samples with @fn with pfnic's polling engine on. */
+static struct variant *polled_variant(const char *name, int (*fn)(struct variant *, double *))
+{
+	struct variant *v = variant(name, &pfnic, "kmsg/s", sample_polled);
+
+	v->polled_fn = fn;
+	return v;
+}
+
 static void bench_msg(void)
 {
-	struct variant *pp, *rp, *po, *ro, *xc;
+	struct variant *pp, *rp, *po, *ro, *pq, *xc;
 	int rounds = opt.rounds, i;
 
 	stream = &msg_stream;
 	nvariants = 0;
 	xc = xcpu_variant();
 	pp = variant("pfnic_pinned", &pfnic, "kmsg/s", sample_stream);
+	pq = polled_variant("pfnic_pinned_polled", sample_stream);
 	rp = variant("rxe_pinned", &rxe, "kmsg/s", sample_stream);
 	po = variant("pfnic_odp", &pfnic, "kmsg/s", sample_stream);
 	ro = variant("rxe_odp", &rxe, "kmsg/s", sample_stream);
@@ -1400,6 +1442,7 @@ static void bench_msg(void)
 	       "post; %d rounds interleaved, about %.0f ms a sample\n", MSG_DEPTH, MSG_SIGNAL,
 	       rounds, opt.target_s * 1e3);
 	stream_prepare(pp, ACCESS);
+	stream_prepare(pq, ACCESS);
 	stream_prepare(rp, ACCESS);
 	stream_prepare(po, ACCESS_ODP);
 	stream_prepare(ro, ACCESS_ODP);
@@ -1410,6 +1453,9 @@ static void bench_msg(void)
 	figure_done(figure("msgrate_64B pinned pfnic/rxe", pp, "pfnic", rp, "rxe", rounds));
 	figure_done(figure("msgrate_64B odp pfnic/rxe", po, "pfnic", ro, "rxe", rounds));
 	figure_done(figure("msgrate_64B pfnic odp/pinned", po, "odp", pp, "pinned", rounds));
+	figure_done(figure("msgrate_64B pinned polled pfnic/rxe", pq, "pfnic", rp, "rxe", rounds));
+	figure_done(figure("msgrate_64B pfnic polled/doorbell", pq, "polled", pp, "doorbell",
+			   rounds));
 	for (i = 0; i < nvariants; i++)
 		stream_teardown(&variants[i]);
 }
@@ -1636,12 +1682,14 @@ static void mq_prepare(struct variant *v, int nqp, enum ibv_wr_opcode op)
 
 static void bench_msgq(void)
 {
-	struct variant *ps1, *rs1, *pw16, *rw16, *ps16, *rs16, *xc;
+	struct variant *ps1, *rs1, *pw16, *rw16, *ps16, *rs16, *qs1, *qw16, *xc;
 	int rounds = opt.rounds, i;
 
 	nvariants = 0;
 	xc = xcpu_variant();
 	ps1 = variant("pfnic_send_1qp", &pfnic, "kmsg/s", sample_mq);
+	qs1 = polled_variant("pfnic_send_1qp_polled", sample_mq);
+	qw16 = polled_variant("pfnic_write_16qp_polled", sample_mq);
 	rs1 = variant("rxe_send_1qp", &rxe, "kmsg/s", sample_mq);
 	pw16 = variant("pfnic_write_16qp", &pfnic, "kmsg/s", sample_mq);
 	rw16 = variant("rxe_write_16qp", &rxe, "kmsg/s", sample_mq);
@@ -1652,6 +1700,8 @@ static void bench_msgq(void)
 	       "complete, pinned; %d rounds interleaved, about %.0f ms a sample\n", MQ_DEPTH,
 	       MQ_SIGNAL, rounds, opt.target_s * 1e3);
 	mq_prepare(ps1, 1, IBV_WR_SEND);
+	mq_prepare(qs1, 1, IBV_WR_SEND);
+	mq_prepare(qw16, MQ_MAX, IBV_WR_RDMA_WRITE);
 	mq_prepare(rs1, 1, IBV_WR_SEND);
 	mq_prepare(pw16, MQ_MAX, IBV_WR_RDMA_WRITE);
 	mq_prepare(rw16, MQ_MAX, IBV_WR_RDMA_WRITE);
@@ -1664,8 +1714,12 @@ static void bench_msgq(void)
 	figure_done(figure("msgq_64B send 1qp pfnic/rxe", ps1, "pfnic", rs1, "rxe", rounds));
 	figure_done(figure("msgq_64B write 16qp pfnic/rxe", pw16, "pfnic", rw16, "rxe", rounds));
 	figure_done(figure("msgq_64B send 16qp pfnic/rxe", ps16, "pfnic", rs16, "rxe", rounds));
+	figure_done(figure("msgq_64B send 1qp polled pfnic/rxe", qs1, "pfnic", rs1, "rxe", rounds));
+	figure_done(figure("msgq_64B write 16qp polled pfnic/rxe", qw16, "pfnic", rw16, "rxe",
+			   rounds));
 	for (i = 0; i < nvariants; i++)
-		if (variants[i].arg && variants[i].fn == sample_mq)
+		if (variants[i].arg && (variants[i].fn == sample_mq ||
+					variants[i].polled_fn == sample_mq))
 			mq_free(variants[i].arg);
 }
 
@@ -1801,11 +1855,12 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pfnic_bench [-d PFNIC_DEV] [-x RXE_DEV|none] [-g GID_INDEX] [-n ROUNDS]\n"
-		"                   [-N REG_ROUNDS] [-t SAMPLE_MS] [-G] [-o SECTION,...]\n"
+		"                   [-N REG_ROUNDS] [-t SAMPLE_MS] [-G] [-o SECTION,...] [-P USECS]\n"
 		"  -d  pfnic device (pfnic0)          -x  rxe device to compare with (rxe0)\n"
 		"  -g  GID index (1)                  -n  rounds of the fault, bw and msgrate figures (7)\n"
 		"  -N  rounds of registration (5)     -t  ms per throughput sample (150)\n"
-		"  -G  skip the 1 GiB registrations   -o  only these of reg,fault,bw,msg,msgq\n");
+		"  -G  skip the 1 GiB registrations   -o  only these of reg,fault,bw,msg,msgq\n"
+		"  -P  pfnic's poll_usecs for its polled variants (1000)\n");
 }
 
 int main(int argc, char **argv)
@@ -1816,7 +1871,7 @@ int main(int argc, char **argv)
 	double t_start = now();
 	int c;
 
-	while ((c = getopt(argc, argv, "d:x:g:n:N:t:Go:h")) != -1) {
+	while ((c = getopt(argc, argv, "d:x:g:n:N:t:Go:P:h")) != -1) {
 		switch (c) {
 		case 'd': opt.pfnic = optarg; break;
 		case 'x': opt.rxe = optarg; break;
@@ -1826,6 +1881,7 @@ int main(int argc, char **argv)
 		case 't': opt.target_s = atof(optarg) / 1e3; break;
 		case 'G': opt.skip_1g = 1; break;
 		case 'o': opt.only = optarg; break;
+		case 'P': opt.poll_usecs = atoi(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -13,6 +13,11 @@
  *    read in it with EPERM) polls every completion and arms its CQ, and posts receives to a
  *    QP and to an SRQ, which messages then fill, every byte checked;
  *  - a chain of 64 WRs costs one doorbell, receives none (the device's doorbells counter);
+ *  - with the polling engine on (the module parameter poll_usecs), a thread barred from
+ *    uverbs system calls posts 300 WRITEs and SENDs one at a time, each waited for, every
+ *    byte checked, and no doorbell is rung; with it off again, each post rings once more; a
+ *    QP the poller holds moves to the error state (what is posted is flushed) and is
+ *    destroyed without a wait;
  *  - a QP moved to RESET and up again starts its rings again, on both sides;
  *  - WQEs written straight into a send queue's ring that the QP cannot carry out (an unknown
  *    opcode, more SGEs than the QP has, more inline data than a WQE holds) complete with
@@ -824,6 +829,152 @@ static void t_doorbells(void)
 	point("a chain of 64 WRs rings one doorbell; 64 receives ring none");
 }
 
+/* ---- the polling engine ----------------------------------------------------------------------- */
+
+/* pfnic's module parameter poll_usecs; false if it cannot be set. */
+static bool set_poll_usecs(unsigned int usecs)
+{
+	FILE *f = fopen("/sys/module/pfnic/parameters/poll_usecs", "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fprintf(f, "%u\n", usecs) > 0;
+	return !fclose(f) && ok;
+}
+
+struct poster {
+	uint32_t want;
+	uint32_t done;
+	int err;
+	char why[160];
+};
+
+/*
+ * Posts WRITEs and SENDs (every third) of QP 0 one at a time, of lengths 1 to MSG, each
+ * waited for and checked, from a thread that may make no uverbs system call: no post may
+ * ring a doorbell (a doorbell it tried would fail, and its WQE would never complete).
+ */
+static void *poster_run(void *arg)
+{
+	struct poster *p = arg;
+	struct ibv_wc wc;
+
+	p->err = forbid_uverbs_syscalls();
+	if (p->err) {
+		snprintf(p->why, sizeof(p->why), "seccomp: %s", strerror(p->err));
+		return NULL;
+	}
+	for (uint32_t i = 0; i < p->want; i++) {
+		bool send = i % 3 == 2;
+		uint32_t len = 1 + i * 37 % MSG;
+
+		if (post_send(send ? IBV_WR_SEND : IBV_WR_RDMA_WRITE, i, len, 0)) {
+			p->err = errno ? errno : EIO;
+			snprintf(p->why, sizeof(p->why), "post %u: %s", i, strerror(p->err));
+			return NULL;
+		}
+		if (!poll_one(g.scq, &wc) || wc.status != IBV_WC_SUCCESS || wc.wr_id != i ||
+		    (send && (!poll_one(g.rcq, &wc) || wc.status != IBV_WC_SUCCESS ||
+			      wc.byte_len != len))) {
+			p->err = EIO;
+			snprintf(p->why, sizeof(p->why), "%s %u of %u bytes: no completion, or "
+				 "a wrong one", send ? "SEND" : "WRITE", i, len);
+			return NULL;
+		}
+		if (memcmp(dst_at(i), src_at(i), len)) {
+			p->err = EIO;
+			snprintf(p->why, sizeof(p->why), "%s %u landed wrong", send ? "SEND" : "WRITE",
+				 i);
+			return NULL;
+		}
+		p->done++;
+	}
+	return NULL;
+}
+
+/* Posts one WRITE from QP 0 and waits for it. Return: its status, or -1 if none came. */
+static int write_one(uint32_t i)
+{
+	struct ibv_wc wc;
+
+	if (post_send(IBV_WR_RDMA_WRITE, i, MSG, 0))
+		bail("ibv_post_send: %s", strerror(errno));
+	return poll_one(g.scq, &wc) ? (int)wc.status : -1;
+}
+
+static void t_polled(void)
+{
+	struct poster p = { .want = 300 };
+	long long bells, runs;
+	pthread_t th;
+	struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
+	struct ibv_wc wc;
+	double t0;
+	int rv;
+
+	pair_make(64, 64);
+	/* two seconds between posts before the poller lets go: more than any wait here */
+	if (!set_poll_usecs(2000000)) {
+		EXPECT(0, "cannot set pfnic's poll_usecs: %s", strerror(errno));
+		point("the polling engine");
+		return;
+	}
+	for (uint32_t i = 2; i < p.want; i += 3)
+		if (post_recv(i))
+			bail("ibv_post_recv: %s", strerror(errno));
+	/* the first post rings, and the engine hands the QP to the poller */
+	rv = write_one(SLOTS - 1);
+	EXPECT(rv == IBV_WC_SUCCESS, "the first WRITE: %s", vt_status_str(rv));
+	bells = vt_device_counter(g.dev, "doorbells");
+	runs = vt_device_counter(g.dev, "polled_runs");
+	if (pthread_create(&th, NULL, poster_run, &p))
+		bail("pthread_create: %s", strerror(errno));
+	pthread_join(th, NULL);
+	bells = vt_device_counter(g.dev, "doorbells") - bells;
+	runs = vt_device_counter(g.dev, "polled_runs") - runs;
+	EXPECT(!p.err && p.done == p.want, "the barred poster did %u of %u: %s", p.done, p.want,
+	       p.why);
+	EXPECT(bells == 0 && runs > 0, "%lld doorbells (expected none), %lld polled runs", bells,
+	       runs);
+	diag("polled: %u posts, %lld engine runs started by the poller", p.done, runs);
+	point("polling engine on: a thread barred from system calls posts 300 WRITEs and SENDs "
+	      "one at a time, every byte right, and rings no doorbell");
+
+	set_poll_usecs(0);
+	usleep(100 * 1000);
+	bells = vt_device_counter(g.dev, "doorbells");
+	for (uint32_t i = 0; i < 3; i++) {
+		rv = write_one(i);
+		EXPECT(rv == IBV_WC_SUCCESS, "WRITE %u after polling: %s", i, vt_status_str(rv));
+	}
+	bells = vt_device_counter(g.dev, "doorbells") - bells;
+	EXPECT(bells == 3, "3 posts waited for after polling stopped rang %lld doorbells, "
+	       "expected 3", bells);
+	point("polling engine off again: the poller let the QP go, and each post rings");
+
+	set_poll_usecs(2000000);
+	rv = write_one(0);
+	EXPECT(rv == IBV_WC_SUCCESS, "a WRITE with polling on again: %s", vt_status_str(rv));
+	/* the QP in RTS, the poller holding it: destroy moves it out of RTS, the poller lets go */
+	t0 = now();
+	pair_make(64, 64);
+	diag("a QP the poller held destroyed, and the pair made again, in %.0f ms",
+	     (now() - t0) * 1e3);
+	rv = write_one(0);
+	EXPECT(rv == IBV_WC_SUCCESS, "a WRITE on the new QPs: %s", vt_status_str(rv));
+	rv = ibv_modify_qp(g.qp[0], &a, IBV_QP_STATE);
+	EXPECT(!rv, "QP 0 to ERR: %s", strerror(rv));
+	if (post_send(IBV_WR_RDMA_WRITE, 1, MSG, 0))
+		bail("ibv_post_send: %s", strerror(errno));
+	rv = poll_one(g.scq, &wc) ? (int)wc.status : -1;
+	EXPECT(rv == IBV_WC_WR_FLUSH_ERR, "a WRITE posted to the polled QP in ERR: %s, expected "
+	       "flushed", vt_status_str(rv));
+	pair_make(64, 64);
+	set_poll_usecs(0);
+	point("a QP the poller holds is destroyed; another moves to ERR, and its posts flush");
+}
+
 /* ---- WQEs written wrong into a ring ---------------------------------------------------------- */
 
 /* The uverbs mappings of this process: offsets and addresses, from /proc/self/maps. */
@@ -1066,6 +1217,7 @@ int main(int argc, char **argv)
 	t_recv_no_syscalls();
 	t_full_rq();
 	t_doorbells();
+	t_polled();
 	t_mapping();
 	t_malformed();
 	printf("1..%d\n", g.num);
