@@ -12,8 +12,9 @@
  * call is written there, one line each, before it is made, so the last line names the call
  * a kernel died in (with --procs, process i logs to FILE.i). The kinds:
  *   verbs    objects through libibverbs, structurally valid, semantically anything: contexts,
- *            PDs, CQs (resized), QPs (RC, UC, UD) moved to random states with random
- *            attributes, SRQs, AHs, MRs (pinned, ODP, implicit, over memory that is there,
+ *            PDs, CQs (resized), QPs (RC, UC, UD, XRC INI and TGT, TGT QPs opened by
+ *            number) moved to random states with random attributes, SRQs (basic and XRC),
+ *            XRC domains (alone or shared by both contexts through a file), AHs, MRs (pinned, ODP, implicit, over memory that is there,
  *            half there, or not) registered, registered again, advised and deregistered in
  *            any order, memory windows (types 1 and 2) bound to any of them and invalidated,
  *            work requests with random opcodes, keys (MRs' and windows'), addresses and
@@ -157,6 +158,8 @@ static struct {
 	uint64_t mr_table[NSLOT];	/* the kernel's table for each MR, as estimated */
 	struct ibv_mw *mw[NSLOT];
 	struct ibv_ah *ah[NSLOT];
+	struct ibv_xrcd *xrcd[NSLOT];
+	int xrcd_file;		/* a file both contexts may open an XRC domain by */
 	int evfd[NSLOT], umnfd[NSLOT], rawfd[NSLOT];
 	void *umnmap[NSLOT];
 	struct area area[NAREA];
@@ -421,6 +424,75 @@ static uint32_t some_qpn(void)
 	return qp && chance(2) ? qp->qp_num : (uint32_t)edgy();
 }
 
+/*
+ * An XRC object in slot @i: an XRC SRQ (of a domain, a PD and a CQ of one context), an INI
+ * QP, a TGT QP, or a TGT QP opened by number (ibv_open_qp, most often one of ours).
+ */
+static void xrc_create(int i)
+{
+	struct ibv_xrcd *xrcd = PICK(g.xrcd);
+	struct ibv_pd *pd = PICK(g.pd);
+	struct ibv_cq *cq = PICK(g.cq);
+	char what[128];
+
+	switch (below(4)) {
+	case 0: {
+		struct ibv_srq_init_attr_ex sa = {
+			.attr = { .max_wr = chance(8) ? (uint32_t)edgy() : 1 + below(64),
+				  .max_sge = chance(8) ? (uint32_t)edgy() : below(33),
+				  .srq_limit = below(8) },
+			.comp_mask = IBV_SRQ_INIT_ATTR_TYPE | IBV_SRQ_INIT_ATTR_PD |
+				     IBV_SRQ_INIT_ATTR_XRCD | IBV_SRQ_INIT_ATTR_CQ,
+			.srq_type = IBV_SRQT_XRC, .pd = pd, .xrcd = xrcd, .cq = cq,
+		};
+
+		/* libibverbs takes the context from the PD: keep the three in one */
+		if (g.srq[i] || !xrcd || !pd || !cq || xrcd->context != pd->context ||
+		    cq->context != pd->context)
+			break;
+		snprintf(what, sizeof(what), "create_srq_ex XRC max_wr %u max_sge %u",
+			 sa.attr.max_wr, sa.attr.max_sge);
+		g.srq[i] = CALL(what, ibv_create_srq_ex(pd->context, &sa));
+		break;
+	}
+	case 1:
+	case 2: {
+		bool ini = below(2);
+		struct ibv_qp_init_attr_ex qa = {
+			.qp_type = ini ? IBV_QPT_XRC_SEND : IBV_QPT_XRC_RECV,
+			.comp_mask = ini ? IBV_QP_INIT_ATTR_PD : IBV_QP_INIT_ATTR_XRCD,
+			.send_cq = ini ? cq : NULL, .pd = ini ? pd : NULL, .xrcd = ini ? NULL : xrcd,
+			.cap = { .max_send_wr = chance(8) ? (uint32_t)edgy() : below(64),
+				 .max_send_sge = chance(8) ? (uint32_t)edgy() : below(33),
+				 .max_inline_data = chance(4) ? below(256) : 0 },
+		};
+		struct ibv_context *ctx = ini ? (pd ? pd->context : NULL) :
+					  (xrcd ? xrcd->context : NULL);
+
+		if (g.qp[i] || !ctx || (ini && (!cq || cq->context != ctx)))
+			break;
+		if (chance(8))
+			qa.comp_mask |= IBV_QP_INIT_ATTR_SEND_OPS_FLAGS;
+		snprintf(what, sizeof(what), "create_qp_ex XRC %s", ini ? "INI" : "TGT");
+		g.qp[i] = CALL(what, ibv_create_qp_ex(ctx, &qa));
+		break;
+	}
+	default: {
+		struct ibv_qp_open_attr oa = {
+			.comp_mask = chance(10) ? (uint32_t)rnd() : IBV_QP_OPEN_ATTR_NUM |
+				     IBV_QP_OPEN_ATTR_XRCD | IBV_QP_OPEN_ATTR_TYPE,
+			.qp_num = some_qpn(), .xrcd = xrcd,
+			.qp_type = chance(8) ? (enum ibv_qp_type)below(12) : IBV_QPT_XRC_RECV,
+		};
+
+		if (g.qp[i] || !xrcd)
+			break;
+		snprintf(what, sizeof(what), "open_qp %#x type %d", oa.qp_num, oa.qp_type);
+		g.qp[i] = CALL(what, ibv_open_qp(xrcd->context, &oa));
+	}
+	}
+}
+
 static void verbs_create(void)
 {
 	struct ibv_context *ctx = any_ctx();
@@ -429,7 +501,25 @@ static void verbs_create(void)
 
 	if (!ctx)
 		return;
-	switch (below(9)) {
+	switch (below(11)) {
+	case 9: {
+		struct ibv_xrcd_init_attr xa = {
+			.comp_mask = chance(10) ? (uint32_t)rnd() :
+				     IBV_XRCD_INIT_ATTR_FD | IBV_XRCD_INIT_ATTR_OFLAGS,
+			.fd = chance(2) ? g.xrcd_file : chance(8) ? (int)edgy() : -1,
+			.oflags = chance(8) ? (int)rnd() : chance(3) ? 0 : O_CREAT,
+		};
+
+		if (!g.xrcd[i]) {
+			snprintf(what, sizeof(what), "open_xrcd fd %d oflags %#x mask %#x", xa.fd,
+				 xa.oflags, xa.comp_mask);
+			g.xrcd[i] = CALL(what, ibv_open_xrcd(ctx, &xa));
+		}
+		break;
+	}
+	case 10:
+		xrc_create(i);
+		break;
 	case 0:
 		if (!g.pd[i])
 			g.pd[i] = CALL("alloc_pd", ibv_alloc_pd(ctx));
@@ -563,12 +653,13 @@ static void verbs_modify_qp(struct ibv_qp *qp)
 		a.qp_state = IBV_QPS_RTR;
 		mask = IBV_QP_STATE | (qp->qp_type == IBV_QPT_UD ? 0 : IBV_QP_AV |
 			IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN);
-		if (qp->qp_type == IBV_QPT_RC)
+		if (qp->qp_type == IBV_QPT_RC || qp->qp_type == IBV_QPT_XRC_RECV)
 			mask |= IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
 		break;
 	case 2:
 		a.qp_state = IBV_QPS_RTS;
-		mask = IBV_QP_STATE | IBV_QP_SQ_PSN | (qp->qp_type != IBV_QPT_RC ? 0 :
+		mask = IBV_QP_STATE | IBV_QP_SQ_PSN | (qp->qp_type != IBV_QPT_RC &&
+			qp->qp_type != IBV_QPT_XRC_SEND ? 0 :
 			IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC);
 		break;
 	default:
@@ -634,6 +725,13 @@ static void verbs_post(void)
 
 	fill_sges(sge, wr.num_sge);
 	pick_range(&raddr, &rlen);
+	/* an INI QP's message names an XRC SRQ: one of ours, or any number */
+	if (qp->qp_type == IBV_QPT_XRC_SEND) {
+		struct ibv_srq *srq = PICK(g.srq);
+
+		if (!srq || ibv_get_srq_num(srq, &wr.qp_type.xrc.remote_srqn) || chance(8))
+			wr.qp_type.xrc.remote_srqn = (uint32_t)edgy();
+	}
 	/* libibverbs reads a UD WR's AH whatever its opcode: a UD QP's WRs always have one */
 	if (qp->qp_type == IBV_QPT_UD) {
 		struct ibv_ah *ah = PICK(g.ah);
@@ -804,7 +902,7 @@ static void verbs_misc(void)
 }
 
 /* kinds of slot, for destroy_slot */
-enum { S_PD, S_CQ, S_QP, S_SRQ, S_MR, S_AH, S_MW, NS };
+enum { S_PD, S_CQ, S_QP, S_SRQ, S_MR, S_AH, S_MW, S_XRCD, NS };
 
 /* Destroys object @i of @kind; one still used by others may refuse (EBUSY), and stays. */
 static void destroy_slot(int kind, int i)
@@ -840,6 +938,10 @@ static void destroy_slot(int kind, int i)
 		if (g.mw[i] && !(rv = CALL("dealloc_mw", ibv_dealloc_mw(g.mw[i]))))
 			g.mw[i] = NULL;
 		break;
+	case S_XRCD:
+		if (g.xrcd[i] && !(rv = CALL("close_xrcd", ibv_close_xrcd(g.xrcd[i]))))
+			g.xrcd[i] = NULL;
+		break;
 	}
 	(void)rv;
 }
@@ -872,9 +974,12 @@ static void close_ctx(int c)
 			g.ch[i] = NULL;
 		}
 	}
-	for (int i = 0; i < NSLOT; i++)
+	for (int i = 0; i < NSLOT; i++) {
 		if (g.pd[i] && g.pd[i]->context == ctx)
 			destroy_slot(S_PD, i);
+		if (g.xrcd[i] && g.xrcd[i]->context == ctx)
+			destroy_slot(S_XRCD, i);
+	}
 	/* what would not go goes with the context: forget it, the kernel cleans up */
 	for (int i = 0; i < NSLOT; i++) {
 		if (g.qp[i] && g.qp[i]->context == ctx)
@@ -893,6 +998,8 @@ static void close_ctx(int c)
 			g.ch[i] = NULL;
 		if (g.pd[i] && g.pd[i]->context == ctx)
 			g.pd[i] = NULL;
+		if (g.xrcd[i] && g.xrcd[i]->context == ctx)
+			g.xrcd[i] = NULL;
 	}
 	CALL("close_device", ibv_close_device(ctx));
 	g.ctx[c] = NULL;
@@ -1161,6 +1268,8 @@ static void params_op(void)
 		{ "/sys/module/pfnic/parameters/event_records", 4096 },
 		{ "/sys/module/pfnic/parameters/inject_fault_busy", 4 },
 		{ "/sys/module/pfnic/parameters/inject_fault_delay_ms", 20 },
+		/* the polling engine on and off under everything else (kept short: it spins) */
+		{ "/sys/module/pfnic/parameters/poll_usecs", 2000 },
 		{ "/sys/module/ummunotify/parameters/max_ranges", 0 },
 		{ "/sys/module/ummunotify/parameters/max_user_ranges", 0 },
 	};
@@ -1416,6 +1525,7 @@ static int run(void)
 	g.scratch = map_fresh(SCRATCH);
 	for (int i = 0; i < NSLOT; i++)
 		g.evfd[i] = g.umnfd[i] = g.rawfd[i] = -1;
+	g.xrcd_file = memfd_create("pfnic_fuzz_xrcd", 0);
 	for (int i = 0; i < NAREA; i++)
 		area_make(&g.area[i]);
 	for (int t = 0; t < g.threads; t++)
