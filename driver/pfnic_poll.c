@@ -13,8 +13,9 @@
  * ring marked idle (uapi/pfnic-abi.h gives the ordering both sides keep).
  *
  * The thread sleeps while it holds no QP. It holds a reference on each, and lets go of a QP
- * that leaves RTS (destroy moves a QP to the error state first) or waits on a page fault
- * (whose resolution runs the engine, which hands the QP back).
+ * that leaves RTS (destroy moves a QP to the error state first), waits on a page fault, or
+ * waits to send again after an RNR NAK or a missing ACK (the fault's resolution, or the
+ * retry timer, runs the engine, which hands the QP back).
  */
 #include <linux/kthread.h>
 #include <linux/moduleparam.h>
@@ -64,7 +65,7 @@ bool pfnic_poll_take(struct pfnic_qp *qp)
 
 /*
  * One look at a polled QP: run the engine if WQEs wait, let the QP go if it left RTS, waits on
- * a fault, or stayed empty past its time (marking the ring idle first, with a last look, as
+ * a fault or a retry timer, or stayed empty past its time (marking the ring idle first, with a last look, as
  * pfnic_engine_release() does). A QP someone else runs now is left for the next round.
  */
 static void pfnic_poll_one(struct pfnic_qp *qp)
@@ -76,8 +77,12 @@ static void pfnic_poll_one(struct pfnic_qp *qp)
 		spin_unlock_irq(&qp->lock);
 		return;
 	}
-	if (qp->stalled) {
-		/* the fault's resolution runs the engine, which hands the QP back */
+	if (qp->stalled || delayed_work_pending(&qp->rnr_work)) {
+		/*
+		 * The fault's resolution, or the retry timer of an RNR NAK or a missing ACK,
+		 * runs the engine, which hands the QP back; running it sooner would cut the
+		 * responder's RNR time, or the ACK timeout, short.
+		 */
 		leave = true;
 	} else if (qp->attr.qp_state != IB_QPS_RTS) {
 		/* as the engine leaves a QP out of RTS: a doorbell brings it back (SQD to RTS) */

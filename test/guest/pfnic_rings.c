@@ -941,6 +941,37 @@ static void t_polled(void)
 	point("polling engine on: a thread barred from system calls posts 300 WRITEs and SENDs "
 	      "one at a time, every byte right, and rings no doorbell");
 
+	/* the receives are used up: a SEND meets RNR NAKs, 3.84 ms apart, polled or not */
+	{
+		struct ibv_qp_attr ra = { .min_rnr_timer = 18 };
+		long long retries;
+		double waited;
+
+		rv = ibv_modify_qp(g.qp[1], &ra, IBV_QP_MIN_RNR_TIMER);
+		EXPECT(!rv, "min_rnr_timer of QP 1: %s", strerror(rv));
+		retries = vt_device_counter(g.dev, "rnr_retries");
+		t0 = now();
+		if (post_send(IBV_WR_SEND, 400, 100, 0))
+			bail("ibv_post_send: %s", strerror(errno));
+		usleep(300 * 1000);
+		waited = now() - t0;
+		retries = vt_device_counter(g.dev, "rnr_retries") - retries;
+		if (post_recv(400))
+			bail("ibv_post_recv: %s", strerror(errno));
+		rv = poll_one(g.scq, &wc) ? (int)wc.status : -1;
+		EXPECT(rv == IBV_WC_SUCCESS, "the SEND that met RNR NAKs: %s", vt_status_str(rv));
+		rv = poll_one(g.rcq, &wc) ? (int)wc.status : -1;
+		EXPECT(rv == IBV_WC_SUCCESS && wc.byte_len == 100 &&
+		       !memcmp(dst_at(400), src_at(400), 100), "its receive: %s, %u bytes",
+		       vt_status_str(rv), wc.byte_len);
+		EXPECT(retries >= 1 && retries <= waited / 3.84e-3 + 3, "%lld RNR retries in %.0f "
+		       "ms: the responder's 3.84 ms allow %.0f at most", retries, waited * 1e3,
+		       waited / 3.84e-3 + 3);
+		diag("RNR while polled: %lld retries in %.0f ms", retries, waited * 1e3);
+	}
+	point("polling engine on: a SEND that meets RNR NAKs waits the responder's RNR time "
+	      "between tries, and lands once a receive is posted");
+
 	set_poll_usecs(0);
 	usleep(100 * 1000);
 	bells = vt_device_counter(g.dev, "doorbells");
