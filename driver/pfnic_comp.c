@@ -53,10 +53,13 @@ static const u32 pfnic_rnr_usecs[32] = {
 	163840, 245760, 327680, 491520,
 };
 
-/* How long a requester waits after an RNR NAK: min_rnr_timer, rounded up to whole jiffies. */
+/*
+ * How long a requester waits after an RNR NAK: at least min_rnr_timer, as the NAK asks. A timer
+ * of N jiffies fires at the N-th tick from now, which may come a whole jiffy early: one more.
+ */
 static unsigned long pfnic_rnr_delay(u8 timer)
 {
-	return usecs_to_jiffies(pfnic_rnr_usecs[timer & 31]);
+	return usecs_to_jiffies(pfnic_rnr_usecs[timer & 31]) + 1;
 }
 
 /*
@@ -174,11 +177,15 @@ bool pfnic_comp_step(struct pfnic_qp *qp, u32 gen, enum pfnic_step step,
 			if (qp->attr.rnr_retry != 7)
 				qp->rnr_left--;
 			qp->sq_busy = false;
+			/*
+			 * The timer is set before the engine lets go: whoever looks at the
+			 * QP next (the polling engine) sees that a retry is pending.
+			 */
+			queue_delayed_work(pfnic_wq, &qp->rnr_work,
+					   pfnic_rnr_delay(qp->rnr_timer));
 			pfnic_engine_release(qp, false);
 			spin_unlock_irq(&qp->lock);
 			pfnic_stat_add(qp->pfnic, PFNIC_STAT_RNR_RETRIES, 1);
-			queue_delayed_work(pfnic_wq, &qp->rnr_work,
-					   pfnic_rnr_delay(qp->rnr_timer));
 			return false;
 		}
 		status = IB_WC_RNR_RETRY_EXC_ERR;
@@ -188,11 +195,12 @@ bool pfnic_comp_step(struct pfnic_qp *qp, u32 gen, enum pfnic_step step,
 			if (qp->attr.timeout)
 				qp->retry_left--;
 			qp->sq_busy = false;
+			/* as for RNR: the timer first */
+			queue_delayed_work(pfnic_wq, &qp->rnr_work,
+					   pfnic_ack_timeout(qp->attr.timeout));
 			pfnic_engine_release(qp, false);
 			spin_unlock_irq(&qp->lock);
 			pfnic_stat_add(qp->pfnic, PFNIC_STAT_ACK_TIMEOUTS, 1);
-			queue_delayed_work(pfnic_wq, &qp->rnr_work,
-					   pfnic_ack_timeout(qp->attr.timeout));
 			return false;
 		}
 		status = IB_WC_RETRY_EXC_ERR;

@@ -64,9 +64,10 @@ bool pfnic_poll_take(struct pfnic_qp *qp)
 }
 
 /*
- * One look at a polled QP: run the engine if WQEs wait, let the QP go if it left RTS, waits on
- * a fault or a retry timer, or stayed empty past its time (marking the ring idle first, with a last look, as
- * pfnic_engine_release() does). A QP someone else runs now is left for the next round.
+ * One look at a polled QP: run the engine if WQEs wait; let the QP go if it left RTS, waits on
+ * a fault or a retry timer, or stayed empty past its time (marking the ring idle first, with
+ * a last look, as pfnic_engine_release() does). A QP someone else runs now is left for the
+ * next round.
  */
 static void pfnic_poll_one(struct pfnic_qp *qp)
 {
@@ -77,11 +78,13 @@ static void pfnic_poll_one(struct pfnic_qp *qp)
 		spin_unlock_irq(&qp->lock);
 		return;
 	}
-	if (qp->stalled || delayed_work_pending(&qp->rnr_work)) {
+	if (qp->stalled || delayed_work_pending(&qp->rnr_work) ||
+	    work_pending(&qp->work)) {
 		/*
-		 * The fault's resolution, or the retry timer of an RNR NAK or a missing ACK,
-		 * runs the engine, which hands the QP back; running it sooner would cut the
-		 * responder's RNR time, or the ACK timeout, short.
+		 * The fault's resolution, the retry timer of an RNR NAK or a missing ACK, or
+		 * the engine's work item queued already runs the engine, which hands the QP
+		 * back; running it here as well would cut the responder's RNR time, or the ACK
+		 * timeout, short.
 		 */
 		leave = true;
 	} else if (qp->attr.qp_state != IB_QPS_RTS) {
