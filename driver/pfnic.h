@@ -510,6 +510,8 @@ struct pfnic_xrcd {
  * @running: someone runs the engine on this QP now (its work item, or a doorbell in the
  *	poster's own context: pfnic_engine_drive()); no one else may meanwhile.
  * @idle: woken when @running is cleared.
+ * @retry_wait: the head WQE met an RNR NAK or no ACK; only its retry timer (@rnr_work) runs
+ *	the engine again, so that neither a doorbell nor the poller cuts the wait short.
  * @polled: the polling engine holds the QP (pfnic_poll.c), on its list by @poll_entry with a
  *	reference, until @poll_until (ktime_get_ns()) with no WQE; under @lock.
  * @gsi_entry: the GSI QP's place in the list of every device's GSI QP (pfnic_gsi_get()).
@@ -531,6 +533,7 @@ struct pfnic_qp {
 	struct work_struct flush_work;
 	u32 max_inline;
 	bool running;
+	bool retry_wait;
 	bool polled;
 	u64 poll_until;
 	struct list_head poll_entry;

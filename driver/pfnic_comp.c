@@ -177,10 +177,8 @@ bool pfnic_comp_step(struct pfnic_qp *qp, u32 gen, enum pfnic_step step,
 			if (qp->attr.rnr_retry != 7)
 				qp->rnr_left--;
 			qp->sq_busy = false;
-			/*
-			 * The timer is set before the engine lets go: whoever looks at the
-			 * QP next (the polling engine) sees that a retry is pending.
-			 */
+			/* until the timer, no one else runs the QP (its doorbell, the poller) */
+			qp->retry_wait = true;
 			queue_delayed_work(pfnic_wq, &qp->rnr_work,
 					   pfnic_rnr_delay(qp->rnr_timer));
 			pfnic_engine_release(qp, false);
@@ -195,7 +193,8 @@ bool pfnic_comp_step(struct pfnic_qp *qp, u32 gen, enum pfnic_step step,
 			if (qp->attr.timeout)
 				qp->retry_left--;
 			qp->sq_busy = false;
-			/* as for RNR: the timer first */
+			/* as for RNR: the timer alone runs it again */
+			qp->retry_wait = true;
 			queue_delayed_work(pfnic_wq, &qp->rnr_work,
 					   pfnic_ack_timeout(qp->attr.timeout));
 			pfnic_engine_release(qp, false);
@@ -234,7 +233,7 @@ void pfnic_engine_rnr_retry(struct work_struct *work)
 {
 	struct pfnic_qp *qp = container_of(to_delayed_work(work), struct pfnic_qp, rnr_work);
 
-	queue_work(pfnic_wq, &qp->work);
+	pfnic_engine_drive_retry(qp);
 }
 
 /*

@@ -63,6 +63,7 @@ enum pfnic_step pfnic_sg_copy(struct pfnic_qp *qp, const struct ib_sge *sgl, u32
 			      bool to_peer, enum ib_wc_status *status, u64 *done);
 
 /* pfnic_req.c: the requester */
+void pfnic_engine_drive_retry(struct pfnic_qp *qp);
 u32 pfnic_req_payload(struct pfnic_qp *qp, struct ib_sge *one, const struct ib_sge **sgl);
 bool pfnic_same_net(struct pfnic_qp *a, struct pfnic_qp *b);
 

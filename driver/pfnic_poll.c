@@ -78,13 +78,10 @@ static void pfnic_poll_one(struct pfnic_qp *qp)
 		spin_unlock_irq(&qp->lock);
 		return;
 	}
-	if (qp->stalled || delayed_work_pending(&qp->rnr_work) ||
-	    work_pending(&qp->work)) {
+	if (qp->stalled || qp->retry_wait) {
 		/*
-		 * The fault's resolution, the retry timer of an RNR NAK or a missing ACK, or
-		 * the engine's work item queued already runs the engine, which hands the QP
-		 * back; running it here as well would cut the responder's RNR time, or the ACK
-		 * timeout, short.
+		 * The fault's resolution, or the retry timer of an RNR NAK or a missing ACK,
+		 * runs the engine, which hands the QP back.
 		 */
 		leave = true;
 	} else if (qp->attr.qp_state != IB_QPS_RTS) {

@@ -638,6 +638,8 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		qp->sq.gen++;
 		qp->rq.gen++;
 		qp->fault_status = 0;
+		/* the WQE a retry timer was set for is gone: the timer finds nothing to wait for */
+		qp->retry_wait = false;
 		/* as the QP's own receive WQEs, one taken from its SRQ goes without completion */
 		qp->srq_held = false;
 		qp->last_wqe = false;

@@ -267,12 +267,15 @@ static enum ib_wc_status pfnic_execute_local(struct pfnic_qp *qp)
  *
  * Context: process; takes @qp->lock, and the peer's locks while it delivers.
  */
-void pfnic_engine_drive(struct pfnic_qp *qp)
+static void pfnic_engine_go(struct pfnic_qp *qp, bool retry)
 {
 	unsigned int budget = PFNIC_ENGINE_BUDGET;
 
 	spin_lock_irq(&qp->lock);
-	if (qp->running) {
+	/* the head WQE waits for its retry timer: only the timer runs it again */
+	if (retry)
+		qp->retry_wait = false;
+	if (qp->running || qp->retry_wait) {
 		spin_unlock_irq(&qp->lock);
 		return;
 	}
@@ -355,6 +358,23 @@ void pfnic_engine_drive(struct pfnic_qp *qp)
 		if (!pfnic_comp_step(qp, gen, step, status))
 			return;
 	}
+}
+
+void pfnic_engine_drive(struct pfnic_qp *qp)
+{
+	pfnic_engine_go(qp, false);
+}
+
+/**
+ * pfnic_engine_drive_retry() - pfnic_engine_drive() for the retry timer of an RNR NAK or a
+ *				missing ACK, which alone runs a QP waiting for it (@qp->retry_wait)
+ * @qp: the QP
+ *
+ * Context: process (the timer's work item); takes @qp->lock.
+ */
+void pfnic_engine_drive_retry(struct pfnic_qp *qp)
+{
+	pfnic_engine_go(qp, true);
 }
 
 /* The engine's work item: pfnic_engine_drive() on a worker. */
