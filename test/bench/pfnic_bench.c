@@ -1386,29 +1386,17 @@ static void bench_bw(void)
 		stream_teardown(&variants[i]);
 }
 
-/* pfnic's module parameter poll_usecs; false if it cannot be set (a pfnic without it). */
-static bool set_poll_usecs(int usecs)
-{
-	FILE *f = fopen("/sys/module/pfnic/parameters/poll_usecs", "w");
-	bool ok;
-
-	if (!f)
-		return false;
-	ok = fprintf(f, "%d\n", usecs) > 0;
-	return !fclose(f) && ok;
-}
-
 /* A sample of @v's own kind (v->arg2) with pfnic's polling engine on. */
 static int sample_polled(struct variant *v, double *rate)
 {
 	int rv;
 
-	if (!set_poll_usecs(opt.poll_usecs)) {
+	if (!vt_set_poll_usecs((unsigned int)opt.poll_usecs)) {
 		seterr("cannot set pfnic's poll_usecs: %s", strerror(errno));
 		return -1;
 	}
 	rv = v->polled_fn(v, rate);
-	set_poll_usecs(0);
+	vt_set_poll_usecs(0);
 	return rv;
 }
 
@@ -1887,7 +1875,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind != argc || opt.rounds < 1 || opt.rounds > MAX_ROUNDS - 2 ||
-	    opt.rounds_reg < 1 || opt.rounds_reg > MAX_ROUNDS - 2 || opt.target_s <= 0) {
+	    opt.rounds_reg < 1 || opt.rounds_reg > MAX_ROUNDS - 2 || opt.target_s <= 0 ||
+	    opt.poll_usecs < 1) {
 		usage(stderr);
 		return 2;
 	}

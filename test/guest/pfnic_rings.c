@@ -832,18 +832,6 @@ static void t_doorbells(void)
 
 /* ---- the polling engine ----------------------------------------------------------------------- */
 
-/* pfnic's module parameter poll_usecs; false if it cannot be set. */
-static bool set_poll_usecs(unsigned int usecs)
-{
-	FILE *f = fopen("/sys/module/pfnic/parameters/poll_usecs", "w");
-	bool ok;
-
-	if (!f)
-		return false;
-	ok = fprintf(f, "%u\n", usecs) > 0;
-	return !fclose(f) && ok;
-}
-
 struct poster {
 	uint32_t want;
 	uint32_t done;
@@ -945,7 +933,7 @@ static void t_polled(void)
 
 	pair_make(64, 64);
 	/* two seconds between posts before the poller lets go: more than any wait here */
-	if (!set_poll_usecs(2000000)) {
+	if (!vt_set_poll_usecs(2000000)) {
 		EXPECT(0, "cannot set pfnic's poll_usecs: %s", strerror(errno));
 		point("the polling engine");
 		return;
@@ -979,7 +967,7 @@ static void t_polled(void)
 		rv = ibv_modify_qp(g.qp[1], &ra, IBV_QP_MIN_RNR_TIMER);
 		EXPECT(!rv, "min_rnr_timer of QP 1: %s", strerror(rv));
 		polled = rnr_rate(400);
-		set_poll_usecs(0);
+		vt_set_poll_usecs(0);
 		usleep(100 * 1000);
 		plain = rnr_rate(401);
 		EXPECT(polled > 0 && plain > 0 && polled <= 1.5 * plain + 10, "RNR retries per "
@@ -1002,7 +990,7 @@ static void t_polled(void)
 	       "expected 3", bells);
 	point("polling engine off again: the poller let the QP go, and each post rings");
 
-	set_poll_usecs(2000000);
+	vt_set_poll_usecs(2000000);
 	rv = write_one(0);
 	EXPECT(rv == IBV_WC_SUCCESS, "a WRITE with polling on again: %s", vt_status_str(rv));
 	/* the QP in RTS, the poller holding it: destroy moves it out of RTS, the poller lets go */
@@ -1020,7 +1008,7 @@ static void t_polled(void)
 	EXPECT(rv == IBV_WC_WR_FLUSH_ERR, "a WRITE posted to the polled QP in ERR: %s, expected "
 	       "flushed", vt_status_str(rv));
 	pair_make(64, 64);
-	set_poll_usecs(0);
+	vt_set_poll_usecs(0);
 	point("a QP the poller holds is destroyed; another moves to ERR, and its posts flush");
 }
 

@@ -182,6 +182,18 @@ static inline long long vt_device_counter(const char *dev, const char *name)
 	return num_after(tok, 0, n, name);
 }
 
+/* Sets pfnic's module parameter poll_usecs (its polling engine). Return: false if it cannot. */
+static inline bool vt_set_poll_usecs(unsigned int usecs)
+{
+	FILE *f = fopen("/sys/module/pfnic/parameters/poll_usecs", "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fprintf(f, "%u\n", usecs) > 0;
+	return !fclose(f) && ok;
+}
+
 /* ---- memory and files ---------------------------------------------------------------------- */
 
 /* @len bytes of fresh private anonymous memory, in 4 KiB pages (so page counts are exact). */
