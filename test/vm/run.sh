@@ -15,8 +15,8 @@
 #   --nic              a virtio NIC that reaches nothing (a netdev with a PCI device
 #                      under it, as a hardware NIC has; test/vm/guest net brings it up)
 #   --timeout SECONDS  power the guest off after this long (default 900); a guest that has
-#                      not started the command after PFNIC_BOOT_LIMIT seconds (180) is
-#                      booted once more
+#                      not started the command after PFNIC_BOOT_LIMIT seconds (the kernel's
+#                      boot_limit in kernels.json, else 180) is booted again, three times at most
 #   --console          copy the guest's kernel console to stderr as it runs
 #
 # Exit status: the command's; 124 if the guest timed out; 125 if it never ran the command
@@ -140,13 +140,15 @@ if [ "$console" = 1 ]; then
 	tailer=$!
 	trap 'kill $tailer 2> /dev/null; rm -rf "$rundir"' EXIT
 fi
-# Under TCG a guest can, rarely (about one boot in twenty), die or hang while the kernel
-# patches its own text on two vCPUs at once, before it reaches the command. Such a boot is
-# retried once, said aloud; a guest that fails after the command has started is never retried.
-# A kernel slow to boot (the debug kernel, on a loaded host) may be given longer (kernels.json).
+# Under TCG a guest can die or hang before it reaches the command: while the kernel patches
+# its own text on two vCPUs at once (about one boot in twenty), and the debug kernel right
+# after 'ACPI: setting ELCR' (one boot in four on some machines). Nothing has run then, so
+# such a boot is retried, said aloud, up to three times; a guest that fails after the command
+# has started is never retried. A kernel slow to boot (the debug kernel, on a loaded host)
+# may be given longer (kernels.json).
 boot_limit=${PFNIC_BOOT_LIMIT:-$(matrix_get "$name" boot_limit)}
 boot_limit=${boot_limit:-180}
-for attempt in 1 2; do
+for attempt in 1 2 3 4; do
 	set +e
 	timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 "${args[@]}" < /dev/null &
 	qpid=$!
@@ -172,7 +174,7 @@ for attempt in 1 2; do
 	else
 		what="died while booting (qemu exit $qrc)"
 	fi
-	[ "$attempt" = 2 ] && break
+	[ "$attempt" = 4 ] && break
 	rm -f "$rundir/boot-hang"
 	rig_log "guest $name $what, booting it again; its console: $log.boot$attempt"
 	grep -E 'Oops|BUG:|panic' "$log" | head -n 3 >&2 || true
