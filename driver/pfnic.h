@@ -512,8 +512,9 @@ struct pfnic_xrcd {
  * @idle: woken when @running is cleared.
  * @retry_wait: the head WQE met an RNR NAK or no ACK; only its retry timer (@rnr_work) runs
  *	the engine again, so that neither a doorbell nor the poller cuts the wait short.
- * @polled: the polling engine holds the QP (pfnic_poll.c), on its list by @poll_entry with a
- *	reference, until @poll_until (ktime_get_ns()) with no WQE; under @lock.
+ * @poll_entry: on the polling engine's list while it holds the QP (pfnic_poll.c), with a
+ *	reference, until @poll_until (ktime_get_ns()) with no WQE; changed under @lock (and the
+ *	list's lock), so that it is empty under @lock when the poller does not hold the QP.
  * @gsi_entry: the GSI QP's place in the list of every device's GSI QP (pfnic_gsi_get()).
  */
 struct pfnic_qp {
@@ -534,7 +535,6 @@ struct pfnic_qp {
 	u32 max_inline;
 	bool running;
 	bool retry_wait;
-	bool polled;
 	u64 poll_until;
 	struct list_head poll_entry;
 	wait_queue_head_t idle;

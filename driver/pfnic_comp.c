@@ -84,6 +84,31 @@ static void pfnic_forget_fault(struct pfnic_qp *qp, enum pfnic_step step)
 	qp->fault_mr = NULL;
 }
 
+/**
+ * pfnic_ring_mark_idle() - mark a user QP's send ring idle, so that its next post rings the
+ *			    doorbell
+ * @qp: the QP, with a ring of its own
+ *
+ * The mark goes before a second look at the producer, as the provider orders its producer
+ * store before its look at the mark: either the provider rings, or this look sees its WQE.
+ *
+ * Context: caller holds @qp->lock.
+ * Return: true if the ring stays marked; false if a WQE the engine may run came meanwhile
+ * (the mark is taken back: the caller runs it).
+ */
+bool pfnic_ring_mark_idle(struct pfnic_qp *qp)
+{
+	lockdep_assert_held(&qp->lock);
+	WRITE_ONCE(qp->sq.shared->engine_idle, 1);
+	/* the mark, then the producer: pairs with the provider's producer, then the mark */
+	smp_mb();
+	if (qp->attr.qp_state == IB_QPS_RTS && !qp->stalled && pfnic_wq_count(&qp->sq)) {
+		WRITE_ONCE(qp->sq.shared->engine_idle, 0);
+		return false;
+	}
+	return true;
+}
+
 /*
  * Lets go of the engine (@qp->running) as it stops; caller holds @qp->lock. @idle: it stops
  * because nothing is left for it to do, so a user QP's provider must ring the doorbell for
@@ -93,25 +118,9 @@ static void pfnic_forget_fault(struct pfnic_qp *qp, enum pfnic_step step)
 bool pfnic_engine_release(struct pfnic_qp *qp, bool idle)
 {
 	lockdep_assert_held(&qp->lock);
-	/* the polling engine looks at the ring from now on: no doorbell needed */
-	if (idle && qp->sq.shared && pfnic_poll_take(qp)) {
-		qp->running = false;
-		wake_up_all(&qp->idle);
-		return true;
-	}
-	if (idle && qp->sq.shared) {
-		WRITE_ONCE(qp->sq.shared->engine_idle, 1);
-		/*
-		 * The mark before the producer's second look, as the provider orders its
-		 * producer store before its look at the mark: either the provider rings, or
-		 * this look sees its WQE.
-		 */
-		smp_mb();
-		if (qp->attr.qp_state == IB_QPS_RTS && !qp->stalled && pfnic_wq_count(&qp->sq)) {
-			WRITE_ONCE(qp->sq.shared->engine_idle, 0);
-			return false;
-		}
-	}
+	/* a ring the polling engine takes stays marked busy: no doorbell needed */
+	if (idle && qp->sq.shared && !pfnic_poll_take(qp) && !pfnic_ring_mark_idle(qp))
+		return false;
 	qp->running = false;
 	wake_up_all(&qp->idle);
 	return true;

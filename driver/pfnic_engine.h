@@ -76,6 +76,7 @@ bool pfnic_xrc_enter(struct pfnic_qp *peer, u32 srqn);
 void pfnic_xrc_leave(struct pfnic_qp *peer);
 
 /* pfnic_comp.c: the completer */
+bool pfnic_ring_mark_idle(struct pfnic_qp *qp);
 bool pfnic_engine_release(struct pfnic_qp *qp, bool idle);
 bool pfnic_comp_step(struct pfnic_qp *qp, u32 gen, enum pfnic_step step,
 		     enum ib_wc_status status);

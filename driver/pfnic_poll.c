@@ -52,10 +52,9 @@ bool pfnic_poll_take(struct pfnic_qp *qp)
 	if (!usecs || !pfnic_poller || qp->attr.qp_state != IB_QPS_RTS)
 		return false;
 	qp->poll_until = ktime_get_ns() + (u64)usecs * NSEC_PER_USEC;
-	if (qp->polled)
+	if (!list_empty(&qp->poll_entry))
 		return true;
 	kref_get(&qp->ref);
-	qp->polled = true;
 	spin_lock(&pfnic_poll_lock);
 	list_add_tail(&qp->poll_entry, &pfnic_poll_qps);
 	spin_unlock(&pfnic_poll_lock);
@@ -74,7 +73,7 @@ static void pfnic_poll_one(struct pfnic_qp *qp)
 	bool drive = false, leave = false;
 
 	spin_lock_irq(&qp->lock);
-	if (!qp->polled || qp->running) {
+	if (list_empty(&qp->poll_entry) || qp->running) {
 		spin_unlock_irq(&qp->lock);
 		return;
 	}
@@ -91,20 +90,13 @@ static void pfnic_poll_one(struct pfnic_qp *qp)
 	} else if (pfnic_wq_count(&qp->sq)) {
 		drive = true;
 	} else if (!READ_ONCE(poll_usecs) || ktime_get_ns() > qp->poll_until) {
-		WRITE_ONCE(qp->sq.shared->engine_idle, 1);
-		/* the mark before the last look at the producer: see pfnic_engine_release() */
-		smp_mb();
-		if (pfnic_wq_count(&qp->sq)) {
-			WRITE_ONCE(qp->sq.shared->engine_idle, 0);
-			drive = true;
-		} else {
-			leave = true;
-		}
+		/* marked idle, with a last look at the producer */
+		drive = !pfnic_ring_mark_idle(qp);
+		leave = !drive;
 	}
 	if (leave) {
-		qp->polled = false;
 		spin_lock(&pfnic_poll_lock);
-		list_del(&qp->poll_entry);
+		list_del_init(&qp->poll_entry);
 		spin_unlock(&pfnic_poll_lock);
 	}
 	spin_unlock_irq(&qp->lock);
