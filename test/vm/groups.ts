@@ -28,7 +28,8 @@ const stepOrder: Step[] = ['rxe', 'pfnic', 'ummunotify', 'zram'];
  * with the same bundle share a guest on a debug kernel. @p releaseOnly: not run on a debug
  * kernel. @p newestOnly: in the default tier, run on the newest of the release kernels only
  * (what it tests of the kernel, the other groups test on every kernel), and on the debug
- * kernel unless @p releaseOnly; the full tier runs it on each.
+ * kernel unless @p releaseOnly; the full tier runs it on each. @p debugFullTier: on a debug
+ * kernel, in the full tier only (what it finds there, other groups' kernel paths find too).
  */
 export interface Group {
   name: string;
@@ -40,6 +41,7 @@ export interface Group {
   debugBundle?: string;
   releaseOnly?: boolean;
   newestOnly?: boolean;
+  debugFullTier?: boolean;
 }
 
 /** The shell command that does @p steps in the guest. */
@@ -71,6 +73,10 @@ export async function runGroups(t: Test, top: string, kernel: string, groups: Gr
   const newest = kernel === newestKernel(top);
   const chosen = groups.filter((g) => {
     if (debug && g.releaseOnly) return false;
+    if (debug && g.debugFullTier && !fullTier()) {
+      t.comment(`kernel ${kernel}: "${g.name}" runs on the debug kernel in the full tier only (PFNIC_TIER=full)`);
+      return false;
+    }
     if (g.newestOnly && !debug && !newest && !fullTier()) {
       t.comment(`kernel ${kernel}: "${g.name}" runs on ${newestKernel(top)} only in this tier (PFNIC_TIER=full runs it here)`);
       return false;
