@@ -87,6 +87,18 @@ enum pfnic_stat {
 	PFNIC_STAT_ACK_TIMEOUTS,		/* RC sends the responder did not take, retried */
 	PFNIC_STAT_DOORBELLS,			/* user send queues' doorbells (system calls) */
 	PFNIC_STAT_POLLED_RUNS,			/* engine runs the poller started (pfnic_poll.c) */
+	/* RoCE v2 on the wire (pfnic_net.c, pfnic_wire_*.c) */
+	PFNIC_STAT_SENT_PKTS,			/* packets sent */
+	PFNIC_STAT_RCVD_PKTS,			/* packets received and taken */
+	PFNIC_STAT_RX_MALFORMED,		/* dropped: bad IP or UDP, short, unknown opcode */
+	PFNIC_STAT_RX_ICRC_ERRORS,		/* dropped: the ICRC did not match */
+	PFNIC_STAT_RX_UNKNOWN_QP,		/* dropped: no such GID, QP, or not the QP's peer */
+	PFNIC_STAT_RX_DROPPED,			/* dropped: a QP's queue full, a MAD too long */
+	PFNIC_STAT_RETRANSMITS,			/* packets a requester sent again */
+	PFNIC_STAT_RCVD_SEQ_ERR,		/* PSN sequence error NAKs a requester received */
+	PFNIC_STAT_OUT_OF_SEQUENCE,		/* requests a responder got ahead of its PSN */
+	PFNIC_STAT_DUPLICATE_REQUEST,		/* requests a responder got again */
+	PFNIC_STAT_SEND_RNR_NAK,		/* RNR NAKs a responder sent (no WQE, a fault) */
 	PFNIC_STAT_COUNT,
 };
 
@@ -456,6 +468,24 @@ struct pfnic_xrcd {
 };
 
 /**
+ * struct pfnic_fault - a page fault the engine met: the pages of an MR an access needs
+ * @mr: the MR, with a reference, while the fault is pending; NULL otherwise
+ * @va: the first byte's user virtual address
+ * @len: bytes from there (at most PFNIC_FAULT_WINDOW)
+ * @write: the access writes
+ * @remote: the pages are the responder's (a requester's WQE reached them on its peer)
+ */
+struct pfnic_fault {
+	struct pfnic_mr *mr;
+	u64 va;
+	u64 len;
+	bool write;
+	bool remote;
+};
+
+#include "pfnic_wire.h"
+
+/**
  * struct pfnic_qp - an RC, UD or GSI queue pair.
  * @lock: protects @attr, @sq, @rq, @stalled, @sq_busy, @rq_busy, @running and the fault
  *	record (@fault_gen with it); the engine and the verbs take it, never together with
@@ -564,13 +594,10 @@ struct pfnic_qp {
 	u32 wqe_gen;
 	u32 wqe_head;
 	u64 atomic_orig;
-	/* the page fault this QP waits on, and how its resolution ended */
-	struct pfnic_mr *fault_mr;
-	u64 fault_va;
-	u64 fault_len;
-	bool fault_write;
-	bool fault_remote;
+	/* the page fault this QP's requester waits on, and how its resolution ended */
+	struct pfnic_fault fault;
 	int fault_status;
+	struct pfnic_wire wire;
 };
 
 static inline struct pfnic_dev *to_pfnic_dev(struct ib_device *ibdev)
@@ -799,6 +826,14 @@ void pfnic_srq_limit_event(struct pfnic_srq *srq);
 int pfnic_poll_init(void);
 void pfnic_poll_exit(void);
 bool pfnic_poll_take(struct pfnic_qp *qp);
+
+/* RoCE v2 on the wire: pfnic_net.c, pfnic_wire_req.c, pfnic_wire_resp.c (pfnic_wire.h) */
+void pfnic_net_attach(struct pfnic_dev *pfnic);
+void pfnic_net_detach(struct net_device *ndev);
+u16 pfnic_flow_port(u32 qpn);
+void pfnic_wire_rx_work(struct work_struct *work);
+void pfnic_wire_fault_work(struct work_struct *work);
+bool pfnic_gid_local(const union ib_gid *gid, struct net *net);
 
 /* the engine: pfnic_req.c and pfnic_comp.c (pfnic_engine.h) */
 void pfnic_engine_run(struct work_struct *work);

@@ -80,8 +80,8 @@ static void pfnic_forget_fault(struct pfnic_qp *qp, enum pfnic_step step)
 {
 	if (step != PFNIC_FAULT)
 		return;
-	pfnic_mr_put(qp->fault_mr);
-	qp->fault_mr = NULL;
+	pfnic_mr_put(qp->fault.mr);
+	qp->fault.mr = NULL;
 }
 
 /**
@@ -181,6 +181,21 @@ bool pfnic_comp_step(struct pfnic_qp *qp, u32 gen, enum pfnic_step step,
 		queue_work(pfnic_fault_wq, &qp->fault_work);
 		return false;
 	}
+	if (step == PFNIC_WAIT) {
+		/* packets in flight: an answer, or the deadline, runs the WQE again */
+		qp->sq_busy = false;
+		if (!skb_queue_empty(&qp->wire.acks)) {
+			spin_unlock_irq(&qp->lock);
+			return true;
+		}
+		qp->retry_wait = true;
+		qp->wire.waiting = true;
+		queue_delayed_work(pfnic_wq, &qp->rnr_work,
+				   max_t(long, 1, (long)(qp->wire.deadline - jiffies)));
+		pfnic_engine_release(qp, false);
+		spin_unlock_irq(&qp->lock);
+		return false;
+	}
 	if (step == PFNIC_RNR) {
 		if (qp->attr.rnr_retry == 7 || qp->rnr_left) {
 			if (qp->attr.rnr_retry != 7)
@@ -214,6 +229,7 @@ bool pfnic_comp_step(struct pfnic_qp *qp, u32 gen, enum pfnic_step step,
 		status = IB_WC_RETRY_EXC_ERR;
 	}
 	pfnic_wq_pop(&qp->sq);
+	qp->wire.started = false;
 	qp->rnr_left = qp->attr.rnr_retry;
 	qp->retry_left = qp->attr.retry_cnt;
 	/* a queue of one WQE has the same head for the next */
@@ -268,7 +284,7 @@ void pfnic_engine_rnr_retry(struct work_struct *work)
 void pfnic_engine_fault(struct work_struct *work)
 {
 	struct pfnic_qp *qp = container_of(work, struct pfnic_qp, fault_work);
-	struct pfnic_mr *mr = qp->fault_mr;
+	struct pfnic_mr *mr = qp->fault.mr;
 	unsigned int delay = READ_ONCE(inject_fault_delay_ms);
 	int rv;
 
@@ -277,8 +293,8 @@ void pfnic_engine_fault(struct work_struct *work)
 	if (pfnic_fault_busy_injected())
 		rv = -EBUSY;
 	else
-		rv = pfnic_odp_fault(mr, qp->fault_va, qp->fault_len,
-				     qp->fault_write ? PFNIC_FAULT_WRITE : 0);
+		rv = pfnic_odp_fault(mr, qp->fault.va, qp->fault.len,
+				     qp->fault.write ? PFNIC_FAULT_WRITE : 0);
 	trace_pfnic_resume(qp, mr, rv);
 	if (rv == -EBUSY && qp->busy_rounds < PFNIC_FAULT_BUSY_ROUNDS) {
 		qp->busy_rounds++;
@@ -289,7 +305,7 @@ void pfnic_engine_fault(struct work_struct *work)
 	}
 
 	spin_lock_irq(&qp->lock);
-	qp->fault_mr = NULL;
+	qp->fault.mr = NULL;
 	if (qp->sq.gen == qp->fault_gen) {
 		qp->fault_status = rv;
 	} else {

@@ -64,6 +64,13 @@ struct ib_mr *pfnic_compat_reg_user_mr(struct ib_pd *ibpd, u64 start, u64 length
  */
 #define PFNIC_DEVICE_ATOMIC_WRITE	BIT_ULL(40)
 
+/* 6.12 moved the unaligned accessors (the wire's headers) from asm/ to linux/. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+#include <linux/unaligned.h>
+#else
+#include <asm/unaligned.h>
+#endif
+
 /* 6.3 made a VMA's flags writable through helpers only (ummunotify's mmap). */
 static inline void pfnic_vm_flags_mod(struct vm_area_struct *vma, vm_flags_t set,
 				      vm_flags_t clear)

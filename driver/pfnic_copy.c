@@ -138,18 +138,18 @@ static void pfnic_unlock_two(struct pfnic_xlt *a, struct pfnic_xlt *b)
 }
 
 /*
- * Records the fault that stalls @qp: the pages @len bytes from @uva of @mr need, or the first
- * PFNIC_FAULT_WINDOW of them.
+ * Records a fault in @f (a requester's, which stalls its QP, or a responder's on the wire):
+ * the pages @len bytes from @uva of @mr need, or the first PFNIC_FAULT_WINDOW of them.
  */
-static void pfnic_raise_fault(struct pfnic_qp *qp, struct pfnic_mr *mr, unsigned long uva,
+static void pfnic_raise_fault(struct pfnic_fault *f, struct pfnic_mr *mr, unsigned long uva,
 			      u64 len, bool write, bool remote)
 {
 	kref_get(&mr->ref);
-	qp->fault_mr = mr;
-	qp->fault_va = uva;
-	qp->fault_len = min_t(u64, len, PFNIC_FAULT_WINDOW - offset_in_page(uva));
-	qp->fault_write = write;
-	qp->fault_remote = remote;
+	f->mr = mr;
+	f->va = uva;
+	f->len = min_t(u64, len, PFNIC_FAULT_WINDOW - offset_in_page(uva));
+	f->write = write;
+	f->remote = remote;
 }
 
 /* The WQE the engine runs was taken away: its QP was reset, flushed or moved to error. */
@@ -162,7 +162,8 @@ bool pfnic_wqe_taken_away(struct pfnic_qp *qp)
 /**
  * pfnic_copy() - move bytes between two spans: MRs (through their translation tables, or
  *		  kernel memory for a kernel MR) or the engine's own buffers
- * @qp: the requesting QP, which a fault stalls
+ * @qp: the QP whose work this is (a long copy stops if its WQE is taken away)
+ * @f: where a fault is recorded (@qp's own, for a requester's, which stalls it)
  * @dst: where to, already checked for bounds and rights
  * @src: where from, likewise
  * @len: bytes
@@ -177,11 +178,12 @@ bool pfnic_wqe_taken_away(struct pfnic_qp *qp)
  * Context: the engine (process context; no spinlock held, a UD delivery holds the
  * receiver's deliver_lock); takes the spans' table locks. Between two runs it reschedules,
  * and stops if @qp's WQE was taken away.
- * Return: PFNIC_DONE; PFNIC_FAULT with the fault recorded in @qp (the bytes before the
+ * Return: PFNIC_DONE; PFNIC_FAULT with the fault recorded in @f (the bytes before the
  * missing page were moved); PFNIC_ABORT if @qp was reset or moved to the error state.
  */
-static enum pfnic_step pfnic_copy(struct pfnic_qp *qp, struct pfnic_span dst,
-				  struct pfnic_span src, u64 len, unsigned int remote, u64 *moved)
+static enum pfnic_step pfnic_copy(struct pfnic_qp *qp, struct pfnic_fault *f,
+				  struct pfnic_span dst, struct pfnic_span src, u64 len,
+				  unsigned int remote, u64 *moved)
 {
 	enum pfnic_step step = PFNIC_DONE;
 	unsigned int pages = 0;
@@ -234,9 +236,9 @@ fault:
 			pfnic_unlock_two(dst.xlt, src.xlt);
 		locked = false;
 		if (dst_missing)
-			pfnic_raise_fault(qp, dst.mr, dst.addr, len, true, remote & 1);
+			pfnic_raise_fault(f, dst.mr, dst.addr, len, true, remote & 1);
 		else
-			pfnic_raise_fault(qp, src.mr, src.addr, len, false, remote & 2);
+			pfnic_raise_fault(f, src.mr, src.addr, len, false, remote & 2);
 		step = PFNIC_FAULT;
 		break;
 	}
@@ -284,15 +286,17 @@ struct pfnic_mr *pfnic_mr_lookup(u32 key, struct ib_pd *pd, u64 iova, u64 len, i
 }
 
 /*
- * Changes the 8-byte word an atomic WQE names in @mr, with the CPU's own atomic
- * instructions, so that the change is atomic for the CPU and for every pfnic QP alike, and
- * puts the value it held in *@orig (an atomic write stores its value whole and returns
- * nothing). Return: PFNIC_DONE, or PFNIC_FAULT (recorded in @qp) with the word untouched.
+ * Changes the 8-byte word at @iova in @mr as an atomic of @opcode (IB_WR_ATOMIC_CMP_AND_SWP,
+ * IB_WR_ATOMIC_FETCH_AND_ADD or PFNIC_WR_ATOMIC_WRITE) with @compare_add and @swap, with
+ * the CPU's own atomic instructions, so that the change is atomic for the CPU and for every
+ * pfnic QP alike, and puts the value it held in *@orig (an atomic write stores its value
+ * whole and returns nothing). Return: PFNIC_DONE, or PFNIC_FAULT (recorded in @f) with the
+ * word untouched.
  */
-enum pfnic_step pfnic_atomic_word(struct pfnic_qp *qp, struct pfnic_mr *mr,
-				  const struct pfnic_wqe *wqe, u64 *orig)
+enum pfnic_step pfnic_atomic_word(struct pfnic_fault *f, struct pfnic_mr *mr, u64 iova,
+				  u32 opcode, u64 compare_add, u64 swap, u64 *orig)
 {
-	struct pfnic_span sp = pfnic_span_mr(mr, wqe->remote_addr);
+	struct pfnic_span sp = pfnic_span_mr(mr, iova);
 	u64 *word = NULL;
 
 	/* the caller checked that the word is aligned in memory: it lies in one page */
@@ -300,12 +304,12 @@ enum pfnic_step pfnic_atomic_word(struct pfnic_qp *qp, struct pfnic_mr *mr,
 		pfnic_lock_two(sp.xlt, NULL);
 		word = pfnic_span_map(&sp, true);
 		if (word) {
-			if (wqe->opcode == IB_WR_ATOMIC_CMP_AND_SWP)
-				*orig = cmpxchg64(word, wqe->compare_add, wqe->swap);
-			else if (wqe->opcode == PFNIC_WR_ATOMIC_WRITE)
-				atomic64_set((atomic64_t *)word, wqe->compare_add);
+			if (opcode == IB_WR_ATOMIC_CMP_AND_SWP)
+				*orig = cmpxchg64(word, compare_add, swap);
+			else if (opcode == PFNIC_WR_ATOMIC_WRITE)
+				atomic64_set((atomic64_t *)word, compare_add);
 			else
-				*orig = atomic64_fetch_add(wqe->compare_add, (atomic64_t *)word);
+				*orig = atomic64_fetch_add(compare_add, (atomic64_t *)word);
 			pfnic_span_unmap(&sp, word);
 		}
 		pfnic_unlock_two(sp.xlt, NULL);
@@ -313,7 +317,7 @@ enum pfnic_step pfnic_atomic_word(struct pfnic_qp *qp, struct pfnic_mr *mr,
 	pfnic_span_done(&sp);
 	if (word)
 		return PFNIC_DONE;
-	pfnic_raise_fault(qp, mr, sp.addr, sizeof(u64), true, true);
+	pfnic_raise_fault(f, mr, sp.addr, sizeof(u64), true, true);
 	return PFNIC_FAULT;
 }
 
@@ -342,7 +346,8 @@ enum pfnic_step pfnic_put_sgl(struct pfnic_qp *qp, const struct ib_sge *sgl, u32
 			*status = IB_WC_LOC_PROT_ERR;
 			return PFNIC_DONE;
 		}
-		step = pfnic_copy(qp, pfnic_span_mr(mr, sgl[i].addr), pfnic_span_raw(buf), n,
+		step = pfnic_copy(qp, &qp->fault, pfnic_span_mr(mr, sgl[i].addr),
+				  pfnic_span_raw(buf), n,
 				  remote ? 1 : 0, &moved);
 		pfnic_mr_put(mr);
 	}
@@ -442,9 +447,9 @@ enum pfnic_step pfnic_sg_copy(struct pfnic_qp *qp, const struct ib_sge *sgl, u32
 			    pfnic_span_raw((void *)(uintptr_t)(l->addr + loff));
 		psp = pfnic_span_mr(pmr, p ? p->addr + poff : remote_addr);
 		if (to_peer)
-			step = pfnic_copy(qp, psp, lsp, n, 1, done);
+			step = pfnic_copy(qp, &qp->fault, psp, lsp, n, 1, done);
 		else
-			step = pfnic_copy(qp, lsp, psp, n, 2, done);
+			step = pfnic_copy(qp, &qp->fault, lsp, psp, n, 2, done);
 		pfnic_mr_put(pmr);
 		if (lmr)
 			pfnic_mr_put(lmr);
@@ -459,4 +464,117 @@ next:
 		len -= n;
 	}
 	return PFNIC_DONE;
+}
+
+/**
+ * pfnic_sgl_io() - move bytes between a scatter/gather list, from an offset into it, and a
+ *		    buffer of the engine's (a packet's payload)
+ * @qp: the QP whose work this is
+ * @f: where a fault is recorded
+ * @sgl: the list
+ * @num_sge: its length
+ * @pd: the PD its MRs must be in
+ * @raw: the list is one entry over a WQE's inline data, which has no key
+ * @offset: where in the list the bytes start
+ * @buf: the buffer
+ * @len: bytes
+ * @to_sgl: the bytes go into the list (its MRs need local write rights), else out of it
+ * @remote: the list is the responder's (for the fault record)
+ * @status: IB_WC_SUCCESS; IB_WC_LOC_PROT_ERR for a bad key, PD, bounds or rights;
+ *	IB_WC_LOC_LEN_ERR if the list ends before @offset + @len
+ *
+ * Context: process; takes the MRs' table locks.
+ * Return: PFNIC_DONE (check @status; the bytes before a bad entry may have moved), or
+ * PFNIC_FAULT (recorded in @f; the bytes before the missing page moved).
+ */
+enum pfnic_step pfnic_sgl_io(struct pfnic_qp *qp, struct pfnic_fault *f,
+			     const struct ib_sge *sgl, u32 num_sge, struct ib_pd *pd, bool raw,
+			     u64 offset, void *buf, u32 len, bool to_sgl, bool remote,
+			     enum ib_wc_status *status)
+{
+	u32 i;
+
+	*status = IB_WC_SUCCESS;
+	for (i = 0; i < num_sge && len; i++) {
+		struct pfnic_mr *mr = NULL;
+		struct pfnic_span sp;
+		enum pfnic_step step;
+		u64 n, moved = 0;
+
+		if (offset >= sgl[i].length) {
+			offset -= sgl[i].length;
+			continue;
+		}
+		n = min_t(u64, len, sgl[i].length - offset);
+		if (raw) {
+			sp = pfnic_span_raw((void *)(uintptr_t)(sgl[i].addr + offset));
+		} else {
+			mr = pfnic_mr_lookup(sgl[i].lkey, pd, sgl[i].addr + offset, n,
+					     to_sgl ? IB_ACCESS_LOCAL_WRITE : 0);
+			if (!mr) {
+				*status = IB_WC_LOC_PROT_ERR;
+				return PFNIC_DONE;
+			}
+			sp = pfnic_span_mr(mr, sgl[i].addr + offset);
+		}
+		if (to_sgl)
+			step = pfnic_copy(qp, f, sp, pfnic_span_raw(buf), n, remote ? 1 : 0,
+					  &moved);
+		else
+			step = pfnic_copy(qp, f, pfnic_span_raw(buf), sp, n, remote ? 2 : 0,
+					  &moved);
+		if (mr)
+			pfnic_mr_put(mr);
+		if (step == PFNIC_FAULT)
+			return step;
+		buf += n;
+		len -= n;
+		offset = 0;
+	}
+	if (len)
+		*status = IB_WC_LOC_LEN_ERR;
+	return PFNIC_DONE;
+}
+
+/**
+ * pfnic_rkey_io() - a responder's RDMA: move bytes between the MR an rkey names and a
+ *		     buffer of the engine's (a packet's payload)
+ * @qp: the responder
+ * @f: where a fault is recorded
+ * @rkey: the key
+ * @pd: the PD the MR must be in
+ * @iova: where in it
+ * @buf: the buffer
+ * @len: bytes
+ * @write: the bytes go into the MR (a WRITE), else out of it (a READ's response)
+ * @status: IB_WC_SUCCESS, or IB_WC_REM_ACCESS_ERR for a bad key, bounds or rights
+ *
+ * Context: process; takes the MR's table locks.
+ * Return: PFNIC_DONE (check @status) or PFNIC_FAULT (recorded in @f).
+ */
+enum pfnic_step pfnic_rkey_io(struct pfnic_qp *qp, struct pfnic_fault *f, u32 rkey,
+			      struct ib_pd *pd, u64 iova, void *buf, u32 len, bool write,
+			      enum ib_wc_status *status)
+{
+	struct pfnic_mr *mr;
+	enum pfnic_step step;
+	u64 moved = 0;
+
+	*status = IB_WC_SUCCESS;
+	if (!len)
+		return PFNIC_DONE;
+	mr = pfnic_mr_lookup(rkey, pd, iova, len,
+			     write ? IB_ACCESS_REMOTE_WRITE : IB_ACCESS_REMOTE_READ);
+	if (!mr) {
+		*status = IB_WC_REM_ACCESS_ERR;
+		return PFNIC_DONE;
+	}
+	if (write)
+		step = pfnic_copy(qp, f, pfnic_span_mr(mr, iova), pfnic_span_raw(buf), len, 1,
+				  &moved);
+	else
+		step = pfnic_copy(qp, f, pfnic_span_raw(buf), pfnic_span_mr(mr, iova), len, 2,
+				  &moved);
+	pfnic_mr_put(mr);
+	return step == PFNIC_FAULT ? step : PFNIC_DONE;
 }

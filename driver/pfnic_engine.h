@@ -35,6 +35,7 @@ enum pfnic_step {
 	PFNIC_RNR,	/* the responder has no receive WQE */
 	PFNIC_ABORT,	/* the QP was reset or moved to the error state mid-copy */
 	PFNIC_NO_ACK,	/* no responder took the message (see pfnic_engine_drive()) */
+	PFNIC_WAIT,	/* on the wire: sent, the answers not all in (qp->wire.deadline) */
 };
 
 /*
@@ -52,8 +53,8 @@ enum pfnic_step {
 /* pfnic_copy.c: translation and copy */
 struct pfnic_mr *pfnic_mr_lookup(u32 key, struct ib_pd *pd, u64 iova, u64 len, int access);
 bool pfnic_wqe_taken_away(struct pfnic_qp *qp);
-enum pfnic_step pfnic_atomic_word(struct pfnic_qp *qp, struct pfnic_mr *mr,
-				  const struct pfnic_wqe *wqe, u64 *orig);
+enum pfnic_step pfnic_atomic_word(struct pfnic_fault *f, struct pfnic_mr *mr, u64 iova,
+				  u32 opcode, u64 compare_add, u64 swap, u64 *orig);
 enum pfnic_step pfnic_put_sgl(struct pfnic_qp *qp, const struct ib_sge *sgl, u32 num_sge,
 			      struct ib_pd *pd, const void *buf, u32 len, bool remote,
 			      enum ib_wc_status *status);
@@ -61,6 +62,14 @@ enum pfnic_step pfnic_sg_copy(struct pfnic_qp *qp, const struct ib_sge *sgl, u32
 			      const struct ib_sge *peer_sgl, u32 peer_num_sge,
 			      struct ib_pd *peer_pd, u32 rkey, u64 remote_addr, u64 len,
 			      bool to_peer, enum ib_wc_status *status, u64 *done);
+
+enum pfnic_step pfnic_sgl_io(struct pfnic_qp *qp, struct pfnic_fault *f,
+			     const struct ib_sge *sgl, u32 num_sge, struct ib_pd *pd, bool raw,
+			     u64 offset, void *buf, u32 len, bool to_sgl, bool remote,
+			     enum ib_wc_status *status);
+enum pfnic_step pfnic_rkey_io(struct pfnic_qp *qp, struct pfnic_fault *f, u32 rkey,
+			      struct ib_pd *pd, u64 iova, void *buf, u32 len, bool write,
+			      enum ib_wc_status *status);
 
 /* pfnic_req.c: the requester */
 void pfnic_engine_drive_retry(struct pfnic_qp *qp);
@@ -72,8 +81,26 @@ enum pfnic_step pfnic_resp_message(struct pfnic_qp *qp, struct pfnic_qp *peer, b
 				   enum ib_wc_status *status);
 enum pfnic_step pfnic_resp_datagram(struct pfnic_qp *qp, struct pfnic_qp *peer, bool failed,
 				    enum ib_wc_status *status);
+bool pfnic_take_recv(struct pfnic_qp *peer, struct pfnic_wqe *rwqe, u32 *rgen, bool *limit);
+void pfnic_recv_release(struct pfnic_qp *peer);
 bool pfnic_xrc_enter(struct pfnic_qp *peer, u32 srqn);
 void pfnic_xrc_leave(struct pfnic_qp *peer);
+
+/* pfnic_net.c: packets in and out */
+struct sk_buff *pfnic_pkt_alloc(struct pfnic_dev *pfnic, u32 hdrlen, u32 paylen);
+int pfnic_pkt_send(struct pfnic_dev *pfnic, struct sk_buff *skb, const union ib_gid *sgid,
+		   const union ib_gid *dgid, u16 sport);
+bool pfnic_op_is_answer(u8 opcode);
+
+/* pfnic_wire_req.c: the requester on the wire */
+enum pfnic_step pfnic_wire_send(struct pfnic_qp *qp, bool failed, enum ib_wc_status *status);
+enum pfnic_step pfnic_wire_datagram(struct pfnic_qp *qp, enum ib_wc_status *status);
+void pfnic_wire_answer_arrived(struct pfnic_qp *qp, struct sk_buff *skb);
+void pfnic_wire_bth(struct sk_buff *skb, u8 opcode, u8 flags, u32 qpn, u32 psn, bool ackreq,
+		    u32 paylen);
+
+/* pfnic_wire_resp.c: the responder on the wire */
+void pfnic_wire_request_arrived(struct pfnic_qp *qp, struct sk_buff *skb);
 
 /* pfnic_comp.c: the completer */
 bool pfnic_ring_mark_idle(struct pfnic_qp *qp);

@@ -8,6 +8,7 @@
  * when their netdev is unregistered, or when the module is unloaded.
  */
 #include <linux/module.h>
+#include <linux/rtnetlink.h>
 #include <linux/init.h>
 #include <linux/utsname.h>
 #include <net/addrconf.h>
@@ -44,6 +45,9 @@ void pfnic_dealloc_driver(struct ib_device *ibdev)
 {
 	struct pfnic_dev *pfnic = to_pfnic_dev(ibdev);
 
+	rtnl_lock();
+	pfnic_net_detach(pfnic->ndev);
+	rtnl_unlock();
 	netdev_put(pfnic->ndev, &pfnic->ndev_tracker);
 }
 
@@ -106,6 +110,8 @@ static int pfnic_dev_add(struct net_device *ndev, const char *name)
 	rv = ib_register_device(ibdev, name, NULL);
 	if (rv)
 		goto err_dealloc;
+	/* RoCE v2 from other hosts, once there is a device whose QPs take it */
+	pfnic_net_attach(pfnic);
 	dev_info(&ibdev->dev, "created on %s\n", netdev_name(ndev));
 	return 0;
 
@@ -148,6 +154,8 @@ static int pfnic_netdev_event(struct notifier_block *nb, unsigned long event, vo
 
 	switch (event) {
 	case NETDEV_UNREGISTER:
+		/* the netdev's packets go back first (the RTNL is held here) */
+		pfnic_net_detach(ndev);
 		/* the core drops the device, and with it our netdev reference, off this path */
 		ib_unregister_device_queued(ibdev);
 		break;

@@ -59,15 +59,16 @@ struct pfnic_qp *pfnic_qp_get(u32 qpn)
  * @dgid: the destination GID
  * @net: the sender's network namespace, where the GID must be
  *
- * Context: process (looks GID tables up).
+ * Context: any (the wire's receive path looks its QP1 up in softirq).
  * Return: the GSI QP of the device that has @dgid, or NULL if none has (or its QP1 is gone).
  */
 struct pfnic_qp *pfnic_gsi_get(const union ib_gid *dgid, struct net *net)
 {
 	const struct ib_gid_attr *gid;
 	struct pfnic_qp *qp, *found = NULL;
+	unsigned long flags;
 
-	spin_lock_irq(&pfnic_gsi_lock);
+	spin_lock_irqsave(&pfnic_gsi_lock, flags);
 	list_for_each_entry(qp, &pfnic_gsi_qps, gsi_entry) {
 		if (!net_eq(dev_net(qp->pfnic->ndev), net))
 			continue;
@@ -80,7 +81,7 @@ struct pfnic_qp *pfnic_gsi_get(const union ib_gid *dgid, struct net *net)
 			found = qp;
 		break;
 	}
-	spin_unlock_irq(&pfnic_gsi_lock);
+	spin_unlock_irqrestore(&pfnic_gsi_lock, flags);
 	return found;
 }
 
@@ -232,6 +233,7 @@ static int pfnic_qp_kernel_queues(struct pfnic_qp *qp, struct ib_qp_init_attr *i
 static void pfnic_qp_free(struct pfnic_qp *qp)
 {
 	kfree(qp->srq_wqe);
+	kfree(qp->wire.rwqe);
 	kfree(qp->rcur);
 	kfree(qp->cur);
 	pfnic_wq_destroy(&qp->rq);
@@ -305,6 +307,12 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	INIT_WORK(&qp->flush_work, pfnic_qp_flush_work);
 	INIT_LIST_HEAD(&qp->gsi_entry);
 	INIT_LIST_HEAD(&qp->poll_entry);
+	skb_queue_head_init(&qp->wire.acks);
+	skb_queue_head_init(&qp->wire.rxq);
+	INIT_WORK(&qp->wire.rx_work, pfnic_wire_rx_work);
+	INIT_WORK(&qp->wire.fault_work, pfnic_wire_fault_work);
+	/* no message open: a responder takes a first or only packet next */
+	qp->wire.last_op = PFNIC_OP_SEND_ONLY;
 	qp->attr.qp_state = IB_QPS_RESET;
 	qp->attr.path_mtu = IB_MTU_1024;
 	qp->attr.port_num = PFNIC_PORT;
@@ -335,7 +343,9 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	cur_size = max(struct_size(qp->cur, sge, PFNIC_MAX_SGE), qp->sq.stride);
 	qp->cur = kzalloc(cur_size, GFP_KERNEL_ACCOUNT);
 	qp->rcur = kzalloc(struct_size(qp->rcur, sge, PFNIC_MAX_SGE), GFP_KERNEL_ACCOUNT);
-	if (!qp->cur || !qp->rcur) {
+	qp->wire.rwqe = kzalloc(struct_size(qp->wire.rwqe, sge, PFNIC_MAX_SGE),
+				GFP_KERNEL_ACCOUNT);
+	if (!qp->cur || !qp->rcur || !qp->wire.rwqe) {
 		rv = -ENOMEM;
 		goto err_free;
 	}
@@ -393,9 +403,18 @@ int pfnic_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	cancel_work_sync(&qp->fault_work);
 	cancel_delayed_work_sync(&qp->rnr_work);
 	cancel_work_sync(&qp->work);
+	/* the responder on the wire can queue its fault, and nothing else */
+	cancel_work_sync(&qp->wire.rx_work);
+	cancel_work_sync(&qp->wire.fault_work);
+	skb_queue_purge(&qp->wire.rxq);
+	skb_queue_purge(&qp->wire.acks);
 
-	if (qp->fault_mr)
-		pfnic_mr_put(qp->fault_mr);
+	if (qp->fault.mr)
+		pfnic_mr_put(qp->fault.mr);
+	if (qp->wire.fault.mr)
+		pfnic_mr_put(qp->wire.fault.mr);
+	if (qp->wire.met.mr)
+		pfnic_mr_put(qp->wire.met.mr);
 	/* nothing completes for it any more: a kernel CQ forgets what it holds of it */
 	if (ibqp->send_cq)
 		pfnic_cq_clean(to_pfnic_cq(ibqp->send_cq), ibqp);
@@ -562,6 +581,8 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	enum ib_qp_state cur, next;
 	bool flush = false, kick = false, drain = false, reset = false;
 	u64 peer_incarnation = 0;
+	union ib_gid sgid = {};
+	bool remote = false;
 	int rv;
 
 	if (udata && (udata->inlen || udata->outlen))
@@ -575,6 +596,23 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		if (peer) {
 			peer_incarnation = peer->incarnation;
 			pfnic_qp_put(peer);
+		}
+	}
+
+	/* a peer no pfnic device of this kernel has is another host's: the wire */
+	if ((mask & IB_QP_AV) && pfnic_qp_connected(qp)) {
+		const struct ib_gid_attr *gattr = attr->ah_attr.grh.sgid_attr;
+
+		remote = !pfnic_gid_local(&attr->ah_attr.grh.dgid, dev_net(qp->pfnic->ndev));
+		if (gattr) {
+			sgid = gattr->gid;
+		} else {
+			gattr = rdma_get_gid_attr(ibqp->device, PFNIC_PORT,
+						  attr->ah_attr.grh.sgid_index);
+			if (IS_ERR(gattr))
+				return -EINVAL;
+			sgid = gattr->gid;
+			rdma_put_gid_attr(gattr);
 		}
 	}
 
@@ -604,6 +642,10 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		qp->attr.ah_attr = attr->ah_attr;
 		/* the core holds that reference only for the call */
 		qp->attr.ah_attr.grh.sgid_attr = NULL;
+		WRITE_ONCE(qp->wire.remote, remote);
+		qp->wire.sgid = sgid;
+		qp->wire.dgid = attr->ah_attr.grh.dgid;
+		qp->wire.sport = pfnic_flow_port(ibqp->qp_num);
 	}
 	if (mask & IB_QP_PATH_MTU)
 		qp->attr.path_mtu = attr->path_mtu;
@@ -613,14 +655,29 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		qp->attr.retry_cnt = attr->retry_cnt;
 	if (mask & IB_QP_RNR_RETRY)
 		qp->attr.rnr_retry = attr->rnr_retry;
-	if (mask & IB_QP_RQ_PSN)
+	if (mask & IB_QP_RQ_PSN) {
 		qp->attr.rq_psn = attr->rq_psn;
+		/* a responder starts afresh at its first PSN */
+		qp->wire.epsn = attr->rq_psn & PFNIC_PSN_MASK;
+		qp->wire.msn = 0;
+		qp->wire.nak_sent = false;
+		qp->wire.last_op = PFNIC_OP_SEND_ONLY;
+		memset(qp->wire.atomics, 0, sizeof(qp->wire.atomics));
+		qp->wire.fault_failed = false;
+		qp->wire.rd_active = false;
+	}
 	if (mask & IB_QP_MAX_QP_RD_ATOMIC)
 		qp->attr.max_rd_atomic = attr->max_rd_atomic;
 	if (mask & IB_QP_MIN_RNR_TIMER)
 		qp->attr.min_rnr_timer = attr->min_rnr_timer;
-	if (mask & IB_QP_SQ_PSN)
+	if (mask & IB_QP_SQ_PSN) {
 		qp->attr.sq_psn = attr->sq_psn;
+		qp->wire.next_psn = attr->sq_psn & PFNIC_PSN_MASK;
+	}
+	/* on the wire, a packet of the path MTU with its headers must fit the netdev's MTU */
+	qp->wire.mtu = min(ib_mtu_enum_to_int(qp->attr.path_mtu),
+			   ib_mtu_enum_to_int(ib_mtu_int_to_enum(READ_ONCE(qp->pfnic->ndev->mtu) -
+							   PFNIC_WIRE_HEADROOM)));
 	if (mask & IB_QP_MAX_DEST_RD_ATOMIC)
 		qp->attr.max_dest_rd_atomic = attr->max_dest_rd_atomic;
 	if (mask & IB_QP_DEST_QPN) {
@@ -640,6 +697,9 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		qp->fault_status = 0;
 		/* the WQE a retry timer was set for is gone: the timer finds nothing to wait for */
 		qp->retry_wait = false;
+		qp->wire.waiting = false;
+		qp->wire.started = false;
+		qp->wire.rd_active = false;
 		/* as the QP's own receive WQEs, one taken from its SRQ goes without completion */
 		qp->srq_held = false;
 		qp->last_wqe = false;
@@ -664,6 +724,11 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 
 	if (flush)
 		pfnic_qp_flush(qp);
+	/* what the wire brought for the QP's last life */
+	if (reset) {
+		skb_queue_purge(&qp->wire.acks);
+		skb_queue_purge(&qp->wire.rxq);
+	}
 	/*
 	 * A QP in RESET has no completions left in its CQs, as on mlx5: a program that moves a
 	 * failed QP back up finds none of its flushed ones (a kernel QP on an SRQ keeps them:
@@ -1043,8 +1108,11 @@ int pfnic_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
 		pfnic_qp_flush_posted(qp);
 		return rv;
 	}
-	/* a peer waiting for a receive WQE (RNR) retries now rather than after its timer */
-	if (state >= IB_QPS_RTR)
+	/*
+	 * A peer of this kernel waiting for a receive WQE (RNR) retries now rather than after
+	 * its timer; one on another host waits its timer out, as with any NIC.
+	 */
+	if (state >= IB_QPS_RTR && !READ_ONCE(qp->wire.remote))
 		peer = pfnic_qp_get(dest);
 	if (peer) {
 		if (delayed_work_pending(&peer->rnr_work))

@@ -34,6 +34,19 @@ u32 pfnic_req_payload(struct pfnic_qp *qp, struct ib_sge *one, const struct ib_s
 	return 1;
 }
 
+/*
+ * Whether a GID is one of a pfnic device of this kernel, in @net: its QPs are reached
+ * directly; any other GID is another host's, reached over the wire.
+ */
+bool pfnic_gid_local(const union ib_gid *gid, struct net *net)
+{
+	struct pfnic_qp *gsi = pfnic_gsi_get(gid, net);
+
+	if (gsi)
+		pfnic_qp_put(gsi);
+	return gsi;
+}
+
 /* Whether two QPs' devices are in one network namespace, where their GIDs reach each other. */
 bool pfnic_same_net(struct pfnic_qp *a, struct pfnic_qp *b)
 {
@@ -116,7 +129,7 @@ static enum pfnic_step pfnic_req_message(struct pfnic_qp *qp, struct pfnic_qp *p
 	enum pfnic_step step;
 
 	*status = pfnic_check_local(qp, wqe);
-	if (*status == IB_WC_SUCCESS && failed && !qp->fault_remote)
+	if (*status == IB_WC_SUCCESS && failed && !qp->fault.remote)
 		*status = IB_WC_LOC_PROT_ERR;
 	if (*status != IB_WC_SUCCESS)
 		return PFNIC_DONE;
@@ -159,7 +172,7 @@ static enum pfnic_step pfnic_execute_mcast(struct pfnic_qp *qp, bool failed,
  * pfnic_execute_ud() - run qp->cur, a UD send: a datagram to the QP and GID it names, or to
  *			the members of the multicast group of its GID
  * @qp: the sender
- * @failed: a page fault of this WQE could not be resolved (qp->fault_remote says whose)
+ * @failed: a page fault of this WQE could not be resolved (qp->fault.remote says whose)
  * @status: the sender's completion status, when the WQE ran to its end
  *
  * A datagram that finds no QP, a QP of another type or Q_Key, or no receive WQE is lost,
@@ -179,7 +192,7 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 	int mtu;
 
 	*status = pfnic_check_local(qp, wqe);
-	if (*status == IB_WC_SUCCESS && failed && !qp->fault_remote)
+	if (*status == IB_WC_SUCCESS && failed && !qp->fault.remote)
 		*status = IB_WC_LOC_PROT_ERR;
 	if (*status != IB_WC_SUCCESS)
 		return PFNIC_DONE;
@@ -191,6 +204,9 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 	}
 	if (pfnic_gid_multicast(&wqe->dgid))
 		return pfnic_execute_mcast(qp, failed, status);
+	/* a GID no pfnic device of this kernel has is another host's: the wire */
+	if (!pfnic_gid_local(&wqe->dgid, dev_net(qp->pfnic->ndev)))
+		return pfnic_wire_datagram(qp, status);
 	/* QP1 is every device's: the one whose port has the destination GID */
 	if (wqe->remote_qpn == PFNIC_GSI_QPN)
 		peer = pfnic_gsi_get(&wqe->dgid, dev_net(qp->pfnic->ndev));
@@ -320,6 +336,7 @@ static void pfnic_engine_go(struct pfnic_qp *qp, bool retry)
 			qp->atomic_done = false;
 			qp->progress = 0;
 			qp->mcast_after = 0;
+			qp->wire.started = false;
 			qp->wqe_gen = gen;
 			qp->wqe_head = qp->sq.head;
 		}
@@ -335,6 +352,12 @@ static void pfnic_engine_go(struct pfnic_qp *qp, bool retry)
 			status = pfnic_execute_local(qp);
 		} else if (!pfnic_qp_connected(qp)) {
 			step = pfnic_execute_ud(qp, failed, &status);
+		} else if (qp->wire.remote) {
+			/* RC to another host; UC and XRC reach pfnic devices of this kernel only */
+			if (qp->ibqp.qp_type == IB_QPT_RC)
+				step = pfnic_wire_send(qp, failed, &status);
+			else
+				status = IB_WC_LOC_QP_OP_ERR;
 		} else {
 			peer = pfnic_peer(qp);
 			if (!peer) {

@@ -70,7 +70,8 @@ static enum pfnic_step pfnic_resp_atomic(struct pfnic_qp *qp, struct pfnic_qp *p
 		*status = IB_WC_REM_INV_REQ_ERR;
 		return PFNIC_DONE;
 	}
-	step = pfnic_atomic_word(qp, mr, wqe, &qp->atomic_orig);
+	step = pfnic_atomic_word(&qp->fault, mr, wqe->remote_addr, wqe->opcode,
+				 wqe->compare_add, wqe->swap, &qp->atomic_orig);
 	pfnic_mr_put(mr);
 	if (step == PFNIC_DONE)
 		qp->atomic_done = true;
@@ -90,8 +91,7 @@ static bool pfnic_can_receive(enum ib_qp_state state)
  * the caller's to fill (@peer->rq_busy) until pfnic_respond() or pfnic_recv_release(). Caller
  * holds @peer->lock. Return: false if there is none.
  */
-static bool pfnic_take_recv(struct pfnic_qp *peer, struct pfnic_wqe *rwqe, u32 *rgen,
-			    bool *limit)
+bool pfnic_take_recv(struct pfnic_qp *peer, struct pfnic_wqe *rwqe, u32 *rgen, bool *limit)
 {
 	lockdep_assert_held(&peer->lock);
 	if (peer->srq) {
@@ -115,7 +115,7 @@ static bool pfnic_take_recv(struct pfnic_qp *peer, struct pfnic_wqe *rwqe, u32 *
  * of the requester's own): it stays at the head. If a flush came meanwhile, it left that WQE
  * to us: it is flushed now.
  */
-static void pfnic_recv_release(struct pfnic_qp *peer)
+void pfnic_recv_release(struct pfnic_qp *peer)
 {
 	bool flush;
 

@@ -122,8 +122,8 @@ TRACE_EVENT(pfnic_resume,
 		strscpy(__entry->dev, PFNIC_TRACE_DEV(mr), IB_DEVICE_NAME_MAX);
 		__entry->qpn = qp->ibqp.qp_num;
 		__entry->lkey = mr->ibmr.lkey;
-		__entry->va = qp->fault_va;
-		__entry->len = qp->fault_len;
+		__entry->va = qp->fault.va;
+		__entry->len = qp->fault.len;
 		__entry->result = result;
 	),
 	TP_printk("dev=%s qpn=0x%x lkey=0x%x va=0x%llx len=%llu result=%d",

@@ -233,6 +233,18 @@ const struct rdma_stat_desc pfnic_stat_descs[PFNIC_STAT_COUNT] = {
 	[PFNIC_STAT_DOORBELLS] = { .name = "doorbells" },
 	/* the engine runs the polling thread started on WQEs it found, with no doorbell */
 	[PFNIC_STAT_POLLED_RUNS] = { .name = "polled_runs" },
+	/* on the wire, under rxe's and mlx5's names where they have one */
+	[PFNIC_STAT_SENT_PKTS] = { .name = "sent_pkts" },
+	[PFNIC_STAT_RCVD_PKTS] = { .name = "rcvd_pkts" },
+	[PFNIC_STAT_RX_MALFORMED] = { .name = "rx_malformed" },
+	[PFNIC_STAT_RX_ICRC_ERRORS] = { .name = "rx_icrc_errors" },
+	[PFNIC_STAT_RX_UNKNOWN_QP] = { .name = "rx_unknown_qp" },
+	[PFNIC_STAT_RX_DROPPED] = { .name = "rx_dropped" },
+	[PFNIC_STAT_RETRANSMITS] = { .name = "retransmits" },
+	[PFNIC_STAT_RCVD_SEQ_ERR] = { .name = "rcvd_seq_err" },
+	[PFNIC_STAT_OUT_OF_SEQUENCE] = { .name = "out_of_sequence" },
+	[PFNIC_STAT_DUPLICATE_REQUEST] = { .name = "duplicate_request" },
+	[PFNIC_STAT_SEND_RNR_NAK] = { .name = "send_rnr_nak" },
 };
 
 static struct rdma_hw_stats *pfnic_alloc_hw_port_stats(struct ib_device *ibdev, u32 port)

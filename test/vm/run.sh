@@ -14,6 +14,10 @@
 #   --forward PORT     forward 127.0.0.1:PORT on the host to the guest's PORT
 #   --nic              a virtio NIC that reaches nothing (a netdev with a PCI device
 #                      under it, as a hardware NIC has; test/vm/guest net brings it up)
+#   --link ROLE:PORT:N a virtio NIC (MAC 52:54:00:00:00:0N) on an Ethernet link to one
+#                      other guest, through QEMU's socket netdev on loopback: ROLE listen
+#                      on PORT (the first guest), or connect to it (the second);
+#                      test/vm/guest link brings it up
 #   --timeout SECONDS  power the guest off after this long (default 900); a guest that has
 #                      not started the command after PFNIC_BOOT_LIMIT seconds (the kernel's
 #                      boot_limit in kernels.json, else 180) is booted again, three times at most
@@ -27,7 +31,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-mem=2G numa=0 dimm= qmp= forward= nic=0 timeout_s=900 console=0
+mem=2G numa=0 dimm= qmp= forward= nic=0 link= timeout_s=900 console=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--mem) mem=$2; shift 2 ;;
@@ -36,6 +40,7 @@ while [ $# -gt 0 ]; do
 	--qmp) qmp=$2; shift 2 ;;
 	--forward) forward=$2; shift 2 ;;
 	--nic) nic=1; shift ;;
+	--link) link=$2; shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--console) console=1; shift ;;
 	--) shift; break ;;
@@ -131,6 +136,12 @@ if [ -n "$forward" ]; then
 		-device virtio-net-pci,netdev=lab,romfile=)
 elif [ $nic = 1 ]; then
 	args+=(-netdev user,id=lab,restrict=on -device virtio-net-pci,netdev=lab,romfile=)
+fi
+if [ -n "$link" ]; then
+	IFS=: read -r link_role link_port link_n <<< "$link"
+	case $link_role in listen|connect) ;; *) rig_die "--link $link: ROLE is listen or connect" ;; esac
+	args+=(-netdev "socket,id=wire,$link_role=127.0.0.1:$link_port"
+		-device "virtio-net-pci,netdev=wire,mac=52:54:00:00:00:0$link_n,romfile=")
 fi
 args+=(-append "$append")
 

@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * pfnic: the requester on the wire (see pfnic_wire.h). An RC QP whose peer is on another
+ * host sends the WQE at its send queue's head as packets: each WQE takes the PSNs of its
+ * packets (a READ, one per response packet it asks for), up to PFNIC_WIRE_WINDOW of them
+ * beyond the last one acknowledged are in flight, and the WQE completes when the responder
+ * has acknowledged its last packet, sent its last READ response, or answered its atomic.
+ *
+ * The answers (ACKs, NAKs, READ responses, atomic ACKs) wait in the QP's queue for the
+ * engine, which takes them in its own context. An answer that comes while the engine waits
+ * runs it at once. A requester goes back to the first packet not acknowledged, and sends
+ * again from there, after a PSN sequence error NAK at once, after an RNR NAK once the
+ * responder's RNR timer has run out (rnr_retry times), and after its local ACK timeout
+ * (retry_cnt times in a row without progress); then the WQE fails.
+ */
+#include <rdma/ib_cache.h>
+
+#include "pfnic_engine.h"
+
+/* Packets of a WQE in flight beyond the last one acknowledged. */
+#define PFNIC_WIRE_WINDOW	32
+
+/* The BTH of a packet pfnic_pkt_alloc() gave, at its data's start. */
+void pfnic_wire_bth(struct sk_buff *skb, u8 opcode, u8 flags, u32 qpn, u32 psn, bool ackreq,
+		    u32 paylen)
+{
+	struct pfnic_bth *bth = (struct pfnic_bth *)skb->data;
+
+	bth->opcode = opcode;
+	/* the pad count: the payload is padded to 4 bytes */
+	bth->flags = flags | (((4 - (paylen & 3)) & 3) << 4);
+	bth->pkey = htons(PFNIC_DEFAULT_PKEY);
+	bth->qpn = cpu_to_be32(qpn & PFNIC_QPN_MASK);
+	bth->apsn = cpu_to_be32((psn & PFNIC_PSN_MASK) | (ackreq ? PFNIC_BTH_ACKREQ : 0));
+}
+
+/* How long a requester waits for an ACK: as pfnic_comp.c's local ACK timeout. */
+static unsigned long pfnic_wire_timeout(struct pfnic_qp *qp)
+{
+	u8 timeout = qp->attr.timeout;
+
+	if (!timeout)
+		return HZ;
+	return max(1UL, nsecs_to_jiffies(4096ULL << min_t(u8, timeout, 31)));
+}
+
+static bool pfnic_wqe_is_atomic(const struct pfnic_wqe *wqe)
+{
+	return wqe->opcode == IB_WR_ATOMIC_CMP_AND_SWP ||
+	       wqe->opcode == IB_WR_ATOMIC_FETCH_AND_ADD || wqe->opcode == PFNIC_WR_ATOMIC_WRITE;
+}
+
+/* The opcode of packet @i of @n of a SEND or WRITE. */
+static u8 pfnic_wire_opcode(const struct pfnic_wqe *wqe, u32 i, u32 n)
+{
+	bool first = i == 0, last = i == n - 1;
+
+	switch (wqe->opcode) {
+	case IB_WR_RDMA_WRITE:
+	case IB_WR_RDMA_WRITE_WITH_IMM:
+		if (first && last)
+			return wqe->opcode == IB_WR_RDMA_WRITE ? PFNIC_OP_WRITE_ONLY :
+								 PFNIC_OP_WRITE_ONLY_IMM;
+		if (first)
+			return PFNIC_OP_WRITE_FIRST;
+		if (!last)
+			return PFNIC_OP_WRITE_MIDDLE;
+		return wqe->opcode == IB_WR_RDMA_WRITE ? PFNIC_OP_WRITE_LAST :
+							 PFNIC_OP_WRITE_LAST_IMM;
+	default:
+		if (!last)
+			return first ? PFNIC_OP_SEND_FIRST : PFNIC_OP_SEND_MIDDLE;
+		if (wqe->opcode == IB_WR_SEND_WITH_IMM)
+			return first ? PFNIC_OP_SEND_ONLY_IMM : PFNIC_OP_SEND_LAST_IMM;
+		if (wqe->opcode == IB_WR_SEND_WITH_INV)
+			return first ? PFNIC_OP_SEND_ONLY_INV : PFNIC_OP_SEND_LAST_INV;
+		return first ? PFNIC_OP_SEND_ONLY : PFNIC_OP_SEND_LAST;
+	}
+}
+
+/*
+ * Sends packet @i of the head WQE, a SEND or a WRITE. Return: PFNIC_DONE (check @status:
+ * a bad local buffer fails the WQE) or PFNIC_FAULT (its local memory is not there).
+ */
+static enum pfnic_step pfnic_wire_send_data(struct pfnic_qp *qp, u32 i, bool ackreq,
+					    enum ib_wc_status *status)
+{
+	struct pfnic_wire *w = &qp->wire;
+	struct pfnic_wqe *wqe = qp->cur;
+	u64 off = (u64)i * w->mtu;
+	u32 len = min_t(u64, wqe->total_len - off, w->mtu);
+	u8 op = pfnic_wire_opcode(wqe, i, w->npkts);
+	const struct ib_sge *lsgl;
+	struct ib_sge one;
+	struct sk_buff *skb;
+	enum pfnic_step step;
+	u32 hdr = PFNIC_BTH_LEN, lnum;
+	u8 *p;
+
+	if (op == PFNIC_OP_WRITE_FIRST || op == PFNIC_OP_WRITE_ONLY ||
+	    op == PFNIC_OP_WRITE_ONLY_IMM)
+		hdr += PFNIC_RETH_LEN;
+	if (op == PFNIC_OP_WRITE_ONLY_IMM || op == PFNIC_OP_WRITE_LAST_IMM ||
+	    op == PFNIC_OP_SEND_ONLY_IMM || op == PFNIC_OP_SEND_LAST_IMM ||
+	    op == PFNIC_OP_SEND_ONLY_INV || op == PFNIC_OP_SEND_LAST_INV)
+		hdr += 4;
+	skb = pfnic_pkt_alloc(qp->pfnic, hdr, len);
+	if (!skb)
+		return PFNIC_DONE;	/* as a packet lost: the timeout sends it again */
+	lnum = pfnic_req_payload(qp, &one, &lsgl);
+	step = pfnic_sgl_io(qp, &qp->fault, lsgl, lnum, qp->ibqp.pd,
+			    wqe->send_flags & IB_SEND_INLINE, off, skb->data + hdr, len, false,
+			    false, status);
+	if (step != PFNIC_DONE || *status != IB_WC_SUCCESS) {
+		kfree_skb(skb);
+		if (*status == IB_WC_LOC_LEN_ERR)
+			*status = IB_WC_LOC_PROT_ERR;
+		return step;
+	}
+	pfnic_wire_bth(skb, op, i == w->npkts - 1 && (wqe->send_flags & IB_SEND_SOLICITED) ?
+		       PFNIC_BTH_SE : 0, qp->attr.dest_qp_num, w->wqe_psn + i, ackreq, len);
+	p = skb->data + PFNIC_BTH_LEN;
+	if (hdr - PFNIC_BTH_LEN >= PFNIC_RETH_LEN) {
+		struct pfnic_reth *reth = (struct pfnic_reth *)p;
+
+		reth->va = cpu_to_be64(wqe->remote_addr);
+		reth->rkey = cpu_to_be32(wqe->rkey);
+		reth->len = cpu_to_be32(wqe->total_len);
+		p += PFNIC_RETH_LEN;
+	}
+	if (op == PFNIC_OP_SEND_ONLY_INV || op == PFNIC_OP_SEND_LAST_INV)
+		put_unaligned_be32(wqe->invalidate_rkey, p);
+	else if (p < skb->data + hdr)
+		memcpy(p, &wqe->imm_data, 4);
+	pfnic_pkt_send(qp->pfnic, skb, &w->sgid, &w->dgid, w->sport);
+	return PFNIC_DONE;
+}
+
+/* Sends the head WQE's READ request for what is not in yet, or its atomic. */
+static void pfnic_wire_send_request(struct pfnic_qp *qp)
+{
+	struct pfnic_wire *w = &qp->wire;
+	struct pfnic_wqe *wqe = qp->cur;
+	struct sk_buff *skb;
+	u8 op;
+
+	if (wqe->opcode == IB_WR_RDMA_READ) {
+		u64 off = (u64)w->acked * w->mtu;
+		struct pfnic_reth *reth;
+
+		skb = pfnic_pkt_alloc(qp->pfnic, PFNIC_BTH_LEN + PFNIC_RETH_LEN, 0);
+		if (!skb)
+			return;
+		reth = (struct pfnic_reth *)(skb->data + PFNIC_BTH_LEN);
+		reth->va = cpu_to_be64(wqe->remote_addr + off);
+		reth->rkey = cpu_to_be32(wqe->rkey);
+		reth->len = cpu_to_be32(wqe->total_len - off);
+		op = PFNIC_OP_READ_REQUEST;
+	} else if (wqe->opcode == PFNIC_WR_ATOMIC_WRITE) {
+		struct pfnic_reth *reth;
+
+		skb = pfnic_pkt_alloc(qp->pfnic, PFNIC_BTH_LEN + PFNIC_RETH_LEN, sizeof(u64));
+		if (!skb)
+			return;
+		reth = (struct pfnic_reth *)(skb->data + PFNIC_BTH_LEN);
+		reth->va = cpu_to_be64(wqe->remote_addr);
+		reth->rkey = cpu_to_be32(wqe->rkey);
+		reth->len = cpu_to_be32(sizeof(u64));
+		/* the value as the requester's memory holds it: the responder stores it so */
+		memcpy(skb->data + PFNIC_BTH_LEN + PFNIC_RETH_LEN, &wqe->compare_add,
+		       sizeof(u64));
+		op = PFNIC_OP_ATOMIC_WRITE;
+	} else {
+		struct pfnic_atmeth *ae;
+
+		skb = pfnic_pkt_alloc(qp->pfnic, PFNIC_BTH_LEN + PFNIC_ATMETH_LEN, 0);
+		if (!skb)
+			return;
+		ae = (struct pfnic_atmeth *)(skb->data + PFNIC_BTH_LEN);
+		ae->va = cpu_to_be64(wqe->remote_addr);
+		ae->rkey = cpu_to_be32(wqe->rkey);
+		if (wqe->opcode == IB_WR_ATOMIC_CMP_AND_SWP) {
+			ae->swap_add = cpu_to_be64(wqe->swap);
+			ae->compare = cpu_to_be64(wqe->compare_add);
+			op = PFNIC_OP_CMP_SWAP;
+		} else {
+			ae->swap_add = cpu_to_be64(wqe->compare_add);
+			op = PFNIC_OP_FETCH_ADD;
+		}
+	}
+	pfnic_wire_bth(skb, op, 0, qp->attr.dest_qp_num, w->wqe_psn + w->acked, true,
+		       op == PFNIC_OP_ATOMIC_WRITE ? sizeof(u64) : 0);
+	pfnic_pkt_send(qp->pfnic, skb, &w->sgid, &w->dgid, w->sport);
+}
+
+/* The completion status a NAK's code gives its WQE. */
+static enum ib_wc_status pfnic_nak_status(u8 code)
+{
+	switch (code) {
+	case PFNIC_NAK_REM_ACCESS:
+		return IB_WC_REM_ACCESS_ERR;
+	case PFNIC_NAK_REM_OP:
+		return IB_WC_REM_OP_ERR;
+	default:
+		return IB_WC_REM_INV_REQ_ERR;
+	}
+}
+
+/*
+ * One answer for the head WQE: moves what it acknowledges forward, or takes its data. An
+ * answer to an earlier PSN (a duplicate, one overtaken) is dropped.
+ * Return: PFNIC_DONE to go on (@status set if the answer failed the WQE), PFNIC_RNR (a
+ * wait the responder asked for), PFNIC_FAULT (the WQE's own memory is not there: the
+ * answer stays queued for the engine's next run).
+ */
+static enum pfnic_step pfnic_wire_take_answer(struct pfnic_qp *qp, struct sk_buff *skb,
+					      enum ib_wc_status *status)
+{
+	struct pfnic_pkt *pkt = PFNIC_PKT(skb);
+	struct pfnic_wire *w = &qp->wire;
+	struct pfnic_wqe *wqe = qp->cur;
+	s32 off = pfnic_psn_diff(pkt->psn, w->wqe_psn);
+	u8 op = PFNIC_OP_CODE(pkt->opcode), syn = 0;
+	bool read = wqe->opcode == IB_WR_RDMA_READ;
+	enum pfnic_step step;
+	u64 orig;
+
+	if (op != PFNIC_OP_READ_RESP_MIDDLE)
+		syn = skb->data[pkt->hdr];
+	if (off < 0 || off >= w->npkts)
+		return PFNIC_DONE;
+	if (op == PFNIC_OP_ACK) {
+		switch (PFNIC_AETH_TYPE(syn)) {
+		case PFNIC_AETH_ACK:
+			/*
+			 * A READ, CMP_SWAP or FETCH_ADD is acknowledged by its answer alone; an
+			 * ATOMIC_WRITE by an ACK, as a WRITE is.
+			 */
+			if ((!read && !pfnic_wqe_is_atomic(wqe)) ||
+			    wqe->opcode == PFNIC_WR_ATOMIC_WRITE)
+				w->acked = max_t(u32, w->acked, off + 1);
+			return PFNIC_DONE;
+		case PFNIC_AETH_RNR_NAK:
+			/* an RNR NAK of a PSN acknowledged since is an old one */
+			if (off < w->acked)
+				return PFNIC_DONE;
+			/* what came before the NAK's PSN was taken */
+			if (!read)
+				w->acked = off;
+			w->sent = w->acked;
+			/* the wait is the responder's: the ACK timeout starts again after it */
+			w->deadline = 0;
+			qp->rnr_timer = PFNIC_AETH_VALUE(syn);
+			return PFNIC_RNR;
+		case PFNIC_AETH_NAK:
+			if (PFNIC_AETH_VALUE(syn) == PFNIC_NAK_PSN_SEQ) {
+				if (!read)
+					w->acked = max_t(u32, w->acked, off);
+				w->sent = w->acked;
+				w->deadline = 0;
+				pfnic_stat_add(qp->pfnic, PFNIC_STAT_RCVD_SEQ_ERR, 1);
+				return PFNIC_DONE;
+			}
+			*status = pfnic_nak_status(PFNIC_AETH_VALUE(syn));
+			return PFNIC_DONE;
+		default:
+			return PFNIC_DONE;
+		}
+	}
+	if (op == PFNIC_OP_ATOMIC_ACK) {
+		if (!pfnic_wqe_is_atomic(wqe) || wqe->opcode == PFNIC_WR_ATOMIC_WRITE)
+			return PFNIC_DONE;
+		orig = get_unaligned_be64(skb->data + pkt->hdr + PFNIC_AETH_LEN);
+		step = pfnic_put_sgl(qp, &wqe->sge[0], 1, qp->ibqp.pd, &orig, sizeof(orig),
+				     false, status);
+		if (step == PFNIC_DONE)
+			w->acked = 1;
+		return step;
+	}
+	/*
+	 * A READ response: its data, in order, into the WQE's buffers. After a gap (one was
+	 * lost) the rest of that response is dropped, and the ACK timeout asks again for what
+	 * is missing: asking at each packet past the gap would ask many times over.
+	 */
+	if (!read || off != w->acked)
+		return PFNIC_DONE;
+	if (pkt->paylen != min_t(u64, w->mtu, wqe->total_len - (u64)off * w->mtu)) {
+		*status = IB_WC_BAD_RESP_ERR;
+		return PFNIC_DONE;
+	}
+	step = pfnic_sgl_io(qp, &qp->fault, wqe->sge, wqe->num_sge, qp->ibqp.pd, false,
+			    (u64)off * w->mtu, skb->data + pkt->payload, pkt->paylen, true, false,
+			    status);
+	if (*status == IB_WC_LOC_LEN_ERR)
+		*status = IB_WC_LOC_PROT_ERR;
+	if (step == PFNIC_DONE && *status == IB_WC_SUCCESS)
+		w->acked++;
+	return step;
+}
+
+/**
+ * pfnic_wire_send() - run qp->cur, an RC WQE, against a peer on another host
+ * @qp: the requester; its engine runs it
+ * @failed: a page fault of the WQE's own memory could not be resolved
+ * @status: the completion status, when the WQE ended
+ *
+ * Context: the engine (process); takes no lock of its own.
+ * Return: PFNIC_DONE with *@status; PFNIC_WAIT (packets in flight: the engine runs again
+ * when an answer comes or at qp->wire.deadline); PFNIC_RNR (qp->rnr_timer says how long);
+ * PFNIC_FAULT (the WQE's own memory, recorded in qp->fault).
+ */
+enum pfnic_step pfnic_wire_send(struct pfnic_qp *qp, bool failed, enum ib_wc_status *status)
+{
+	struct pfnic_wire *w = &qp->wire;
+	struct pfnic_wqe *wqe = qp->cur;
+	enum pfnic_step step = PFNIC_DONE;
+	bool data = wqe->opcode != IB_WR_RDMA_READ && !pfnic_wqe_is_atomic(wqe);
+	struct sk_buff *skb;
+	u32 acked, limit;
+
+	*status = IB_WC_SUCCESS;
+	if (failed) {
+		*status = IB_WC_LOC_PROT_ERR;
+		return PFNIC_DONE;
+	}
+	if (!w->started) {
+		w->npkts = pfnic_wqe_is_atomic(wqe) ? 1 :
+			   max_t(u32, 1, DIV_ROUND_UP_ULL(wqe->total_len, w->mtu));
+		w->wqe_psn = w->next_psn;
+		w->next_psn = (w->next_psn + w->npkts) & PFNIC_PSN_MASK;
+		w->acked = 0;
+		w->sent = 0;
+		w->high = 0;
+		w->deadline = 0;
+		w->started = true;
+	}
+
+	/* the answers that came */
+	acked = w->acked;
+	while ((skb = skb_dequeue(&w->acks))) {
+		step = pfnic_wire_take_answer(qp, skb, status);
+		if (step == PFNIC_FAULT) {
+			/* taken again once the fault is resolved; the stall is no ACK's fault */
+			skb_queue_head(&w->acks, skb);
+			w->deadline = 0;
+			return step;
+		}
+		kfree_skb(skb);
+		if (*status != IB_WC_SUCCESS)
+			return PFNIC_DONE;
+		if (step == PFNIC_RNR)
+			return step;
+	}
+	if (w->acked == w->npkts)
+		return PFNIC_DONE;
+	if (w->acked != acked) {
+		/* progress: the retries count again from here */
+		qp->retry_left = qp->attr.retry_cnt;
+		w->deadline = 0;
+	}
+	if (w->deadline && time_after_eq(jiffies, w->deadline)) {
+		if (qp->attr.timeout && !qp->retry_left) {
+			*status = IB_WC_RETRY_EXC_ERR;
+			return PFNIC_DONE;
+		}
+		if (qp->attr.timeout)
+			qp->retry_left--;
+		pfnic_stat_add(qp->pfnic, PFNIC_STAT_ACK_TIMEOUTS, 1);
+		w->sent = w->acked;
+		w->deadline = 0;
+	}
+
+	/* what is not in flight yet: a window's packets, or the request again */
+	if (w->sent < w->acked)
+		w->sent = w->acked;
+	if (data) {
+		limit = min(w->npkts, w->acked + PFNIC_WIRE_WINDOW);
+		while (w->sent < limit) {
+			bool resent = w->sent < w->high;
+
+			step = pfnic_wire_send_data(qp, w->sent, w->sent == limit - 1, status);
+			if (step != PFNIC_DONE || *status != IB_WC_SUCCESS) {
+				w->deadline = 0;
+				return step;
+			}
+			if (resent)
+				pfnic_stat_add(qp->pfnic, PFNIC_STAT_RETRANSMITS, 1);
+			w->sent++;
+			w->high = max(w->high, w->sent);
+		}
+	} else if (w->sent == w->acked) {
+		pfnic_wire_send_request(qp);
+		w->sent = w->npkts;
+		w->deadline = 0;
+	}
+	if (!w->deadline)
+		w->deadline = jiffies + pfnic_wire_timeout(qp);
+	return PFNIC_WAIT;
+}
+
+/**
+ * pfnic_wire_answer_arrived() - queue an answer for a QP's requester, and run it if it waits
+ * @qp: the QP, which the caller holds a reference to
+ * @skb: the answer, checked by pfnic_net.c; consumed
+ *
+ * Context: softirq; takes @qp->lock.
+ */
+void pfnic_wire_answer_arrived(struct pfnic_qp *qp, struct sk_buff *skb)
+{
+	unsigned long flags;
+
+	/* a requester takes no more than a window's worth of READ responses at once */
+	if (skb_queue_len(&qp->wire.acks) >= PFNIC_WIRE_QUEUE_MAX) {
+		pfnic_stat_add(qp->pfnic, PFNIC_STAT_RX_DROPPED, 1);
+		kfree_skb(skb);
+		return;
+	}
+	skb_queue_tail(&qp->wire.acks, skb);
+	spin_lock_irqsave(&qp->lock, flags);
+	if (qp->wire.waiting) {
+		qp->wire.waiting = false;
+		mod_delayed_work(pfnic_wq, &qp->rnr_work, 0);
+	}
+	spin_unlock_irqrestore(&qp->lock, flags);
+}
+
+/**
+ * pfnic_wire_datagram() - send qp->cur, a UD (or GSI) send, to a QP on another host
+ * @qp: the sender
+ * @status: its completion status
+ *
+ * A datagram is one packet, sent once: like any on a wire it may be lost.
+ * Return: PFNIC_DONE with *@status, or PFNIC_FAULT (the WQE's own memory).
+ */
+enum pfnic_step pfnic_wire_datagram(struct pfnic_qp *qp, enum ib_wc_status *status)
+{
+	struct pfnic_wqe *wqe = qp->cur;
+	u32 hdr = PFNIC_BTH_LEN + PFNIC_DETH_LEN, lnum;
+	bool imm = wqe->opcode == IB_WR_SEND_WITH_IMM;
+	const struct ib_gid_attr *gattr;
+	const struct ib_sge *lsgl;
+	struct pfnic_deth *deth;
+	struct ib_sge one;
+	struct sk_buff *skb;
+	enum pfnic_step step;
+	union ib_gid sgid;
+
+	*status = IB_WC_SUCCESS;
+	gattr = rdma_get_gid_attr(&qp->pfnic->ibdev, PFNIC_PORT, wqe->sgid_index);
+	if (IS_ERR(gattr)) {
+		*status = IB_WC_LOC_QP_OP_ERR;
+		return PFNIC_DONE;
+	}
+	sgid = gattr->gid;
+	rdma_put_gid_attr(gattr);
+	if (imm)
+		hdr += PFNIC_IMMDT_LEN;
+	skb = pfnic_pkt_alloc(qp->pfnic, hdr, wqe->total_len);
+	if (!skb)
+		return PFNIC_DONE;
+	lnum = pfnic_req_payload(qp, &one, &lsgl);
+	step = pfnic_sgl_io(qp, &qp->fault, lsgl, lnum, qp->ibqp.pd,
+			    wqe->send_flags & IB_SEND_INLINE, 0, skb->data + hdr, wqe->total_len,
+			    false, false, status);
+	if (step != PFNIC_DONE || *status != IB_WC_SUCCESS) {
+		kfree_skb(skb);
+		if (*status == IB_WC_LOC_LEN_ERR)
+			*status = IB_WC_LOC_PROT_ERR;
+		return step;
+	}
+	pfnic_wire_bth(skb, PFNIC_OP_UD | (imm ? PFNIC_OP_SEND_ONLY_IMM : PFNIC_OP_SEND_ONLY),
+		       wqe->send_flags & IB_SEND_SOLICITED ? PFNIC_BTH_SE : 0, wqe->remote_qpn,
+		       qp->wire.next_psn++, false, wqe->total_len);
+	deth = (struct pfnic_deth *)(skb->data + PFNIC_BTH_LEN);
+	/* a Q_Key with its high bit set means the sender's own */
+	deth->qkey = cpu_to_be32(wqe->remote_qkey & BIT(31) ? qp->attr.qkey : wqe->remote_qkey);
+	deth->sqp = cpu_to_be32(qp->ibqp.qp_num & PFNIC_QPN_MASK);
+	if (imm)
+		memcpy(skb->data + PFNIC_BTH_LEN + PFNIC_DETH_LEN, &wqe->imm_data, 4);
+	pfnic_pkt_send(qp->pfnic, skb, &sgid, &wqe->dgid, pfnic_flow_port(qp->ibqp.qp_num));
+	return PFNIC_DONE;
+}

@@ -1,0 +1,96 @@
+// RoCE v2 on the wire: two guests joined by one Ethernet link (test/vm/run.sh --link), each
+// with one RDMA device on it, run unmodified verbs and rdma_cm programs across
+// (test/guest/wire.sh): pfnic0 against rxe0 with pfnic on either side of every program
+// (the server side: the responder of perftest's traffic, over its ODP MRs; the client
+// side: the requester), and pfnic0 against pfnic0. The two sides run different kernels of
+// the matrix: the newest and the oldest release kernel.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import type { Test } from 'tap';
+
+import { edgeKernels } from './vm/matrix.js';
+
+const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const runSh = path.join(top, 'test/vm/run.sh');
+
+/** One guest of a pair: its kernel, and the device it runs its side on. */
+interface Side { kernel: string; dev: 'pfnic0' | 'rxe0' }
+
+/** A free TCP port on the host's loopback, for the QEMU socket the link goes through. */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/** The guest's set-up: its end of the link, its device on the link's NIC, rdma_cm's modules. */
+function setup(side: Side, addr: string): string {
+  const device = side.dev === 'pfnic0'
+    ? 'test/vm/guest pfnic netdev=$(test/vm/guest nic-name)'
+    : 'test/vm/guest rxe rxe0 $(test/vm/guest nic-name)';
+  return `test/vm/guest link ${addr} && ${device} && modprobe rdma_ucm`;
+}
+
+interface GuestRun { status: number | null; out: string }
+
+/** Runs one guest of a pair, its stdout kept (the TAP of its side). */
+function runGuest(side: Side, link: string, command: string, timeout: number): Promise<GuestRun> {
+  return new Promise((resolve) => {
+    const guest = spawn('bash', [runSh, '--timeout', String(timeout), '--link', link, side.kernel, '--',
+      'bash', '-c', command], { cwd: top, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    guest.stdout.setEncoding('utf8');
+    guest.stdout.on('data', (chunk: string) => { out += chunk; });
+    guest.on('close', (status) => resolve({ status, out }));
+  });
+}
+
+/** Each TAP line of a side's output as an assertion of this test, its comments as comments. */
+function report(t: Test, name: string, run: GuestRun): void {
+  const lines = run.out.split('\n');
+  const plan = lines.find((l) => /^1\.\.\d+/.test(l));
+  t.ok(plan, `${name}: the guest printed its plan`, { output: plan ? undefined : run.out.slice(-3000) });
+  for (const line of lines) {
+    const m = /^(not )?ok \d+ - (.*)$/.exec(line);
+    if (m) t.ok(!m[1], `${name}: ${m[2]}`);
+    else if (line.startsWith('# ')) t.comment(`${name}: ${line.slice(2)}`);
+  }
+  t.equal(run.status, 0, `${name}: the guest ran to the end`);
+}
+
+async function pair(t: Test, server: Side, client: Side): Promise<void> {
+  const port = await freePort();
+  const timeout = 1200;
+  const started = Date.now();
+  const [s, c] = await Promise.all([
+    runGuest(server, `listen:${port}:1`,
+      `${setup(server, '10.0.0.1')} && exec test/guest/wire.sh server ${server.dev} 10.0.0.1 10.0.0.2`, timeout),
+    runGuest(client, `connect:${port}:2`,
+      `${setup(client, '10.0.0.2')} && exec test/guest/wire.sh client ${client.dev} 10.0.0.2 10.0.0.1`, timeout),
+  ]);
+  report(t, `${server.dev} on ${server.kernel} (server)`, s);
+  report(t, `${client.dev} on ${client.kernel} (client)`, c);
+  t.comment(`the pair took ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
+const kernels = edgeKernels(top);
+const newest = kernels[kernels.length - 1];
+const oldest = kernels[0];
+if (!newest || !oldest) {
+  t.pass('PFNIC_KERNELS leaves no release kernel');
+} else {
+  t.test(`pfnic0 (${newest}) serves rxe0 (${oldest})`, (t) =>
+    pair(t, { kernel: newest, dev: 'pfnic0' }, { kernel: oldest, dev: 'rxe0' }));
+  t.test(`rxe0 (${oldest}) serves pfnic0 (${newest})`, (t) =>
+    pair(t, { kernel: oldest, dev: 'rxe0' }, { kernel: newest, dev: 'pfnic0' }));
+  t.test(`pfnic0 (${oldest}) serves pfnic0 (${newest})`, (t) =>
+    pair(t, { kernel: oldest, dev: 'pfnic0' }, { kernel: newest, dev: 'pfnic0' }));
+}
