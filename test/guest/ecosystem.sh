@@ -30,11 +30,13 @@ fail=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
 not_ok() { n=$((n + 1)); fail=1; echo "not ok $n - $*"; }
 
-# sent DEVICE: the device's count of what it sent (pfnic: send WQEs; rxe: packets), to show
-# that a program's traffic went through it.
+# sent DEVICE: the device's count of what it sent (pfnic: send WQEs, for its peers of this
+# kernel; rxe: packets), to show that a program's traffic went through it.
 sent() {
-	eco_counter "$1" send_wqes
-	eco_counter "$1" sent_pkts
+	local v
+	v=$(eco_counter "$1" send_wqes)
+	[ -n "$v" ] || v=$(eco_counter "$1" sent_pkts)
+	echo "${v:-0}"
 }
 
 # pair NAME PORT CHECK SERVER_CMD -- CLIENT_CMD: the server, then the client once the server
@@ -229,12 +231,16 @@ nvme_of() {
 done_nvme=()
 echo "TAP version 13"
 eco_devices "${devices[@]}" || { echo "Bail out! the devices could not be made"; exit 1; }
+# an error of the shell's own (a bad expansion) ends the loop early: it must not pass
+finished=
 for d in "${devices[@]}"; do
 	rdma_cm_tools "$d"
 	libfabric "$d"
 	ucx "$d"
 	mpi "$d"
 	nvme_of "$d"
+	finished=$d
 done
+[ "$finished" = "${devices[-1]}" ] || not_ok "ecosystem.sh stopped before the end (after ${finished:-no device})"
 echo "1..$n"
 exit $fail
