@@ -3,7 +3,10 @@
 // (test/guest/wire.sh): pfnic0 against rxe0 with pfnic on either side of every program
 // (the server side: the responder of perftest's traffic, over its ODP MRs; the client
 // side: the requester), and pfnic0 against pfnic0. The two sides run different kernels of
-// the matrix: the newest and the oldest release kernel.
+// the matrix: the newest and the oldest release kernel. Then pfnic0 against pfnic0 over a
+// lossy link (netem on both guests: packets dropped, duplicated, delayed and reordered),
+// where every program must still pass and the counters must show the recovery. The full
+// tier adds pfnic0 against pfnic0 on a clean link and rxe0 against pfnic0 on a lossy one.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -11,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import type { Test } from 'tap';
 
-import { edgeKernels } from './vm/matrix.js';
+import { edgeKernels, fullTier } from './vm/matrix.js';
 
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const runSh = path.join(top, 'test/vm/run.sh');
@@ -66,15 +69,19 @@ function report(t: Test, name: string, run: GuestRun): void {
   t.equal(run.status, 0, `${name}: the guest ran to the end`);
 }
 
-async function pair(t: Test, server: Side, client: Side): Promise<void> {
+/** What netem makes of the link in the lossy pairs, on each guest's side of it. */
+const lossy = 'delay 2ms reorder 5% 50% loss 2% duplicate 1%';
+
+async function pair(t: Test, server: Side, client: Side, netem = ''): Promise<void> {
   const port = await freePort();
   const timeout = 1200;
   const started = Date.now();
+  const env = netem ? `WIRE_NETEM='${netem}' ` : '';
   const [s, c] = await Promise.all([
     runGuest(server, `listen:${port}:1`,
-      `${setup(server, '10.0.0.1')} && exec test/guest/wire.sh server ${server.dev} 10.0.0.1 10.0.0.2`, timeout),
+      `${setup(server, '10.0.0.1')} && ${env}exec test/guest/wire.sh server ${server.dev} 10.0.0.1 10.0.0.2`, timeout),
     runGuest(client, `connect:${port}:2`,
-      `${setup(client, '10.0.0.2')} && exec test/guest/wire.sh client ${client.dev} 10.0.0.2 10.0.0.1`, timeout),
+      `${setup(client, '10.0.0.2')} && ${env}exec test/guest/wire.sh client ${client.dev} 10.0.0.2 10.0.0.1`, timeout),
   ]);
   report(t, `${server.dev} on ${server.kernel} (server)`, s);
   report(t, `${client.dev} on ${client.kernel} (client)`, c);
@@ -91,6 +98,14 @@ if (!newest || !oldest) {
     pair(t, { kernel: newest, dev: 'pfnic0' }, { kernel: oldest, dev: 'rxe0' }));
   t.test(`rxe0 (${oldest}) serves pfnic0 (${newest})`, (t) =>
     pair(t, { kernel: oldest, dev: 'rxe0' }, { kernel: newest, dev: 'pfnic0' }));
-  t.test(`pfnic0 (${oldest}) serves pfnic0 (${newest})`, (t) =>
-    pair(t, { kernel: oldest, dev: 'pfnic0' }, { kernel: newest, dev: 'pfnic0' }));
+  t.test(`pfnic0 (${oldest}) serves pfnic0 (${newest}) on a lossy link`, (t) =>
+    pair(t, { kernel: oldest, dev: 'pfnic0' }, { kernel: newest, dev: 'pfnic0' }, lossy));
+  if (fullTier()) {
+    t.test(`pfnic0 (${oldest}) serves pfnic0 (${newest})`, (t) =>
+      pair(t, { kernel: oldest, dev: 'pfnic0' }, { kernel: newest, dev: 'pfnic0' }));
+    t.test(`rxe0 (${oldest}) serves pfnic0 (${newest}) on a lossy link`, (t) =>
+      pair(t, { kernel: oldest, dev: 'rxe0' }, { kernel: newest, dev: 'pfnic0' }, lossy));
+  } else {
+    t.comment('pfnic0 against pfnic0 on a clean link, and rxe0 against pfnic0 on a lossy one, run in the full tier (PFNIC_TIER=full)');
+  }
 }

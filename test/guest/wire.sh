@@ -6,6 +6,11 @@
 # DEVICE's GID is the RoCE v2 GID of ADDR, found in its GID table. CASES: a regular
 # expression that picks cases by their command (all by default).
 #
+# WIRE_NETEM=SPEC: a lossy link. This guest's side of it drops, duplicates, delays and
+# reorders packets as netem's SPEC says (both guests set it), the datagram cases are left out
+# (a datagram lost is lost), and a pfnic device's counters must show what its requester and
+# responder did about it: packets sent again, sequence NAKs, duplicates.
+#
 # Before each case the client listens on a TCP port of its own and the server, once its
 # program listens, connects to it: the client starts only then, so neither side needs to
 # guess how long the other takes to boot or to start a program under TCG.
@@ -41,20 +46,33 @@ odp_pp= odp_pt=
 case $dev in pfnic*) odp_pp=-o odp_pt=--odp ;; esac
 cases=(
 	"ibv_rc_pingpong -d $dev -g $gid -n 100 -c"
-	"ibv_rc_pingpong -d $dev -g $gid -n 50 -s 1"
 	"ibv_rc_pingpong -d $dev -g $gid -n 50 -s 10000 -c"
 	"ibv_rc_pingpong -d $dev -g $gid -n 50 -s 65536 -c %o"
 	"ibv_srq_pingpong -d $dev -g $gid -n 20 -c %o"
 	"ibv_ud_pingpong -d $dev -g $gid -n 100 -s 512"
-	"ib_write_bw -d $dev -x $gid -n 200 -F"
-	"ib_write_bw -d $dev -x $gid -n 200 -F %O"
-	"ib_read_bw -d $dev -x $gid -n 200 -F"
-	"ib_read_bw -d $dev -x $gid -n 200 -F %O"
-	"ib_send_bw -d $dev -x $gid -n 200 -F %O"
-	"ib_write_lat -d $dev -x $gid -n 200 -F"
-	"ib_atomic_bw -d $dev -x $gid -n 200 -F"
-	"ib_atomic_bw -d $dev -x $gid -n 200 -F -A CMP_AND_SWAP"
+	"ib_write_bw -d $dev -x $gid -n 100 -F"
+	"ib_write_bw -d $dev -x $gid -n 100 -F %O"
+	"ib_read_bw -d $dev -x $gid -n 100 -F"
+	"ib_read_bw -d $dev -x $gid -n 100 -F %O"
+	"ib_send_bw -d $dev -x $gid -n 100 -F %O"
+	"ib_write_lat -d $dev -x $gid -n 100 -F"
+	"ib_atomic_bw -d $dev -x $gid -n 100 -F"
+	"ib_atomic_bw -d $dev -x $gid -n 100 -F -A CMP_AND_SWAP"
 )
+if [ -n "${WIRE_NETEM:-}" ]; then
+	nic=$(ip -o addr show to "$addr" | awk '{print $2}')
+	modprobe sch_netem || { echo "1..0 # no netem"; exit 1; }
+	# shellcheck disable=SC2086
+	tc qdisc add dev "$nic" root netem $WIRE_NETEM || { echo "1..0 # netem $WIRE_NETEM refused"; exit 1; }
+	cases=(
+		"ibv_rc_pingpong -d $dev -g $gid -n 100 -c"
+		"ibv_rc_pingpong -d $dev -g $gid -n 30 -s 65536 -c %o"
+		"ib_write_bw -d $dev -x $gid -n 100 -F %O"
+		"ib_read_bw -d $dev -x $gid -n 100 -F %O"
+		"ib_send_bw -d $dev -x $gid -n 100 -F %O"
+		"ib_atomic_bw -d $dev -x $gid -n 100 -F"
+	)
+fi
 picked=()
 for c in "${cases[@]}"; do
 	[[ $c =~ $pick ]] || continue
@@ -69,8 +87,13 @@ rping_client="rping -c -a $peer -v -C 10 -S 4000"
 with_rping=0
 [[ rping =~ $pick || $pick = . ]] && with_rping=1
 
+# the counters of a pfnic device, which must have seen a lossy link
+counted=0
+[ -n "${WIRE_NETEM:-}" ] && [[ $dev = pfnic* ]] && counted=1
+counter() { rdma statistic show link "$dev/1" | tr ' ' '\n' | grep -A1 -x "$1" | tail -n 1; }
+
 echo "TAP version 13"
-echo "1..$((${#picked[@]} + with_rping))"
+echo "1..$((${#picked[@]} + with_rping + counted))"
 
 # go_server [PORT]: once something listens on TCP port PORT here, tell the client to start
 go_server() {
@@ -143,6 +166,21 @@ if [ $with_rping = 1 ]; then
 		timeout 180 $rping_client > "$out" 2> "$out.err"
 		st=$?
 		report $n "$rping_client" $st "$out" "$out.err"
+	fi
+fi
+if [ $counted = 1 ]; then
+	n=$((n + 1))
+	seen=""
+	total=0
+	for c in retransmits local_ack_timeout_err rcvd_seq_err out_of_sequence duplicate_request rnr_retries; do
+		v=$(counter $c)
+		seen+=" $c=$v"
+		total=$((total + ${v:-0}))
+	done
+	if [ $total -gt 0 ]; then
+		echo "ok $n - $role: $dev's counters show what the loss made it do:$seen"
+	else
+		echo "not ok $n - $role: $dev's counters show nothing of the loss:$seen"
 	fi
 fi
 rm -f "$out" "$out.err"

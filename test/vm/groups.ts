@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Test } from 'tap';
 
-import { fullTier, isDebugKernel, newestKernel, timeScale } from './matrix.js';
+import { edgeKernels, fullTier, isDebugKernel, newestKernel, timeScale } from './matrix.js';
 
 /** Set-up steps in the guest (test/vm/guest), done in this order and each done once. */
 export type Step = 'rxe' | 'pfnic' | 'ummunotify' | 'zram';
@@ -29,7 +29,9 @@ const stepOrder: Step[] = ['rxe', 'pfnic', 'ummunotify', 'zram'];
  * kernel. @p newestOnly: in the default tier, run on the newest of the release kernels only
  * (what it tests of the kernel, the other groups test on every kernel), and on the debug
  * kernel unless @p releaseOnly; the full tier runs it on each. @p debugFullTier: on a debug
- * kernel, in the full tier only (what it finds there, other groups' kernel paths find too).
+ * kernel, in the full tier only. @p everyKernel: in the default tier, the release kernels
+ * between the oldest and the newest run only the groups that say so (what meets the kernel's
+ * memory management and its RDMA core there); the full tier runs every group on them.
  */
 export interface Group {
   name: string;
@@ -42,6 +44,7 @@ export interface Group {
   releaseOnly?: boolean;
   newestOnly?: boolean;
   debugFullTier?: boolean;
+  everyKernel?: boolean;
 }
 
 /** The shell command that does @p steps in the guest. */
@@ -71,8 +74,14 @@ export async function runGroups(t: Test, top: string, kernel: string, groups: Gr
   const debug = isDebugKernel(top, kernel);
   const timeout = 300 * timeScale(top, kernel);
   const newest = kernel === newestKernel(top);
+  const between = !debug && !edgeKernels(top).includes(kernel);
+  let skipped = 0;
   const chosen = groups.filter((g) => {
     if (debug && g.releaseOnly) return false;
+    if (between && !g.everyKernel && !fullTier() && !g.newestOnly) {
+      skipped++;
+      return false;
+    }
     if (debug && g.debugFullTier && !fullTier()) {
       t.comment(`kernel ${kernel}: "${g.name}" runs on the debug kernel in the full tier only (PFNIC_TIER=full)`);
       return false;
@@ -83,6 +92,9 @@ export async function runGroups(t: Test, top: string, kernel: string, groups: Gr
     }
     return true;
   });
+  if (skipped) {
+    t.comment(`kernel ${kernel}: ${skipped} groups run on the oldest and the newest release kernel only in this tier (PFNIC_TIER=full runs them here)`);
+  }
   for (const run of runsOf(chosen, debug)) {
     const ready = run.filter((g) => {
       const missing = (g.needs ?? []).filter((p) => !existsSync(path.join(top, p)));

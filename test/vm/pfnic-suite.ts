@@ -34,6 +34,7 @@ const groups: Group[] = [
   },
   {
     name: 'data-verifying traffic on pfnic0',
+    everyKernel: true,
     options: ['--numa'],
     setup: devices,
     command: `${tests}/pfnic_traffic -d pfnic0 -g 1 --strict`,
@@ -118,6 +119,7 @@ const groups: Group[] = [
   },
   {
     name: 'MR state and counters through rdma netlink',
+    everyKernel: true,
     options: ['--numa'],
     setup: devices,
     command: `${tests}/pfnic_mrstate -d pfnic0 -g 1`,
@@ -183,7 +185,10 @@ const groups: Group[] = [
     debugBundle: 'safety',
   },
   // last in its bundle: it removes the devices and unloads the module
-  { name: 'removal under live users', options: [], setup: devices, command: 'test/guest/lifecycle.sh', debugBundle: 'safety' },
+  {
+    name: 'removal under live users', options: [], setup: devices, command: 'test/guest/lifecycle.sh', debugBundle: 'safety',
+    everyKernel: true,
+  },
 ];
 
 // Memory offlined and the DIMM removed under live ODP traffic (build/cmake/tests/
