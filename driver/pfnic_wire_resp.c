@@ -42,8 +42,19 @@ static void pfnic_wire_ack(struct pfnic_qp *qp, u32 psn, u8 syndrome)
 	pfnic_pkt_send(qp->pfnic, skb, &w->sgid, &w->dgid, w->sport);
 }
 
+/*
+ * A NAK of @psn. One that ends the connection (all but a sequence error's) is said in the
+ * kernel's log too, with where the responder was, since the requester's side only learns
+ * the NAK's code.
+ */
 static void pfnic_wire_nak(struct pfnic_qp *qp, u32 psn, enum pfnic_nak code)
 {
+	struct pfnic_wire *w = &qp->wire;
+
+	if (code != PFNIC_NAK_PSN_SEQ)
+		dev_info_ratelimited(&qp->pfnic->ibdev.dev,
+				     "QP %#x: NAK %u of PSN %#x (expected %#x, last opcode %#x, %llu bytes of the message in)\n",
+				     qp->ibqp.qp_num, code, psn, w->epsn, w->last_op, w->rx_off);
 	pfnic_wire_ack(qp, psn, PFNIC_AETH_NAK << 5 | code);
 }
 

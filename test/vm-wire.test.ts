@@ -6,7 +6,8 @@
 // the matrix: the newest and the oldest release kernel. Then pfnic0 against pfnic0 over a
 // lossy link (netem on both guests: packets dropped, duplicated, delayed and reordered),
 // where every program must still pass and the counters must show the recovery. The full
-// tier adds pfnic0 against pfnic0 on a clean link and rxe0 against pfnic0 on a lossy one.
+// tier adds pfnic0 against pfnic0 on a clean link, rxe0 against pfnic0 on a lossy one, and
+// pfnic0 on the debug kernel (its checkers watching the wire's paths) serving rxe0.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -14,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import type { Test } from 'tap';
 
-import { edgeKernels, fullTier } from './vm/matrix.js';
+import { debugKernels, edgeKernels, fullTier, timeScale } from './vm/matrix.js';
 
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const runSh = path.join(top, 'test/vm/run.sh');
@@ -74,7 +75,7 @@ const lossy = 'delay 2ms reorder 5% 50% loss 2% duplicate 1%';
 
 async function pair(t: Test, server: Side, client: Side, netem = ''): Promise<void> {
   const port = await freePort();
-  const timeout = 1200;
+  const timeout = 1200 * Math.max(timeScale(top, server.kernel), timeScale(top, client.kernel));
   const started = Date.now();
   const env = netem ? `WIRE_NETEM='${netem}' ` : '';
   const [s, c] = await Promise.all([
@@ -105,7 +106,11 @@ if (!newest || !oldest) {
       pair(t, { kernel: oldest, dev: 'pfnic0' }, { kernel: newest, dev: 'pfnic0' }));
     t.test(`rxe0 (${oldest}) serves pfnic0 (${newest}) on a lossy link`, (t) =>
       pair(t, { kernel: oldest, dev: 'rxe0' }, { kernel: newest, dev: 'pfnic0' }, lossy));
+    for (const debug of debugKernels(top)) {
+      t.test(`pfnic0 (${debug}) serves rxe0 (${newest})`, (t) =>
+        pair(t, { kernel: debug, dev: 'pfnic0' }, { kernel: newest, dev: 'rxe0' }));
+    }
   } else {
-    t.comment('pfnic0 against pfnic0 on a clean link, and rxe0 against pfnic0 on a lossy one, run in the full tier (PFNIC_TIER=full)');
+    t.comment('pfnic0 against pfnic0 on a clean link, rxe0 against pfnic0 on a lossy one, and pfnic0 on the debug kernel run in the full tier (PFNIC_TIER=full)');
   }
 }
