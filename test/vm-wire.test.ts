@@ -9,7 +9,7 @@
 // tier adds pfnic0 against pfnic0 on a clean link, rxe0 against pfnic0 on a lossy one, and
 // pfnic0 on the debug kernel (its checkers watching the wire's paths) serving rxe0.
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -23,14 +23,14 @@ const runSh = path.join(top, 'test/vm/run.sh');
 /** One guest of a pair: its kernel, and the device it runs its side on. */
 interface Side { kernel: string; dev: 'pfnic0' | 'rxe0' }
 
-/** A free TCP port on the host's loopback, for the QEMU socket the link goes through. */
+/** A free UDP port on the host's loopback: one guest's end of the link (run.sh --link). */
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    const socket = createSocket('udp4');
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', () => {
+      const { port } = socket.address();
+      socket.close(() => resolve(port));
     });
   });
 }
@@ -74,14 +74,14 @@ function report(t: Test, name: string, run: GuestRun): void {
 const lossy = 'delay 2ms reorder 5% 50% loss 2% duplicate 1%';
 
 async function pair(t: Test, server: Side, client: Side, netem = ''): Promise<void> {
-  const port = await freePort();
+  const [serverPort, clientPort] = [await freePort(), await freePort()];
   const timeout = 1200 * Math.max(timeScale(top, server.kernel), timeScale(top, client.kernel));
   const started = Date.now();
   const env = netem ? `WIRE_NETEM='${netem}' ` : '';
   const [s, c] = await Promise.all([
-    runGuest(server, `listen:${port}:1`,
+    runGuest(server, `${serverPort}:${clientPort}:1`,
       `${setup(server, '10.0.0.1')} && ${env}exec test/guest/wire.sh server ${server.dev} 10.0.0.1 10.0.0.2`, timeout),
-    runGuest(client, `connect:${port}:2`,
+    runGuest(client, `${clientPort}:${serverPort}:2`,
       `${setup(client, '10.0.0.2')} && ${env}exec test/guest/wire.sh client ${client.dev} 10.0.0.2 10.0.0.1`, timeout),
   ]);
   report(t, `${server.dev} on ${server.kernel} (server)`, s);

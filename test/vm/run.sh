@@ -14,10 +14,12 @@
 #   --forward PORT     forward 127.0.0.1:PORT on the host to the guest's PORT
 #   --nic              a virtio NIC that reaches nothing (a netdev with a PCI device
 #                      under it, as a hardware NIC has; test/vm/guest net brings it up)
-#   --link ROLE:PORT:N a virtio NIC (MAC 52:54:00:00:00:0N) on an Ethernet link to one
-#                      other guest, through QEMU's socket netdev on loopback: ROLE listen
-#                      on PORT (the first guest), or connect to it (the second);
-#                      test/vm/guest link brings it up
+#   --link PORT:PEER:N a virtio NIC (MAC 52:54:00:00:00:0N) on an Ethernet link to one
+#                      other guest: QEMU sends its frames as UDP datagrams from the host's
+#                      loopback port PORT to port PEER, where the other guest's QEMU (run
+#                      with --link PEER:PORT:M) takes them, and the other way round. Neither
+#                      side waits for the other, and a guest booted again (see --timeout)
+#                      finds the link as it was. test/vm/guest link brings it up
 #   --timeout SECONDS  power the guest off after this long (default 900); a guest that has
 #                      not started the command after PFNIC_BOOT_LIMIT seconds (the kernel's
 #                      boot_limit in kernels.json, else 180) is booted again, three times at most
@@ -138,9 +140,10 @@ elif [ $nic = 1 ]; then
 	args+=(-netdev user,id=lab,restrict=on -device virtio-net-pci,netdev=lab,romfile=)
 fi
 if [ -n "$link" ]; then
-	IFS=: read -r link_role link_port link_n <<< "$link"
-	case $link_role in listen|connect) ;; *) rig_die "--link $link: ROLE is listen or connect" ;; esac
-	args+=(-netdev "socket,id=wire,$link_role=127.0.0.1:$link_port"
+	IFS=: read -r link_port link_peer link_n <<< "$link"
+	[[ $link_port =~ ^[0-9]+$ && $link_peer =~ ^[0-9]+$ && $link_n =~ ^[1-9]$ ]] ||
+		rig_die "--link $link: PORT:PEER:N, two UDP ports and a digit"
+	args+=(-netdev "socket,id=wire,udp=127.0.0.1:$link_peer,localaddr=127.0.0.1:$link_port"
 		-device "virtio-net-pci,netdev=wire,mac=52:54:00:00:00:0$link_n,romfile=")
 fi
 args+=(-append "$append")
