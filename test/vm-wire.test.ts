@@ -59,14 +59,22 @@ function runGuest(side: Side, link: string, command: string, timeout: number): P
 
 /** Each TAP line of a side's output as an assertion of this test, its comments as comments. */
 function report(t: Test, name: string, run: GuestRun): void {
-  const lines = run.out.split('\n');
+  // the guest's serial console ends its lines with CR LF
+  const lines = run.out.split(/\r?\n/);
   const plan = lines.find((l) => /^1\.\.\d+/.test(l));
   t.ok(plan, `${name}: the guest printed its plan`, { output: plan ? undefined : run.out.slice(-3000) });
+  let results = 0;
   for (const line of lines) {
     const m = /^(not )?ok \d+ - (.*)$/.exec(line);
-    if (m) t.ok(!m[1], `${name}: ${m[2]}`);
-    else if (line.startsWith('# ')) t.comment(`${name}: ${line.slice(2)}`);
+    if (m) {
+      results++;
+      t.ok(!m[1], `${name}: ${m[2]}`);
+    } else if (line.startsWith('# ')) {
+      t.comment(`${name}: ${line.slice(2)}`);
+    }
   }
+  const planned = Number(/^1\.\.(\d+)/.exec(plan ?? '')?.[1] ?? -1);
+  t.equal(results, planned, `${name}: every case it planned reported`);
   t.equal(run.status, 0, `${name}: the guest ran to the end`);
 }
 

@@ -1126,7 +1126,12 @@ static void *worker_run(void *arg)
 	uint64_t cookie;
 	int err;
 
-	while (now() < w->until) {
+	/*
+	 * the time given, and on a guest too loaded to do much in it (75 cycles in 3 s were
+	 * seen on a debug guest sharing its host), on until its share of the 100 cycles the
+	 * check wants, half a minute more at most
+	 */
+	while (now() < w->until || (w->cycles <= 100 / 4 && now() < w->until + 30)) {
 		char *p = map_anon(2 * PG);
 
 		cookie = (uint64_t)w->id << 40 | w->cycles;
