@@ -68,7 +68,7 @@ static unsigned long pfnic_rnr_delay(u8 timer)
  * here the requester looks again each second, so that a responder that comes up later is
  * found (a program that waits for ever on a NIC is not failed by this).
  */
-static unsigned long pfnic_ack_timeout(u8 timeout)
+unsigned long pfnic_ack_timeout(u8 timeout)
 {
 	if (!timeout)
 		return HZ;

@@ -50,6 +50,12 @@ enum pfnic_step {
  */
 #define PFNIC_COPY_BATCH	64
 
+/* The PD of the MRs a QP's receive buffers must be in: its SRQ's, if it has one. */
+static inline struct ib_pd *pfnic_recv_pd(struct pfnic_qp *qp)
+{
+	return qp->srq ? qp->srq->ibsrq.pd : qp->ibqp.pd;
+}
+
 /* pfnic_copy.c: translation and copy */
 struct pfnic_mr *pfnic_mr_lookup(u32 key, struct ib_pd *pd, u64 iova, u64 len, int access);
 bool pfnic_wqe_taken_away(struct pfnic_qp *qp);
@@ -103,6 +109,7 @@ void pfnic_wire_bth(struct sk_buff *skb, u8 opcode, u8 flags, u32 qpn, u32 psn, 
 void pfnic_wire_request_arrived(struct pfnic_qp *qp, struct sk_buff *skb);
 
 /* pfnic_comp.c: the completer */
+unsigned long pfnic_ack_timeout(u8 timeout);
 bool pfnic_ring_mark_idle(struct pfnic_qp *qp);
 bool pfnic_engine_release(struct pfnic_qp *qp, bool idle);
 bool pfnic_comp_step(struct pfnic_qp *qp, u32 gen, enum pfnic_step step,

@@ -189,6 +189,7 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 	const struct ib_gid_attr *gid;
 	struct pfnic_qp *peer;
 	enum pfnic_step step;
+	bool gsi;
 	int mtu;
 
 	*status = pfnic_check_local(qp, wqe);
@@ -204,29 +205,33 @@ static enum pfnic_step pfnic_execute_ud(struct pfnic_qp *qp, bool failed,
 	}
 	if (pfnic_gid_multicast(&wqe->dgid))
 		return pfnic_execute_mcast(qp, failed, status);
-	/* a GID no pfnic device of this kernel has is another host's: the wire */
-	if (!pfnic_gid_local(&wqe->dgid, dev_net(qp->pfnic->ndev)))
-		return pfnic_wire_datagram(qp, status);
 	/* QP1 is every device's: the one whose port has the destination GID */
-	if (wqe->remote_qpn == PFNIC_GSI_QPN)
+	gsi = wqe->remote_qpn == PFNIC_GSI_QPN;
+	if (gsi)
 		peer = pfnic_gsi_get(&wqe->dgid, dev_net(qp->pfnic->ndev));
 	else
 		peer = pfnic_qp_get(wqe->remote_qpn);
-	if (!peer)
-		return PFNIC_DONE;
-	step = PFNIC_DONE;
-	if ((peer->ibqp.qp_type != IB_QPT_UD && peer->ibqp.qp_type != IB_QPT_GSI) ||
-	    !pfnic_same_net(qp, peer))
-		goto lost;
-	gid = rdma_find_gid_by_port(&peer->pfnic->ibdev, &wqe->dgid, IB_GID_TYPE_ROCE_UDP_ENCAP,
-				    PFNIC_PORT, NULL);
-	if (IS_ERR(gid))
-		goto lost;
-	rdma_put_gid_attr(gid);
-	step = pfnic_resp_datagram(qp, peer, failed, status);
-lost:
-	pfnic_qp_put(peer);
-	return step;
+	if (peer && (peer->ibqp.qp_type == IB_QPT_UD || peer->ibqp.qp_type == IB_QPT_GSI) &&
+	    pfnic_same_net(qp, peer)) {
+		gid = rdma_find_gid_by_port(&peer->pfnic->ibdev, &wqe->dgid,
+					    IB_GID_TYPE_ROCE_UDP_ENCAP, PFNIC_PORT, NULL);
+		if (!IS_ERR(gid)) {
+			rdma_put_gid_attr(gid);
+			step = pfnic_resp_datagram(qp, peer, failed, status);
+			pfnic_qp_put(peer);
+			return step;
+		}
+	}
+	if (peer)
+		pfnic_qp_put(peer);
+	/*
+	 * No QP of this kernel takes it. A GID no pfnic device of this kernel has is another
+	 * host's: the wire (for QP1, pfnic_gsi_get() looked for that device already). Else
+	 * the datagram is lost, as on a wire.
+	 */
+	if (gsi ? !peer : !pfnic_gid_local(&wqe->dgid, dev_net(qp->pfnic->ndev)))
+		return pfnic_wire_datagram(qp, status);
+	return PFNIC_DONE;
 }
 
 /*

@@ -15,12 +15,6 @@
 
 #include "pfnic_engine.h"
 
-/* The PD of the MRs a QP's receive buffers must be in: its SRQ's, if it has one. */
-static struct ib_pd *pfnic_recv_pd(struct pfnic_qp *qp)
-{
-	return qp->srq ? qp->srq->ibsrq.pd : qp->ibqp.pd;
-}
-
 /*
  * The PD of the MRs a responder's RDMA and atomics reach: its own, or for an XRC TGT QP
  * (which has none) that of the XRC SRQ the message names.

@@ -34,16 +34,6 @@ void pfnic_wire_bth(struct sk_buff *skb, u8 opcode, u8 flags, u32 qpn, u32 psn, 
 	bth->apsn = cpu_to_be32((psn & PFNIC_PSN_MASK) | (ackreq ? PFNIC_BTH_ACKREQ : 0));
 }
 
-/* How long a requester waits for an ACK: as pfnic_comp.c's local ACK timeout. */
-static unsigned long pfnic_wire_timeout(struct pfnic_qp *qp)
-{
-	u8 timeout = qp->attr.timeout;
-
-	if (!timeout)
-		return HZ;
-	return max(1UL, nsecs_to_jiffies(4096ULL << min_t(u8, timeout, 31)));
-}
-
 static bool pfnic_wqe_is_atomic(const struct pfnic_wqe *wqe)
 {
 	return wqe->opcode == IB_WR_ATOMIC_CMP_AND_SWP ||
@@ -394,7 +384,7 @@ enum pfnic_step pfnic_wire_send(struct pfnic_qp *qp, bool failed, enum ib_wc_sta
 		w->deadline = 0;
 	}
 	if (!w->deadline)
-		w->deadline = jiffies + pfnic_wire_timeout(qp);
+		w->deadline = jiffies + pfnic_ack_timeout(qp->attr.timeout);
 	return PFNIC_WAIT;
 }
 

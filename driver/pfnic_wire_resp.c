@@ -21,12 +21,6 @@
 
 #include "pfnic_engine.h"
 
-/* The PD of the MRs a QP's receive buffers are in: its SRQ's, if it has one. */
-static struct ib_pd *pfnic_wire_recv_pd(struct pfnic_qp *qp)
-{
-	return qp->srq ? qp->srq->ibsrq.pd : qp->ibqp.pd;
-}
-
 /* Sends an ACK, or a NAK, of @psn with @syndrome. */
 static void pfnic_wire_ack(struct pfnic_qp *qp, u32 psn, u8 syndrome)
 {
@@ -214,7 +208,7 @@ static bool pfnic_wire_recv_send(struct pfnic_qp *qp, struct sk_buff *skb)
 		pfnic_wire_deliver(qp, rgen, &wc, false);
 		return false;
 	}
-	step = pfnic_sgl_io(qp, &w->met, w->rwqe->sge, w->rwqe->num_sge, pfnic_wire_recv_pd(qp),
+	step = pfnic_sgl_io(qp, &w->met, w->rwqe->sge, w->rwqe->num_sge, pfnic_recv_pd(qp),
 			    false, w->rx_off, skb->data + pkt->payload, pkt->paylen, true, true,
 			    &status);
 	if (step == PFNIC_FAULT) {
@@ -246,7 +240,7 @@ static bool pfnic_wire_recv_send(struct pfnic_qp *qp, struct sk_buff *skb)
 	} else if (op == PFNIC_OP_SEND_LAST_INV || op == PFNIC_OP_SEND_ONLY_INV) {
 		wc.wc_flags = IB_WC_WITH_INVALIDATE;
 		wc.ex.invalidate_rkey = get_unaligned_be32(skb->data + pkt->hdr);
-		if (pfnic_mr_invalidate(wc.ex.invalidate_rkey, pfnic_wire_recv_pd(qp))) {
+		if (pfnic_mr_invalidate(wc.ex.invalidate_rkey, pfnic_recv_pd(qp))) {
 			pfnic_wire_nak(qp, pkt->psn, PFNIC_NAK_INV_REQ);
 			wc.status = IB_WC_REM_INV_REQ_ERR;
 			pfnic_wire_deliver(qp, rgen, &wc, false);
@@ -709,11 +703,11 @@ static void pfnic_wire_ud_receive(struct pfnic_qp *qp, struct sk_buff *skb)
 		memcpy(grh + 20, skb->data, 20);
 	else
 		memcpy(grh, skb->data, PFNIC_GRH_LEN);
-	step = pfnic_sgl_io(qp, &w->met, w->rwqe->sge, w->rwqe->num_sge, pfnic_wire_recv_pd(qp),
+	step = pfnic_sgl_io(qp, &w->met, w->rwqe->sge, w->rwqe->num_sge, pfnic_recv_pd(qp),
 			    false, 0, grh, PFNIC_GRH_LEN, true, true, &status);
 	if (step == PFNIC_DONE && status == IB_WC_SUCCESS)
 		step = pfnic_sgl_io(qp, &w->met, w->rwqe->sge, w->rwqe->num_sge,
-				    pfnic_wire_recv_pd(qp), false, PFNIC_GRH_LEN,
+				    pfnic_recv_pd(qp), false, PFNIC_GRH_LEN,
 				    skb->data + pkt->payload, pkt->paylen, true, true, &status);
 	if (step == PFNIC_FAULT) {
 		pfnic_recv_release(qp);
