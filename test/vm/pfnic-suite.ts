@@ -79,6 +79,20 @@ const groups: Group[] = [
     newestOnly: true,
   },
   {
+    // pfnic's side of RoCE v2, packet by packet, against a peer the program plays on a veth
+    // pair: what no real peer sends (bad ICRC, cut headers, unknown QPs, PSNs out of order,
+    // duplicates), RNR NAKs over ODP, and the requester's retries
+    name: 'RoCE v2 against a scripted peer: every answer on the wire checked, bad packets dropped and counted',
+    options: [],
+    setup: devices,
+    command: `${tests}/pfnic_wire_peer`,
+    needs: [`${tests}/pfnic_wire_peer`],
+    debugBundle: 'verbs',
+    // the wire's paths in the kernel's network stack are vm-wire's on the oldest and the
+    // newest kernel; these, the newest and the debug kernel's checkers
+    newestOnly: true,
+  },
+  {
     name: 'memory windows of types 1 and 2 over ODP and pinned MRs, every byte checked; invalidation; binds refused',
     options: [],
     setup: devices,
