@@ -176,6 +176,8 @@ struct pfnic_pkt {
  * @acked: requester: packets of it acknowledged; for a READ, responses received in order
  * @sent: packets of it sent since the requester last went back to @acked
  * @high: packets of it sent at all (below it, a packet sent is sent again)
+ * @reasked: a READ's responses received in order when it last asked again past a gap
+ *	(U32_MAX: not since the WQE began)
  * @deadline: when the ACK waited for is late (jiffies)
  * @acks: packets for the requester (ACKs, NAKs, READ responses, atomic ACKs), in order
  * @waiting: the requester waits for a packet: one that comes runs it at once (under
@@ -213,6 +215,7 @@ struct pfnic_wire {
 	u32 acked;
 	u32 sent;
 	u32 high;
+	u32 reasked;
 	unsigned long deadline;
 	struct sk_buff_head acks;
 	bool waiting;

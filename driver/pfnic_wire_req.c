@@ -19,6 +19,8 @@
 
 /* Packets of a WQE in flight beyond the last one acknowledged. */
 #define PFNIC_WIRE_WINDOW	32
+/* READ responses past a gap after which the one missing is taken for lost */
+#define PFNIC_WIRE_READ_GAP	3
 
 /* The BTH of a packet pfnic_pkt_alloc() gave, at its data's start. */
 void pfnic_wire_bth(struct sk_buff *skb, u8 opcode, u8 flags, u32 qpn, u32 psn, bool ackreq,
@@ -268,12 +270,24 @@ static enum pfnic_step pfnic_wire_take_answer(struct pfnic_qp *qp, struct sk_buf
 		return step;
 	}
 	/*
-	 * A READ response: its data, in order, into the WQE's buffers. After a gap (one was
-	 * lost) the rest of that response is dropped, and the ACK timeout asks again for what
-	 * is missing: asking at each packet past the gap would ask many times over.
+	 * A READ response: its data, in order, into the WQE's buffers. After a gap the rest of
+	 * that response is dropped. Once PFNIC_WIRE_READ_GAP responses came past it, the one
+	 * missing is taken for lost (not merely overtaken), and the READ is asked for again
+	 * from there at once, once for each place it stopped: asking at every packet past the
+	 * gap would ask many times over. The responder then stops sending what would be
+	 * dropped (pfnic_wire_rx_work()).
 	 */
-	if (!read || off != w->acked)
+	if (!read)
 		return PFNIC_DONE;
+	if (off != w->acked) {
+		if (off >= w->acked + PFNIC_WIRE_READ_GAP && w->reasked != w->acked) {
+			w->reasked = w->acked;
+			w->sent = w->acked;
+			w->deadline = 0;
+			pfnic_stat_add(qp->pfnic, PFNIC_STAT_RETRANSMITS, 1);
+		}
+		return PFNIC_DONE;
+	}
 	if (pkt->paylen != min_t(u64, w->mtu, wqe->total_len - (u64)off * w->mtu)) {
 		*status = IB_WC_BAD_RESP_ERR;
 		return PFNIC_DONE;
@@ -321,6 +335,7 @@ enum pfnic_step pfnic_wire_send(struct pfnic_qp *qp, bool failed, enum ib_wc_sta
 		w->acked = 0;
 		w->sent = 0;
 		w->high = 0;
+		w->reasked = U32_MAX;
 		w->deadline = 0;
 		w->started = true;
 	}

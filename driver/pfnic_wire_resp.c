@@ -752,6 +752,34 @@ void pfnic_wire_request_arrived(struct pfnic_qp *qp, struct sk_buff *skb)
 	queue_work(pfnic_wq, &qp->wire.rx_work);
 }
 
+/*
+ * Whether a request waiting in the QP's queue asks again for the READ being answered (its
+ * PSN within the READ's): the requester lost one of its responses, and drops what follows
+ * it, so that sending the rest would only hold the new answer back.
+ * Context: the QP's receive work.
+ */
+static bool pfnic_wire_read_asked_again(struct pfnic_qp *qp)
+{
+	struct pfnic_wire *w = &qp->wire;
+	struct sk_buff *skb;
+	unsigned long flags;
+	bool again = false;
+
+	spin_lock_irqsave(&w->rxq.lock, flags);
+	skb_queue_walk(&w->rxq, skb) {
+		const struct pfnic_pkt *pkt = PFNIC_PKT(skb);
+
+		if (pkt->opcode == (PFNIC_OP_RC | PFNIC_OP_READ_REQUEST) &&
+		    pfnic_psn_diff(pkt->psn, w->rd_psn) >= 0 &&
+		    pfnic_psn_diff(pkt->psn, w->rd_psn + w->rd_n) < 0) {
+			again = true;
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&w->rxq.lock, flags);
+	return again;
+}
+
 /**
  * pfnic_wire_rx_work() - the responder on the wire: carry out a QP's requests in order
  * @work: the QP's wire.rx_work
@@ -770,7 +798,12 @@ void pfnic_wire_rx_work(struct work_struct *work)
 		state = READ_ONCE(qp->attr.qp_state);
 		if (state != IB_QPS_RTR && state != IB_QPS_RTS && state != IB_QPS_SQD)
 			qp->wire.rd_active = false;
-		/* a READ being answered goes first, a burst at a time, then the work again */
+		/*
+		 * A READ being answered goes first, a burst at a time, then the work again;
+		 * unless the requester asked for it again, which is then answered afresh.
+		 */
+		if (qp->wire.rd_active && pfnic_wire_read_asked_again(qp))
+			qp->wire.rd_active = false;
 		if (qp->wire.rd_active && !pfnic_wire_read_burst(qp)) {
 			queue_work(pfnic_wq, &qp->wire.rx_work);
 			return;
