@@ -10,12 +10,15 @@
 // pfnic0 on the debug kernel (its checkers watching the wire's paths) serving rxe0.
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import type { Test } from 'tap';
 
 import { debugKernels, edgeKernels, fullTier, timeScale } from './vm/matrix.js';
+import { Qmp } from './vm/qmp.js';
 
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const runSh = path.join(top, 'test/vm/run.sh');
@@ -45,14 +48,26 @@ function setup(side: Side, addr: string): string {
 
 interface GuestRun { status: number | null; out: string }
 
-/** Runs one guest of a pair, its stdout kept (the TAP of its side). */
-function runGuest(side: Side, link: string, command: string, timeout: number): Promise<GuestRun> {
+/**
+ * Runs one guest of a pair, its stdout kept (the TAP of its side). @p options: more of
+ * run.sh's; @p onLine: called with each line of its console as it comes.
+ */
+function runGuest(side: Side, link: string, command: string, timeout: number, options: string[] = [],
+  onLine?: (line: string) => void): Promise<GuestRun> {
   return new Promise((resolve) => {
-    const guest = spawn('bash', [runSh, '--timeout', String(timeout), '--link', link, side.kernel, '--',
+    const guest = spawn('bash', [runSh, '--timeout', String(timeout), '--link', link, ...options, side.kernel, '--',
       'bash', '-c', command], { cwd: top, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
+    let seen = 0;
     guest.stdout.setEncoding('utf8');
-    guest.stdout.on('data', (chunk: string) => { out += chunk; });
+    guest.stdout.on('data', (chunk: string) => {
+      out += chunk;
+      const end = out.lastIndexOf('\n');
+      if (onLine && end >= seen) {
+        for (const line of out.slice(seen, end).split(/\r?\n/)) onLine(line);
+        seen = end + 1;
+      }
+    });
     guest.on('close', (status) => resolve({ status, out }));
   });
 }
@@ -81,17 +96,45 @@ function report(t: Test, name: string, run: GuestRun): void {
 /** What netem makes of the link in the lossy pairs, on each guest's side of it. */
 const lossy = 'delay 2ms reorder 5% 50% loss 2% duplicate 1%';
 
-async function pair(t: Test, server: Side, client: Side, netem = ''): Promise<void> {
+/**
+ * A pair: @p server and @p client run test/guest/wire.sh's list. @p netem: the link's loss.
+ * @p unplug (a pfnic server): then pfnic_wire_traffic, the client's WRITEs and READs into the
+ * server's ODP MR while the server's NUMA node 1 (a DIMM of its own) goes offline, and the
+ * host removes the DIMM over QMP once the server says so.
+ */
+async function pair(t: Test, server: Side, client: Side, netem = '', unplug = false): Promise<void> {
   const [serverPort, clientPort] = [await freePort(), await freePort()];
   const timeout = 1200 * Math.max(timeScale(top, server.kernel), timeScale(top, client.kernel));
   const started = Date.now();
-  const env = netem ? `WIRE_NETEM='${netem}' ` : '';
+  const env = (netem ? `WIRE_NETEM='${netem}' ` : '') + (unplug ? 'WIRE_TRAFFIC=1 ' : '');
+  const pick = process.env.PFNIC_WIRE_CASES ? ` '${process.env.PFNIC_WIRE_CASES}'` : '';
+  let serverOptions: string[] = [];
+  let removed: Promise<void> = Promise.resolve();
+  let onLine: ((line: string) => void) | undefined;
+  if (unplug) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pfnic-wire-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const sock = path.join(dir, 'qmp.sock');
+    serverOptions = ['--numa', '--dimm', '384M', '--qmp', sock];
+    let asked = false;
+    onLine = (line) => {
+      if (asked || line.trim() !== 'ready-for-unplug') return;
+      asked = true;
+      removed = (async () => {
+        const qmp = await Qmp.connect(sock);
+        await qmp.execute('device_del', { id: 'dimm0' });
+        qmp.close();
+      })().catch((e: unknown) => { t.fail(`device_del of the server's DIMM: ${String(e)}`); });
+    };
+  }
   const [s, c] = await Promise.all([
     runGuest(server, `${serverPort}:${clientPort}:1`,
-      `${setup(server, '10.0.0.1')} && ${env}exec test/guest/wire.sh server ${server.dev} 10.0.0.1 10.0.0.2`, timeout),
+      `${setup(server, '10.0.0.1')} && ${env}${unplug ? 'WIRE_UNPLUG=1 ' : ''}exec test/guest/wire.sh server ${server.dev} 10.0.0.1 10.0.0.2${pick}`,
+      timeout, serverOptions, onLine),
     runGuest(client, `${clientPort}:${serverPort}:2`,
-      `${setup(client, '10.0.0.2')} && ${env}exec test/guest/wire.sh client ${client.dev} 10.0.0.2 10.0.0.1`, timeout),
+      `${setup(client, '10.0.0.2')} && ${env}exec test/guest/wire.sh client ${client.dev} 10.0.0.2 10.0.0.1${pick}`, timeout),
   ]);
+  await removed;
   report(t, `${server.dev} on ${server.kernel} (server)`, s);
   report(t, `${client.dev} on ${client.kernel} (client)`, c);
   t.comment(`the pair took ${Math.round((Date.now() - started) / 1000)} s`);
@@ -103,12 +146,12 @@ const oldest = kernels[0];
 if (!newest || !oldest) {
   t.pass('PFNIC_KERNELS leaves no release kernel');
 } else {
-  t.test(`pfnic0 (${newest}) serves rxe0 (${oldest})`, (t) =>
-    pair(t, { kernel: newest, dev: 'pfnic0' }, { kernel: oldest, dev: 'rxe0' }));
+  t.test(`pfnic0 (${newest}) serves rxe0 (${oldest}), then its memory goes offline and its DIMM away under rxe0's traffic`, (t) =>
+    pair(t, { kernel: newest, dev: 'pfnic0' }, { kernel: oldest, dev: 'rxe0' }, '', true));
   t.test(`rxe0 (${oldest}) serves pfnic0 (${newest})`, (t) =>
     pair(t, { kernel: oldest, dev: 'rxe0' }, { kernel: newest, dev: 'pfnic0' }));
-  t.test(`pfnic0 (${oldest}) serves pfnic0 (${newest}) on a lossy link`, (t) =>
-    pair(t, { kernel: oldest, dev: 'pfnic0' }, { kernel: newest, dev: 'pfnic0' }, lossy));
+  t.test(`pfnic0 (${oldest}) serves pfnic0 (${newest}) on a lossy link, then its memory goes offline and its DIMM away under that traffic`, (t) =>
+    pair(t, { kernel: oldest, dev: 'pfnic0' }, { kernel: newest, dev: 'pfnic0' }, lossy, true));
   if (fullTier()) {
     t.test(`pfnic0 (${oldest}) serves pfnic0 (${newest})`, (t) =>
       pair(t, { kernel: oldest, dev: 'pfnic0' }, { kernel: newest, dev: 'pfnic0' }));

@@ -15,8 +15,14 @@
 # program listens, connects to it: the client starts only then, so neither side needs to
 # guess how long the other takes to boot or to start a program under TCG.
 #
+# WIRE_TRAFFIC=1: last, build/cmake/tests/pfnic_wire_traffic, the server side's ODP MR
+# (a pfnic server's) taken through WRITEs and READs by the client, every byte checked,
+# while the server takes its NUMA node 1's memory offline; WIRE_UNPLUG=1 on the server: and
+# has the host remove that node's DIMM ("ready-for-unplug" on the console; test/vm/run.sh
+# --numa --dimm SIZE --qmp PATH).
+#
 # ibv_rc_pingpong and ibv_srq_pingpong check the data they receive (-c); the rest prove
-# the verbs and the transport work, and test/guest/pfnic_traffic checks every byte.
+# the verbs and the transport work, and pfnic_wire_traffic checks every byte.
 set -u
 role=${1:?usage: wire.sh server|client DEVICE ADDR PEER_ADDR [CASES]}
 dev=${2:?} addr=${3:?} peer=${4:?} pick=${5:-.}
@@ -92,8 +98,11 @@ counted=0
 [ -n "${WIRE_NETEM:-}" ] && [[ $dev = pfnic* ]] && counted=1
 counter() { rdma statistic show link "$dev/1" | tr ' ' '\n' | grep -A1 -x "$1" | tail -n 1; }
 
+with_traffic=0
+[ -n "${WIRE_TRAFFIC:-}" ] && with_traffic=1
+
 echo "TAP version 13"
-echo "1..$((${#picked[@]} + with_rping + counted))"
+echo "1..$((${#picked[@]} + with_rping + with_traffic + counted))"
 
 # go_server [PORT]: once something listens on TCP port PORT here, tell the client to start
 go_server() {
@@ -167,6 +176,22 @@ if [ $with_rping = 1 ]; then
 		st=$?
 		report $n "$rping_client" $st "$out" "$out.err"
 	fi
+fi
+if [ $with_traffic = 1 ]; then
+	# the client connects to the server's side channel itself, retrying until it listens
+	n=$((n + 1))
+	traffic=build/cmake/tests/pfnic_wire_traffic
+	if [ "$role" = server ]; then
+		cmd="$traffic server -d $dev -g $gid -p 7100${WIRE_UNPLUG:+ --unplug}"
+		# its lines go to the console as they come: the host waits for "ready-for-unplug"
+		timeout 900 $cmd 2> "$out.err" | tee "$out"
+		st=${PIPESTATUS[0]}
+	else
+		cmd="$traffic client -d $dev -g $gid -p 7100 $peer"
+		timeout 900 $cmd 2> "$out.err" | tee "$out"
+		st=${PIPESTATUS[0]}
+	fi
+	report $n "$cmd" $st "$out" "$out.err"
 fi
 if [ $counted = 1 ]; then
 	n=$((n + 1))
