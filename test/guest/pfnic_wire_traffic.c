@@ -263,7 +263,10 @@ static int server(void)
 	if (!hear(fd, line, sizeof(line), 300) || strcmp(line, "running"))
 		bail("server: the client's traffic did not start");
 
+	/* a steady rate first, for the client to measure the offlining's against */
+	sleep(5);
 	inv0 = vt_device_counter(dev, "page_invalidations");
+	say(fd, "offlining\n");
 	for (long i = 0; i < nb; i++) {
 		double t0 = now();
 		int rv = block_offline(blocks[i], 120);
@@ -272,6 +275,7 @@ static int server(void)
 		     now() - t0);
 		EXPECT(!rv, "server: memory%ld did not go offline: %s", blocks[i], strerror(rv));
 	}
+	say(fd, "offlined\n");
 	long left = pages_on(buf, MR_LEN / 4096, 1);
 
 	EXPECT(left == 0, "server: %ld pages of the MR still on node 1", left);
@@ -376,7 +380,10 @@ static int client(const char *server_addr)
 	if (!hear(fd, line, sizeof(line), 120) || strcmp(line, "go"))
 		bail("client: the server did not say go");
 
-	double t0 = now();
+	/* the rate in each phase: steady, while the server's blocks go offline, after */
+	double t0 = now(), mark[3] = { 0, 0, 0 };
+	unsigned long at[3] = { 0, 0, 0 };
+	int phase = -1;
 
 	while (ok && !stop) {
 		/* a WRITE of fresh bytes, then a READ elsewhere, both at unaligned places */
@@ -407,16 +414,34 @@ static int client(const char *server_addr)
 		if (rounds == 20 && !said_running) {
 			say(fd, "running\n");
 			said_running = true;
+			phase = 0;
+			mark[0] = now();
+			at[0] = rounds;
 		}
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 
-		if (said_running && poll(&p, 1, 0) == 1 && hear(fd, line, sizeof(line), 1))
+		if (said_running && poll(&p, 1, 0) == 1 && hear(fd, line, sizeof(line), 1)) {
 			stop = !strcmp(line, "stop");
+			if ((!strcmp(line, "offlining") && phase == 0) ||
+			    (!strcmp(line, "offlined") && phase == 1)) {
+				phase++;
+				mark[phase] = now();
+				at[phase] = rounds;
+			}
+		}
 	}
-	double secs = now() - t0;
+	double secs = now() - t0, end = now();
 
 	diag("client: %lu rounds of a WRITE and a READ, %lu bytes in %.1f s (%.1f rounds/s)%s",
 	     rounds, bytes, secs, rounds / secs, ok ? "" : "; stopped by a failure");
+	if (phase == 2 && mark[1] > mark[0] && mark[2] > mark[1]) {
+		double steady = (at[1] - at[0]) / (mark[1] - mark[0]);
+		double during = (at[2] - at[1]) / (mark[2] - mark[1]);
+		double after = (rounds - at[2]) / (end - mark[2]);
+
+		diag("bench: rounds/s %.1f steady, %.1f while the server's blocks went offline (%.2f of steady, over %.1f s), %.1f after",
+		     steady, during, steady > 0 ? during / steady : 0, mark[2] - mark[1], after);
+	}
 	/* the whole MR back, every byte */
 	for (uint64_t off = 0; ok && off < MR_LEN; off += 1ul << 20) {
 		ok = rdma(IBV_WR_RDMA_READ, imr, in, 1ul << 20, base + off, rkey);

@@ -62,8 +62,11 @@ cases=(
 	"ib_read_bw -d $dev -x $gid -n 100 -F %O"
 	"ib_send_bw -d $dev -x $gid -n 100 -F %O"
 	"ib_write_lat -d $dev -x $gid -n 100 -F"
+	"ib_read_lat -d $dev -x $gid -n 100 -F %O"
+	"ib_send_lat -d $dev -x $gid -n 100 -F"
 	"ib_atomic_bw -d $dev -x $gid -n 100 -F"
 	"ib_atomic_bw -d $dev -x $gid -n 100 -F -A CMP_AND_SWAP"
+	"ib_atomic_lat -d $dev -x $gid -n 100 -F"
 )
 if [ -n "${WIRE_NETEM:-}" ]; then
 	nic=$(ip -o addr show to "$addr" | awk '{print $2}')
@@ -79,6 +82,15 @@ if [ -n "${WIRE_NETEM:-}" ]; then
 		"ib_atomic_bw -d $dev -x $gid -n 100 -F"
 	)
 fi
+# WIRE_BENCH=1: perftest's measures for test/bench/wire.sh instead (nothing checked but that
+# they run): 1 MiB WRITE bandwidth, 64 B WRITE message rate, 64 B WRITE latency
+if [ -n "${WIRE_BENCH:-}" ]; then
+	cases=(
+		"ib_write_bw -d $dev -x $gid -s 1048576 -n ${WIRE_BENCH_N:-100} -F"
+		"ib_write_bw -d $dev -x $gid -s 64 -n $((${WIRE_BENCH_N:-100} * 20)) -F"
+		"ib_write_lat -d $dev -x $gid -s 64 -n $((${WIRE_BENCH_N:-100} * 5)) -F"
+	)
+fi
 picked=()
 for c in "${cases[@]}"; do
 	[[ $c =~ $pick ]] || continue
@@ -91,11 +103,11 @@ done
 rping_server="rping -s -a $addr -v -C 10 -S 4000"
 rping_client="rping -c -a $peer -v -C 10 -S 4000"
 with_rping=0
-[[ rping =~ $pick || $pick = . ]] && with_rping=1
+[[ rping =~ $pick || $pick = . ]] && [ -z "${WIRE_BENCH:-}" ] && with_rping=1
 
 # the counters of a pfnic device, which must have seen a lossy link
 counted=0
-[ -n "${WIRE_NETEM:-}" ] && [[ $dev = pfnic* ]] && counted=1
+[ -n "${WIRE_NETEM:-}" ] && [ -z "${WIRE_BENCH:-}" ] && [[ $dev = pfnic* ]] && counted=1
 counter() { rdma statistic show link "$dev/1" | tr ' ' '\n' | grep -A1 -x "$1" | tail -n 1; }
 
 with_traffic=0

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Test } from 'tap';
 
 import { runGroups, setupCommand, type Group, type Step } from './groups.js';
-import { isDebugKernel, newestKernel, timeScale } from './matrix.js';
+import { fullTier, isDebugKernel, newestKernel, timeScale } from './matrix.js';
 import { Qmp } from './qmp.js';
 
 const tests = 'build/cmake/tests';
@@ -254,8 +254,15 @@ const soak: Group = {
 /** Runs the pfnic suite in guests of @p kernel, as subtests of @p t. */
 export async function pfnicSuite(t: Test, top: string, kernel: string): Promise<void> {
   await runGroups(t, top, kernel, groups);
-  const started = Date.now();
-  await t.test('hot-unplug under live ODP traffic', (t) => hotUnplug(t, top, kernel));
-  t.comment(`kernel ${kernel}: hot-unplug under live ODP traffic took ${Math.round((Date.now() - started) / 1000)} s`);
+  // Seven minutes under the checkers, where the soak slice takes ODP MRs' blocks offline
+  // under traffic too; the DIMM's removal itself is the kernel's, which every release
+  // kernel runs: the debug kernel's is the full tier's.
+  if (isDebugKernel(top, kernel) && !fullTier()) {
+    t.comment(`kernel ${kernel}: hot-unplug under live ODP traffic runs on the debug kernel in the full tier only (PFNIC_TIER=full)`);
+  } else {
+    const started = Date.now();
+    await t.test('hot-unplug under live ODP traffic', (t) => hotUnplug(t, top, kernel));
+    t.comment(`kernel ${kernel}: hot-unplug under live ODP traffic took ${Math.round((Date.now() - started) / 1000)} s`);
+  }
   if (kernel === newestKernel(top) || isDebugKernel(top, kernel)) await runGroups(t, top, kernel, [soak]);
 }
