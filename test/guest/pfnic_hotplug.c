@@ -111,53 +111,14 @@ static int read_word(const char *path, char *buf, size_t len)
 	return ok ? 0 : -1;
 }
 
-static const char *block_attr(long block, const char *attr)
-{
-	static char word[64];
-	char path[128];
-
-	snprintf(path, sizeof(path), MEMDIR "/memory%ld/%s", block, attr);
-	if (read_word(path, word, sizeof(word)))
-		return "absent";
-	return word;
-}
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-}
-
-/*
- * Writes @state ("offline", "online_kernel", ...) to a block's state file, giving up after
- * @limit seconds (an alarm interrupts the kernel's offlining loop). Return: 0 or the errno.
- */
-static int block_set(long block, const char *state, unsigned int limit)
-{
-	struct sigaction sa = { .sa_handler = on_alarm };
-	char path[128];
-	int fd, rv = 0;
-
-	sigaction(SIGALRM, &sa, NULL);	/* no SA_RESTART: the write returns EINTR */
-	snprintf(path, sizeof(path), MEMDIR "/memory%ld/state", block);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return errno;
-	alarm(limit);
-	if (write(fd, state, strlen(state)) < 0)
-		rv = errno;
-	alarm(0);
-	close(fd);
-	return rv;
-}
-
 /* The first NBLOCKS online Movable blocks, into g.blocks. Return: how many there are. */
 static int find_blocks(void)
 {
 	int n = 0;
 
 	for (long b = 0; b < 4096 && n < NBLOCKS; b++)
-		if (strcmp(block_attr(b, "state"), "online") == 0 &&
-		    strcmp(block_attr(b, "valid_zones"), "Movable") == 0)
+		if (strcmp(vt_block_attr(b, "state"), "online") == 0 &&
+		    strcmp(vt_block_attr(b, "valid_zones"), "Movable") == 0)
 			g.blocks[n++] = b;
 	return n;
 }
@@ -481,12 +442,12 @@ static void c_pinned(void)
 	int rv, from;
 
 	/* block x becomes Normal memory, where long-term pinned pages may stay */
-	rv = block_set(x, "offline", 120);
+	rv = vt_block_set(x, "offline", 120);
 	if (!rv)
-		rv = block_set(x, "online_kernel", 60);
-	if (rv || strcmp(block_attr(x, "valid_zones"), "Normal")) {
+		rv = vt_block_set(x, "online_kernel", 60);
+	if (rv || strcmp(vt_block_attr(x, "valid_zones"), "Normal")) {
 		diag("memory%ld: offline, online_kernel: %s; now %s in %s", x,
-		     rv ? strerror(rv) : "ok", block_attr(x, "state"), block_attr(x, "valid_zones"));
+		     rv ? strerror(rv) : "ok", vt_block_attr(x, "state"), vt_block_attr(x, "valid_zones"));
 		bail("cannot online memory%ld as Normal memory", x);
 	}
 	buf = map_near_dimm(PIN_LEN);
@@ -505,11 +466,11 @@ static void c_pinned(void)
 
 	ev_collect();
 	from = nev;
-	rv = block_set(x, "offline", 5);
+	rv = vt_block_set(x, "offline", 5);
 	ev_collect();
 	diag("offlining memory%ld with the pinned MR registered: %s; the block is %s", x,
-	     rv ? strerror(rv) : "success", block_attr(x, "state"));
-	if (!rv || strcmp(block_attr(x, "state"), "online"))
+	     rv ? strerror(rv) : "success", vt_block_attr(x, "state"));
+	if (!rv || strcmp(vt_block_attr(x, "state"), "online"))
 		bad = 1;
 	EXPECT_NUM("going-offline records", ev_count(from, PFNIC_EVENT_MEMORY,
 						      PFNIC_MEMORY_GOING_OFFLINE, x, 0, NULL), 1);
@@ -534,7 +495,7 @@ static void c_pinned(void)
 	ibv_dereg_mr(mr);
 	munmap(buf, PIN_LEN);
 	from = nev;
-	rv = block_set(x, "offline", 120);
+	rv = vt_block_set(x, "offline", 120);
 	ev_collect();
 	if (rv) {
 		diag("offlining memory%ld after deregistration: %s", x, strerror(rv));
@@ -553,7 +514,7 @@ static double offline_rate(long block)
 {
 	unsigned long ops = atomic_load(&tr.ops);
 	double t0 = now(), secs;
-	int rv = block_set(block, "offline", 120);
+	int rv = vt_block_set(block, "offline", 120);
 
 	secs = now() - t0;
 	ops = atomic_load(&tr.ops) - ops;
@@ -582,7 +543,7 @@ static double offline_under_traffic(long block)
 	from = nev;
 	ops = atomic_load(&tr.ops);
 	t0 = now();
-	rv = block_set(block, "offline", 120);
+	rv = vt_block_set(block, "offline", 120);
 	secs = now() - t0;
 	ops = atomic_load(&tr.ops) - ops;
 	ev_collect();
@@ -646,7 +607,7 @@ static void bench_offlining(int cycles)
 
 	for (int c = 0; c < cycles && c < 64; c++) {
 		double steady, during, after;
-		int rv = block_set(block, "online_movable", 60);
+		int rv = vt_block_set(block, "online_movable", 60);
 
 		if (rv) {
 			diag("bench: cannot online memory%ld: %s", block, strerror(rv));
@@ -843,7 +804,7 @@ static void c_odp(void)
 	 * Every MR page in the second block: the third is offline while they are allocated
 	 * (the first is offline already).
 	 */
-	rv = block_set(g.blocks[2], "offline", 120);
+	rv = vt_block_set(g.blocks[2], "offline", 120);
 	if (rv)
 		bail("cannot offline memory%ld: %s", g.blocks[2], strerror(rv));
 	tr.src = map_near_dimm(ODP_LEN);
@@ -854,7 +815,7 @@ static void c_odp(void)
 		bail("ibv_reg_mr (ODP): %s", strerror(errno));
 	memset(tr.src, 1, ODP_LEN);
 	memset(tr.dst, 2, ODP_LEN);
-	rv = block_set(g.blocks[2], "online_movable", 60);
+	rv = vt_block_set(g.blocks[2], "online_movable", 60);
 	if (rv)
 		bail("cannot online memory%ld: %s", g.blocks[2], strerror(rv));
 	in_first[0] = pages_in_block(tr.src, ODP_LEN, g.blocks[1]);
@@ -934,7 +895,7 @@ static void c_odp(void)
 		for (double end = now() + 120; now() < end && gone < NBLOCKS; usleep(200000)) {
 			gone = 0;
 			for (int b = 0; b < NBLOCKS; b++)
-				gone += strcmp(block_attr(g.blocks[b], "state"), "absent") == 0;
+				gone += strcmp(vt_block_attr(g.blocks[b], "state"), "absent") == 0;
 		}
 		diag("%ld of %d blocks gone; transfers/s since: %.1f", gone, NBLOCKS, rate_over(2));
 		EXPECT_NUM("DIMM blocks gone", gone, NBLOCKS);

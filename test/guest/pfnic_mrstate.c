@@ -1268,13 +1268,17 @@ int main(int argc, char **argv)
 	g.evfd = open(PFNIC_EVENTS_PATH, O_RDONLY | O_NONBLOCK);
 	if (g.evfd < 0)
 		bail("open %s: %s", PFNIC_EVENTS_PATH, strerror(errno));
+	/*
+	 * The cases count invalidations exactly: NUMA balancing's scanner, which takes pages'
+	 * access away for a moment to see which node uses them, must not add its own. On a
+	 * loaded host it reached an MR in the middle of the first case.
+	 */
+	numa_balancing(false);
 	c_explicit();
 	c_implicit();
 	c_pinned();
 	c_prefetch();
-	numa_balancing(false);
 	c_migrate();
-	numa_balancing(true);
 	c_events_api();
 	c_events_lost();
 	c_events_permissions();
@@ -1282,6 +1286,7 @@ int main(int argc, char **argv)
 	c_fault_retry();
 	/* last: its WRITE into a hole leaves the QPs in the error state */
 	c_implicit_hole();
+	numa_balancing(true);
 	diag("%d of %d failed", g.failed, g.num);
 	return g.failed ? 1 : 0;
 }

@@ -578,6 +578,35 @@ static void reth(uint8_t *e, uint64_t va, uint32_t rkey, uint32_t len)
 	put32(e + 12, len);
 }
 
+/*
+ * Packets the device must have dropped: nothing answered, nothing delivered, and counter
+ * @name at @want.
+ */
+static void expect_dropped(const char *name, long long want, const char *what)
+{
+	quiet(1, what);
+	expect_counter(name, want);
+	no_completion(what);
+}
+
+/* A receive completion of @wr_id from the peer's QP: @len bytes of pattern @seed at @p. */
+static void expect_received(uint64_t wr_id, const uint8_t *p, uint32_t len, uint64_t seed,
+			    const char *what)
+{
+	struct ibv_wc wc;
+
+	if (!completion(&wc, 10)) {
+		diag("%s: no receive completion", what);
+		bad = 1;
+		return;
+	}
+	EXPECT(wc.wr_id == wr_id && wc.status == IBV_WC_SUCCESS && wc.byte_len == len &&
+	       wc.opcode == IBV_WC_RECV && wc.src_qp == PEER_QPN,
+	       "%s: completion wr_id %llu %s, %u bytes, from QP %#x", what,
+	       (unsigned long long)wc.wr_id, ibv_wc_status_str(wc.status), wc.byte_len, wc.src_qp);
+	same(p, len, seed, what);
+}
+
 /* ---- pfnic as the responder ------------------------------------------------------------- */
 
 /* The PSN the device's QP expects next, starting just below the wrap. */
@@ -597,7 +626,6 @@ static void responder(int gidx)
 	uint8_t pay[4096], e[28];
 	struct frame f;
 	struct pkt k;
-	struct ibv_wc wc;
 	long long c0;
 
 	diag("the device's QP %#x expects PSN %#x from the peer's QP %#x", qp->qp_num, psn,
@@ -612,17 +640,7 @@ static void responder(int gidx)
 	if (expect_answer(&k, OP_ACK, psn, "SEND"))
 		EXPECT(k.syn == SYN_ACK && k.msn == 1, "SEND: ACK syndrome %#x MSN %u, expected %#x MSN 1",
 		       k.syn, k.msn, SYN_ACK);
-	if (completion(&wc, 10)) {
-		EXPECT(wc.wr_id == 100 && wc.status == IBV_WC_SUCCESS && wc.byte_len == 300 &&
-		       wc.opcode == IBV_WC_RECV && wc.src_qp == PEER_QPN,
-		       "SEND: completion wr_id %llu %s, %u bytes, from QP %#x",
-		       (unsigned long long)wc.wr_id, ibv_wc_status_str(wc.status), wc.byte_len,
-		       wc.src_qp);
-		same(recv_buf, 300, 1, "SEND's bytes");
-	} else {
-		diag("SEND: no receive completion");
-		bad = 1;
-	}
+	expect_received(100, recv_buf, 300, 1, "SEND");
 	psn++;
 	point("responder: a SEND from the wire lands in the receive WQE and is ACKed, MSN 1");
 
@@ -637,9 +655,7 @@ static void responder(int gidx)
 	build(&f, OP_SEND_ONLY, qp->qp_num, psn, true, NULL, 0, pay, 300);
 	f.b[HDRS + 7] ^= 0x01;		/* the QPN's low byte changed after the ICRC */
 	send_frame(&f);
-	quiet(1, "bad ICRC");
-	expect_counter("rx_icrc_errors", c0 + 3);
-	no_completion("bad ICRC");
+	expect_dropped("rx_icrc_errors", c0 + 3, "bad ICRC");
 	point("responder: a wrong ICRC, or bytes or a header it covers changed, is dropped and counted (rx_icrc_errors)");
 
 	/* 3: packets cut short, or whose headers lie */
@@ -673,9 +689,7 @@ static void responder(int gidx)
 	/* UC reaches pfnic devices of this kernel only: the wire carries no UC opcode */
 	build(&f, 0x24, qp->qp_num, psn, true, NULL, 0, pay, 100);
 	send_frame(&f), cases++;
-	quiet(1, "malformed");
-	expect_counter("rx_malformed", c0 + cases);
-	no_completion("malformed");
+	expect_dropped("rx_malformed", c0 + cases, "malformed");
 	point("responder: packets cut short, with lying IP or UDP lengths, a bad IP checksum, an opcode the wire does not carry or a cut header are dropped and counted (rx_malformed)");
 
 	/* 4: not for this QP */
@@ -697,9 +711,7 @@ static void responder(int gidx)
 	memset(e, 0, 8);
 	build(&f, OP_UD_SEND_ONLY, qp->qp_num, psn, false, e, 8, pay, 100);
 	send_frame(&f), cases++;
-	quiet(1, "not for the QP");
-	expect_counter("rx_unknown_qp", c0 + cases);
-	no_completion("not for the QP");
+	expect_dropped("rx_unknown_qp", c0 + cases, "not for the QP");
 	point("responder: a packet for an unknown QP, from an address not the QP's peer, to an address not the device's, or a UD opcode to an RC QP is dropped and counted (rx_unknown_qp)");
 
 	/* 5: ahead of the expected PSN (the expected one is 0xffffff, ahead ones wrap) */
@@ -720,15 +732,7 @@ static void responder(int gidx)
 	if (expect_answer(&k, OP_ACK, psn, "the expected PSN"))
 		EXPECT(k.syn == SYN_ACK && k.msn == 2, "expected PSN: syndrome %#x MSN %u", k.syn,
 		       k.msn);
-	if (completion(&wc, 10)) {
-		EXPECT(wc.wr_id == 101 && wc.status == IBV_WC_SUCCESS && wc.byte_len == 200,
-		       "expected PSN: completion wr_id %llu %s %u bytes",
-		       (unsigned long long)wc.wr_id, ibv_wc_status_str(wc.status), wc.byte_len);
-		same(recv_buf + 1024, 200, 2, "the expected PSN's bytes");
-	} else {
-		diag("the expected PSN: no receive completion");
-		bad = 1;
-	}
+	expect_received(101, recv_buf + 1024, 200, 2, "the expected PSN");
 	psn = (psn + 1) & 0xffffff;
 	point("responder: PSNs ahead of the expected one (past the wrap) get one sequence NAK of the expected PSN; the expected one then lands");
 
@@ -864,15 +868,7 @@ static void responder(int gidx)
 	build(&f, OP_SEND_ONLY, qp->qp_num, psn, true, NULL, 0, pay, 1000);
 	send_frame(&f);
 	expect_answer(&k, OP_ACK, psn, "SEND after it all");
-	if (completion(&wc, 10)) {
-		EXPECT(wc.wr_id == 102 && wc.status == IBV_WC_SUCCESS && wc.byte_len == 1000,
-		       "SEND after: completion wr_id %llu %s %u bytes", (unsigned long long)wc.wr_id,
-		       ibv_wc_status_str(wc.status), wc.byte_len);
-		same(recv_buf + 2048, 1000, 5, "SEND after it all");
-	} else {
-		diag("SEND after it all: no completion");
-		bad = 1;
-	}
+	expect_received(102, recv_buf + 2048, 1000, 5, "SEND after it all");
 	psn = (psn + 1) & 0xffffff;
 	point("responder: after every bad packet, the QP takes the next SEND as if nothing happened");
 

@@ -26,7 +26,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
@@ -34,7 +33,6 @@
 
 #define MR_LEN		(16ul << 20)
 #define XFER_MAX	(70u << 10)
-#define MEMDIR		"/sys/devices/system/memory"
 #define MPOL_PREFERRED	1
 
 static int bad;
@@ -144,54 +142,12 @@ static enum ibv_qp_state qp_state(void)
 
 /* ---- the server ---------------------------------------------------------------------------- */
 
-static const char *block_attr(long block, const char *attr)
-{
-	static char buf[64];
-	char path[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), MEMDIR "/memory%ld/%s", block, attr);
-	f = fopen(path, "r");
-	if (!f)
-		return "absent";
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = 0;
-	fclose(f);
-	buf[strcspn(buf, "\n")] = 0;
-	return buf;
-}
-
 static bool block_on_node(long block, int node)
 {
 	char path[128];
 
-	snprintf(path, sizeof(path), MEMDIR "/memory%ld/node%d", block, node);
+	snprintf(path, sizeof(path), VT_MEMDIR "/memory%ld/node%d", block, node);
 	return access(path, F_OK) == 0;
-}
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-}
-
-/* Takes @block offline, giving up after @limit seconds. Return: 0 or the errno. */
-static int block_offline(long block, unsigned int limit)
-{
-	struct sigaction sa = { .sa_handler = on_alarm };
-	char path[128];
-	int fd, rv = 0;
-
-	sigaction(SIGALRM, &sa, NULL);	/* no SA_RESTART: the write returns EINTR */
-	snprintf(path, sizeof(path), MEMDIR "/memory%ld/state", block);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return errno;
-	alarm(limit);
-	if (write(fd, "offline", 7) < 0)
-		rv = errno;
-	alarm(0);
-	close(fd);
-	return rv;
 }
 
 /* How many of the @n pages at @p are on node @node (move_pages(2) asked where they are). */
@@ -230,7 +186,7 @@ static int server(void)
 	diag("server: %ld of %lu pages of the MR on node 1", on1, MR_LEN / 4096);
 	EXPECT(on1 == (long)(MR_LEN / 4096), "server: only %ld pages of the MR on node 1", on1);
 	for (long b = 0; b < 4096 && nb < 64; b++)
-		if (block_on_node(b, 1) && !strcmp(block_attr(b, "state"), "online"))
+		if (block_on_node(b, 1) && !strcmp(vt_block_attr(b, "state"), "online"))
 			blocks[nb++] = b;
 	EXPECT(nb > 0, "server: node 1 has no online memory block");
 
@@ -269,7 +225,7 @@ static int server(void)
 	say(fd, "offlining\n");
 	for (long i = 0; i < nb; i++) {
 		double t0 = now();
-		int rv = block_offline(blocks[i], 120);
+		int rv = vt_block_set(blocks[i], "offline", 120);
 
 		diag("server: memory%ld offline: %s (%.1f s)", blocks[i], rv ? strerror(rv) : "ok",
 		     now() - t0);
@@ -285,7 +241,7 @@ static int server(void)
 		for (double end = now() + 120; now() < end && gone < nb; usleep(200000)) {
 			gone = 0;
 			for (long i = 0; i < nb; i++)
-				gone += !strcmp(block_attr(blocks[i], "state"), "absent");
+				gone += !strcmp(vt_block_attr(blocks[i], "state"), "absent");
 		}
 		diag("server: %ld of %ld blocks of node 1 gone with the DIMM", gone, nb);
 		EXPECT(gone == nb, "server: the DIMM's blocks did not go away");

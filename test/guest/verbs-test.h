@@ -10,6 +10,7 @@
  *  - what a command prints, as words (run_words(), after(), num_after());
  *  - numa_balancing(): automatic NUMA balancing off while a program moves pages;
  *  - map_fresh(): fresh anonymous memory of 4 KiB pages; write_file(): a sysfs or proc write;
+ *  - memory blocks: vt_block_attr() reads a block's attribute, vt_block_set() its state;
  *  - the RC loopback set-up: one QP of a pair moved RESET -> INIT -> RTR -> RTS towards the
  *    other (struct vt_rc: the attributes in which the programs differ);
  *  - vt_pat(), the byte pattern a test writes, vt_check_pattern() that checks it and the
@@ -33,6 +34,7 @@
 #include <time.h>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -222,6 +224,55 @@ static inline int write_file(const char *path, const char *text)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- memory blocks -------------------------------------------------------------------------- */
+
+#define VT_MEMDIR "/sys/devices/system/memory"
+
+/* Attribute @attr of memory block @block ("state", "valid_zones", ...), or "absent". */
+static inline const char *vt_block_attr(long block, const char *attr)
+{
+	static char word[64];
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), VT_MEMDIR "/memory%ld/%s", block, attr);
+	f = fopen(path, "r");
+	if (!f)
+		return "absent";
+	if (fscanf(f, "%63s", word) != 1)
+		word[0] = 0;
+	fclose(f);
+	return word;
+}
+
+static inline void vt_on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * Writes @state ("offline", "online_kernel", ...) to a block's state file, giving up after
+ * @limit seconds (an alarm interrupts the kernel's offlining loop). Return: 0 or the errno.
+ */
+static inline int vt_block_set(long block, const char *state, unsigned int limit)
+{
+	struct sigaction sa = { .sa_handler = vt_on_alarm };
+	char path[128];
+	int fd, rv = 0;
+
+	sigaction(SIGALRM, &sa, NULL);	/* no SA_RESTART: the write returns EINTR */
+	snprintf(path, sizeof(path), VT_MEMDIR "/memory%ld/state", block);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return errno;
+	alarm(limit);
+	if (write(fd, state, strlen(state)) < 0)
+		rv = errno;
+	alarm(0);
+	close(fd);
+	return rv;
 }
 
 /* ---- NUMA ----------------------------------------------------------------------------------- */

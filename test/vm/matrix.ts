@@ -23,6 +23,13 @@ export function isDebugKernel(top: string, kernel: string): boolean {
   return readMatrix(top).find((k) => k.name === kernel)?.debug === true;
 }
 
+/**
+ * Seconds a group's guest of a release kernel may run (times timeScale()) before the rig
+ * takes it for hung. The longest group takes five minutes when it has the machine to itself;
+ * CI runs two suites at once.
+ */
+export const groupSeconds = 600;
+
 /** How many times longer than a release kernel @p kernel may take to run a guest (kernels.json). */
 export function timeScale(top: string, kernel: string): number {
   return readMatrix(top).find((k) => k.name === kernel)?.time_scale ?? 1;

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Test } from 'tap';
 
 import { runGroups, setupCommand, type Group, type Step } from './groups.js';
-import { fullTier, isDebugKernel, newestKernel, timeScale } from './matrix.js';
+import { fullTier, groupSeconds, isDebugKernel, newestKernel, timeScale } from './matrix.js';
 import { Qmp } from './qmp.js';
 
 const tests = 'build/cmake/tests';
@@ -48,6 +48,8 @@ const groups: Group[] = [
     command: `${tests}/pfnic_traffic -d pfnic0 -g 1 --srq --strict`,
     needs: [`${tests}/pfnic_traffic`],
     debugBundle: 'verbs',
+    // two minutes under the checkers, where the soak slice runs SRQ traffic too
+    debugFullTier: true,
   },
   {
     // the same traffic through extended CQs and QPs, which are the provider's alone
@@ -191,10 +193,12 @@ const groups: Group[] = [
   },
   {
     // a slice of the fuzzer, the same calls each run; test/fuzz.sh runs a million and more
-    name: 'fuzz: 3 processes of 10,000 random calls at the user surface while memory churns',
+    name: 'fuzz: 3 processes of random calls at the user surface (10,000 each, 5,000 under the checkers) while memory churns',
     options: ['--numa'],
     setup: [...devices, 'ummunotify'],
     command: 'test/guest/fuzz.sh 1 10000 3 2',
+    // under the checkers each call takes four times as long
+    debugCommand: 'test/guest/fuzz.sh 1 5000 3 2',
     needs: [`${tests}/pfnic_fuzz`],
     debugBundle: 'safety',
   },
@@ -212,7 +216,7 @@ async function hotUnplug(t: Test, top: string, kernel: string): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'pfnic-unplug-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const sock = path.join(dir, 'qmp.sock');
-  const guest = spawn('bash', [path.join(top, 'test/vm/run.sh'), '--timeout', String(300 * timeScale(top, kernel)), '--numa',
+  const guest = spawn('bash', [path.join(top, 'test/vm/run.sh'), '--timeout', String(groupSeconds * timeScale(top, kernel)), '--numa',
     '--dimm', '384M', '--qmp', sock, kernel, '--', 'sh', '-c',
     `${setupCommand(devices)} && exec build/cmake/tests/pfnic_hotplug -d pfnic0 -g 1 --unplug`],
   { cwd: top, stdio: ['ignore', 'pipe', 'inherit'] });
