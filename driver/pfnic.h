@@ -99,6 +99,7 @@ enum pfnic_stat {
 	PFNIC_STAT_OUT_OF_SEQUENCE,		/* requests a responder got ahead of its PSN */
 	PFNIC_STAT_DUPLICATE_REQUEST,		/* requests a responder got again */
 	PFNIC_STAT_SEND_RNR_NAK,		/* RNR NAKs a responder sent (no WQE, a fault) */
+	PFNIC_STAT_ACKS_COALESCED,		/* ACKs a responder left to a later one */
 	PFNIC_STAT_COUNT,
 };
 
@@ -437,6 +438,12 @@ static inline struct pfnic_wqe *pfnic_wq_entry(struct pfnic_wq *wq, u32 i)
 	return (struct pfnic_wqe *)(wq->buf + (size_t)(i % wq->size) * wq->stride);
 }
 
+/* What @wq's head will be once the @after WQEs at its head are done. */
+static inline u32 pfnic_wq_index_after(const struct pfnic_wq *wq, u32 after)
+{
+	return wq->shared ? wq->head + after : (wq->head + after) % wq->size;
+}
+
 /* The data of a WQE posted with IB_SEND_INLINE. */
 static inline u8 *pfnic_wqe_inline(struct pfnic_wqe *wqe)
 {
@@ -495,6 +502,7 @@ struct pfnic_fault {
  * @fault_work: the ODP core resolving this QP's page fault (the device's fault event).
  * @drain_work: reports IB_EVENT_SQ_DRAINED once a move to SQD has let the engine stop.
  * @cur: the engine's copy of the send WQE it executes (only the engine touches it).
+ * @cur_size: its bytes: a whole slot of the send queue
  * @rcur: the engine's copy of the peer's receive WQE it fills.
  * @stalled: a page fault of this QP is being resolved; the engine does not run it.
  * @sq_busy: the engine runs the send queue's head WQE outside the lock: a flush leaves that
@@ -540,8 +548,10 @@ struct pfnic_fault {
  * @running: someone runs the engine on this QP now (its work item, or a doorbell in the
  *	poster's own context: pfnic_engine_drive()); no one else may meanwhile.
  * @idle: woken when @running is cleared.
- * @retry_wait: the head WQE met an RNR NAK or no ACK; only its retry timer (@rnr_work) runs
- *	the engine again, so that neither a doorbell nor the poller cuts the wait short.
+ * @retry_wait: the head WQE met an RNR NAK or no ACK, or waits for its answers on the wire;
+ *	only its retry timer (@rnr_work) runs the engine again, so that neither a doorbell nor
+ *	the poller cuts the wait short; but a doorbell runs a QP that waits for answers
+ *	(@wire.waiting), to send what was posted behind the head.
  * @poll_entry: on the polling engine's list while it holds the QP (pfnic_poll.c), with a
  *	reference, until @poll_until (ktime_get_ns()) with no WQE; changed under @lock (and the
  *	list's lock), so that it is empty under @lock when the poller does not hold the QP.
@@ -570,6 +580,7 @@ struct pfnic_qp {
 	wait_queue_head_t idle;
 	struct list_head gsi_entry;
 	struct pfnic_wqe *cur;
+	size_t cur_size;
 	struct pfnic_wqe *rcur;
 	bool stalled;
 	bool sq_busy;
@@ -688,7 +699,7 @@ void pfnic_wq_reset(struct pfnic_wq *wq);
 u64 pfnic_wq_head_id(struct pfnic_wq *wq, bool send, enum ib_wr_opcode *opcode);
 bool pfnic_wq_overrun(struct pfnic_wq *wq);
 bool pfnic_inline_opcode(enum ib_wr_opcode opcode);
-int pfnic_wq_fetch_send(struct pfnic_qp *qp, struct pfnic_wqe *into);
+int pfnic_wq_fetch_send(struct pfnic_qp *qp, u32 after, struct pfnic_wqe *into);
 void pfnic_wq_fetch_recv(struct pfnic_wq *wq, struct pfnic_wqe *into);
 
 /* pfnic_cq.c */

@@ -192,6 +192,9 @@ bool pfnic_comp_step(struct pfnic_qp *qp, u32 gen, enum pfnic_step step,
 		qp->wire.waiting = true;
 		queue_delayed_work(pfnic_wq, &qp->rnr_work,
 				   max_t(long, 1, (long)(qp->wire.deadline - jiffies)));
+		/* what a user ring posts meanwhile rings the doorbell, to go out behind it */
+		if (qp->sq.shared && READ_ONCE(qp->wire.ahead_wqes))
+			WRITE_ONCE(qp->sq.shared->engine_idle, 1);
 		pfnic_engine_release(qp, false);
 		spin_unlock_irq(&qp->lock);
 		return false;
@@ -203,6 +206,7 @@ bool pfnic_comp_step(struct pfnic_qp *qp, u32 gen, enum pfnic_step step,
 			qp->sq_busy = false;
 			/* until the timer, no one else runs the QP (its doorbell, the poller) */
 			qp->retry_wait = true;
+			qp->wire.waiting = false;
 			queue_delayed_work(pfnic_wq, &qp->rnr_work,
 					   pfnic_rnr_delay(qp->rnr_timer));
 			pfnic_engine_release(qp, false);

@@ -79,7 +79,7 @@ enum pfnic_step pfnic_rkey_io(struct pfnic_qp *qp, struct pfnic_fault *f, u32 rk
 
 /* pfnic_req.c: the requester */
 void pfnic_engine_drive_retry(struct pfnic_qp *qp);
-u32 pfnic_req_payload(struct pfnic_qp *qp, struct ib_sge *one, const struct ib_sge **sgl);
+u32 pfnic_req_payload(struct pfnic_wqe *wqe, struct ib_sge *one, const struct ib_sge **sgl);
 bool pfnic_same_net(struct pfnic_qp *a, struct pfnic_qp *b);
 
 /* pfnic_resp.c: the responder */
@@ -97,6 +97,12 @@ struct sk_buff *pfnic_pkt_alloc(struct pfnic_dev *pfnic, u32 hdrlen, u32 paylen)
 int pfnic_pkt_send(struct pfnic_dev *pfnic, struct sk_buff *skb, const union ib_gid *sgid,
 		   const union ib_gid *dgid, u16 sport);
 bool pfnic_op_is_answer(u8 opcode);
+
+/* The copy of the WQE the requester sent ahead on the wire in its record @slot. */
+static inline struct pfnic_wqe *pfnic_wire_ahead_wqe(struct pfnic_qp *qp, u32 slot)
+{
+	return (struct pfnic_wqe *)(qp->wire.ahead_wqes + (size_t)slot * qp->cur_size);
+}
 
 /* pfnic_wire_req.c: the requester on the wire */
 enum pfnic_step pfnic_wire_send(struct pfnic_qp *qp, bool failed, enum ib_wc_status *status);

@@ -234,6 +234,7 @@ static void pfnic_qp_free(struct pfnic_qp *qp)
 {
 	kfree(qp->srq_wqe);
 	kfree(qp->wire.rwqe);
+	kvfree(qp->wire.ahead_wqes);
 	kfree(qp->rcur);
 	kfree(qp->cur);
 	pfnic_wq_destroy(&qp->rq);
@@ -342,6 +343,7 @@ int pfnic_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	/* the engine's copy of a send WQE: a whole slot of the send queue */
 	cur_size = max(struct_size(qp->cur, sge, PFNIC_MAX_SGE), qp->sq.stride);
 	qp->cur = kzalloc(cur_size, GFP_KERNEL_ACCOUNT);
+	qp->cur_size = cur_size;
 	qp->rcur = kzalloc(struct_size(qp->rcur, sge, PFNIC_MAX_SGE), GFP_KERNEL_ACCOUNT);
 	qp->wire.rwqe = kzalloc(struct_size(qp->wire.rwqe, sge, PFNIC_MAX_SGE),
 				GFP_KERNEL_ACCOUNT);
@@ -615,6 +617,13 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 			rdma_put_gid_attr(gattr);
 		}
 	}
+	/* room for the WQEs an RC requester sends ahead on the wire: made once, kept */
+	if (remote && ibqp->qp_type == IB_QPT_RC && !READ_ONCE(qp->wire.ahead_wqes)) {
+		u8 *ahead = kvcalloc(PFNIC_WIRE_AHEAD, qp->cur_size, GFP_KERNEL_ACCOUNT);
+
+		if (ahead && cmpxchg(&qp->wire.ahead_wqes, NULL, ahead))
+			kvfree(ahead);
+	}
 
 	spin_lock_irq(&qp->lock);
 	cur = (mask & IB_QP_CUR_STATE) ? attr->cur_qp_state : qp->attr.qp_state;
@@ -665,6 +674,7 @@ int pfnic_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		memset(qp->wire.atomics, 0, sizeof(qp->wire.atomics));
 		qp->wire.fault_failed = false;
 		qp->wire.rd_active = false;
+		qp->wire.ack_owed = false;
 	}
 	if (mask & IB_QP_MAX_QP_RD_ATOMIC)
 		qp->attr.max_rd_atomic = attr->max_rd_atomic;

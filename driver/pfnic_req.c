@@ -15,14 +15,12 @@
 #define PFNIC_ENGINE_BUDGET	64
 
 /*
- * The payload of the WQE the engine runs (qp->cur), as its responder reads it: the WQE's SGEs,
- * or for inline data one entry over the data (pfnic_sg_copy() reads it without a key).
- * Return: the entries.
+ * The payload of a send WQE (the engine's qp->cur, or one sent ahead on the wire), as its
+ * responder reads it: the WQE's SGEs, or for inline data one entry over the data
+ * (pfnic_sg_copy() reads it without a key). Return: the entries.
  */
-u32 pfnic_req_payload(struct pfnic_qp *qp, struct ib_sge *one, const struct ib_sge **sgl)
+u32 pfnic_req_payload(struct pfnic_wqe *wqe, struct ib_sge *one, const struct ib_sge **sgl)
 {
-	struct pfnic_wqe *wqe = qp->cur;
-
 	if (!(wqe->send_flags & IB_SEND_INLINE)) {
 		*sgl = wqe->sge;
 		return wqe->num_sge;
@@ -293,8 +291,11 @@ static void pfnic_engine_go(struct pfnic_qp *qp, bool retry)
 	unsigned int budget = PFNIC_ENGINE_BUDGET;
 
 	spin_lock_irq(&qp->lock);
-	/* the head WQE waits for its retry timer: only the timer runs it again */
-	if (retry)
+	/*
+	 * The head WQE waits for its retry timer: only the timer runs it again. One that waits
+	 * for its answers on the wire may be run by anyone: it sends the WQEs posted after it.
+	 */
+	if (retry || qp->wire.waiting)
 		qp->retry_wait = false;
 	if (qp->running || qp->retry_wait) {
 		spin_unlock_irq(&qp->lock);
@@ -330,7 +331,7 @@ static void pfnic_engine_go(struct pfnic_qp *qp, bool retry)
 		}
 		/* a producer moved past the ring's end fails the head WQE as a malformed one */
 		if (qp->sq.shared)
-			malformed = pfnic_wq_fetch_send(qp, qp->cur) != 0 ||
+			malformed = pfnic_wq_fetch_send(qp, 0, qp->cur) != 0 ||
 				    pfnic_wq_overrun(&qp->sq);
 		else
 			memcpy(qp->cur, pfnic_wq_entry(&qp->sq, qp->sq.head), qp->sq.stride);
@@ -344,6 +345,22 @@ static void pfnic_engine_go(struct pfnic_qp *qp, bool retry)
 			qp->wire.started = false;
 			qp->wqe_gen = gen;
 			qp->wqe_head = qp->sq.head;
+		}
+		/*
+		 * A WQE the requester sent ahead on the wire runs as it was sent: from its copy,
+		 * taken when it went out. Those sent before a flush or a reset are forgotten.
+		 */
+		if (qp->wire.nahead && qp->wire.ahead_gen != gen)
+			qp->wire.nahead = 0;
+		if (qp->wire.nahead && !qp->wire.started) {
+			u32 first = qp->wire.ahead_first;
+
+			if (qp->wire.ahead[first].index == qp->sq.head) {
+				memcpy(qp->cur, pfnic_wire_ahead_wqe(qp, first), qp->cur_size);
+				malformed = false;
+			} else {
+				qp->wire.nahead = 0;
+			}
 		}
 		/* a fault of this WQE that could not be resolved fails it this time */
 		failed = qp->fault_status;

@@ -346,14 +346,14 @@ enum pfnic_step pfnic_resp_message(struct pfnic_qp *qp, struct pfnic_qp *peer, b
 	} else if (atomic) {
 		step = pfnic_resp_atomic(qp, peer, status);
 	} else if (sends) {
-		lnum = pfnic_req_payload(qp, &one, &lsgl);
+		lnum = pfnic_req_payload(qp->cur, &one, &lsgl);
 		step = pfnic_sg_copy(qp, lsgl, lnum, rwqe->sge, rwqe->num_sge,
 				     pfnic_recv_pd(peer), 0, 0, wqe->total_len, true, status,
 				     &qp->progress);
 		if (*status == IB_WC_REM_OP_ERR)
 			peer_status = IB_WC_LOC_PROT_ERR;
 	} else {
-		lnum = pfnic_req_payload(qp, &one, &lsgl);
+		lnum = pfnic_req_payload(qp->cur, &one, &lsgl);
 		step = pfnic_sg_copy(qp, lsgl, lnum, NULL, 0, pfnic_rdma_pd(peer), wqe->rkey,
 				     wqe->remote_addr, wqe->total_len,
 				     wqe->opcode != IB_WR_RDMA_READ, status, &qp->progress);
@@ -500,7 +500,7 @@ enum pfnic_step pfnic_resp_datagram(struct pfnic_qp *qp, struct pfnic_qp *peer, 
 		u64 moved = 0;
 
 		n = pfnic_sge_skip(rsge, rwqe->sge, rwqe->num_sge, PFNIC_GRH_LEN);
-		lnum = pfnic_req_payload(qp, &one, &lsgl);
+		lnum = pfnic_req_payload(qp->cur, &one, &lsgl);
 		step = pfnic_sg_copy(qp, lsgl, lnum, rsge, n, pfnic_recv_pd(peer), 0, 0,
 				     wqe->total_len, true, status, &moved);
 		/* the receiver's buffer is the receiver's error; the sender's is the sender's */

@@ -319,8 +319,9 @@ static bool pfnic_ring_opcode(enum ib_qp_type type, u8 opcode)
 				 IB_SEND_INLINE)
 
 /**
- * pfnic_wq_fetch_send() - the send queue's head WQE, copied out of its ring and checked
- * @qp: a user QP; the caller holds its lock and saw the queue non-empty
+ * pfnic_wq_fetch_send() - a send WQE, copied out of its ring and checked
+ * @qp: a user QP; the caller holds its lock and saw more than @after WQEs in the queue
+ * @after: which: the head's (0), or the one @after places behind it
  * @into: the engine's WQE (room for PFNIC_MAX_SGE SGEs and the queue's inline data)
  *
  * Return: 0, or -EINVAL for a WQE the QP cannot carry out (an opcode not of its type, flags
@@ -328,10 +329,10 @@ static bool pfnic_ring_opcode(enum ib_qp_type type, u8 opcode)
  * buffer, a message longer than max_msg_sz): @into then has the WQE's id, and the engine
  * completes it with IB_WC_LOC_QP_OP_ERR.
  */
-int pfnic_wq_fetch_send(struct pfnic_qp *qp, struct pfnic_wqe *into)
+int pfnic_wq_fetch_send(struct pfnic_qp *qp, u32 after, struct pfnic_wqe *into)
 {
 	struct pfnic_wq *wq = &qp->sq;
-	const u8 *slot = pfnic_wq_head_slot(wq);
+	const u8 *slot = wq->slots + (size_t)((wq->head + after) & (wq->size - 1)) * wq->ustride;
 	struct pfnic_send_wqe u;
 	u32 i;
 

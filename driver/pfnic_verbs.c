@@ -245,6 +245,7 @@ const struct rdma_stat_desc pfnic_stat_descs[PFNIC_STAT_COUNT] = {
 	[PFNIC_STAT_OUT_OF_SEQUENCE] = { .name = "out_of_sequence" },
 	[PFNIC_STAT_DUPLICATE_REQUEST] = { .name = "duplicate_request" },
 	[PFNIC_STAT_SEND_RNR_NAK] = { .name = "send_rnr_nak" },
+	[PFNIC_STAT_ACKS_COALESCED] = { .name = "acks_coalesced" },
 };
 
 static struct rdma_hw_stats *pfnic_alloc_hw_port_stats(struct ib_device *ibdev, u32 port)

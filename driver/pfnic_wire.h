@@ -24,8 +24,13 @@
 #define PFNIC_WIRE_BURST	32
 /* Tries of a fault a READ's response met whose range kept changing (about a second each). */
 #define PFNIC_WIRE_FAULT_ROUNDS	30
-/* Atomics a responder keeps the answers of, for duplicates (max_dest_rd_atomic's). */
-#define PFNIC_WIRE_ATOMICS	16
+/*
+ * Atomics a responder keeps the answers of, for duplicates: as many as a requester may have
+ * outstanding (the max_dest_rd_atomic the device allows).
+ */
+#define PFNIC_WIRE_ATOMICS	PFNIC_MAX_RD_ATOM
+/* WQEs after the head a requester has on the wire at most before the head completes. */
+#define PFNIC_WIRE_AHEAD	16
 
 /* Base Transport Header opcodes: the transport's in the high three bits, then the operation. */
 enum pfnic_opcode {
@@ -163,6 +168,22 @@ struct pfnic_pkt {
 #define PFNIC_PKT(skb)	((struct pfnic_pkt *)(skb)->cb)
 
 /**
+ * struct pfnic_wire_ahead - a WQE after the head that a requester has begun to send
+ * @index: the send queue's head when it is the head WQE (struct pfnic_wq's @head)
+ * @psn: its first PSN
+ * @npkts: its PSNs
+ * @sent: its packets sent since the requester last went back
+ * @high: its packets sent at all
+ */
+struct pfnic_wire_ahead {
+	u32 index;
+	u32 psn;
+	u32 npkts;
+	u32 sent;
+	u32 high;
+};
+
+/**
  * struct pfnic_wire - a QP's state on the wire
  * @remote: a connected QP whose peer is not a pfnic device of this kernel (set by modify_qp)
  * @sgid: a remote QP's own GID (its AV's source GID) then
@@ -199,8 +220,16 @@ struct pfnic_pkt {
  * @atomic_next: the record the next atomic takes
  * @rd_active: responder: a READ is being answered (pfnic_wire_read_burst()): its key,
  *	address, length, first PSN, responses, and the next response to send
+ * @ack_owed: responder: the ACK of @ack_owed_psn was left to a later one (ACK coalescing)
+ *	that has not gone out yet
  * @rxq: requests for the responder, carried out by @rx_work
  * @rwqe: the responder's copy of the receive WQE a message lands in
+ * @ahead: requester: the WQEs after the head it has begun to send, in order, from
+ *	@ahead_first (a ring of PFNIC_WIRE_AHEAD), @nahead of them, taken while the send
+ *	queue had generation @ahead_gen
+ * @ahead_wqes: their copies, as the engine runs them (qp->cur's size each); NULL until
+ *	the QP first reaches another host, or if there was no memory for them (then the
+ *	requester sends one WQE at a time)
  */
 struct pfnic_wire {
 	bool remote;
@@ -247,9 +276,16 @@ struct pfnic_wire {
 	u32 rd_psn;
 	u32 rd_n;
 	u32 rd_i;
+	bool ack_owed;
+	u32 ack_owed_psn;
 	struct sk_buff_head rxq;
 	struct work_struct rx_work;
 	struct pfnic_wqe *rwqe;
+	struct pfnic_wire_ahead ahead[PFNIC_WIRE_AHEAD];
+	u32 ahead_first;
+	u32 nahead;
+	u32 ahead_gen;
+	u8 *ahead_wqes;
 };
 
 #endif /* PFNIC_WIRE_H */

@@ -6,18 +6,25 @@
  * beyond the last one acknowledged are in flight, and the WQE completes when the responder
  * has acknowledged its last packet, sent its last READ response, or answered its atomic.
  *
+ * While the head waits for its answers, the WQEs after it go out too (pfnic_wire_send_ahead()),
+ * as many as the window and the QP's max_rd_atomic allow: their PSNs follow the head's, and a
+ * copy of each is kept, from which it is sent again and, once it is the head, run. They
+ * complete in order: an answer to a later PSN tells the requester that the responder took
+ * the SENDs and WRITEs before it.
+ *
  * The answers (ACKs, NAKs, READ responses, atomic ACKs) wait in the QP's queue for the
  * engine, which takes them in its own context. An answer that comes while the engine waits
  * runs it at once. A requester goes back to the first packet not acknowledged, and sends
  * again from there, after a PSN sequence error NAK at once, after an RNR NAK once the
  * responder's RNR timer has run out (rnr_retry times), and after its local ACK timeout
- * (retry_cnt times in a row without progress); then the WQE fails.
+ * (retry_cnt times in a row without progress); then the WQE fails. Going back sends the
+ * WQEs sent ahead again too, at the PSNs they had.
  */
 #include <rdma/ib_cache.h>
 
 #include "pfnic_engine.h"
 
-/* Packets of a WQE in flight beyond the last one acknowledged. */
+/* Packets in flight beyond the last one acknowledged: of the head WQE and those after it. */
 #define PFNIC_WIRE_WINDOW	32
 /* READ responses past a gap after which the one missing is taken for lost */
 #define PFNIC_WIRE_READ_GAP	3
@@ -70,18 +77,33 @@ static u8 pfnic_wire_opcode(const struct pfnic_wqe *wqe, u32 i, u32 n)
 	}
 }
 
+/* Whether a WQE takes one of the responder's READ and atomic resources (max_rd_atomic). */
+static bool pfnic_wqe_reads(const struct pfnic_wqe *wqe)
+{
+	return wqe->opcode == IB_WR_RDMA_READ || pfnic_wqe_is_atomic(wqe);
+}
+
+/* The PSNs a WQE takes: a READ, one per response packet it asks for. */
+static u32 pfnic_wire_psns(const struct pfnic_wire *w, const struct pfnic_wqe *wqe)
+{
+	if (pfnic_wqe_is_atomic(wqe))
+		return 1;
+	return max_t(u32, 1, DIV_ROUND_UP_ULL(wqe->total_len, w->mtu));
+}
+
 /*
- * Sends packet @i of the head WQE, a SEND or a WRITE. Return: PFNIC_DONE (check @status:
- * a bad local buffer fails the WQE) or PFNIC_FAULT (its local memory is not there).
+ * Sends packet @i of @npkts of @wqe, a SEND or a WRITE whose first PSN is @psn; a page of
+ * its local memory that is not there is recorded in @f. Return: PFNIC_DONE (check @status:
+ * a bad local buffer fails the WQE), PFNIC_FAULT or PFNIC_ABORT (the QP left RTS meanwhile).
  */
-static enum pfnic_step pfnic_wire_send_data(struct pfnic_qp *qp, u32 i, bool ackreq,
-					    enum ib_wc_status *status)
+static enum pfnic_step pfnic_wire_send_data(struct pfnic_qp *qp, struct pfnic_wqe *wqe,
+					    u32 psn, u32 npkts, u32 i, bool ackreq,
+					    struct pfnic_fault *f, enum ib_wc_status *status)
 {
 	struct pfnic_wire *w = &qp->wire;
-	struct pfnic_wqe *wqe = qp->cur;
 	u64 off = (u64)i * w->mtu;
 	u32 len = min_t(u64, wqe->total_len - off, w->mtu);
-	u8 op = pfnic_wire_opcode(wqe, i, w->npkts);
+	u8 op = pfnic_wire_opcode(wqe, i, npkts);
 	const struct ib_sge *lsgl;
 	struct ib_sge one;
 	struct sk_buff *skb;
@@ -99,18 +121,17 @@ static enum pfnic_step pfnic_wire_send_data(struct pfnic_qp *qp, u32 i, bool ack
 	skb = pfnic_pkt_alloc(qp->pfnic, hdr, len);
 	if (!skb)
 		return PFNIC_DONE;	/* as a packet lost: the timeout sends it again */
-	lnum = pfnic_req_payload(qp, &one, &lsgl);
-	step = pfnic_sgl_io(qp, &qp->fault, lsgl, lnum, qp->ibqp.pd,
-			    wqe->send_flags & IB_SEND_INLINE, off, skb->data + hdr, len, false,
-			    false, status);
+	lnum = pfnic_req_payload(wqe, &one, &lsgl);
+	step = pfnic_sgl_io(qp, f, lsgl, lnum, qp->ibqp.pd, wqe->send_flags & IB_SEND_INLINE,
+			    off, skb->data + hdr, len, false, false, status);
 	if (step != PFNIC_DONE || *status != IB_WC_SUCCESS) {
 		kfree_skb(skb);
 		if (*status == IB_WC_LOC_LEN_ERR)
 			*status = IB_WC_LOC_PROT_ERR;
 		return step;
 	}
-	pfnic_wire_bth(skb, op, i == w->npkts - 1 && (wqe->send_flags & IB_SEND_SOLICITED) ?
-		       PFNIC_BTH_SE : 0, qp->attr.dest_qp_num, w->wqe_psn + i, ackreq, len);
+	pfnic_wire_bth(skb, op, i == npkts - 1 && (wqe->send_flags & IB_SEND_SOLICITED) ?
+		       PFNIC_BTH_SE : 0, qp->attr.dest_qp_num, psn + i, ackreq, len);
 	p = skb->data + PFNIC_BTH_LEN;
 	if (hdr - PFNIC_BTH_LEN >= PFNIC_RETH_LEN) {
 		struct pfnic_reth *reth = (struct pfnic_reth *)p;
@@ -128,16 +149,19 @@ static enum pfnic_step pfnic_wire_send_data(struct pfnic_qp *qp, u32 i, bool ack
 	return PFNIC_DONE;
 }
 
-/* Sends the head WQE's READ request for what is not in yet, or its atomic. */
-static void pfnic_wire_send_request(struct pfnic_qp *qp)
+/*
+ * Sends @wqe's READ request, whose first PSN is @psn, for what is not in yet (the @acked
+ * responses received in order), or its atomic.
+ */
+static void pfnic_wire_send_request(struct pfnic_qp *qp, struct pfnic_wqe *wqe, u32 psn,
+				    u32 acked)
 {
 	struct pfnic_wire *w = &qp->wire;
-	struct pfnic_wqe *wqe = qp->cur;
 	struct sk_buff *skb;
 	u8 op;
 
 	if (wqe->opcode == IB_WR_RDMA_READ) {
-		u64 off = (u64)w->acked * w->mtu;
+		u64 off = (u64)acked * w->mtu;
 		struct pfnic_reth *reth;
 
 		skb = pfnic_pkt_alloc(qp->pfnic, PFNIC_BTH_LEN + PFNIC_RETH_LEN, 0);
@@ -180,7 +204,7 @@ static void pfnic_wire_send_request(struct pfnic_qp *qp)
 			op = PFNIC_OP_FETCH_ADD;
 		}
 	}
-	pfnic_wire_bth(skb, op, 0, qp->attr.dest_qp_num, w->wqe_psn + w->acked, true,
+	pfnic_wire_bth(skb, op, 0, qp->attr.dest_qp_num, psn + acked, true,
 		       op == PFNIC_OP_ATOMIC_WRITE ? sizeof(u64) : 0);
 	pfnic_pkt_send(qp->pfnic, skb, &w->sgid, &w->dgid, w->sport);
 }
@@ -199,14 +223,32 @@ static enum ib_wc_status pfnic_nak_status(u8 code)
 }
 
 /*
+ * Goes back to the head's first packet not acknowledged: it and the WQEs sent ahead go out
+ * again from there, at the PSNs they had.
+ */
+static void pfnic_wire_go_back(struct pfnic_wire *w)
+{
+	u32 i;
+
+	w->sent = w->acked;
+	for (i = 0; i < w->nahead; i++)
+		w->ahead[(w->ahead_first + i) % PFNIC_WIRE_AHEAD].sent = 0;
+}
+
+/*
  * One answer for the head WQE: moves what it acknowledges forward, or takes its data. An
- * answer to an earlier PSN (a duplicate, one overtaken) is dropped.
+ * answer to an earlier PSN (a duplicate, one overtaken) is dropped. One to a later PSN
+ * that was sent, a WQE sent ahead's, says that the responder took all of a head SEND, WRITE
+ * or ATOMIC_WRITE: it completes the head, and stays queued for the WQE it answers
+ * (@later). A READ or an atomic head is not answered by it: the head's answer was lost, and
+ * the head and what follows it go again at once (answered from the responder's record),
+ * once for each place the head's answers stopped; the answer is dropped.
  * Return: PFNIC_DONE to go on (@status set if the answer failed the WQE), PFNIC_RNR (a
  * wait the responder asked for), PFNIC_FAULT (the WQE's own memory is not there: the
  * answer stays queued for the engine's next run).
  */
 static enum pfnic_step pfnic_wire_take_answer(struct pfnic_qp *qp, struct sk_buff *skb,
-					      enum ib_wc_status *status)
+					      bool *later, enum ib_wc_status *status)
 {
 	struct pfnic_pkt *pkt = PFNIC_PKT(skb);
 	struct pfnic_wire *w = &qp->wire;
@@ -219,8 +261,23 @@ static enum pfnic_step pfnic_wire_take_answer(struct pfnic_qp *qp, struct sk_buf
 
 	if (op != PFNIC_OP_READ_RESP_MIDDLE)
 		syn = skb->data[pkt->hdr];
-	if (off < 0 || off >= w->npkts)
+	if (off < 0)
 		return PFNIC_DONE;
+	if (off >= w->npkts) {
+		if (off >= pfnic_psn_diff(w->next_psn, w->wqe_psn))
+			return PFNIC_DONE;
+		if (!pfnic_wqe_reads(wqe) || wqe->opcode == PFNIC_WR_ATOMIC_WRITE) {
+			w->acked = w->npkts;
+			*later = true;
+		} else if (w->reasked != w->acked) {
+			/* the head's answer was lost: ask again at once, once from each place */
+			w->reasked = w->acked;
+			pfnic_wire_go_back(w);
+			w->deadline = 0;
+			pfnic_stat_add(qp->pfnic, PFNIC_STAT_RETRANSMITS, 1);
+		}
+		return PFNIC_DONE;
+	}
 	if (op == PFNIC_OP_ACK) {
 		switch (PFNIC_AETH_TYPE(syn)) {
 		case PFNIC_AETH_ACK:
@@ -239,7 +296,7 @@ static enum pfnic_step pfnic_wire_take_answer(struct pfnic_qp *qp, struct sk_buf
 			/* what came before the NAK's PSN was taken */
 			if (!read)
 				w->acked = off;
-			w->sent = w->acked;
+			pfnic_wire_go_back(w);
 			/* the wait is the responder's: the ACK timeout starts again after it */
 			w->deadline = 0;
 			qp->rnr_timer = PFNIC_AETH_VALUE(syn);
@@ -248,7 +305,7 @@ static enum pfnic_step pfnic_wire_take_answer(struct pfnic_qp *qp, struct sk_buf
 			if (PFNIC_AETH_VALUE(syn) == PFNIC_NAK_PSN_SEQ) {
 				if (!read)
 					w->acked = max_t(u32, w->acked, off);
-				w->sent = w->acked;
+				pfnic_wire_go_back(w);
 				w->deadline = 0;
 				pfnic_stat_add(qp->pfnic, PFNIC_STAT_RCVD_SEQ_ERR, 1);
 				return PFNIC_DONE;
@@ -302,6 +359,139 @@ static enum pfnic_step pfnic_wire_take_answer(struct pfnic_qp *qp, struct sk_buf
 	return step;
 }
 
+/*
+ * Takes the WQE after those sent ahead, if the requester may send it before the ones
+ * before it complete: one the wire carries, posted well formed, within max_rd_atomic if it
+ * is a READ or an atomic (@reads: those outstanding), and not fenced behind a READ or an
+ * atomic. Return: whether it was taken (its record and copy are the last ones now).
+ * Context: the engine; takes @qp->lock.
+ */
+static bool pfnic_wire_take_ahead(struct pfnic_qp *qp, u32 *reads)
+{
+	struct pfnic_wire *w = &qp->wire;
+	u32 slot = (w->ahead_first + w->nahead) % PFNIC_WIRE_AHEAD, after = w->nahead + 1;
+	struct pfnic_wqe *wqe = pfnic_wire_ahead_wqe(qp, slot);
+	struct pfnic_wire_ahead *a = &w->ahead[slot];
+	bool taken = false;
+
+	spin_lock_irq(&qp->lock);
+	if (qp->attr.qp_state == IB_QPS_RTS && qp->sq.gen == qp->wqe_gen &&
+	    pfnic_wq_count(&qp->sq) > after && !pfnic_wq_overrun(&qp->sq)) {
+		/* a malformed one is the head's to fail */
+		taken = true;
+		if (qp->sq.shared)
+			taken = !pfnic_wq_fetch_send(qp, after, wqe);
+		else
+			memcpy(wqe, pfnic_wq_entry(&qp->sq, qp->sq.head + after), qp->sq.stride);
+		a->index = pfnic_wq_index_after(&qp->sq, after);
+	}
+	spin_unlock_irq(&qp->lock);
+	if (!taken)
+		return false;
+	/* an int: PFNIC_WR_ATOMIC_WRITE is not in every kernel's enum */
+	switch ((int)wqe->opcode) {
+	case IB_WR_SEND:
+	case IB_WR_SEND_WITH_IMM:
+	case IB_WR_SEND_WITH_INV:
+	case IB_WR_RDMA_WRITE:
+	case IB_WR_RDMA_WRITE_WITH_IMM:
+		if ((wqe->send_flags & IB_SEND_FENCE) && *reads)
+			return false;
+		break;
+	case IB_WR_RDMA_READ:
+	case IB_WR_ATOMIC_CMP_AND_SWP:
+	case IB_WR_ATOMIC_FETCH_AND_ADD:
+	case PFNIC_WR_ATOMIC_WRITE:
+		if (*reads >= max_t(u32, 1, qp->attr.max_rd_atomic) ||
+		    ((wqe->send_flags & IB_SEND_FENCE) && *reads))
+			return false;
+		++*reads;
+		break;
+	default:
+		/* the QP's own operations run at the head, in order */
+		return false;
+	}
+	if (!w->nahead)
+		w->ahead_gen = qp->wqe_gen;
+	a->psn = w->next_psn;
+	a->npkts = pfnic_wire_psns(w, wqe);
+	a->sent = 0;
+	a->high = 0;
+	w->next_psn = (w->next_psn + a->npkts) & PFNIC_PSN_MASK;
+	w->nahead++;
+	return true;
+}
+
+/*
+ * Sends what is not in flight of a WQE sent ahead, while the window has room (@inflight:
+ * packets in it). A page of its own memory that is not there, or a bad buffer, stops it
+ * there: it runs into them again as the head, where they stall or fail it.
+ * Return: whether all of it is in flight.
+ */
+static bool pfnic_wire_send_more(struct pfnic_qp *qp, u32 slot, u32 *inflight)
+{
+	struct pfnic_wire_ahead *a = &qp->wire.ahead[slot];
+	struct pfnic_wqe *wqe = pfnic_wire_ahead_wqe(qp, slot);
+	struct pfnic_fault f = {};
+	enum ib_wc_status status;
+	enum pfnic_step step;
+
+	if (pfnic_wqe_reads(wqe)) {
+		if (!a->sent) {
+			pfnic_wire_send_request(qp, wqe, a->psn, 0);
+			if (a->high)
+				pfnic_stat_add(qp->pfnic, PFNIC_STAT_RETRANSMITS, 1);
+			a->sent = a->npkts;
+			a->high = a->npkts;
+			*inflight += a->npkts;
+		}
+		return true;
+	}
+	while (a->sent < a->npkts) {
+		if (*inflight >= PFNIC_WIRE_WINDOW)
+			return false;
+		status = IB_WC_SUCCESS;
+		step = pfnic_wire_send_data(qp, wqe, a->psn, a->npkts, a->sent,
+					    a->sent == a->npkts - 1 ||
+					    *inflight == PFNIC_WIRE_WINDOW - 1, &f, &status);
+		if (step == PFNIC_FAULT)
+			pfnic_mr_put(f.mr);
+		if (step != PFNIC_DONE || status != IB_WC_SUCCESS)
+			return false;
+		if (a->sent < a->high)
+			pfnic_stat_add(qp->pfnic, PFNIC_STAT_RETRANSMITS, 1);
+		a->sent++;
+		a->high = max(a->high, a->sent);
+		++*inflight;
+	}
+	return true;
+}
+
+/*
+ * Once the head WQE is all in flight: the WQEs after it, those sent ahead first (after a
+ * go-back, again), then new ones, while the window has room.
+ */
+static void pfnic_wire_send_ahead(struct pfnic_qp *qp)
+{
+	struct pfnic_wire *w = &qp->wire;
+	u32 inflight = w->sent - w->acked, reads = pfnic_wqe_reads(qp->cur), i, slot;
+
+	if (!READ_ONCE(w->ahead_wqes))
+		return;
+	for (i = 0; i < w->nahead; i++) {
+		slot = (w->ahead_first + i) % PFNIC_WIRE_AHEAD;
+		inflight += w->ahead[slot].sent;
+		reads += pfnic_wqe_reads(pfnic_wire_ahead_wqe(qp, slot));
+	}
+	for (i = 0; inflight < PFNIC_WIRE_WINDOW; i++) {
+		if (i == w->nahead &&
+		    (w->nahead == PFNIC_WIRE_AHEAD || !pfnic_wire_take_ahead(qp, &reads)))
+			return;
+		if (!pfnic_wire_send_more(qp, (w->ahead_first + i) % PFNIC_WIRE_AHEAD, &inflight))
+			return;
+	}
+}
+
 /**
  * pfnic_wire_send() - run qp->cur, an RC WQE, against a peer on another host
  * @qp: the requester; its engine runs it
@@ -327,14 +517,25 @@ enum pfnic_step pfnic_wire_send(struct pfnic_qp *qp, bool failed, enum ib_wc_sta
 		*status = IB_WC_LOC_PROT_ERR;
 		return PFNIC_DONE;
 	}
-	if (!w->started) {
-		w->npkts = pfnic_wqe_is_atomic(wqe) ? 1 :
-			   max_t(u32, 1, DIV_ROUND_UP_ULL(wqe->total_len, w->mtu));
+	if (!w->started && w->nahead) {
+		/* sent ahead (the engine took its copy): it goes on from there */
+		struct pfnic_wire_ahead *a = &w->ahead[w->ahead_first];
+
+		w->wqe_psn = a->psn;
+		w->npkts = a->npkts;
+		w->sent = a->sent;
+		w->high = a->high;
+		w->ahead_first = (w->ahead_first + 1) % PFNIC_WIRE_AHEAD;
+		w->nahead--;
+	} else if (!w->started) {
+		w->npkts = pfnic_wire_psns(w, wqe);
 		w->wqe_psn = w->next_psn;
 		w->next_psn = (w->next_psn + w->npkts) & PFNIC_PSN_MASK;
-		w->acked = 0;
 		w->sent = 0;
 		w->high = 0;
+	}
+	if (!w->started) {
+		w->acked = 0;
 		w->reasked = U32_MAX;
 		w->deadline = 0;
 		w->started = true;
@@ -343,18 +544,28 @@ enum pfnic_step pfnic_wire_send(struct pfnic_qp *qp, bool failed, enum ib_wc_sta
 	/* the answers that came */
 	acked = w->acked;
 	while ((skb = skb_dequeue(&w->acks))) {
-		step = pfnic_wire_take_answer(qp, skb, status);
+		bool later = false;
+
+		step = pfnic_wire_take_answer(qp, skb, &later, status);
 		if (step == PFNIC_FAULT) {
 			/* taken again once the fault is resolved; the stall is no ACK's fault */
 			skb_queue_head(&w->acks, skb);
 			w->deadline = 0;
 			return step;
 		}
+		if (later) {
+			/* the head is done; the answer is the next WQE's */
+			skb_queue_head(&w->acks, skb);
+			break;
+		}
 		kfree_skb(skb);
 		if (*status != IB_WC_SUCCESS)
 			return PFNIC_DONE;
 		if (step == PFNIC_RNR)
 			return step;
+		/* the answers after the last one of the head are the next WQE's */
+		if (w->acked == w->npkts)
+			break;
 	}
 	if (w->acked == w->npkts)
 		return PFNIC_DONE;
@@ -371,7 +582,7 @@ enum pfnic_step pfnic_wire_send(struct pfnic_qp *qp, bool failed, enum ib_wc_sta
 		if (qp->attr.timeout)
 			qp->retry_left--;
 		pfnic_stat_add(qp->pfnic, PFNIC_STAT_ACK_TIMEOUTS, 1);
-		w->sent = w->acked;
+		pfnic_wire_go_back(w);
 		w->deadline = 0;
 	}
 
@@ -383,7 +594,8 @@ enum pfnic_step pfnic_wire_send(struct pfnic_qp *qp, bool failed, enum ib_wc_sta
 		while (w->sent < limit) {
 			bool resent = w->sent < w->high;
 
-			step = pfnic_wire_send_data(qp, w->sent, w->sent == limit - 1, status);
+			step = pfnic_wire_send_data(qp, wqe, w->wqe_psn, w->npkts, w->sent,
+						    w->sent == limit - 1, &qp->fault, status);
 			if (step != PFNIC_DONE || *status != IB_WC_SUCCESS) {
 				w->deadline = 0;
 				return step;
@@ -394,10 +606,12 @@ enum pfnic_step pfnic_wire_send(struct pfnic_qp *qp, bool failed, enum ib_wc_sta
 			w->high = max(w->high, w->sent);
 		}
 	} else if (w->sent == w->acked) {
-		pfnic_wire_send_request(qp);
+		pfnic_wire_send_request(qp, wqe, w->wqe_psn, w->acked);
 		w->sent = w->npkts;
 		w->deadline = 0;
 	}
+	if (w->sent == w->npkts)
+		pfnic_wire_send_ahead(qp);
 	if (!w->deadline)
 		w->deadline = jiffies + pfnic_ack_timeout(qp->attr.timeout);
 	return PFNIC_WAIT;
@@ -463,7 +677,7 @@ enum pfnic_step pfnic_wire_datagram(struct pfnic_qp *qp, enum ib_wc_status *stat
 	skb = pfnic_pkt_alloc(qp->pfnic, hdr, wqe->total_len);
 	if (!skb)
 		return PFNIC_DONE;
-	lnum = pfnic_req_payload(qp, &one, &lsgl);
+	lnum = pfnic_req_payload(qp->cur, &one, &lsgl);
 	step = pfnic_sgl_io(qp, &qp->fault, lsgl, lnum, qp->ibqp.pd,
 			    wqe->send_flags & IB_SEND_INLINE, 0, skb->data + hdr, wqe->total_len,
 			    false, false, status);

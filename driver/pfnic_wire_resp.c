@@ -34,6 +34,47 @@ static void pfnic_wire_ack(struct pfnic_qp *qp, u32 psn, u8 syndrome)
 	put_unaligned_be32((u32)syndrome << 24 | (w->msn & 0xffffff),
 			   skb->data + PFNIC_BTH_LEN);
 	pfnic_pkt_send(qp->pfnic, skb, &w->sgid, &w->dgid, w->sport);
+	/* an answer of its PSN or a later one says what the one owed would have */
+	if (pfnic_psn_diff(psn, w->ack_owed_psn) >= 0)
+		w->ack_owed = false;
+}
+
+/* Requests the responder looks past at most for a later one that asks for an ACK. */
+#define PFNIC_WIRE_ACK_LOOK	64
+
+/*
+ * Whether the ACK a request asked for may wait for a later one (ACK coalescing): a request
+ * waiting in the queue, after others in sequence, all SENDs and WRITEs, asks for one too.
+ * Whatever becomes of that request, an ACK, an RNR NAK or a NAK of its PSN goes out, and
+ * each tells the requester that this one was taken. If none does go out after all (the QP
+ * left RTR and RTS meanwhile), pfnic_wire_rx_work() sends the one owed.
+ * Context: the QP's receive work.
+ */
+static bool pfnic_wire_ack_follows(struct pfnic_qp *qp)
+{
+	struct pfnic_wire *w = &qp->wire;
+	unsigned int looked = 0;
+	u32 psn = w->epsn;
+	bool follows = false;
+	struct sk_buff *skb;
+	unsigned long flags;
+
+	spin_lock_irqsave(&w->rxq.lock, flags);
+	skb_queue_walk(&w->rxq, skb) {
+		const struct pfnic_pkt *pkt = PFNIC_PKT(skb);
+
+		if (++looked > PFNIC_WIRE_ACK_LOOK || pkt->psn != psn ||
+		    PFNIC_OP_TRANSPORT(pkt->opcode) != PFNIC_OP_RC ||
+		    PFNIC_OP_CODE(pkt->opcode) > PFNIC_OP_WRITE_ONLY_IMM)
+			break;
+		if (pkt->ackreq) {
+			follows = true;
+			break;
+		}
+		psn = (psn + 1) & PFNIC_PSN_MASK;
+	}
+	spin_unlock_irqrestore(&w->rxq.lock, flags);
+	return follows;
 }
 
 /*
@@ -468,6 +509,8 @@ static void pfnic_wire_atomic_ack(struct pfnic_qp *qp, u32 psn, u64 orig)
 			   skb->data + PFNIC_BTH_LEN);
 	put_unaligned_be64(orig, skb->data + PFNIC_BTH_LEN + PFNIC_AETH_LEN);
 	pfnic_pkt_send(qp->pfnic, skb, &w->sgid, &w->dgid, w->sport);
+	if (pfnic_psn_diff(psn, w->ack_owed_psn) >= 0)
+		w->ack_owed = false;
 }
 
 /*
@@ -654,9 +697,16 @@ static void pfnic_wire_rc_request(struct pfnic_qp *qp, struct sk_buff *skb)
 	w->epsn = (w->epsn + taken) & PFNIC_PSN_MASK;
 	w->nak_sent = false;
 	w->last_op = op;
-	if (pkt->ackreq && op != PFNIC_OP_READ_REQUEST && op != PFNIC_OP_CMP_SWAP &&
-	    op != PFNIC_OP_FETCH_ADD && op != PFNIC_OP_ATOMIC_WRITE)
+	if (!pkt->ackreq || op == PFNIC_OP_READ_REQUEST || op == PFNIC_OP_CMP_SWAP ||
+	    op == PFNIC_OP_FETCH_ADD || op == PFNIC_OP_ATOMIC_WRITE)
+		return;
+	if (pfnic_wire_ack_follows(qp)) {
+		w->ack_owed = true;
+		w->ack_owed_psn = pkt->psn;
+		pfnic_stat_add(qp->pfnic, PFNIC_STAT_ACKS_COALESCED, 1);
+	} else {
 		pfnic_wire_ack(qp, pkt->psn, PFNIC_AETH_NO_CREDITS);
+	}
 }
 
 /*
@@ -809,8 +859,12 @@ void pfnic_wire_rx_work(struct work_struct *work)
 			return;
 		}
 		skb = skb_dequeue(&qp->wire.rxq);
-		if (!skb)
+		if (!skb) {
+			/* an ACK left for a later one that never went out after all */
+			if (qp->wire.ack_owed)
+				pfnic_wire_ack(qp, qp->wire.ack_owed_psn, PFNIC_AETH_NO_CREDITS);
 			return;
+		}
 		if (state == IB_QPS_RTR || state == IB_QPS_RTS || state == IB_QPS_SQD) {
 			if (qp->ibqp.qp_type == IB_QPT_RC)
 				pfnic_wire_rc_request(qp, skb);

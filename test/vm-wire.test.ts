@@ -74,18 +74,56 @@ function runGuest(side: Side, link: string, command: string, timeout: number, op
   });
 }
 
+/** A case of test/guest/wire.sh as a side reported it: passed, its name, what it printed if not. */
+interface CaseResult { ok: boolean; name: string; output: string }
+
+/** The cases a side reported, by number. */
+function cases(run: GuestRun): Map<number, CaseResult> {
+  const found = new Map<number, CaseResult>();
+  let last: CaseResult | undefined;
+  for (const line of run.out.split(/\r?\n/)) {
+    const m = /^(not )?ok (\d+) - (.*)$/.exec(line);
+    if (m) {
+      last = { ok: !m[1], name: m[3] ?? '', output: '' };
+      found.set(Number(m[2]), last);
+    } else if (last && !last.ok && line.startsWith('  ')) {
+      last.output += `${line}\n`;
+    }
+  }
+  return found;
+}
+
+/**
+ * Why a failed case of a side is no fault of the transport, if it is not. On a lossy link,
+ * ibv_*_pingpong has no goodbye: the side that ends first destroys its QP, and if the ACK of
+ * the other side's last SEND was lost, that SEND fails after its retries with no one left to
+ * answer. That is so only if the peer passed the same case, which it cannot without every one
+ * of those SENDs.
+ */
+function excuse(own: CaseResult, peer: CaseResult | undefined, netem: string): string | undefined {
+  if (netem && /pingpong/.test(own.name) && /transport retry counter exceeded/.test(own.output) && peer?.ok)
+    return 'its last SEND\'s ACK was lost after the peer, which received every message, had gone (no goodbye in pingpong)';
+  return undefined;
+}
+
 /** Each TAP line of a side's output as an assertion of this test, its comments as comments. */
-function report(t: Test, name: string, run: GuestRun): void {
+function report(t: Test, name: string, run: GuestRun, peer?: GuestRun, netem = ''): void {
   // the guest's serial console ends its lines with CR LF
   const lines = run.out.split(/\r?\n/);
   const plan = lines.find((l) => /^1\.\.\d+/.test(l));
   t.ok(plan, `${name}: the guest printed its plan`, { output: plan ? undefined : run.out.slice(-3000) });
+  const own = cases(run);
+  const theirs = peer ? cases(peer) : new Map<number, CaseResult>();
   let results = 0;
   for (const line of lines) {
-    const m = /^(not )?ok \d+ - (.*)$/.exec(line);
+    const m = /^(not )?ok (\d+) - (.*)$/.exec(line);
     if (m) {
       results++;
-      t.ok(!m[1], `${name}: ${m[2]}`);
+      const n = Number(m[2]);
+      const result = own.get(n);
+      const why = result && !result.ok ? excuse(result, theirs.get(n), netem) : undefined;
+      if (why) t.pass(`${name}: ${m[3]}: failed, but ${why}`);
+      else t.ok(!m[1], `${name}: ${m[3]}`, { output: result?.output || undefined });
     } else if (line.startsWith('# ')) {
       t.comment(`${name}: ${line.slice(2)}`);
     }
@@ -137,8 +175,8 @@ async function pair(t: Test, server: Side, client: Side, netem = '', unplug = fa
       `${setup(client, '10.0.0.2')} && ${env}exec test/guest/wire.sh client ${client.dev} 10.0.0.2 10.0.0.1${pick}`, timeout),
   ]);
   await removed;
-  report(t, `${server.dev} on ${server.kernel} (server)`, s);
-  report(t, `${client.dev} on ${client.kernel} (client)`, c);
+  report(t, `${server.dev} on ${server.kernel} (server)`, s, c, netem);
+  report(t, `${client.dev} on ${client.kernel} (client)`, c, s, netem);
   t.comment(`the pair took ${Math.round((Date.now() - started) / 1000)} s`);
 }
 

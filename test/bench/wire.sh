@@ -6,8 +6,8 @@
 # serving pfnic0 and pfnic0 serving pfnic0, on a clean link and on one that loses 1 % of
 # its packets (netem on both guests). The server runs SERVER_KERNEL (default 7.x), the
 # client CLIENT_KERNEL (default 6.1). Then rxe0 drives WRITEs and READs into pfnic0's ODP
-# MR while the blocks under it go offline: the rate while they do against the steady rate
-# (pfnic_wire_traffic's "bench:" line).
+# MR while the blocks under it go offline and online again, in turn, for 20 s, then offline
+# for good: the rate meanwhile against the steady rate (pfnic_wire_traffic's "bench:" line).
 #
 # A benchmark, not a test: nothing here passes or fails on speed. The exit status is non-zero
 # only if a pair could not be measured. Environment: PFNIC_BENCH_N, perftest's iterations
@@ -89,7 +89,7 @@ for link in clean lossy; do
 done
 
 echo "== ODP traffic from rxe0 while the blocks under pfnic0's MR go offline"
-if pair pfnic0 rxe0 "WIRE_TRAFFIC=1" none --numa --dimm 384M; then
+if pair pfnic0 rxe0 "WIRE_TRAFFIC=1 WIRE_CHURN=20" none --numa --dimm 384M; then
 	grep -h '^# bench:' "$work/client.txt" | sed 's/^# //'
 fi
 exit $status

@@ -400,10 +400,13 @@ static long move_all(uint8_t *buf, size_t len, bool odp, const char *kind)
 		nodes[n] = status[i] == 0 ? 1 : 0;
 		pages[n++] = buf + i * PG;
 	}
-	/* a page busy for a moment (not yet on the LRU after its fault) is tried again */
-	for (int tries = 0; tries < (odp ? 20 : 1) && moved < n; tries++) {
+	/*
+	 * a page busy for a moment (not yet on the LRU after its fault) is tried again, for up
+	 * to ten seconds: a debug kernel on a loaded machine takes its time
+	 */
+	for (int tries = 0; tries < (odp ? 100 : 1) && moved < n; tries++) {
 		if (tries)
-			usleep(50000);
+			usleep(100000);
 		syscall(SYS_move_pages, 0, n, pages, nodes, status, MF_MOVE);
 		why = 0;
 		for (size_t i = 0; i < n; i++)

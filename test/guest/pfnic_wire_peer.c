@@ -17,11 +17,14 @@
  *    not carried out twice; an atomic's duplicate is answered from its record;
  *  - a WRITE and a READ that meet ODP pages not present get an RNR NAK, then succeed;
  *  - a READ across a page boundary comes back at the path MTU;
+ *  - requests back to back may share one ACK, the last one's (counted: acks_coalesced);
  *  - a WRITE with a key the QP cannot use gets a remote access NAK and the QP fails.
  * As requester (pfnic's QP sends to the peer):
  *  - SEND, WRITE, READ and atomic requests carry the right headers and bytes;
  *  - no ACK: pfnic sends again after its timeout; an ACK with a bad ICRC is not trusted;
  *  - a sequence NAK sends it back to that PSN, an RNR NAK after the RNR timer;
+ *  - WQEs posted while one waits go out behind it, one ACK completes them in order, a NAK
+ *    of a later one sends it and those after it again; READs stay within max_rd_atomic;
  *  - a remote access NAK fails the WQE; a peer gone fails it after retry_cnt tries.
  *
  * Usage: pfnic_wire_peer (as root, with pfnic loaded). It cleans up after itself.
@@ -872,6 +875,43 @@ static void responder(int gidx)
 	psn = (psn + 1) & 0xffffff;
 	point("responder: after every bad packet, the QP takes the next SEND as if nothing happened");
 
+	/*
+	 * 10b: WRITEs back to back, each asking for an ACK: the responder may answer several with
+	 * one (ACK coalescing, when they wait in its queue together), always the last one's
+	 */
+	const int nw = 6;
+	uint8_t *wbase = (uint8_t *)word + 1024 + 3;
+	int acks = 0;
+	uint32_t last = 0;
+
+	c0 = counter("acks_coalesced");
+	for (int i = 0; i < nw; i++) {
+		fill(pay, 100, 20 + i);
+		reth(e, (uintptr_t)(wbase + i * 100), word_mr->rkey, 100);
+		build(&f, OP_WRITE_ONLY, qp->qp_num, (psn + i) & 0xffffff, true, e, 16, pay, 100);
+		send_frame(&f);
+	}
+	while (last != ((psn + nw - 1) & 0xffffff) && receive(&k, 10)) {
+		EXPECT(k.op == OP_ACK && k.syn == SYN_ACK && (!acks || ((k.psn - last) & 0xffffff) < 0x800000),
+		       "WRITEs back to back: got opcode %#x PSN %#x syndrome %#x after PSN %#x", k.op,
+		       k.psn, k.syn, last);
+		acks++;
+		last = k.psn;
+	}
+	EXPECT(last == ((psn + nw - 1) & 0xffffff), "WRITEs back to back: the last ACK is of PSN %#x, expected %#x",
+	       last, (psn + nw - 1) & 0xffffff);
+	for (int i = 0; i < nw; i++)
+		same(wbase + i * 100, 100, 20 + i, "a WRITE back to back");
+	/* an ACK frame may be lost on its way here too: no more coalesced than missing */
+	long long coalesced = counter("acks_coalesced") - c0;
+
+	EXPECT(coalesced >= 0 && coalesced <= nw - acks,
+	       "WRITEs back to back: %d ACKs for %d WRITEs, but %lld counted as coalesced", acks,
+	       nw, coalesced);
+	diag("%d WRITEs back to back got %d ACK(s); %lld left to a later one", nw, acks, coalesced);
+	psn = (psn + nw) & 0xffffff;
+	point("responder: WRITEs sent back to back, each asking for an ACK, land byte for byte; ACKs come in order, the last one's too, and no more are counted as left to a later one (acks_coalesced) than are missing");
+
 	/* 11: a key the QP cannot use */
 	struct ibv_qp_attr qa;
 	struct ibv_qp_init_attr qia;
@@ -1082,7 +1122,102 @@ static void requester(int gidx)
 	sq = (sq + 1) & 0xffffff;
 	point("requester: a FETCH_ADD carries its AtomicETH, and the original in the atomic ACK lands in the local buffer");
 
-	/* 7: a remote access NAK */
+	/*
+	 * 7: WQEs posted one after another while the first waits for its ACK go out behind
+	 * it, each asking for an ACK at its end; one ACK of the last PSN completes them all
+	 */
+	fill(buf, 4096, 10);
+	post_send(qp, IBV_WR_SEND, mr, buf, 100, 20, 0, 0);
+	post_send(qp, IBV_WR_RDMA_WRITE, mr, buf + 1000, 1500, 21, 0x6000, 0x78);
+	post_send(qp, IBV_WR_SEND, mr, buf + 3001, 50, 22, 0, 0);
+	if (expect_request(&k, OP_SEND_ONLY, sq, 100, "first of three: SEND ONLY")) {
+		EXPECT(k.ackreq, "first of three: no ACK asked for");
+		same(k.pay, 100, 10, "first of three");
+	}
+	if (expect_request(&k, OP_WRITE_FIRST, sq + 1, MTU, "second of three: WRITE FIRST")) {
+		EXPECT(get64(k.ext) == 0x6000 && get32(k.ext + 8) == 0x78 &&
+		       get32(k.ext + 12) == 1500, "second of three: RETH %#llx %#x %u",
+		       (unsigned long long)get64(k.ext), get32(k.ext + 8), get32(k.ext + 12));
+		for (size_t j = 0; j < MTU; j++)
+			if (k.pay[j] != vt_pat(10, 1000 + j)) {
+				diag("second of three: WRITE FIRST's byte %zu differs", j);
+				bad = 1;
+				break;
+			}
+	}
+	if (expect_request(&k, OP_WRITE_LAST, sq + 2, 1500 - MTU, "second of three: WRITE LAST"))
+		EXPECT(k.ackreq, "second of three: no ACK asked for at its end");
+	if (expect_request(&k, OP_SEND_ONLY, sq + 3, 50, "third of three: SEND ONLY"))
+		for (size_t j = 0; j < 50; j++)
+			if (k.pay[j] != vt_pat(10, 3001 + j)) {
+				diag("third of three: byte %zu differs", j);
+				bad = 1;
+				break;
+			}
+	no_completion("three in flight, none ACKed");
+	answer(qpn, OP_ACK, sq + 3, SYN_ACK, 9, NULL, 0, false);
+	expect_completion(20, IBV_WC_SUCCESS, "first of three, on the ACK of the third");
+	expect_completion(21, IBV_WC_SUCCESS, "second of three");
+	expect_completion(22, IBV_WC_SUCCESS, "third of three");
+	sq = (sq + 4) & 0xffffff;
+	point("requester: WQEs posted while one waits for its ACK go out behind it, PSN after PSN, every byte right; one ACK of the last completes them all, in order");
+
+	/* 8: a sequence NAK of the second of three: the first is done, the rest go again */
+	c0 = counter("rcvd_seq_err");
+	post_send(qp, IBV_WR_SEND, mr, buf, 10, 23, 0, 0);
+	post_send(qp, IBV_WR_RDMA_WRITE, mr, buf + 7, 64, 24, 0x7000, 0x79);
+	post_send(qp, IBV_WR_SEND, mr, buf + 99, 20, 25, 0, 0);
+	expect_request(&k, OP_SEND_ONLY, sq, 10, "SEND before the NAK");
+	expect_request(&k, OP_WRITE_ONLY, sq + 1, 64, "WRITE before the NAK");
+	expect_request(&k, OP_SEND_ONLY, sq + 2, 20, "SEND after it");
+	answer(qpn, OP_ACK, sq + 1, SYN_NAK_SEQ, 10, NULL, 0, false);
+	expect_completion(23, IBV_WC_SUCCESS, "the SEND before the NAK's PSN");
+	if (expect_request(&k, OP_WRITE_ONLY, sq + 1, 64, "WRITE again"))
+		for (size_t j = 0; j < 64; j++)
+			if (k.pay[j] != vt_pat(10, 7 + j)) {
+				diag("WRITE again: byte %zu differs", j);
+				bad = 1;
+				break;
+			}
+	expect_request(&k, OP_SEND_ONLY, sq + 2, 20, "SEND after it again, at its PSN");
+	answer(qpn, OP_ACK, sq + 2, SYN_ACK, 12, NULL, 0, false);
+	expect_completion(24, IBV_WC_SUCCESS, "WRITE sent again");
+	expect_completion(25, IBV_WC_SUCCESS, "SEND sent again");
+	expect_counter("rcvd_seq_err", c0 + 1);
+	sq = (sq + 3) & 0xffffff;
+	point("requester: a sequence NAK of the second of three completes the first, and sends the second and third again at their PSNs");
+
+	/* 9: max_rd_atomic 1: a second READ waits for the first's answer */
+	memset(buf, 0, len);
+	post_send(qp, IBV_WR_RDMA_READ, mr, buf + 5, 40, 26, 0x1000, 0xabcd);
+	post_send(qp, IBV_WR_RDMA_READ, mr, buf + 4096 - 3, 60, 27, 0x2000, 0xabcd);
+	expect_request(&k, OP_READ_REQ, sq, 0, "first READ");
+	/*
+	 * the first may come again after its timeout (67 ms; it fails after 4 tries): for
+	 * twice that long, the second must not come
+	 */
+	for (double end = now() + 0.14; now() < end && receive(&k, end - now());)
+		EXPECT(k.psn == sq, "second READ while the first, max_rd_atomic 1, is unanswered: the device sent opcode %#x PSN %#x",
+		       k.op, k.psn);
+	fill(pay, 60, 11);
+	answer(qpn, OP_READ_ONLY, sq, SYN_ACK, 13, pay, 40, false);
+	expect_completion(26, IBV_WC_SUCCESS, "first READ");
+	/* the first's tries that may still be on their way are passed over */
+	bool got = false;
+
+	for (double end = now() + 10; !got && now() < end && receive(&k, end - now());)
+		got = !(k.op == OP_READ_REQ && k.psn == sq);
+	EXPECT(got && k.op == OP_READ_REQ && k.psn == ((sq + 1) & 0xffffff),
+	       "second READ, once the first is answered: %s", got ? "another packet came" :
+	       "nothing came");
+	answer(qpn, OP_READ_ONLY, sq + 1, SYN_ACK, 14, pay, 60, false);
+	expect_completion(27, IBV_WC_SUCCESS, "second READ");
+	same(buf + 5, 40, 11, "first READ's bytes");
+	same(buf + 4096 - 3, 60, 11, "second READ's bytes, across a page boundary");
+	sq = (sq + 2) & 0xffffff;
+	point("requester: with max_rd_atomic 1 a second READ goes out only once the first is answered, both byte for byte");
+
+	/* 10: a remote access NAK */
 	post_send(qp, IBV_WR_RDMA_WRITE, mr, buf, 64, 7, 0x9000, 0x1);
 	expect_request(&k, OP_WRITE_ONLY, sq, 64, "WRITE before the NAK");
 	answer(qpn, OP_ACK, sq, SYN_NAK_ACCESS, 6, NULL, 0, false);
@@ -1090,7 +1225,7 @@ static void requester(int gidx)
 	point("requester: a remote access NAK fails the WQE with REM_ACCESS_ERR");
 	ibv_destroy_qp(qp);
 
-	/* 8: a peer that never answers: 1 + retry_cnt (3) tries, then RETRY_EXC_ERR */
+	/* 11: a peer that never answers: 1 + retry_cnt (3) tries, then RETRY_EXC_ERR */
 	sq = 0x200;
 	qp = connect_qp(gidx, PEER_QPN2, 0x10, sq, 3, 2);
 	c0 = counter("local_ack_timeout_err");
@@ -1111,7 +1246,7 @@ static void requester(int gidx)
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("TAP version 13\n1..20\n");
+	printf("TAP version 13\n1..24\n");
 	crc_init();
 	set_up();
 	int gidx = find_gid();

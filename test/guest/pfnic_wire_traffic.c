@@ -3,7 +3,7 @@
  * pfnic_wire_traffic: data-verifying RC traffic from another host into an ODP MR whose memory
  * goes offline, and whose DIMM goes away, while the traffic runs.
  *
- *   pfnic_wire_traffic server -d DEVICE -g GID_INDEX -p PORT [--unplug]
+ *   pfnic_wire_traffic server -d DEVICE -g GID_INDEX -p PORT [--unplug] [--churn SECONDS]
  *   pfnic_wire_traffic client -d DEVICE -g GID_INDEX -p PORT SERVER_ADDRESS
  *
  * The server registers an ODP MR of 16 MiB over memory it prefers on NUMA node 1 (with the
@@ -13,8 +13,10 @@
  * checking every byte it reads against its copy. Meanwhile the server takes each online
  * Movable block of node 1 offline (the MR's pages migrate to node 0, their translations
  * invalidated under the traffic) and, with --unplug, prints "ready-for-unplug" and waits for
- * the host to remove the DIMM. Then the client stops, reads the whole MR back, byte for
- * byte, and says how it went.
+ * the host to remove the DIMM. With --churn, before that, the blocks go offline and come
+ * back online in turn for that long, so that the MR's pages keep moving under the traffic
+ * (for a benchmark's measure: test/bench/wire.sh). Then the client stops, reads the whole
+ * MR back, byte for byte, and says how it went.
  *
  * Both sides print "# " lines only, so that a TAP script can run them (test/guest/wire.sh);
  * the exit status says whether every check passed (0), one failed (1), or the command line
@@ -82,6 +84,7 @@ static const char *dev;
 static int gidx = -1;
 static int port;
 static bool unplug;
+static double churn;
 
 static void make_qp(void)
 {
@@ -219,10 +222,29 @@ static int server(void)
 	if (!hear(fd, line, sizeof(line), 300) || strcmp(line, "running"))
 		bail("server: the client's traffic did not start");
 
-	/* a steady rate first, for the client to measure the offlining's against */
-	sleep(5);
+	/*
+	 * a steady rate first, for the client to measure the offlining's against: as long as the
+	 * churn, if there is one (the rate climbs while the guests warm up)
+	 */
+	sleep(churn > 5 ? (unsigned int)churn : 5);
 	inv0 = vt_device_counter(dev, "page_invalidations");
 	say(fd, "offlining\n");
+	for (double end = now() + churn; churn > 0 && now() < end;) {
+		long moved = 0;
+
+		for (long i = 0; i < nb && now() < end; i++) {
+			int rv = vt_block_set(blocks[i], "offline", 120);
+
+			if (!rv)
+				rv = vt_block_set(blocks[i], "online_movable", 120);
+			EXPECT(!rv, "server: memory%ld did not go offline and back: %s", blocks[i],
+			       strerror(rv));
+			if (rv)
+				end = 0;
+			moved++;
+		}
+		diag("server: %ld blocks of node 1 offline and back", moved);
+	}
 	for (long i = 0; i < nb; i++) {
 		double t0 = now();
 		int rv = vt_block_set(blocks[i], "offline", 120);
@@ -425,6 +447,8 @@ static bool take(int opt, const char *arg)
 		port = atoi(arg);
 	else if (opt == 'u')
 		unplug = true;
+	else if (opt == 'c')
+		churn = atof(arg);
 	else
 		return false;
 	return true;
@@ -433,9 +457,10 @@ static bool take(int opt, const char *arg)
 int main(int argc, char **argv)
 {
 	static const struct option more[] = {
-		{ "port", required_argument, NULL, 'p' }, { "unplug", no_argument, NULL, 'u' }, {},
+		{ "port", required_argument, NULL, 'p' }, { "unplug", no_argument, NULL, 'u' },
+		{ "churn", required_argument, NULL, 'c' }, {},
 	};
-	const char *usage = "pfnic_wire_traffic server|client -d DEVICE -g GID_INDEX -p PORT [--unplug] [SERVER_ADDRESS]";
+	const char *usage = "pfnic_wire_traffic server|client -d DEVICE -g GID_INDEX -p PORT [--unplug] [--churn SECONDS] [SERVER_ADDRESS]";
 	const char *role = argc > 1 ? argv[1] : "";
 	int rv;
 
@@ -455,7 +480,7 @@ int main(int argc, char **argv)
 		addr = argv[argc - 1];
 		argc--;
 	}
-	vt_args(argc, argv, usage, &dev, &gidx, "p:u", more, take);
+	vt_args(argc, argv, usage, &dev, &gidx, "p:uc:", more, take);
 	if (gidx < 0 || !port || (!strcmp(role, "client") && !addr)) {
 		fprintf(stderr, "usage: %s\n", usage);
 		return 2;

@@ -19,7 +19,8 @@
 # (a pfnic server's) taken through WRITEs and READs by the client, every byte checked,
 # while the server takes its NUMA node 1's memory offline; WIRE_UNPLUG=1 on the server: and
 # has the host remove that node's DIMM ("ready-for-unplug" on the console; test/vm/run.sh
-# --numa --dimm SIZE --qmp PATH).
+# --numa --dimm SIZE --qmp PATH); WIRE_CHURN=SECONDS on the server: its blocks first go
+# offline and online again in turn for that long.
 #
 # ibv_rc_pingpong and ibv_srq_pingpong check the data they receive (-c); the rest prove
 # the verbs and the transport work, and pfnic_wire_traffic checks every byte.
@@ -194,7 +195,7 @@ if [ $with_traffic = 1 ]; then
 	n=$((n + 1))
 	traffic=build/cmake/tests/pfnic_wire_traffic
 	if [ "$role" = server ]; then
-		cmd="$traffic server -d $dev -g $gid -p 7100${WIRE_UNPLUG:+ --unplug}"
+		cmd="$traffic server -d $dev -g $gid -p 7100${WIRE_UNPLUG:+ --unplug}${WIRE_CHURN:+ --churn $WIRE_CHURN}"
 		# its lines go to the console as they come: the host waits for "ready-for-unplug"
 		timeout 900 $cmd 2> "$out.err" | tee "$out"
 		st=${PIPESTATUS[0]}
