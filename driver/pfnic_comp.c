@@ -188,13 +188,25 @@ bool pfnic_comp_step(struct pfnic_qp *qp, u32 gen, enum pfnic_step step,
 			spin_unlock_irq(&qp->lock);
 			return true;
 		}
+		if (READ_ONCE(qp->wire.ahead_wqes)) {
+			/* a user ring's next post rings the doorbell, to go out behind it */
+			if (qp->sq.shared)
+				WRITE_ONCE(qp->sq.shared->engine_idle, 1);
+			/* the mark, then a look at the producer: as pfnic_ring_mark_idle() */
+			smp_mb();
+			/* posted after the requester's last look, and before the mark: sent now */
+			if (qp->wire.ahead_starved &&
+			    pfnic_wq_count(&qp->sq) > qp->wire.nahead + 1) {
+				if (qp->sq.shared)
+					WRITE_ONCE(qp->sq.shared->engine_idle, 0);
+				spin_unlock_irq(&qp->lock);
+				return true;
+			}
+		}
 		qp->retry_wait = true;
 		qp->wire.waiting = true;
 		queue_delayed_work(pfnic_wq, &qp->rnr_work,
 				   max_t(long, 1, (long)(qp->wire.deadline - jiffies)));
-		/* what a user ring posts meanwhile rings the doorbell, to go out behind it */
-		if (qp->sq.shared && READ_ONCE(qp->wire.ahead_wqes))
-			WRITE_ONCE(qp->sq.shared->engine_idle, 1);
 		pfnic_engine_release(qp, false);
 		spin_unlock_irq(&qp->lock);
 		return false;
@@ -207,8 +219,8 @@ bool pfnic_comp_step(struct pfnic_qp *qp, u32 gen, enum pfnic_step step,
 			/* until the timer, no one else runs the QP (its doorbell, the poller) */
 			qp->retry_wait = true;
 			qp->wire.waiting = false;
-			queue_delayed_work(pfnic_wq, &qp->rnr_work,
-					   pfnic_rnr_delay(qp->rnr_timer));
+			/* in place of the ACK timeout's timer, if that is still queued */
+			mod_delayed_work(pfnic_wq, &qp->rnr_work, pfnic_rnr_delay(qp->rnr_timer));
 			pfnic_engine_release(qp, false);
 			spin_unlock_irq(&qp->lock);
 			pfnic_stat_add(qp->pfnic, PFNIC_STAT_RNR_RETRIES, 1);
@@ -223,8 +235,9 @@ bool pfnic_comp_step(struct pfnic_qp *qp, u32 gen, enum pfnic_step step,
 			qp->sq_busy = false;
 			/* as for RNR: the timer alone runs it again */
 			qp->retry_wait = true;
-			queue_delayed_work(pfnic_wq, &qp->rnr_work,
-					   pfnic_ack_timeout(qp->attr.timeout));
+			qp->wire.waiting = false;
+			mod_delayed_work(pfnic_wq, &qp->rnr_work,
+					 pfnic_ack_timeout(qp->attr.timeout));
 			pfnic_engine_release(qp, false);
 			spin_unlock_irq(&qp->lock);
 			pfnic_stat_add(qp->pfnic, PFNIC_STAT_ACK_TIMEOUTS, 1);

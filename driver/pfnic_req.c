@@ -302,6 +302,8 @@ static void pfnic_engine_go(struct pfnic_qp *qp, bool retry)
 		return;
 	}
 	qp->running = true;
+	/* an answer that comes now is seen before the engine waits again (pfnic_comp_step()) */
+	qp->wire.waiting = false;
 	if (qp->sq.shared)
 		WRITE_ONCE(qp->sq.shared->engine_idle, 0);
 	spin_unlock_irq(&qp->lock);

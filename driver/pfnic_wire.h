@@ -227,6 +227,8 @@ struct pfnic_wire_ahead {
  * @ahead: requester: the WQEs after the head it has begun to send, in order, from
  *	@ahead_first (a ring of PFNIC_WIRE_AHEAD), @nahead of them, taken while the send
  *	queue had generation @ahead_gen
+ * @ahead_starved: the requester sent ahead all it found in the send queue, and had room
+ *	for more (pfnic_comp_step() looks again before the engine waits)
  * @ahead_wqes: their copies, as the engine runs them (qp->cur's size each); NULL until
  *	the QP first reaches another host, or if there was no memory for them (then the
  *	requester sends one WQE at a time)
@@ -285,6 +287,7 @@ struct pfnic_wire {
 	u32 ahead_first;
 	u32 nahead;
 	u32 ahead_gen;
+	bool ahead_starved;
 	u8 *ahead_wqes;
 };
 

@@ -28,6 +28,8 @@
 #define PFNIC_WIRE_WINDOW	32
 /* READ responses past a gap after which the one missing is taken for lost */
 #define PFNIC_WIRE_READ_GAP	3
+/* PSNs outstanding at most with WQEs sent ahead: a quarter of the PSN space */
+#define PFNIC_WIRE_PSN_SPAN	BIT(22)
 
 /* The BTH of a packet pfnic_pkt_alloc() gave, at its data's start. */
 void pfnic_wire_bth(struct sk_buff *skb, u8 opcode, u8 flags, u32 qpn, u32 psn, bool ackreq,
@@ -339,7 +341,8 @@ static enum pfnic_step pfnic_wire_take_answer(struct pfnic_qp *qp, struct sk_buf
 	if (off != w->acked) {
 		if (off >= w->acked + PFNIC_WIRE_READ_GAP && w->reasked != w->acked) {
 			w->reasked = w->acked;
-			w->sent = w->acked;
+			/* what was sent behind it, whose answers are dropped meanwhile, too */
+			pfnic_wire_go_back(w);
 			w->deadline = 0;
 			pfnic_stat_add(qp->pfnic, PFNIC_STAT_RETRANSMITS, 1);
 		}
@@ -375,6 +378,8 @@ static bool pfnic_wire_take_ahead(struct pfnic_qp *qp, u32 *reads)
 	bool taken = false;
 
 	spin_lock_irq(&qp->lock);
+	/* none left to take: one posted later is looked for before the engine waits */
+	w->ahead_starved = pfnic_wq_count(&qp->sq) <= after;
 	if (qp->attr.qp_state == IB_QPS_RTS && qp->sq.gen == qp->wqe_gen &&
 	    pfnic_wq_count(&qp->sq) > after && !pfnic_wq_overrun(&qp->sq)) {
 		/* a malformed one is the head's to fail */
@@ -411,6 +416,10 @@ static bool pfnic_wire_take_ahead(struct pfnic_qp *qp, u32 *reads)
 		/* the QP's own operations run at the head, in order */
 		return false;
 	}
+	/* the PSNs outstanding stay within half the PSN space, where answers are told apart */
+	if (((w->next_psn - w->wqe_psn) & PFNIC_PSN_MASK) + pfnic_wire_psns(w, wqe) >=
+	    PFNIC_WIRE_PSN_SPAN)
+		return false;
 	if (!w->nahead)
 		w->ahead_gen = qp->wqe_gen;
 	a->psn = w->next_psn;
@@ -513,6 +522,8 @@ enum pfnic_step pfnic_wire_send(struct pfnic_qp *qp, bool failed, enum ib_wc_sta
 	u32 acked, limit;
 
 	*status = IB_WC_SUCCESS;
+	/* set again only if this run sends ahead all the send queue has */
+	w->ahead_starved = false;
 	if (failed) {
 		*status = IB_WC_LOC_PROT_ERR;
 		return PFNIC_DONE;

@@ -861,8 +861,10 @@ void pfnic_wire_rx_work(struct work_struct *work)
 		skb = skb_dequeue(&qp->wire.rxq);
 		if (!skb) {
 			/* an ACK left for a later one that never went out after all */
-			if (qp->wire.ack_owed)
+			if (qp->wire.ack_owed && (state == IB_QPS_RTR || state == IB_QPS_RTS ||
+						  state == IB_QPS_SQD))
 				pfnic_wire_ack(qp, qp->wire.ack_owed_psn, PFNIC_AETH_NO_CREDITS);
+			qp->wire.ack_owed = false;
 			return;
 		}
 		if (state == IB_QPS_RTR || state == IB_QPS_RTS || state == IB_QPS_SQD) {
