@@ -5,7 +5,8 @@
 // side: the requester), and pfnic0 against pfnic0. The two sides run different kernels of
 // the matrix: the newest and the oldest release kernel. Then pfnic0 against pfnic0 over a
 // lossy link (netem on both guests: packets dropped, duplicated, delayed and reordered),
-// where every program must still pass and the counters must show the recovery. The pairs
+// where every program must still pass and the counters must show the recovery (but for a
+// pingpong's last ACK lost after its peer had everything and left: excuse()). The pairs
 // where pfnic0 serves end with the client's data-verifying traffic into its ODP MR while its
 // memory goes offline and the host removes its DIMM (test/guest/pfnic_wire_traffic.c). The full
 // tier adds pfnic0 against pfnic0 on a clean link, rxe0 against pfnic0 on a lossy one, and
