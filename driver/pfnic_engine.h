@@ -98,13 +98,8 @@ int pfnic_pkt_send(struct pfnic_dev *pfnic, struct sk_buff *skb, const union ib_
 		   const union ib_gid *dgid, u16 sport);
 bool pfnic_op_is_answer(u8 opcode);
 
-/* The copy of the WQE the requester sent ahead on the wire in its record @slot. */
-static inline struct pfnic_wqe *pfnic_wire_ahead_wqe(struct pfnic_qp *qp, u32 slot)
-{
-	return (struct pfnic_wqe *)(qp->wire.ahead_wqes + (size_t)slot * qp->cur_size);
-}
-
 /* pfnic_wire_req.c: the requester on the wire */
+bool pfnic_wire_ahead_cur(struct pfnic_qp *qp, u32 gen);
 enum pfnic_step pfnic_wire_send(struct pfnic_qp *qp, bool failed, enum ib_wc_status *status);
 enum pfnic_step pfnic_wire_datagram(struct pfnic_qp *qp, enum ib_wc_status *status);
 void pfnic_wire_answer_arrived(struct pfnic_qp *qp, struct sk_buff *skb);

@@ -348,22 +348,8 @@ static void pfnic_engine_go(struct pfnic_qp *qp, bool retry)
 			qp->wqe_gen = gen;
 			qp->wqe_head = qp->sq.head;
 		}
-		/*
-		 * A WQE the requester sent ahead on the wire runs as it was sent: from its copy,
-		 * taken when it went out. Those sent before a flush or a reset are forgotten.
-		 */
-		if (qp->wire.nahead && qp->wire.ahead_gen != gen)
-			qp->wire.nahead = 0;
-		if (qp->wire.nahead && !qp->wire.started) {
-			u32 first = qp->wire.ahead_first;
-
-			if (qp->wire.ahead[first].index == qp->sq.head) {
-				memcpy(qp->cur, pfnic_wire_ahead_wqe(qp, first), qp->cur_size);
-				malformed = false;
-			} else {
-				qp->wire.nahead = 0;
-			}
-		}
+		if (pfnic_wire_ahead_cur(qp, gen))
+			malformed = false;
 		/* a fault of this WQE that could not be resolved fails it this time */
 		failed = qp->fault_status;
 		qp->fault_status = 0;

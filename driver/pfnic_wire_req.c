@@ -31,6 +31,12 @@
 /* PSNs outstanding at most with WQEs sent ahead: a quarter of the PSN space */
 #define PFNIC_WIRE_PSN_SPAN	BIT(22)
 
+/* The copy of the WQE the requester sent ahead in its record @slot. */
+static struct pfnic_wqe *pfnic_wire_ahead_wqe(struct pfnic_qp *qp, u32 slot)
+{
+	return (struct pfnic_wqe *)(qp->wire.ahead_wqes + (size_t)slot * qp->cur_size);
+}
+
 /* The BTH of a packet pfnic_pkt_alloc() gave, at its data's start. */
 void pfnic_wire_bth(struct sk_buff *skb, u8 opcode, u8 flags, u32 qpn, u32 psn, bool ackreq,
 		    u32 paylen)
@@ -148,6 +154,30 @@ static enum pfnic_step pfnic_wire_send_data(struct pfnic_qp *qp, struct pfnic_wq
 	else if (p < skb->data + hdr)
 		memcpy(p, &wqe->imm_data, 4);
 	pfnic_pkt_send(qp->pfnic, skb, &w->sgid, &w->dgid, w->sport);
+	return PFNIC_DONE;
+}
+
+/*
+ * Sends the packets of @wqe (a SEND or a WRITE of @npkts from PSN @psn) from *@sent up to
+ * @limit, the last of them asking for an ACK; those below *@high went out before, and are
+ * counted as sent again. Return: as pfnic_wire_send_data(), for the packet it stopped at.
+ */
+static enum pfnic_step pfnic_wire_send_run(struct pfnic_qp *qp, struct pfnic_wqe *wqe, u32 psn,
+					   u32 npkts, u32 *sent, u32 *high, u32 limit,
+					   struct pfnic_fault *f, enum ib_wc_status *status)
+{
+	enum pfnic_step step;
+
+	while (*sent < limit) {
+		step = pfnic_wire_send_data(qp, wqe, psn, npkts, *sent, *sent == limit - 1, f,
+					    status);
+		if (step != PFNIC_DONE || *status != IB_WC_SUCCESS)
+			return step;
+		if (*sent < *high)
+			pfnic_stat_add(qp->pfnic, PFNIC_STAT_RETRANSMITS, 1);
+		++*sent;
+		*high = max(*high, *sent);
+	}
 	return PFNIC_DONE;
 }
 
@@ -441,9 +471,9 @@ static bool pfnic_wire_send_more(struct pfnic_qp *qp, u32 slot, u32 *inflight)
 {
 	struct pfnic_wire_ahead *a = &qp->wire.ahead[slot];
 	struct pfnic_wqe *wqe = pfnic_wire_ahead_wqe(qp, slot);
+	enum ib_wc_status status = IB_WC_SUCCESS;
 	struct pfnic_fault f = {};
-	enum ib_wc_status status;
-	enum pfnic_step step;
+	u32 before = a->sent, room = PFNIC_WIRE_WINDOW - min_t(u32, *inflight, PFNIC_WIRE_WINDOW);
 
 	if (pfnic_wqe_reads(wqe)) {
 		if (!a->sent) {
@@ -456,24 +486,12 @@ static bool pfnic_wire_send_more(struct pfnic_qp *qp, u32 slot, u32 *inflight)
 		}
 		return true;
 	}
-	while (a->sent < a->npkts) {
-		if (*inflight >= PFNIC_WIRE_WINDOW)
-			return false;
-		status = IB_WC_SUCCESS;
-		step = pfnic_wire_send_data(qp, wqe, a->psn, a->npkts, a->sent,
-					    a->sent == a->npkts - 1 ||
-					    *inflight == PFNIC_WIRE_WINDOW - 1, &f, &status);
-		if (step == PFNIC_FAULT)
-			pfnic_mr_put(f.mr);
-		if (step != PFNIC_DONE || status != IB_WC_SUCCESS)
-			return false;
-		if (a->sent < a->high)
-			pfnic_stat_add(qp->pfnic, PFNIC_STAT_RETRANSMITS, 1);
-		a->sent++;
-		a->high = max(a->high, a->sent);
-		++*inflight;
-	}
-	return true;
+	if (pfnic_wire_send_run(qp, wqe, a->psn, a->npkts, &a->sent, &a->high,
+				min(a->npkts, a->sent + room), &f,
+				&status) == PFNIC_FAULT)
+		pfnic_mr_put(f.mr);
+	*inflight += a->sent - before;
+	return a->sent == a->npkts;
 }
 
 /*
@@ -499,6 +517,34 @@ static void pfnic_wire_send_ahead(struct pfnic_qp *qp)
 		if (!pfnic_wire_send_more(qp, (w->ahead_first + i) % PFNIC_WIRE_AHEAD, &inflight))
 			return;
 	}
+}
+
+/**
+ * pfnic_wire_ahead_cur() - the engine's copy of a new head WQE the requester sent ahead
+ * @qp: the QP, whose engine fetched the send queue's head into qp->cur
+ * @gen: the send queue's generation then
+ *
+ * A WQE sent ahead runs as it was sent: qp->cur becomes its copy, taken when it went out.
+ * Those sent before a flush or a reset are forgotten.
+ *
+ * Context: the engine, under @qp->lock.
+ * Return: whether qp->cur is such a copy (a well-formed WQE, whatever the ring holds now).
+ */
+bool pfnic_wire_ahead_cur(struct pfnic_qp *qp, u32 gen)
+{
+	struct pfnic_wire *w = &qp->wire;
+
+	lockdep_assert_held(&qp->lock);
+	if (w->nahead && w->ahead_gen != gen)
+		w->nahead = 0;
+	if (!w->nahead || w->started)
+		return false;
+	if (w->ahead[w->ahead_first].index != qp->sq.head) {
+		w->nahead = 0;
+		return false;
+	}
+	memcpy(qp->cur, pfnic_wire_ahead_wqe(qp, w->ahead_first), qp->cur_size);
+	return true;
 }
 
 /**
@@ -602,19 +648,11 @@ enum pfnic_step pfnic_wire_send(struct pfnic_qp *qp, bool failed, enum ib_wc_sta
 		w->sent = w->acked;
 	if (data) {
 		limit = min(w->npkts, w->acked + PFNIC_WIRE_WINDOW);
-		while (w->sent < limit) {
-			bool resent = w->sent < w->high;
-
-			step = pfnic_wire_send_data(qp, wqe, w->wqe_psn, w->npkts, w->sent,
-						    w->sent == limit - 1, &qp->fault, status);
-			if (step != PFNIC_DONE || *status != IB_WC_SUCCESS) {
-				w->deadline = 0;
-				return step;
-			}
-			if (resent)
-				pfnic_stat_add(qp->pfnic, PFNIC_STAT_RETRANSMITS, 1);
-			w->sent++;
-			w->high = max(w->high, w->sent);
+		step = pfnic_wire_send_run(qp, wqe, w->wqe_psn, w->npkts, &w->sent, &w->high,
+					   limit, &qp->fault, status);
+		if (step != PFNIC_DONE || *status != IB_WC_SUCCESS) {
+			w->deadline = 0;
+			return step;
 		}
 	} else if (w->sent == w->acked) {
 		pfnic_wire_send_request(qp, wqe, w->wqe_psn, w->acked);
