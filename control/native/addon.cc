@@ -1,17 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
 // pfnic's native addon: the few things only native code can do for the control plane.
-// Every call that touches the kernel runs on a worker thread (Napi::AsyncWorker) and
-// returns a promise; the event loop never waits on libibverbs or netlink.
-#include <cerrno>
-#include <cstring>
+// Every call that touches the kernel runs on a worker thread (Napi::AsyncWorker; memory
+// block writes on a thread of their own, block_state.h) and returns a promise; the event
+// loop never waits on libibverbs, netlink or sysfs.
 #include <endian.h>
 #include <napi.h>
 
+#include "block_state.h"
 #include "event_channel.h"
 #include "rdma_netlink.h"
 #include "rdma_query.h"
-#include "sysfs_write.h"
 
 namespace pfnic {
 namespace {
@@ -292,13 +291,16 @@ Napi::Object mr_object(Napi::Env env, const NetlinkMr &mr)
 // Runs netlink_devices() and netlink_mrs() off the main thread.
 class MrWorker : public PromiseWorker {
 public:
-	explicit MrWorker(Napi::Env env) : PromiseWorker(env, "pfnic:queryMrs") {}
+	MrWorker(Napi::Env env, std::optional<std::string> only)
+		: PromiseWorker(env, "pfnic:queryMrs"), only_(std::move(only)) {}
 
 protected:
 	void Execute() override
 	{
 		guarded([this] {
 			for (const NetlinkDevice &d : netlink_devices()) {
+				if (only_ && d.name != *only_)
+					continue;
 				try {
 					devices_.push_back({d, netlink_mrs(d.index)});
 				} catch (const QueryError &e) {
@@ -329,69 +331,77 @@ protected:
 	}
 
 private:
+	std::optional<std::string> only_;
 	std::vector<std::pair<NetlinkDevice, std::vector<NetlinkMr>>> devices_;
 };
 
-// queryMrs(): Promise<RawMrDevice[]>, every device the kernel has with its MRs, as rdma
-// netlink reports them (driver details and counters included).
+// queryMrs(device?: string): Promise<RawMrDevice[]>, every device the kernel has (or the one
+// named, if it has it: a refresher per device dumps its own) with its MRs, as rdma netlink
+// reports them (driver details and counters included).
 Napi::Value QueryMrs(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
-	if (info.Length() != 0)
-		throw Napi::TypeError::New(env, "queryMrs() takes no arguments");
-	auto *worker = new MrWorker(env);
+	std::optional<std::string> only;
+	if (info.Length() > 1 || (info.Length() == 1 && !info[0].IsString() && !info[0].IsUndefined()))
+		throw Napi::TypeError::New(env, "queryMrs(device?) takes at most a device name");
+	if (info.Length() == 1 && info[0].IsString()) {
+		only = info[0].As<Napi::String>().Utf8Value();
+		if (only->empty() || only->size() > kMaxDeviceName || only->find('\0') != std::string::npos)
+			throw Napi::RangeError::New(env, "an RDMA device name is 1 to " +
+								 std::to_string(kMaxDeviceName) +
+								 " characters with no NUL");
+	}
+	auto *worker = new MrWorker(env, std::move(only));
 	Napi::Promise promise = worker->promise();
 	worker->Queue();
 	return promise;
 }
 
-// Writes a memory block's state off the main thread; rejects with the errno name.
-class BlockStateWorker : public PromiseWorker {
+// Runs netlink_mr() off the main thread, for the device of that name.
+class OneMrWorker : public PromiseWorker {
 public:
-	BlockStateWorker(Napi::Env env, unsigned int block, std::string action, unsigned int timeout_ms)
-		: PromiseWorker(env, "pfnic:writeBlockState"), block_(block), action_(std::move(action)),
-		  timeout_ms_(timeout_ms) {}
+	OneMrWorker(Napi::Env env, std::string device, uint32_t mrn)
+		: PromiseWorker(env, "pfnic:queryMr"), device_(std::move(device)), mrn_(mrn) {}
 
 protected:
 	void Execute() override
 	{
 		guarded([this] {
-			const int err = write_block_state(block_, action_, timeout_ms_);
-			if (err)
-				throw QueryError(errno_name(err),
-						 "memory block " + std::to_string(block_) + ": " +
-							 std::strerror(err));
+			std::optional<uint32_t> index;
+			for (const NetlinkDevice &d : netlink_devices())
+				if (d.name == device_)
+					index = d.index;
+			if (!index)
+				throw QueryError("ENODEV", "no RDMA device named " + device_);
+			mr_ = netlink_mr(*index, mrn_);
 		});
 	}
 
-	void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+	void OnOK() override { deferred_.Resolve(mr_object(Env(), mr_)); }
 
 private:
-	unsigned int block_;
-	std::string action_;
-	unsigned int timeout_ms_;
+	std::string device_;
+	uint32_t mrn_;
+	NetlinkMr mr_;
 };
 
-// writeBlockState(block, action, timeoutMs): Promise<void>. action is offline, online,
-// online_movable or online_kernel; a write still going after timeoutMs is interrupted
-// (ETIMEDOUT) and the kernel leaves the block as it was.
-Napi::Value WriteBlockState(const Napi::CallbackInfo &info)
+// queryMr(device: string, mrn: number): Promise<RawMr>, one MR as queryMrs() lists it.
+// Rejects with code ENOENT when the device has no such MR, ENODEV when there is no such
+// device.
+Napi::Value QueryMr(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
-	if (info.Length() != 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber())
-		throw Napi::TypeError::New(env, "writeBlockState(block, action, timeoutMs)");
-	const double block = info[0].As<Napi::Number>().DoubleValue();
-	const double timeout = info[2].As<Napi::Number>().DoubleValue();
-	std::string action = info[1].As<Napi::String>().Utf8Value();
-	if (block < 0 || block > 0x7fffffff || block != static_cast<double>(static_cast<int64_t>(block)))
-		throw Napi::RangeError::New(env, "a memory block number is an integer from 0 to 2^31-1");
-	if (action != "offline" && action != "online" && action != "online_movable" &&
-	    action != "online_kernel")
-		throw Napi::RangeError::New(env, "the action is offline, online, online_movable or online_kernel");
-	if (!(timeout >= 1 && timeout <= 3600000))
-		throw Napi::RangeError::New(env, "the time limit is 1 ms to 1 hour");
-	auto *worker = new BlockStateWorker(env, static_cast<unsigned int>(block), std::move(action),
-					    static_cast<unsigned int>(timeout));
+	if (info.Length() != 2 || !info[0].IsString() || !info[1].IsNumber())
+		throw Napi::TypeError::New(env, "queryMr(device, mrn) needs a device name and an MR number");
+	std::string device = info[0].As<Napi::String>().Utf8Value();
+	const double mrn = info[1].As<Napi::Number>().DoubleValue();
+	if (device.empty() || device.size() > kMaxDeviceName || device.find('\0') != std::string::npos)
+		throw Napi::RangeError::New(env, "an RDMA device name is 1 to " +
+							 std::to_string(kMaxDeviceName) +
+							 " characters with no NUL");
+	if (!(mrn >= 0 && mrn <= 0xffffffff) || mrn != static_cast<double>(static_cast<int64_t>(mrn)))
+		throw Napi::RangeError::New(env, "an MR number is an integer from 0 to 2^32-1");
+	auto *worker = new OneMrWorker(env, std::move(device), static_cast<uint32_t>(mrn));
 	Napi::Promise promise = worker->promise();
 	worker->Queue();
 	return promise;
@@ -399,9 +409,10 @@ Napi::Value WriteBlockState(const Napi::CallbackInfo &info)
 
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
-	exports.Set("writeBlockState", Napi::Function::New(env, WriteBlockState, "writeBlockState"));
+	init_block_state(env, exports);
 	init_event_watch(env, exports);
 	exports.Set("queryMrs", Napi::Function::New(env, QueryMrs, "queryMrs"));
+	exports.Set("queryMr", Napi::Function::New(env, QueryMr, "queryMr"));
 	exports.Set("queryDevices", Napi::Function::New(env, QueryDevices, "queryDevices"));
 	exports.Set("queryDevice", Napi::Function::New(env, QueryDevice, "queryDevice"));
 	return exports;

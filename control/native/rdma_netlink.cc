@@ -205,7 +205,36 @@ template <typename Fn> void for_each_mr_entry(const nlmsghdr *nlh, Fn fn)
 		for_each_nested(msg[RDMA_NLDEV_ATTR_RES_MR], [&](const nlattr *e) { fn(parse_nest(e)); });
 }
 
+// An MR from the attributes of its entry (a dump) or of the whole answer (a single
+// query); nullopt without an MR number.
+std::optional<NetlinkMr> mr_from(const AttrTable &t)
+{
+	const auto mrn = get_u32(t, RDMA_NLDEV_ATTR_RES_MRN);
+	if (!mrn)
+		return std::nullopt;
+	NetlinkMr mr;
+	mr.mrn = *mrn;
+	mr.rkey = get_u32(t, RDMA_NLDEV_ATTR_RES_RKEY);
+	mr.lkey = get_u32(t, RDMA_NLDEV_ATTR_RES_LKEY);
+	mr.pdn = get_u32(t, RDMA_NLDEV_ATTR_RES_PDN);
+	mr.pid = get_u32(t, RDMA_NLDEV_ATTR_RES_PID);
+	mr.iova = get_u64(t, RDMA_NLDEV_ATTR_RES_IOVA);
+	mr.length = get_u64(t, RDMA_NLDEV_ATTR_RES_MRLEN);
+	mr.kern_name = get_str(t, RDMA_NLDEV_ATTR_RES_KERN_NAME);
+	if (t[RDMA_NLDEV_ATTR_DRIVER])
+		mr.details = driver_details(t[RDMA_NLDEV_ATTR_DRIVER]);
+	return mr;
+}
+
 } // namespace
+
+bool device_exists(uint32_t dev_index)
+{
+	for (const NetlinkDevice &d : netlink_devices())
+		if (d.index == dev_index)
+			return true;
+	return false;
+}
 
 std::map<uint32_t, NetlinkPort> netlink_ports(uint32_t dev_index)
 {
@@ -277,22 +306,11 @@ std::vector<NetlinkMr> netlink_mrs(uint32_t dev_index)
 		       },
 		       [&](const nlmsghdr *nlh) {
 			       for_each_mr_entry(nlh, [&](const AttrTable &t) {
-				       const auto mrn = get_u32(t, RDMA_NLDEV_ATTR_RES_MRN);
-				       if (!mrn)
+				       std::optional<NetlinkMr> mr = mr_from(t);
+				       if (!mr)
 					       return;
-				       NetlinkMr mr;
-				       mr.mrn = *mrn;
-				       mr.rkey = get_u32(t, RDMA_NLDEV_ATTR_RES_RKEY);
-				       mr.lkey = get_u32(t, RDMA_NLDEV_ATTR_RES_LKEY);
-				       mr.pdn = get_u32(t, RDMA_NLDEV_ATTR_RES_PDN);
-				       mr.pid = get_u32(t, RDMA_NLDEV_ATTR_RES_PID);
-				       mr.iova = get_u64(t, RDMA_NLDEV_ATTR_RES_IOVA);
-				       mr.length = get_u64(t, RDMA_NLDEV_ATTR_RES_MRLEN);
-				       mr.kern_name = get_str(t, RDMA_NLDEV_ATTR_RES_KERN_NAME);
-				       if (t[RDMA_NLDEV_ATTR_DRIVER])
-					       mr.details = driver_details(t[RDMA_NLDEV_ATTR_DRIVER]);
-				       by_mrn[mr.mrn] = mrs.size();
-				       mrs.push_back(std::move(mr));
+				       by_mrn[mr->mrn] = mrs.size();
+				       mrs.push_back(std::move(*mr));
 			       });
 		       });
 	if (err)
@@ -316,6 +334,61 @@ std::vector<NetlinkMr> netlink_mrs(uint32_t dev_index)
 	if (err && err != EOPNOTSUPP && err != EINVAL)
 		fail(err, "reading the MR counters of device " + std::to_string(dev_index));
 	return mrs;
+}
+
+NetlinkMr netlink_mr(uint32_t dev_index, uint32_t mrn)
+{
+	const std::string what = "MR " + std::to_string(mrn) + " of device " + std::to_string(dev_index);
+	const auto put_mrn = [&](nlmsghdr *nlh) {
+		mnl_attr_put_u32(nlh, RDMA_NLDEV_ATTR_DEV_INDEX, dev_index);
+		mnl_attr_put_u32(nlh, RDMA_NLDEV_ATTR_RES_MRN, mrn);
+	};
+	std::optional<NetlinkMr> found;
+
+	// Without NLM_F_DUMP the kernel looks the MR up by number (res_get_common_doit) and
+	// answers with its attributes at the top of one message, not nested in a table. It
+	// gives the driver's details unasked, so RDMA_NLDEV_ATTR_DRIVER_DETAILS is not sent (a
+	// kernel older than that attribute could refuse the request for it).
+	int err = request(RDMA_NLDEV_CMD_RES_MR_GET, 0, put_mrn, [&](const nlmsghdr *nlh) {
+		const AttrTable t = parse_message(nlh);
+		if (get_u32(t, RDMA_NLDEV_ATTR_RES_MRN) == mrn)
+			found = mr_from(t);
+	});
+	if (err == ENOENT)
+		fail(ENOENT, "no " + what);
+	if (err == EINVAL || err == EOPNOTSUPP) {
+		// EINVAL: the device went away, or a kernel whose rdma netlink has no single-MR
+		// query. Tell the two apart, then take the slow way: the whole list, filtered.
+		if (!device_exists(dev_index))
+			fail(ENODEV, "no device " + std::to_string(dev_index));
+		for (NetlinkMr &mr : netlink_mrs(dev_index))
+			if (mr.mrn == mrn)
+				return std::move(mr);
+		fail(ENOENT, "no " + what);
+	}
+	if (err)
+		fail(err, "reading " + what);
+	if (!found)
+		fail(ENODATA, "the kernel's answer for " + what + " does not describe it");
+
+	// Its counters, likewise by number; a kernel or driver without MR counters leaves them
+	// empty (EINVAL, EOPNOTSUPP), as the listing does.
+	err = request(RDMA_NLDEV_CMD_STAT_GET, 0,
+		      [&](nlmsghdr *nlh) {
+			      put_mrn(nlh);
+			      mnl_attr_put_u32(nlh, RDMA_NLDEV_ATTR_STAT_RES, RDMA_NLDEV_ATTR_RES_MR);
+		      },
+		      [&](const nlmsghdr *nlh) {
+			      const AttrTable t = parse_message(nlh);
+			      if (get_u32(t, RDMA_NLDEV_ATTR_RES_MRN) == mrn &&
+				  t[RDMA_NLDEV_ATTR_STAT_HWCOUNTERS])
+				      found->counters = hw_counters(t[RDMA_NLDEV_ATTR_STAT_HWCOUNTERS]);
+		      });
+	if (err == ENOENT)
+		fail(ENOENT, "no " + what + " (it went away meanwhile)");
+	if (err && err != EOPNOTSUPP && err != EINVAL)
+		fail(err, "reading the counters of " + what);
+	return std::move(*found);
 }
 
 } // namespace pfnic

@@ -57,9 +57,18 @@ std::vector<NetlinkDevice> netlink_devices();
 // QueryError (ENODEV: no such device; EOPNOTSUPP: it has no verbs device).
 uint32_t netlink_uverbs_driver_id(uint32_t dev_index);
 
+// Whether the kernel has a device with index `dev_index`. Throws QueryError.
+bool device_exists(uint32_t dev_index);
+
 // The MRs of the device with kernel index `dev_index`, with their driver details and
 // counters. Throws QueryError (ENODEV if the device went away meanwhile).
 std::vector<NetlinkMr> netlink_mrs(uint32_t dev_index);
+
+// MR `mrn` of the device with kernel index `dev_index`, as netlink_mrs() would list it,
+// through the kernel's query of one MR by number (kernels without one: the list,
+// filtered). Throws QueryError: ENOENT when there is no such MR, ENODEV when the device
+// went away.
+NetlinkMr netlink_mr(uint32_t dev_index, uint32_t mrn);
 
 } // namespace pfnic
 

@@ -12,14 +12,6 @@
 namespace pfnic {
 namespace {
 
-// A real-time signal, aimed at the writing thread alone by a timer. Its handler does
-// nothing: it is there so that the signal interrupts the write (no SA_RESTART) instead of
-// killing the process.
-int interrupt_signal()
-{
-	return SIGRTMIN + 5;
-}
-
 void ignore(int) {}
 
 void install_handler()
@@ -27,7 +19,7 @@ void install_handler()
 	struct sigaction sa = {};
 	sa.sa_handler = ignore;
 	sigemptyset(&sa.sa_mask);
-	sigaction(interrupt_signal(), &sa, nullptr);
+	sigaction(SIGRTMIN + 5, &sa, nullptr);
 }
 
 // Closes a descriptor, deletes a timer and restores a signal mask, whatever happens.
@@ -51,11 +43,19 @@ struct WriteScope {
 
 } // namespace
 
-int write_block_state(unsigned int block, const std::string &action, unsigned int timeout_ms)
+// A real-time signal, aimed at the writing thread alone by a timer (or by the thread
+// stopping the writer). Its handler does nothing: it is there so that the signal
+// interrupts the write (no SA_RESTART) instead of killing the process.
+int block_write_interrupt_signal()
 {
 	static std::once_flag handler_once;
 	std::call_once(handler_once, install_handler);
+	return SIGRTMIN + 5;
+}
 
+int write_block_state(unsigned int block, const std::string &action, unsigned int timeout_ms)
+{
+	const int interrupt = block_write_interrupt_signal();
 	const std::string path = "/sys/devices/system/memory/memory" + std::to_string(block) + "/state";
 	WriteScope scope;
 	scope.fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -64,14 +64,14 @@ int write_block_state(unsigned int block, const std::string &action, unsigned in
 
 	sigset_t set;
 	sigemptyset(&set);
-	sigaddset(&set, interrupt_signal());
+	sigaddset(&set, interrupt);
 	if (pthread_sigmask(SIG_UNBLOCK, &set, &scope.old_mask) != 0)
 		return EIO;
 	scope.masked = true;
 
 	struct sigevent sev = {};
 	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev.sigev_signo = interrupt_signal();
+	sev.sigev_signo = interrupt;
 	// glibc 2.36 names the target thread's field only in its internal union
 	sev._sigev_un._tid = gettid();
 	if (timer_create(CLOCK_MONOTONIC, &sev, &scope.timer) != 0)

@@ -10,6 +10,11 @@
 
 namespace pfnic {
 
+// The signal that interrupts a block state write in progress when sent to its thread
+// (pthread_kill): the write then fails as if its time ran out. The first call installs
+// the signal's handler; call it before sending the signal, or the signal kills the process.
+int block_write_interrupt_signal();
+
 // Writes `action` ("offline", "online", "online_movable", "online_kernel") to
 // /sys/devices/system/memory/memory<block>/state, interrupting the write after
 // `timeout_ms`. Blocks the calling (worker) thread. Returns 0, ETIMEDOUT when interrupted

@@ -1,7 +1,8 @@
 // The host's memory blocks, as sysfs shows them (/sys/devices/system/memory), and the
 // actions that take one offline or bring it online. Reads go through the file system's
-// thread pool; state changes through the addon, on a worker thread with a time limit: an
-// offlining that takes seconds, or would never end, never holds up the event loop.
+// thread pool; state changes through the addon, on a thread of its own with a time limit:
+// an offlining that takes seconds, or would never end, never holds up the event loop nor
+// the thread pool. One change per block at a time, and a few at most waiting.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -20,7 +21,11 @@ export class BlockNotFoundError extends Error {
   }
 }
 
-/** The kernel refused to change a block's state; code is the errno name (EBUSY, ...). */
+/**
+ * A block's state was not changed. code is the kernel's errno name (EBUSY, ETIMEDOUT, ...),
+ * or the addon's: EALREADY, a change of that block is already waiting or in progress;
+ * EAGAIN, as many changes are waiting as may (memory block writes are not known to give these two).
+ */
 export class BlockStateError extends Error {
   constructor(message: string, readonly code: string) {
     super(message);
@@ -106,6 +111,8 @@ const why: Record<string, string> = {
   ENOMEM: 'there is no free memory to move its pages to',
   EPERM: 'this server may not change memory blocks (it needs CAP_SYS_ADMIN)',
   EACCES: 'this server may not change memory blocks (it needs CAP_SYS_ADMIN)',
+  EALREADY: 'another request is changing its state right now; ask again once that is done',
+  EAGAIN: 'this server has as many memory block changes waiting as it takes; try again later',
 };
 
 /** How long a block may take to go offline or online before the kernel is told to stop. */

@@ -12,8 +12,18 @@ import type { Static, TSchema } from 'typebox';
 export interface NativeBinding {
   queryDevices(): Promise<unknown>;
   queryDevice(name: string): Promise<unknown>;
-  queryMrs(): Promise<unknown>;
+  /** Every device's MRs, or those of the device named (none if the host has no such device). */
+  queryMrs(device?: string): Promise<unknown>;
+  /** One MR as queryMrs lists it; rejects with code ENOENT (no such MR) or ENODEV (no such device). */
+  queryMr(device: string, mrn: number): Promise<unknown>;
+  /**
+   * Changes a memory block's state on the addon's own thread. Rejects with code EALREADY
+   * while a change of that block is waiting or in progress, EAGAIN while blockStateLimit
+   * changes are, else with the kernel's errno name.
+   */
   writeBlockState(block: number, action: string, timeoutMs: number): Promise<void>;
+  /** How many block state changes may be waiting or in progress at once. */
+  readonly blockStateLimit: number;
   EventWatch: new (path: string, callback: (err: Error | null, records: unknown) => void) => { close(): void };
   DeviceMonitor: new (callback: (err: Error | null, changes: unknown) => void) => { close(): void };
   AsyncEventWatch: new (device: string, callback: (err: Error | null, events: unknown) => void) => { close(): void };
@@ -61,7 +71,9 @@ function isBinding(v: unknown): v is NativeBinding {
     typeof (v as Record<string, unknown>).queryDevices === 'function' &&
     typeof (v as Record<string, unknown>).queryDevice === 'function' &&
     typeof (v as Record<string, unknown>).queryMrs === 'function' &&
+    typeof (v as Record<string, unknown>).queryMr === 'function' &&
     typeof (v as Record<string, unknown>).writeBlockState === 'function' &&
+    typeof (v as Record<string, unknown>).blockStateLimit === 'number' &&
     typeof (v as Record<string, unknown>).EventWatch === 'function' &&
     typeof (v as Record<string, unknown>).DeviceMonitor === 'function' &&
     typeof (v as Record<string, unknown>).AsyncEventWatch === 'function';
