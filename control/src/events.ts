@@ -1,13 +1,14 @@
 // The control plane's events: pfnic's event channel (/dev/pfnic-events), rdma netlink's
 // device notifications and each device's verbs async events, each read by the addon on a
 // thread of its own, numbered in order, kept in a bounded history, handed to subscribers
-// (the SSE stream). Without pfnic loaded the channel is absent, and the hub looks again
-// every few seconds; devices are looked for again every few seconds too.
+// (the SSE stream). Ids start at 1 in each run of the hub, told apart by the hub's epoch.
+// Without pfnic loaded the channel is absent, and the hub looks again every few seconds;
+// devices are looked for again every few seconds too.
 import { readdir } from 'node:fs/promises';
 import { release } from 'node:os';
 import { Type } from 'typebox';
 
-import { checked, nativeBinding } from './native.js';
+import { checked, nativeBinding, type NativeBinding } from './native.js';
 import { RawAsyncEvent, RawDeviceChange, RawEventRecord, type Event, type EventType } from './schema.js';
 import { hex } from './verbs-names.js';
 
@@ -25,8 +26,11 @@ const REASONS = ['other', 'unmap', 'clear', 'protection_vma', 'protection_page',
 const ACTIONS = ['', 'going_online', 'online', 'cancel_online', 'going_offline', 'offline', 'cancel_offline'];
 const F_OFFLINING = 1;
 
+/** An event as its source tells it, before the hub numbers it. */
+export type UnnumberedEvent = Omit<Event, 'id' | 'epoch'>;
+
 /** A record of the channel as an event of the model (numbered later, by the hub). */
-export function eventFromRecord(r: RawEventRecord): Omit<Event, 'id'> | null {
+export function eventFromRecord(r: RawEventRecord): UnnumberedEvent | null {
   const type = TYPES[r.type];
   if (!type) return null;
   const mrEvent = type === 'invalidate' || type === 'migrate' || type === 'pinned';
@@ -56,7 +60,7 @@ export function eventFromRecord(r: RawEventRecord): Omit<Event, 'id'> | null {
 const DEVICE_EVENTS = ['register', 'unregister', 'netdev_attach', 'netdev_detach', 'rename', 'netdev_rename'];
 
 /** An rdma netlink device notification as an event of the model. */
-export function eventFromChange(c: RawDeviceChange, now = new Date()): Omit<Event, 'id'> {
+export function eventFromChange(c: RawDeviceChange, now = new Date()): UnnumberedEvent {
   return {
     time: now.toISOString(), type: 'device', reason: DEVICE_EVENTS[c.event] ?? `event_${c.event}`,
     device: c.device ?? null, port: c.port ?? null, netdev: c.netdev ?? null, mrn: null, lkey: null, pid: null,
@@ -71,7 +75,7 @@ const ASYNC_EVENTS = ['cq_err', 'qp_fatal', 'qp_req_err', 'qp_access_err', 'comm
 const DEVICE_FATAL = 8;
 
 /** A verbs async event of @p device as an event of the model. */
-export function eventFromAsync(device: string, a: RawAsyncEvent, now = new Date()): Omit<Event, 'id'> {
+export function eventFromAsync(device: string, a: RawAsyncEvent, now = new Date()): UnnumberedEvent {
   return {
     time: now.toISOString(), type: 'async', reason: ASYNC_EVENTS[a.event] ?? `event_${a.event}`,
     device, port: a.port ?? null, netdev: null, mrn: null, lkey: null, pid: null,
@@ -97,8 +101,13 @@ export interface ChannelStatus {
 }
 
 export interface EventHubOptions {
-  /** Events kept for replay and paging (default 10000). */
+  /** Events kept for replay and paging (default 10000); memory is taken as they come. */
   historySize?: number;
+  /**
+   * What tells this run's ids from another's: lower-case letters and digits, 16 at most
+   * (default: the time the hub is made, in base 36, which grows from run to run on a host).
+   */
+  epoch?: string;
   /** The channel's path (default /dev/pfnic-events). */
   path?: string;
   /** How long to wait before looking for the channel again (default 5 s). */
@@ -140,9 +149,42 @@ export interface MonitorStatus {
   message: string | null;
 }
 
+/**
+ * The newest events, oldest first, in a ring: publishing is O(1) however many are kept.
+ * Until it is full the array grows as events come (the engine's own amortized growth), so
+ * a large setting costs memory only once that many events have come; from then on the
+ * newest takes the oldest's slot and the head moves on.
+ */
+class EventRing {
+  private readonly slots: Event[] = [];
+  /** The slot of the oldest event: 0 until the ring is full. */
+  private head = 0;
+
+  constructor(private readonly size: number) {}
+
+  get length(): number { return this.slots.length; }
+
+  push(e: Event): void {
+    if (this.slots.length < this.size) {
+      this.slots.push(e);
+      return;
+    }
+    this.slots[this.head] = e;
+    this.head = (this.head + 1) % this.size;
+  }
+
+  /** The @p i th oldest event (0 is the oldest); @p i must be below length. */
+  at(i: number): Event {
+    return this.slots[(this.head + i) % this.slots.length]!;
+  }
+}
+
+const EPOCH_FORM = /^[0-9a-z]{1,16}$/;
+
 export class EventHub {
-  private readonly ring: Event[] = [];
-  private readonly size: number;
+  private readonly ring: EventRing;
+  /** This run's mark on its ids: an id is only meaningful with the epoch it was given in. */
+  readonly epoch: string;
   private readonly path: string;
   private readonly retryMs: number;
   private nextId = 1;
@@ -161,7 +203,15 @@ export class EventHub {
   monitorStatus: MonitorStatus = { state: 'stopped', message: null };
 
   constructor(options: EventHubOptions = {}) {
-    this.size = options.historySize ?? 10_000;
+    const size = options.historySize ?? 10_000;
+    if (!Number.isSafeInteger(size) || size < 1) {
+      throw new RangeError(`historySize must be a whole number of events, at least 1, not ${String(size)}`);
+    }
+    this.ring = new EventRing(size);
+    this.epoch = options.epoch ?? Date.now().toString(36);
+    if (!EPOCH_FORM.test(this.epoch)) {
+      throw new RangeError(`epoch must be 1 to 16 lower-case letters and digits, not ${JSON.stringify(this.epoch)}`);
+    }
     this.path = options.path ?? EVENTS_PATH;
     this.retryMs = options.retryMs ?? 5_000;
     this.devicesDir = options.devicesDir ?? '/sys/class/infiniband';
@@ -195,7 +245,14 @@ export class EventHub {
   }
 
   private openMonitor(): void {
-    const { DeviceMonitor } = nativeBinding();
+    let DeviceMonitor: NativeBinding['DeviceMonitor'];
+    try {
+      ({ DeviceMonitor } = nativeBinding());
+    } catch (err) {
+      // no addon: the server still runs (its health says so); nothing to listen with
+      this.monitorStatus = { state: 'error', message: (err as Error).message };
+      return;
+    }
     this.monitorStatus = { state: 'opening', message: null };
     const monitor = new DeviceMonitor((err, changes) => {
       if (err) {
@@ -310,7 +367,13 @@ export class EventHub {
 
   private open(): void {
     if (!this.running) return;
-    const { EventWatch } = nativeBinding();
+    let EventWatch: NativeBinding['EventWatch'];
+    try {
+      ({ EventWatch } = nativeBinding());
+    } catch (err) {
+      this.status = { state: 'error', message: (err as Error).message };
+      return;
+    }
     const watch = new EventWatch(this.path, (err, records) => {
       if (err) {
         watch.close();
@@ -334,14 +397,17 @@ export class EventHub {
   }
 
   /** Numbers an event, keeps it and hands it to every subscriber. */
-  publish(e: Omit<Event, 'id'>): Event {
-    const event: Event = { id: this.nextId++, ...e };
+  publish(e: UnnumberedEvent): Event {
+    const id = this.nextId++;
+    const event: Event = { id, epoch: this.epoch, ...e };
+    // an event handed in again (a copy of a published one) is numbered anew, not by its old id
+    event.id = id;
+    event.epoch = this.epoch;
     const key = `${e.type}\u0000${e.reason}`;
     const c = this.counts.get(key) ?? { type: e.type, reason: e.reason, count: 0 };
     c.count++;
     this.counts.set(key, c);
     this.ring.push(event);
-    if (this.ring.length > this.size) this.ring.shift();
     for (const fn of this.listeners) fn(event);
     return event;
   }
@@ -354,20 +420,23 @@ export class EventHub {
 
   /** The first and last ids the history holds (null when it is empty). */
   range(): { oldest: number | null; newest: number | null } {
-    return { oldest: this.ring[0]?.id ?? null, newest: this.ring[this.ring.length - 1]?.id ?? null };
+    const held = this.ring.length;
+    return held === 0 ? { oldest: null, newest: null } : { oldest: this.nextId - held, newest: this.nextId - 1 };
   }
 
   /**
    * Events after @p id in order, @p limit at most, of @p type if given; missed: how many
-   * after @p id the history no longer holds (it keeps the newest only).
+   * after @p id the history no longer holds (it keeps the newest only). Ids are consecutive,
+   * so where to start is worked out, not searched for.
    */
   after(id: number, limit = Infinity, type?: EventType): { events: Event[]; missed: number } {
-    const oldest = this.ring[0]?.id ?? this.nextId;
-    const missed = Math.max(0, Math.min(oldest, this.nextId) - 1 - id);
-    const first = Math.max(0, id + 1 - oldest);
+    if (!Number.isSafeInteger(id) || id < 0) throw new RangeError(`an event id is a whole number from 0, not ${String(id)}`);
+    const held = this.ring.length;
+    const oldest = this.nextId - held;
+    const missed = Math.max(0, oldest - 1 - id);
     const events: Event[] = [];
-    for (let i = first; i < this.ring.length && events.length < limit; i++) {
-      const e = this.ring[i]!;
+    for (let i = Math.max(0, id + 1 - oldest); i < held && events.length < limit; i++) {
+      const e = this.ring.at(i);
       if (type === undefined || e.type === type) events.push(e);
     }
     return { events, missed };
