@@ -9,15 +9,16 @@ cd "$top"
 
 # Debian packages: the VM rig (qemu, busybox, kernels, and what building the debug kernel
 # takes), rdma-core, the build tools, valgrind (the ummunotify benchmark), chromium (the
-# dashboard's browser test), and the RDMA software the ecosystem and pyverbs groups run on
-# pfnic (rdma_cm's tools, libfabric, UCX, Open MPI and its compiler wrapper for mpi_verify,
-# NVMe over Fabrics' host tools and fio, pyverbs).
+# dashboard's browser test), Prometheus (the lab test runs the Grafana dashboard's queries on
+# it), and the RDMA software the ecosystem and pyverbs groups run on pfnic (rdma_cm's tools,
+# libfabric, UCX, Open MPI and its compiler wrapper for mpi_verify, NVMe over Fabrics' host
+# tools and fio, pyverbs).
 APT_PACKAGES=(
 	qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod
 	bc bison flex libelf-dev libssl-dev
 	rdma-core ibverbs-utils ibverbs-providers libibverbs-dev perftest iproute2 numactl
 	rdmacm-utils libfabric-bin ucx-utils openmpi-bin libopenmpi-dev nvme-cli fio python3-pyverbs
-	build-essential cmake ninja-build pkg-config libmnl-dev xz-utils zstd valgrind chromium
+	build-essential cmake ninja-build pkg-config libmnl-dev xz-utils zstd valgrind chromium prometheus
 	debian-archive-keyring ca-certificates
 )
 
@@ -39,6 +40,16 @@ install_packages() {
 	echo "setup: installing ${missing[*]}"
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+	# Debian's prometheus package starts a server of its own (port 9090): the tests start
+	# theirs (their own port and storage), so the one just installed is stopped and stays off
+	if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+		if [ -d /run/systemd/system ]; then
+			systemctl disable --now prometheus.service > /dev/null 2>&1 || true
+		elif [ -x /etc/init.d/prometheus ]; then
+			/etc/init.d/prometheus stop > /dev/null 2>&1 || true
+			update-rc.d prometheus disable > /dev/null 2>&1 || true
+		fi
+	fi
 }
 
 check_node() {

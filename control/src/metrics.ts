@@ -1,163 +1,361 @@
-// The host's RDMA state in Prometheus's text format: devices and ports (with their hardware
-// counters from sysfs), MRs (per device and kind, and per MR for the busiest few, so that
-// the number of series stays bounded however many MRs there are), memory blocks, and the
-// events the control plane has seen. Names follow node_exporter's and rdma exporters' ways:
-// labels device and port, counters end in _total, constant facts are _info gauges of 1.
+// The host's RDMA state for Prometheus, through prom-client (a registry of our own): devices
+// and ports, the ports' sysfs counters (InfiniBand's standard ones under node_exporter's
+// names, data in bytes), MRs (per device and kind, and per MR for the busiest few, so that
+// the number of series stays bounded however many MRs there are), memory blocks, the events
+// the control plane has seen, and the process's own metrics. Each input comes from a source
+// of its own, read once per scrape: one that fails is flagged by rdma_scrape_error and leaves
+// out only its own series. Counters are counters, levels are gauges; what changes (a port's
+// state) is a value, never a label.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 import type { Device, Event, MemoryBlock, Mr } from './schema.js';
+import { PHYS_STATES, PORT_STATES } from './verbs-names.js';
 
-type Labels = Record<string, string | number>;
-
-/** One metric family: its help, its type, its samples. */
-class Family {
-  readonly samples: { labels: Labels; value: number }[] = [];
-  constructor(readonly name: string, readonly type: 'gauge' | 'counter', readonly help: string) {}
-  add(labels: Labels, value: number): this {
-    this.samples.push({ labels, value });
-    return this;
-  }
+/** One port's counters as sysfs has them, by file name. */
+export interface PortCounters {
+  /** counters/: InfiniBand's PortCounters (port_xmit_data and port_rcv_data in 4-byte words). */
+  counters: ReadonlyMap<string, number>;
+  /** hw_counters/: the driver's own statistics. */
+  hwCounters: ReadonlyMap<string, number>;
 }
 
-const escapeLabel = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-const escapeHelp = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+/** Events seen since the control plane started, by type and reason (EventHub.counts). */
+export type EventCounts = ReadonlyMap<string, { type: Event['type']; reason: string; count: number }>;
 
-function render(families: Family[]): string {
-  const out: string[] = [];
-  for (const f of families) {
-    out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
-    for (const s of f.samples) {
-      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escapeLabel(String(v))}"`).join(',');
-      const value = Number.isFinite(s.value) ? String(s.value) : s.value > 0 ? '+Inf' : s.value < 0 ? '-Inf' : 'NaN';
-      out.push(`${f.name}${labels ? `{${labels}}` : ''} ${value}`);
-    }
-  }
-  return `${out.join('\n')}\n`;
+/** Where each scrape's inputs come from; each may fail on its own. */
+export interface MetricsSources {
+  devices: () => Promise<readonly Device[]>;
+  mrs: () => Promise<readonly Mr[]>;
+  blocks: () => Promise<readonly MemoryBlock[]>;
+  /** One port's counters (sysfsPortCounters() reads them from sysfs). */
+  portCounters: (device: string, port: number) => Promise<PortCounters>;
 }
 
-/** A port's counters as sysfs has them: counters/ (the IB standard ones) and hw_counters/. */
-async function portCounters(device: string, port: number): Promise<{ hw: Map<string, number>; std: Map<string, number> }> {
-  const read = async (dir: string): Promise<Map<string, number>> => {
-    const m = new Map<string, number>();
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      return m;
-    }
-    await Promise.all(names.map(async (n) => {
-      try {
-        const v = Number((await readFile(path.join(dir, n), 'utf8')).trim());
-        if (Number.isFinite(v)) m.set(n, v);
-      } catch {
-        // some counters refuse reads (unsupported on this port): left out
-      }
-    }));
-    return m;
-  };
-  const base = path.join('/sys/class/infiniband', device, 'ports', String(port));
-  const [hw, std] = await Promise.all([read(path.join(base, 'hw_counters')), read(path.join(base, 'counters'))]);
-  return { hw, std };
+/** A source a scrape could not read: its name (and the device, for port counters). */
+export interface SourceFailure {
+  source: 'devices' | 'mrs' | 'memory_blocks' | 'port_counters';
+  device?: string;
+  error: unknown;
 }
 
-export interface MetricsInput {
-  devices: Device[];
-  mrs: Mr[];
-  blocks: MemoryBlock[];
-  /** Events seen since the server started, by type and reason. */
-  events: Map<string, { type: Event['type']; reason: string; count: number }>;
-  channelUp: boolean;
+export interface MetricsOptions {
+  sources: MetricsSources;
+  /** The event counts and the event channel's state, as they are at the scrape. */
+  events: () => EventCounts;
+  channelUp: () => boolean;
   /** At most this many MRs get series of their own (the most faulted and invalidated). */
   perMrLimit: number;
+  /** The process's own metrics (process_*, nodejs_*): on unless false. */
+  processMetrics?: boolean;
+  /** Told of each source a scrape could not read (to log it). */
+  onSourceError?: (failure: SourceFailure) => void;
 }
 
-const PORT_STATES: Record<string, number> = { NOP: 0, DOWN: 1, INIT: 2, ARMED: 3, ACTIVE: 4, ACTIVE_DEFER: 5 };
+/** Errors that mean "this counter is not there or not kept on this port": left out. */
+const ABSENT = new Set(['ENOENT', 'EINVAL', 'EOPNOTSUPP', 'ENOTSUP', 'ENODATA', 'ENOSYS']);
 
-/** Every metric, in the text exposition format (version 0.0.4). */
-export async function renderMetrics(input: MetricsInput): Promise<string> {
-  const devInfo = new Family('rdma_device_info', 'gauge', 'An RDMA device of this host (value 1): its node GUID, firmware, transport and node type');
-  const portInfo = new Family('rdma_port_info', 'gauge', 'A port (value 1): its state, physical state, link layer and netdev');
-  const portState = new Family('rdma_port_state_id', 'gauge', 'Port state as a number: 1 down, 2 init, 3 armed, 4 active');
-  const portMtu = new Family('rdma_port_active_mtu_bytes', 'gauge', 'The port\'s active MTU');
-  const hwCounter = new Family('rdma_port_hw_counter_total', 'counter', 'A hardware counter of the port (sysfs hw_counters), by name');
-  const stdCounter = new Family('rdma_port_counter_total', 'counter', 'A standard InfiniBand port counter (sysfs counters), by name');
-  for (const d of input.devices) {
-    devInfo.add({ device: d.name, node_guid: d.node_guid, fw_ver: d.fw_ver, transport: d.transport, node_type: d.node_type }, 1);
-    for (const p of d.ports) {
-      const labels = { device: d.name, port: p.port };
-      portInfo.add({ ...labels, state: p.state, phys_state: p.phys_state, link_layer: p.link_layer, netdev: p.netdev ?? '' }, 1);
-      portState.add(labels, PORT_STATES[p.state] ?? -1);
-      portMtu.add(labels, p.active_mtu);
-      const { hw, std } = await portCounters(d.name, p.port);
-      for (const [name, v] of [...hw].sort()) hwCounter.add({ ...labels, counter: name }, v);
-      for (const [name, v] of [...std].sort()) stdCounter.add({ ...labels, counter: name }, v);
+const errnoOf = (err: unknown): string | undefined =>
+  err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+
+/** The counters of one sysfs directory; none if the port has no such directory. */
+async function readCounterDir(dir: string): Promise<Map<string, number>> {
+  const counters = new Map<string, number>();
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    // software devices (rxe, pfnic) have no counters/: they answer no MADs
+    if (errnoOf(err) === 'ENOENT') return counters;
+    throw err;
+  }
+  await Promise.all(names.map(async (name) => {
+    let text: string;
+    try {
+      text = (await readFile(path.join(dir, name), 'utf8')).trim();
+    } catch (err) {
+      if (ABSENT.has(errnoOf(err) ?? '')) return;
+      throw err;
+    }
+    // "N/A (no PMA)" and the like: a counter this port does not keep
+    if (/^\d+$/.test(text)) counters.set(name, Number(text));
+  }));
+  return counters;
+}
+
+/** Reads ports' counters from a sysfs class directory (by default the host's). */
+export function sysfsPortCounters(root = '/sys/class/infiniband'): MetricsSources['portCounters'] {
+  return async (device, port) => {
+    const base = path.join(root, device, 'ports', String(port));
+    const [counters, hwCounters] = await Promise.all([
+      readCounterDir(path.join(base, 'counters')), readCounterDir(path.join(base, 'hw_counters')),
+    ]);
+    return { counters, hwCounters };
+  };
+}
+
+/**
+ * counters/ files that node_exporter's infiniband collector exports, with its name (after
+ * node_infiniband_) and our words for them. The data counters count 4-byte words (the IB
+ * spec's PortXmitData and PortRcvData): exported in bytes.
+ */
+const IB_PORT_COUNTERS: Record<string, { name: string; help: string; scale?: number }> = {
+  port_xmit_data: { name: 'port_data_transmitted_bytes_total', help: 'Bytes of data the port sent', scale: 4 },
+  port_rcv_data: { name: 'port_data_received_bytes_total', help: 'Bytes of data the port received', scale: 4 },
+  port_xmit_packets: { name: 'port_packets_transmitted_total', help: 'Packets the port sent, errors included' },
+  port_rcv_packets: { name: 'port_packets_received_total', help: 'Packets the port received, errors included' },
+  unicast_xmit_packets: { name: 'unicast_packets_transmitted_total', help: 'Unicast packets the port sent' },
+  unicast_rcv_packets: { name: 'unicast_packets_received_total', help: 'Unicast packets the port received' },
+  multicast_xmit_packets: { name: 'multicast_packets_transmitted_total', help: 'Multicast packets the port sent' },
+  multicast_rcv_packets: { name: 'multicast_packets_received_total', help: 'Multicast packets the port received' },
+  port_rcv_errors: { name: 'port_errors_received_total', help: 'Packets with an error the port received' },
+  port_xmit_discards: { name: 'port_discards_transmitted_total', help: 'Outbound packets the port dropped (link down, congestion)' },
+  port_rcv_discards: { name: 'port_discards_received_total', help: 'Inbound packets the port dropped (link down, congestion)' },
+  port_xmit_constraint_errors: { name: 'port_constraint_errors_transmitted_total', help: 'Packets the port did not send: partition or filtering constraints' },
+  port_rcv_constraint_errors: { name: 'port_constraint_errors_received_total', help: 'Packets the port dropped on receipt: partition or filtering constraints' },
+  port_xmit_wait: { name: 'port_transmit_wait_total', help: 'Ticks in which the port had data to send and sent none' },
+  port_rcv_remote_physical_errors: { name: 'port_receive_remote_physical_errors_total', help: 'Packets received marked bad by an earlier hop' },
+  port_rcv_switch_relay_errors: { name: 'port_receive_switch_relay_errors_total', help: 'Packets a switch port could not forward' },
+  symbol_error: { name: 'symbol_error_total', help: 'Minor link errors on the port\'s lanes' },
+  link_error_recovery: { name: 'link_error_recovery_total', help: 'Times the link recovered from an error' },
+  link_downed: { name: 'link_downed_total', help: 'Times the link failed to recover from an error and went down' },
+  local_link_integrity_errors: { name: 'local_link_integrity_errors_total', help: 'Times local physical errors passed their threshold' },
+  excessive_buffer_overrun_errors: { name: 'excessive_buffer_overrun_errors_total', help: 'Runs of flow-control periods that each saw a buffer overrun' },
+  VL15_dropped: { name: 'vl15_dropped_total', help: 'Incoming VL15 (subnet management) packets dropped for want of resources' },
+};
+
+/** hw_counters/ files that are levels, not counts (bnxt_re's objects in use and their high-water marks). */
+const isHwLevel = (name: string): boolean => /^(active|watermark)_/.test(name);
+/** hw_counters/lifespan is a setting (how long the driver's values are cached), not a statistic. */
+const HW_SETTINGS = new Set(['lifespan']);
+
+/** Per-MR statistics that are levels: `rdma statistic mr` lists pfnic's suspended_pages among its counters. */
+const MR_LEVELS = new Set(['mapped_pages', 'suspended_pages']);
+
+/** A state's number from its name (PORT_STATES, PHYS_STATES; "UNKNOWN(n)" is n); undefined if neither. */
+function stateNumber(table: ReadonlyMap<number, string>, name: string): number | undefined {
+  for (const [value, n] of table) if (n === name) return value;
+  const m = /^UNKNOWN\((\d+)\)$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Every metric of the control plane, in prom-client's registry; one scrape at a time. */
+export class RdmaMetrics {
+  readonly registry = new Registry();
+  /** Our families, set afresh by each scrape (the process metrics keep state of their own). */
+  private readonly families: (Gauge | Counter)[] = [];
+  private readonly options: MetricsOptions;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private readonly scrapeError = this.gauge('rdma_scrape_error',
+    '1 if this scrape could not read a source (devices, mrs, memory_blocks, or a device\'s port_counters), whose series are then left out; 0 if it could',
+    ['source', 'device']);
+
+  private readonly deviceInfo = this.gauge('rdma_device_info',
+    'An RDMA device of this host (value 1): its node GUID, firmware, transport and node type', ['device', 'node_guid', 'fw_ver', 'transport', 'node_type']);
+  private readonly portInfo = this.gauge('rdma_port_info',
+    'A port (value 1): its link layer and netdev (its state is rdma_port_state_id)', ['device', 'port', 'link_layer', 'netdev']);
+  private readonly portState = this.gauge('rdma_port_state_id',
+    'Port state: 0 no change, 1 down, 2 init, 3 armed, 4 active, 5 active defer', ['device', 'port']);
+  private readonly portPhysState = this.gauge('rdma_port_physical_state_id',
+    'Physical port state: 1 sleep, 2 polling, 3 disabled, 4 training, 5 link up, 6 link error recovery, 7 phy test', ['device', 'port']);
+  private readonly portMtu = this.gauge('rdma_port_active_mtu_bytes', 'The port\'s active MTU', ['device', 'port']);
+
+  private readonly ibCounters = new Map(Object.entries(IB_PORT_COUNTERS).map(([file, c]) => [file, {
+    scale: c.scale ?? 1,
+    counter: this.counter(`node_infiniband_${c.name}`, `${c.help} (sysfs counters/${file})`, ['device', 'port']),
+  }]));
+  private readonly otherCounters = this.counter('rdma_port_counter_total',
+    'A standard port counter of sysfs counters/ that node_infiniband_* does not name, by file name', ['device', 'port', 'counter']);
+  private readonly hwCounters = this.counter('rdma_port_hw_counter_total',
+    'A hardware counter of the port (sysfs hw_counters), by name', ['device', 'port', 'counter']);
+  private readonly hwLevels = this.gauge('rdma_port_hw_gauge',
+    'A hardware statistic of the port that rises and falls (sysfs hw_counters: objects in use, high-water marks), by name', ['device', 'port', 'name']);
+
+  private readonly mrCount = this.gauge('rdma_mrs',
+    'Memory regions, by device and kind (pinned, explicit or implicit ODP, unknown)', ['device', 'kind']);
+  private readonly mrBytes = this.gauge('rdma_mr_bytes',
+    'Bytes registered in MRs, by device and kind (implicit MRs, which span all memory, left out)', ['device', 'kind']);
+  private readonly mrMapped = this.gauge('rdma_mr_mapped_pages', 'Pages MRs map now, by device and kind', ['device', 'kind']);
+  private readonly mrSuspended = this.gauge('rdma_mr_suspended_pages',
+    'Pages of ODP MRs taken by the kernel and not faulted back yet, by device and kind', ['device', 'kind']);
+  private readonly mrCounterSum = this.gauge('rdma_mr_counter_sum',
+    'The sum of a per-MR counter over the device\'s live MRs (a gauge: it falls when an MR goes)', ['device', 'counter']);
+  private readonly perMrInfo = this.gauge('rdma_mr_info',
+    'An MR with series of its own (value 1): its kind, and the process that registered it', ['device', 'mrn', 'kind', 'pid', 'owner']);
+  private readonly perMrLength = this.gauge('rdma_mr_length_bytes',
+    'The length of an MR with series of its own (implicit MRs, which span all memory, left out)', ['device', 'mrn']);
+  private readonly perMrCounter = this.counter('rdma_mr_counter_total',
+    'A per-MR counter (rdma statistic mr), for the MRs with the most faults and invalidations', ['device', 'mrn', 'counter']);
+  private readonly perMrPages = this.gauge('rdma_mr_pages',
+    'Pages of an MR with series of its own, by state: mapped now, or suspended (taken by the kernel, not faulted back yet)',
+    ['device', 'mrn', 'state']);
+  private readonly perMrLeftOut = this.gauge('rdma_mr_series_left_out', 'MRs with no series of their own, over the limit', []);
+
+  private readonly blocks = this.gauge('rdma_memory_blocks', 'Memory blocks of the host, by state, zone and NUMA node', ['state', 'zone', 'node']);
+
+  private readonly events = this.counter('pfnic_events_total',
+    'Events from pfnic\'s event channel since the control plane started, by type and reason', ['type', 'reason']);
+  private readonly channel = this.gauge('pfnic_event_channel_up', '1 while the control plane reads pfnic\'s event channel', []);
+
+  constructor(options: MetricsOptions) {
+    if (!Number.isSafeInteger(options.perMrLimit) || options.perMrLimit < 0) {
+      throw new RangeError(`perMrLimit must be a whole number of MRs, 0 or more, not ${String(options.perMrLimit)}`);
+    }
+    this.options = options;
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The content type of what metrics() returns (the text format, version 0.0.4). */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /**
+   * Reads every source and returns all metrics in the text format. Scrapes run one after
+   * another: each sets the families afresh, and two at once would mix their values.
+   */
+  metrics(): Promise<string> {
+    const run = this.queue.then(() => this.scrape());
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
+    const family = new Gauge({ name, help, labelNames, registers: [this.registry] });
+    this.families.push(family);
+    return family;
+  }
+
+  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+    const family = new Counter({ name, help, labelNames, registers: [this.registry] });
+    this.families.push(family);
+    return family;
+  }
+
+  /** A source's value, or undefined (flagged in rdma_scrape_error) if it failed. */
+  private async read<T>(source: SourceFailure['source'], device: string | undefined, from: () => Promise<T>): Promise<T | undefined> {
+    const labels = device === undefined ? { source } : { source, device };
+    try {
+      const value = await from();
+      this.scrapeError.set(labels, 0);
+      return value;
+    } catch (error) {
+      this.scrapeError.set(labels, 1);
+      this.options.onSourceError?.(device === undefined ? { source, error } : { source, device, error });
+      return undefined;
     }
   }
 
-  const mrCount = new Family('rdma_mrs', 'gauge', 'Memory regions, by device and kind (pinned, explicit or implicit ODP, unknown)');
-  const mrBytes = new Family('rdma_mr_bytes', 'gauge', 'Bytes registered in MRs, by device and kind (implicit MRs, which span all memory, left out)');
-  const mrMapped = new Family('rdma_mr_mapped_pages', 'gauge', 'Pages MRs map now, by device and kind');
-  const mrSuspended = new Family('rdma_mr_suspended_pages', 'gauge', 'Pages of ODP MRs taken by the kernel and not faulted back yet, by device');
-  const mrCounterSum = new Family('rdma_mr_counter_sum', 'gauge', 'The sum of a per-MR counter over the device\'s live MRs (falls when an MR goes)');
-  const perMr = new Family('rdma_mr_counter_total', 'counter', 'A per-MR counter, for the MRs with the most faults and invalidations');
-  const perMrInfo = new Family('rdma_mr_info', 'gauge', 'An MR with series of its own (value 1): its kind, owner and length');
-  const perMrLeftOut = new Family('rdma_mr_series_left_out', 'gauge', 'MRs with no series of their own, over the limit');
-  const agg = new Map<string, { device: string; kind: string; count: number; bytes: number; mapped: number; suspended: number }>();
-  const sums = new Map<string, number>();
-  for (const m of input.mrs) {
-    const key = `${m.device}\u0000${m.kind}`;
-    const a = agg.get(key) ?? { device: m.device, kind: m.kind, count: 0, bytes: 0, mapped: 0, suspended: 0 };
-    a.count++;
-    if (m.kind !== 'implicit' && m.length !== null) a.bytes += Number(BigInt(m.length));
-    a.mapped += m.mapped_pages ?? 0;
-    a.suspended += m.suspended_pages ?? 0;
-    agg.set(key, a);
-    for (const [name, v] of Object.entries(m.counters)) {
-      const k = `${m.device}\u0000${name}`;
-      sums.set(k, (sums.get(k) ?? 0) + v);
+  private async scrape(): Promise<string> {
+    const { sources } = this.options;
+    for (const family of this.families) family.reset();
+    const [devices, mrs, blocks] = await Promise.all([
+      this.read('devices', undefined, () => sources.devices()),
+      this.read('mrs', undefined, () => sources.mrs()),
+      this.read('memory_blocks', undefined, () => sources.blocks()),
+    ]);
+    if (devices) {
+      this.setDevices(devices);
+      await Promise.all(devices.map(async (d) => {
+        const ports = await this.read('port_counters', d.name,
+          () => Promise.all(d.ports.map(async (p) => ({ port: p.port, counters: await sources.portCounters(d.name, p.port) }))));
+        for (const p of ports ?? []) this.setPortCounters(d.name, p.port, p.counters);
+      }));
+    }
+    if (mrs) this.setMrs(mrs);
+    else this.perMrLeftOut.remove({}); // unknown, not 0
+    if (blocks) this.setBlocks(blocks);
+    for (const e of this.options.events().values()) this.events.inc({ type: e.type, reason: e.reason }, e.count);
+    this.channel.set(this.options.channelUp() ? 1 : 0);
+    return this.registry.metrics();
+  }
+
+  private setDevices(devices: readonly Device[]): void {
+    for (const d of devices) {
+      this.deviceInfo.set({ device: d.name, node_guid: d.node_guid, fw_ver: d.fw_ver, transport: d.transport, node_type: d.node_type }, 1);
+      for (const p of d.ports) {
+        const labels = { device: d.name, port: p.port };
+        this.portInfo.set({ ...labels, link_layer: p.link_layer, netdev: p.netdev ?? '' }, 1);
+        const state = stateNumber(PORT_STATES, p.state);
+        if (state !== undefined) this.portState.set(labels, state);
+        const phys = stateNumber(PHYS_STATES, p.phys_state);
+        if (phys !== undefined) this.portPhysState.set(labels, phys);
+        this.portMtu.set(labels, p.active_mtu);
+      }
     }
   }
-  for (const a of agg.values()) {
-    const labels = { device: a.device, kind: a.kind };
-    mrCount.add(labels, a.count);
-    mrBytes.add(labels, a.bytes);
-    mrMapped.add(labels, a.mapped);
-    mrSuspended.add(labels, a.suspended);
-  }
-  for (const [k, v] of [...sums].sort()) {
-    const [device, counter] = k.split('\u0000') as [string, string];
-    mrCounterSum.add({ device, counter }, v);
-  }
-  const activity = (m: Mr): number => (m.counters.page_faults ?? 0) + (m.counters.page_invalidations ?? 0);
-  const busiest = [...input.mrs].sort((x, y) => activity(y) - activity(x) || x.mrn - y.mrn).slice(0, input.perMrLimit);
-  for (const m of busiest) {
-    const labels = { device: m.device, mrn: m.mrn };
-    perMrInfo.add({ ...labels, kind: m.kind, pid: m.pid ?? '', owner: m.owner ?? '', length: m.length ?? '' }, 1);
-    for (const [name, v] of Object.entries(m.counters)) perMr.add({ ...labels, counter: name }, v);
-  }
-  perMrLeftOut.add({}, input.mrs.length - busiest.length);
 
-  const blocks = new Family('rdma_memory_blocks', 'gauge', 'Memory blocks of the host, by state, zone and NUMA node');
-  const blockAgg = new Map<string, { state: string; zone: string; node: string; n: number }>();
-  for (const b of input.blocks) {
-    const labels = { state: b.state, zone: b.zone ?? '', node: b.node === null ? '' : String(b.node) };
-    const k = `${labels.state}\u0000${labels.zone}\u0000${labels.node}`;
-    const e = blockAgg.get(k) ?? { ...labels, n: 0 };
-    e.n++;
-    blockAgg.set(k, e);
-  }
-  for (const e of [...blockAgg.values()].sort((x, y) => `${x.node}${x.zone}${x.state}`.localeCompare(`${y.node}${y.zone}${y.state}`))) {
-    blocks.add({ state: e.state, zone: e.zone, node: e.node }, e.n);
+  private setPortCounters(device: string, port: number, counters: PortCounters): void {
+    const labels = { device, port };
+    for (const [file, value] of counters.counters) {
+      const known = this.ibCounters.get(file);
+      if (known) known.counter.inc(labels, value * known.scale);
+      else this.otherCounters.inc({ ...labels, counter: file }, value);
+    }
+    for (const [name, value] of counters.hwCounters) {
+      if (HW_SETTINGS.has(name)) continue;
+      if (isHwLevel(name)) this.hwLevels.set({ ...labels, name }, value);
+      else this.hwCounters.inc({ ...labels, counter: name }, value);
+    }
   }
 
-  const events = new Family('pfnic_events_total', 'counter', 'Events from pfnic\'s event channel since the control plane started, by type and reason');
-  for (const e of [...input.events.values()].sort((x, y) => `${x.type}${x.reason}`.localeCompare(`${y.type}${y.reason}`))) {
-    events.add({ type: e.type, reason: e.reason }, e.count);
-  }
-  const channel = new Family('pfnic_event_channel_up', 'gauge', '1 while the control plane reads pfnic\'s event channel');
-  channel.add({}, input.channelUp ? 1 : 0);
+  private setMrs(mrs: readonly Mr[]): void {
+    const byKind = new Map<string, { device: string; kind: string; count: number; bytes: number; mapped: number; suspended: number }>();
+    const sums = new Map<string, { device: string; counter: string; sum: number }>();
+    for (const m of mrs) {
+      const key = `${m.device}\u0000${m.kind}`;
+      const a = byKind.get(key) ?? { device: m.device, kind: m.kind, count: 0, bytes: 0, mapped: 0, suspended: 0 };
+      a.count++;
+      if (m.kind !== 'implicit' && m.length !== null) a.bytes += Number(BigInt(m.length));
+      a.mapped += m.mapped_pages ?? 0;
+      a.suspended += m.suspended_pages ?? 0;
+      byKind.set(key, a);
+      for (const [counter, v] of Object.entries(m.counters)) {
+        // levels have their own aggregates (rdma_mr_mapped_pages, rdma_mr_suspended_pages)
+        if (MR_LEVELS.has(counter)) continue;
+        const k = `${m.device}\u0000${counter}`;
+        const s = sums.get(k) ?? { device: m.device, counter, sum: 0 };
+        s.sum += v;
+        sums.set(k, s);
+      }
+    }
+    for (const a of byKind.values()) {
+      const labels = { device: a.device, kind: a.kind };
+      this.mrCount.set(labels, a.count);
+      this.mrBytes.set(labels, a.bytes);
+      this.mrMapped.set(labels, a.mapped);
+      this.mrSuspended.set(labels, a.suspended);
+    }
+    for (const s of sums.values()) this.mrCounterSum.set({ device: s.device, counter: s.counter }, s.sum);
 
-  return render([devInfo, portInfo, portState, portMtu, hwCounter, stdCounter, mrCount, mrBytes, mrMapped,
-    mrSuspended, mrCounterSum, perMrInfo, perMr, perMrLeftOut, blocks, events, channel]);
+    const activity = (m: Mr): number => (m.counters.page_faults ?? 0) + (m.counters.page_invalidations ?? 0);
+    const busiest = [...mrs].sort((x, y) => activity(y) - activity(x) || x.mrn - y.mrn).slice(0, this.options.perMrLimit);
+    for (const m of busiest) {
+      const labels = { device: m.device, mrn: m.mrn };
+      this.perMrInfo.set({ ...labels, kind: m.kind, pid: m.pid ?? '', owner: m.owner ?? '' }, 1);
+      if (m.kind !== 'implicit' && m.length !== null) this.perMrLength.set(labels, Number(BigInt(m.length)));
+      const mapped = m.mapped_pages ?? m.counters.mapped_pages;
+      if (mapped !== undefined) this.perMrPages.set({ ...labels, state: 'mapped' }, mapped);
+      const suspended = m.suspended_pages ?? m.counters.suspended_pages;
+      if (suspended !== undefined) this.perMrPages.set({ ...labels, state: 'suspended' }, suspended);
+      for (const [counter, v] of Object.entries(m.counters)) {
+        if (!MR_LEVELS.has(counter)) this.perMrCounter.inc({ ...labels, counter }, v);
+      }
+    }
+    this.perMrLeftOut.set(mrs.length - busiest.length);
+  }
+
+  private setBlocks(blocks: readonly MemoryBlock[]): void {
+    const counts = new Map<string, { state: string; zone: string; node: string; n: number }>();
+    for (const b of blocks) {
+      const labels = { state: b.state, zone: b.zone ?? '', node: b.node === null ? '' : String(b.node) };
+      const k = `${labels.state}\u0000${labels.zone}\u0000${labels.node}`;
+      const e = counts.get(k) ?? { ...labels, n: 0 };
+      e.n++;
+      counts.set(k, e);
+    }
+    for (const e of counts.values()) this.blocks.set({ state: e.state, zone: e.zone, node: e.node }, e.n);
+  }
 }

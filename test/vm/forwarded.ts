@@ -25,10 +25,10 @@ export interface ForwardedGuest {
 /**
  * Boots a guest with `run.sh [options] --forward PORT kernel -- command...` (the command
  * gets the port as `{port}`), stopped at @p t's teardown, and waits until @p ready answers
- * at http://127.0.0.1:PORT (240 tries, 120 s). Returns undefined if it never did.
+ * at http://127.0.0.1:PORT (every 0.5 s, for @p waitS seconds). Returns undefined if it never did.
  */
 export async function startForwardedGuest(t: Test, top: string, options: string[], kernel: string,
-  command: string[], ready = '/v1/health'): Promise<ForwardedGuest | undefined> {
+  command: string[], ready = '/v1/health', waitS = 120): Promise<ForwardedGuest | undefined> {
   const port = await freePort();
   const vm = spawn('bash', [path.join(top, 'test/vm/run.sh'), ...options, '--forward', String(port), kernel, '--',
     ...command.map((a) => a.replaceAll('{port}', String(port)))],
@@ -41,7 +41,7 @@ export async function startForwardedGuest(t: Test, top: string, options: string[
     if (vm.pid) process.kill(-vm.pid, 'SIGTERM');
     await exited;
   });
-  for (let i = 0; i < 240; i++) {
+  for (let i = 0; i < waitS * 2; i++) {
     try {
       if ((await fetch(`http://127.0.0.1:${port}${ready}`)).ok) return { port, output: () => out };
     } catch {
@@ -49,6 +49,6 @@ export async function startForwardedGuest(t: Test, top: string, options: string[
     }
     await sleep(500);
   }
-  t.fail(`the guest answered ${ready} on the forwarded port within 120 s`, { guest: out.slice(-2000) });
+  t.fail(`the guest answered ${ready} on the forwarded port within ${waitS} s`, { guest: out.slice(-2000) });
   return undefined;
 }
