@@ -1,15 +1,54 @@
-// The dashboard: what the control plane's API says, live. Plain DOM (text only: nothing
-// from the server becomes markup), an SVG chart, and the server-sent event stream, which
-// the browser resumes with Last-Event-ID when it reconnects.
-const $ = (id) => document.getElementById(id);
-const state = { mrs: new Map(), samples: [], events: 0 };
-const WINDOW_S = 300;
+// The dashboard: what the control plane's API says, live, at any number of MRs. Plain DOM
+// (text only: nothing from the server becomes markup); the MR table is a page the server
+// filters, sorts and cuts; rates come from the server's sums of the MRs' counters, drawn by
+// uPlot; the server-sent event stream is read with fetch (an EventSource cannot send a token)
+// and resumed from the last event's id. Replies carry ETags: polling what did not change costs
+// a 304.
+import uPlot from './vendor/uplot/uPlot.esm.js';
 
-async function getJson(url) {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`${url}: ${res.status}`);
-  return res.json();
+const $ = (id) => document.getElementById(id);
+const WINDOW_S = 300;
+const PAGE = 50;
+const state = {
+  samples: [],            // { t, faults, invals } per second
+  lastTotals: null,       // { t, faults, invals } of the last summary
+  events: 0,
+  sort: 'device',
+  cursors: [undefined],   // the cursor of each page up to the one shown
+  next: null,
+  owners: new Map(),      // "device/mrn" -> Promise<{ owner, pid } | null>
+};
+
+// The token is kept for this tab only: it is gone when the tab is closed.
+const TOKEN_KEY = 'pfnic-token';
+const token = () => $('token').value.trim();
+const authHeaders = () => (token() ? { authorization: `Bearer ${token()}` } : {});
+
+class NeedsToken extends Error {}
+
+/** What the page says of its access: nothing when reads work, why not when they do not. */
+function showAuth(problem) {
+  const out = $('auth-state');
+  out.textContent = problem ?? '';
+  out.className = problem ? 'needed' : '';
 }
+
+async function get(url) {
+  const res = await fetch(url, { headers: authHeaders() });
+  if (res.status === 401) {
+    const body = await res.json().catch(() => ({}));
+    showAuth(token() ? `the server refused this token: ${body.detail ?? res.status}` : 'this server asks for a token to read');
+    throw new NeedsToken(`${url}: ${res.status}`);
+  }
+  if (!res.ok) {
+    const body = await res.json().catch(() => ({}));
+    throw new Error(`${url}: ${body.detail ?? res.status}`);
+  }
+  showAuth(null);
+  return res;
+}
+
+const getJson = async (url) => (await get(url)).json();
 
 function cell(row, text, cls) {
   const td = row.insertCell();
@@ -26,7 +65,7 @@ function fill(table, rows, render) {
 }
 
 const bytes = (hex) => {
-  if (hex === null) return '';
+  if (hex === null || hex === undefined) return '';
   const n = BigInt(hex);
   if (n === 0xffffffffffffffffn) return 'all memory';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -50,34 +89,96 @@ async function refreshDevices() {
   });
 }
 
-async function refreshMrs() {
-  const mrs = await getJson('/v1/mrs');
-  const now = performance.now() / 1000;
-  // rates from each MR's own counters: an MR that comes or goes does not make a jump
-  let faults = 0, invals = 0;
-  const prev = state.mrs;
-  const next = new Map();
-  for (const m of mrs) {
-    const key = `${m.device}/${m.mrn}/${m.lkey}`;
-    next.set(key, m);
-    const p = prev.get(key);
-    if (p) {
-      // pages mapped in on a fault or by a prefetch
-      const mapped = (c) => (c.page_faults ?? 0) + (c.page_prefetch ?? 0);
-      faults += Math.max(0, mapped(m.counters) - mapped(p.counters));
-      invals += Math.max(0, (m.counters.page_invalidations ?? 0) - (p.counters.page_invalidations ?? 0));
-    }
-  }
-  const last = state.samples[state.samples.length - 1];
-  if (last && prev.size) {
-    const dt = now - last.t;
-    state.samples.push({ t: now, faults: faults / dt, invals: invals / dt });
+// ---- rates, from the server's sums of the MRs' counters (they only grow)
+
+let chart;
+
+function drawRates() {
+  const box = $('rates');
+  const xs = state.samples.map((s) => s.t);
+  const data = [xs, state.samples.map((s) => s.faults), state.samples.map((s) => s.invals)];
+  if (!chart) {
+    chart = new uPlot({
+      width: Math.max(300, box.clientWidth || 600),
+      height: 180,
+      scales: { x: { time: true } },
+      series: [
+        {},
+        { label: 'faulted in', stroke: '#2d6cdf', width: 2, value: (_u, v) => (v === null ? '' : v.toFixed(0)) },
+        { label: 'invalidated', stroke: '#b54708', width: 2, value: (_u, v) => (v === null ? '' : v.toFixed(0)) },
+      ],
+      axes: [{}, { label: 'pages/s', size: 60 }],
+    }, data, box);
+    new ResizeObserver(() => chart.setSize({ width: Math.max(300, box.clientWidth), height: 180 })).observe(box);
   } else {
-    state.samples.push({ t: now, faults: 0, invals: 0 });
+    chart.setData(data);
   }
+  // what the chart holds, for whoever checks it from outside the canvas
+  box.dataset.samples = String(state.samples.length);
+  box.dataset.maxInvals = String(Math.max(0, ...state.samples.map((s) => s.invals)));
+  box.dataset.maxFaults = String(Math.max(0, ...state.samples.map((s) => s.faults)));
+  const last = state.samples[state.samples.length - 1];
+  if (last) $('rate-now').textContent = `now: ${last.faults.toFixed(0)} faulted in, ${last.invals.toFixed(0)} invalidated per second`;
+}
+
+async function refreshRates() {
+  const summary = await getJson('/v1/mrs/summary');
+  // The sums move when the server reads MRs again: those events name at once, the rest at its
+  // own pace. A rate is what they moved by over the time since they last moved.
+  const t = Date.now() / 1000;
+  let faults = 0, invals = 0;
+  for (const k of summary.totals) {
+    faults += (k.counters.page_faults ?? 0) + (k.counters.page_prefetch ?? 0);
+    invals += k.counters.page_invalidations ?? 0;
+  }
+  const prev = state.lastTotals;
+  $('mr-count').textContent = `(${summary.mrs})`;
+  if (!prev) {
+    state.samples.push({ t, faults: 0, invals: 0 });
+    state.lastTotals = { t, faults, invals };
+  } else if (faults !== prev.faults || invals !== prev.invals) {
+    const dt = Math.max(0.5, t - prev.t);
+    state.samples.push({ t, faults: Math.max(0, faults - prev.faults) / dt, invals: Math.max(0, invals - prev.invals) / dt });
+    state.lastTotals = { t, faults, invals };
+  } else if (t - prev.t > 10) {
+    // still for a while: nothing happened
+    state.samples.push({ t, faults: 0, invals: 0 });
+    state.lastTotals = { t, faults, invals };
+  }
+  const now = Date.now() / 1000;
   state.samples = state.samples.filter((s) => now - s.t <= WINDOW_S);
-  state.mrs = next;
-  $('mr-count').textContent = `(${mrs.length})`;
+  drawRates();
+}
+
+// ---- the MR table: one page, as the server sorts and cuts it
+
+const MR_FIELDS = 'device,mrn,kind,state,length,mapped_pages,suspended_pages,counters,owner,pid,pinned_blocks';
+
+async function refreshMrs() {
+  const cursor = state.cursors[state.cursors.length - 1];
+  const q = new URLSearchParams({ limit: String(PAGE), sort: state.sort, fields: MR_FIELDS });
+  if (cursor) q.set('cursor', cursor);
+  let res;
+  try {
+    res = await get(`/v1/mrs?${q}`);
+  } catch (err) {
+    if (cursor && /invalid querystring: cursor/.test(err.message)) {
+      // the server restarted or the order changed: back to the first page
+      state.cursors = [undefined];
+      return refreshMrs();
+    }
+    throw err;
+  }
+  const mrs = await res.json();
+  const total = Number(res.headers.get('x-total-count') ?? mrs.length);
+  const link = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get('link') ?? '');
+  state.next = link ? new URL(link[1], location.href).searchParams.get('cursor') : null;
+  const first = (state.cursors.length - 1) * PAGE;
+  $('mr-range').textContent = mrs.length ? `${first + 1}–${first + mrs.length} of ${total}` : `none of ${total}`;
+  $('mr-prev').disabled = state.cursors.length <= 1;
+  $('mr-first').disabled = state.cursors.length <= 1;
+  $('mr-next').disabled = state.next === null;
+  for (const m of mrs) if (m.owner) state.owners.set(`${m.device}/${m.mrn}`, Promise.resolve({ owner: m.owner, pid: m.pid }));
   fill('mrs', mrs, (row, m) => {
     row.dataset.mr = `${m.device}/${m.mrn}`;
     cell(row, m.device);
@@ -93,35 +194,41 @@ async function refreshMrs() {
     cell(row, m.owner ? `${m.owner} (${m.pid ?? 'kernel'})` : (m.pid ?? ''));
     cell(row, m.pinned_blocks ? m.pinned_blocks.join(' ') : '');
   });
-  drawRates();
+  for (const th of $('mrs').tHead.rows[0].cells) {
+    const key = th.dataset.sort;
+    th.className = key && state.sort.replace(/^-/, '') === key ? (state.sort.startsWith('-') ? 'sorted desc' : 'sorted asc') : '';
+  }
 }
 
-function drawRates() {
-  const svg = $('rates');
-  const w = 600, h = 160, pad = 24;
-  const now = performance.now() / 1000;
-  const max = Math.max(1, ...state.samples.map((s) => Math.max(s.faults, s.invals)));
-  const x = (t) => pad + (w - 2 * pad) * (1 - (now - t) / WINDOW_S);
-  const y = (v) => h - pad - (h - 2 * pad) * (v / max);
-  const line = (k) => state.samples.map((s) => `${x(s.t).toFixed(1)},${y(s[k]).toFixed(1)}`).join(' ');
-  const ns = 'http://www.w3.org/2000/svg';
-  const el = (name, attrs, text) => {
-    const e = document.createElementNS(ns, name);
-    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-    if (text !== undefined) e.textContent = text;
-    return e;
-  };
-  svg.replaceChildren(
-    el('line', { class: 'axis', x1: pad, y1: h - pad, x2: w - pad, y2: h - pad }),
-    el('text', { x: pad, y: 12 }, `${Math.round(max)} pages/s`),
-    el('text', { x: pad, y: h - 6 }, '5 min ago'),
-    el('text', { x: w - pad - 20, y: h - 6 }, 'now'),
-    el('polyline', { class: 'faults', points: line('faults') }),
-    el('polyline', { class: 'invals', points: line('invals') }),
-  );
-  const last = state.samples[state.samples.length - 1];
-  if (last) $('rate-now').textContent = `now: ${last.faults.toFixed(0)} faulted in, ${last.invals.toFixed(0)} invalidated per second`;
+// Refetches the page shown soon, once however many events ask
+let pageSoon;
+function refreshMrsSoon() {
+  if (pageSoon) return;
+  pageSoon = setTimeout(() => { pageSoon = undefined; refreshMrs().catch(() => {}); }, 1000);
 }
+
+function pageTo(cursors) {
+  state.cursors = cursors;
+  refreshMrs().catch((err) => { $('updated').textContent = `(${err.message})`; });
+}
+
+$('mr-next').addEventListener('click', () => { if (state.next) pageTo([...state.cursors, state.next]); });
+$('mr-prev').addEventListener('click', () => { if (state.cursors.length > 1) pageTo(state.cursors.slice(0, -1)); });
+$('mr-first').addEventListener('click', () => pageTo([undefined]));
+for (const th of $('mrs').tHead.rows[0].cells) {
+  const key = th.dataset.sort;
+  if (!key) continue;
+  th.tabIndex = 0;
+  th.addEventListener('click', () => {
+    // numbers read best largest first; names in order
+    const numeric = !['device', 'kind', 'state', 'owner'].includes(key);
+    const current = state.sort.replace(/^-/, '');
+    state.sort = current === key ? (state.sort.startsWith('-') ? key : `-${key}`) : (numeric ? `-${key}` : key);
+    pageTo([undefined]);
+  });
+}
+
+// ---- memory blocks
 
 async function refreshBlocks() {
   const blocks = await getJson('/v1/memory/blocks');
@@ -135,46 +242,65 @@ async function refreshBlocks() {
     const td = row.insertCell();
     const button = document.createElement('button');
     button.textContent = b.online ? 'offline' : 'online';
-    button.addEventListener('click', () => act(b.block, b.online ? 'offline' : 'online?zone=movable'));
+    button.addEventListener('click', () => act(b, b.online ? 'offline' : 'online?zone=movable'));
     td.append(button);
   });
 }
 
 async function act(block, what) {
-  const token = $('token').value.trim();
+  const verb = what.split('?')[0];
   const out = $('action-result');
-  out.textContent = `block ${block}: ${what.split('?')[0]}…`;
+  const where = block.node === null ? '' : ` of node ${block.node}`;
+  if (!confirm(`Take memory block ${block.block}${where} ${verb}? Its pages ${verb === 'offline'
+    ? 'move out first: ODP MRs follow them, a pinned MR in it makes it fail' : 'become usable again'}.`)) {
+    out.textContent = `block ${block.block}: left ${block.state}`;
+    return;
+  }
+  out.textContent = `block ${block.block}: ${verb}…`;
   try {
-    const res = await fetch(`/v1/memory/blocks/${block}/${what}`, {
-      method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {},
-    });
+    const res = await fetch(`/v1/memory/blocks/${block.block}/${what}`, { method: 'POST', headers: authHeaders() });
     const body = await res.json();
-    out.textContent = res.ok ? `block ${block} is ${body.state}` : `block ${block}: ${body.message}`;
+    out.textContent = res.ok ? `block ${block.block} is ${body.state}` : `block ${block.block}: ${body.detail ?? body.message}`;
   } catch (err) {
-    out.textContent = `block ${block}: ${err.message}`;
+    out.textContent = `block ${block.block}: ${err.message}`;
   }
   await refreshBlocks();
 }
 
-function mrName(device, mrn) {
-  for (const m of state.mrs.values()) {
-    if (m.device === device && m.mrn === mrn && m.owner) return `${device} mrn ${mrn} (${m.owner}, pid ${m.pid})`;
+// ---- events
+
+/** An MR's owner, asked of the server once per MR (events name MRs the page may not show). */
+function ownerOf(device, mrn) {
+  const key = `${device}/${mrn}`;
+  let known = state.owners.get(key);
+  if (!known) {
+    known = getJson(`/v1/mrs/${encodeURIComponent(device)}/${mrn}`).then((m) => ({ owner: m.owner, pid: m.pid }), () => {
+      // asked again later, not at every event that names it
+      setTimeout(() => state.owners.delete(key), 30_000);
+      return null;
+    });
+    state.owners.set(key, known);
+    if (state.owners.size > 5000) state.owners.delete(state.owners.keys().next().value);
   }
-  return `${device} mrn ${mrn}`;
+  return known;
 }
 
-function describe(e) {
+const mrName = (e, who) => `${e.device} mrn ${e.mrn}${who?.owner ? ` (${who.owner}, pid ${who.pid ?? e.pid})` : ''}`;
+
+function describe(e, who) {
   const time = e.time.slice(11, 23);
   switch (e.type) {
   case 'invalidate':
   case 'migrate': {
     const from = e.offlining ? ` out of block ${e.block} (node ${e.node}), which is going offline` : '';
-    return `${time} ${e.type} (${e.reason}): ${mrName(e.device, e.mrn)}, ${e.pages} pages at ${e.start}${from}`;
+    return `${time} ${e.type} (${e.reason}): ${mrName(e, who)}, ${e.pages} pages at ${e.start}${from}`;
   }
   case 'memory':
     return `${time} memory block ${e.block} (node ${e.node}): ${e.reason}`;
   case 'pinned':
-    return `${time} pinned: ${mrName(e.device, e.mrn)} holds ${e.pages} pages of block ${e.block}, which cannot go offline`;
+    return `${time} pinned: ${mrName(e, who)} holds ${e.pages} pages of block ${e.block}, which cannot go offline`;
+  case 'mr':
+    return `${time} MR ${e.reason}: ${mrName(e, who)}`;
   case 'lost':
     return `${time} lost: the kernel could not keep ${e.lost} records`;
   case 'device': {
@@ -192,29 +318,103 @@ function addEvent(e) {
   const li = document.createElement('li');
   li.value = e.id;
   li.className = e.type;
-  li.textContent = describe(e);
+  const namesMr = e.device !== null && e.mrn !== null && e.type !== 'mr';
+  li.textContent = describe(e, null);
+  if (namesMr) ownerOf(e.device, e.mrn).then((who) => { if (who) li.textContent = describe(e, who); });
   const list = $('events');
   list.prepend(li);
   while (list.children.length > 500) list.lastElementChild.remove();
   $('event-count').textContent = `(${++state.events})`;
 }
 
-function listen() {
-  const source = new EventSource('/v1/events');
-  for (const type of ['invalidate', 'migrate', 'memory', 'pinned', 'lost', 'device', 'async']) {
-    source.addEventListener(type, (m) => {
-      const e = JSON.parse(m.data);
-      addEvent(e);
-      if (e.type === 'memory') refreshBlocks().catch(() => {});
-      if (e.type === 'device' || e.type === 'async') refreshDevices().catch(() => {});
-    });
+function onEvent(e) {
+  addEvent(e);
+  if (e.type === 'memory') refreshBlocks().catch(() => {});
+  if (e.type === 'device' || e.type === 'async') refreshDevices().catch(() => {});
+  if (e.type === 'mr' && e.reason === 'removed') state.owners.delete(`${e.device}/${e.mrn}`);
+  // the page shown changes with an MR that came, went or changed state, or one of its own
+  if (e.type === 'mr' || (e.mrn !== null && $('mrs').querySelector(`tr[data-mr="${CSS.escape(`${e.device}/${e.mrn}`)}"]`))) {
+    refreshMrsSoon();
   }
-  source.addEventListener('gap', (m) => {
-    const { missed } = JSON.parse(m.data);
-    const li = document.createElement('li');
-    li.textContent = `(${missed} events happened while this page was away)`;
-    $('events').prepend(li);
-  });
+}
+
+function onGap(g) {
+  const li = document.createElement('li');
+  li.textContent = g.missed === null || g.missed === undefined
+    ? '(events may have happened while this page was away: the server restarted or lost its place)'
+    : `(${g.missed} events happened while this page was away)`;
+  $('events').prepend(li);
+}
+
+/** One server-sent event's fields ("id", "event", "data") from its lines. */
+function parseFrame(text) {
+  const f = { data: [] };
+  for (const line of text.split('\n')) {
+    if (line.startsWith(':')) continue;
+    const at = line.indexOf(':');
+    const name = at < 0 ? line : line.slice(0, at);
+    const value = at < 0 ? '' : line.slice(at + 1).replace(/^ /, '');
+    if (name === 'data') f.data.push(value);
+    else f[name] = value;
+  }
+  return f;
+}
+
+function showStream(text, cls) {
+  const pill = $('stream');
+  pill.textContent = `events: ${text}`;
+  pill.className = `pill ${cls}`;
+}
+
+// The stream, as EventSource would read it, with the token: on any end it comes back after
+// the server's retry time, from the last id it saw.
+const stream = { lastId: null, retryMs: 2000, abort: null };
+
+async function listen() {
+  const ac = new AbortController();
+  stream.abort = ac;
+  try {
+    const headers = { ...authHeaders(), accept: 'text/event-stream' };
+    if (stream.lastId !== null) headers['last-event-id'] = stream.lastId;
+    const res = await fetch('/v1/events', { headers, signal: ac.signal });
+    if (res.status === 401) {
+      showAuth(token() ? 'the server refused this token' : 'this server asks for a token to read');
+      showStream('needs a token', 'error');
+      return;  // the token field's change starts it again
+    }
+    if (!res.ok || !res.body) throw new Error(`events: ${res.status}`);
+    showStream('live', 'open');
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value.replace(/\r\n?/g, '\n');
+      let end;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const f = parseFrame(buf.slice(0, end));
+        buf = buf.slice(end + 2);
+        if (f.retry !== undefined && /^\d+$/.test(f.retry)) stream.retryMs = Number(f.retry);
+        if (f.id !== undefined) stream.lastId = f.id;
+        if (!f.data.length) continue;
+        const data = JSON.parse(f.data.join('\n'));
+        if (f.event === 'gap') onGap(data);
+        else onEvent(data);
+      }
+    }
+  } catch (err) {
+    if (ac.signal.aborted) return;
+    $('updated').textContent = `(${err.message})`;
+  }
+  if (stream.abort === ac && !ac.signal.aborted) {
+    showStream('reconnecting…', 'absent');
+    setTimeout(() => { if (stream.abort === ac) listen(); }, stream.retryMs);
+  }
+}
+
+function restartStream() {
+  stream.abort?.abort();
+  listen();
 }
 
 async function refreshChannel() {
@@ -224,24 +424,35 @@ async function refreshChannel() {
   pill.className = `pill ${h.channel.state}`;
 }
 
-// Runs fn every ms, or less often when it is costly: a host with 10,000 MRs takes the
-// kernel seconds to list, and polling it back to back slowed RDMA traffic by a quarter
-// (test/guest/api-bench.ts), so the page waits at least four times as long as the last
-// answer took.
+// Runs fn every ms, or less often when it is costly: the page waits at least four times as
+// long as the last answer took.
 async function tick(fn, ms) {
   const started = performance.now();
   try {
     await fn();
   } catch (err) {
-    $('updated').textContent = `(${err.message})`;
+    // a missing token is said once, next to the token field
+    if (!(err instanceof NeedsToken)) $('updated').textContent = `(${err.message})`;
   }
   setTimeout(() => tick(fn, ms), Math.max(ms, 4 * (performance.now() - started)));
 }
 
 $('host').textContent = location.host;
+$('token').value = sessionStorage.getItem(TOKEN_KEY) ?? '';
 $('token-form').addEventListener('submit', (e) => e.preventDefault());
+// a new token takes effect once typing (or pasting) pauses
+let typing;
+$('token').addEventListener('input', () => {
+  clearTimeout(typing);
+  typing = setTimeout(() => {
+    sessionStorage.setItem(TOKEN_KEY, token());
+    restartStream();
+    Promise.allSettled([refreshDevices(), refreshMrs(), refreshBlocks(), refreshChannel(), refreshRates()]);
+  }, 400);
+});
 listen();
 tick(refreshDevices, 10_000);
-tick(async () => { await refreshMrs(); $('updated').textContent = `updated ${new Date().toLocaleTimeString()}`; }, 2_000);
+tick(async () => { await refreshRates(); $('updated').textContent = `updated ${new Date().toLocaleTimeString()}`; }, 2_000);
+tick(refreshMrs, 5_000);
 tick(refreshBlocks, 5_000);
 tick(refreshChannel, 5_000);

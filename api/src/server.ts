@@ -1,12 +1,12 @@
 // Runs the control plane's API until a signal, as config.ts's settings say (a JSON file
 // named by PFNIC_CONFIG, and environment variables: PORT, 8080, on HOST, 127.0.0.1, ...).
-// The routes that change the host need a bearer token (PFNIC_API_TOKEN, or the file named
-// by PFNIC_API_TOKEN_FILE or token_file); without one they are off.
+// Callers are known by bearer tokens with a role (read or admin; auth.ts); the routes that
+// change the host need an admin's, and are off without one.
 import closeWithGrace from 'close-with-grace';
 
 import { EventHub } from '../../control/src/index.js';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, exposureWarnings, loadConfig } from './config.js';
 
 let config;
 try {
@@ -19,10 +19,14 @@ try {
 
 const app = await buildApp({
   logger: { level: config.log_level },
-  token: config.token,
+  credentials: config.credentials,
+  anonymousRead: config.anonymous_read,
+  tls: config.tls,
+  trustProxy: config.trust_proxy,
   blockTimeoutMs: config.block_timeout_s * 1000,
   perMrSeries: config.metrics_mr_series,
   rateLimit: config.rate_limit,
+  maxEventStreams: config.event_streams,
   events: new EventHub({ historySize: config.event_history }),
 });
 app.server.requestTimeout = 30_000;
@@ -33,4 +37,5 @@ closeWithGrace({ delay: 5_000 }, async ({ signal, err }) => {
   await app.close();
 });
 
+for (const warning of exposureWarnings(config)) app.log.warn(warning);
 await app.listen({ port: config.port, host: config.host });

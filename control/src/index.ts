@@ -9,4 +9,7 @@ export {
   EventHub, eventFromAsync, eventFromChange, eventFromRecord, EVENTS_PATH, monitorOpened, type AsyncStatus, type ChannelStatus, type EventHubOptions,
   type MonitorStatus,
 } from './events.js';
-export { renderMetrics, type MetricsInput } from './metrics.js';
+export {
+  RdmaMetrics, sysfsPortCounters, type EventCounts, type MetricsOptions, type MetricsSources, type PortCounters, type SourceFailure,
+} from './metrics.js';
+export { HostModel, kernelSource, type DeviceRefresh, type ModelCounters, type MrTotals, type ModelOptions, type ModelSource } from './model.js';

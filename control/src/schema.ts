@@ -153,9 +153,9 @@ export const Mr = Type.Object(
     mrn: Type.Integer({ minimum: 0, description: 'the MR number, as `rdma resource show mr` gives it' }),
     kind: MrKind,
     length: Type.Union([Hex, Type.Null()], { description: 'bytes (an implicit MR spans all memory)' }),
-    iova: Type.Union([Hex, Type.Null()], { description: 'null without CAP_NET_ADMIN' }),
-    lkey: Type.Union([Hex, Type.Null()], { description: 'null without CAP_NET_ADMIN' }),
-    rkey: Type.Union([Hex, Type.Null()], { description: 'null without CAP_NET_ADMIN' }),
+    iova: Type.Union([Hex, Type.Null()], { description: 'null without CAP_NET_ADMIN, and to callers without the admin role' }),
+    lkey: Type.Union([Hex, Type.Null()], { description: 'null without CAP_NET_ADMIN, and to callers without the admin role' }),
+    rkey: Type.Union([Hex, Type.Null()], { description: 'null without CAP_NET_ADMIN, and to callers without the admin role' }),
     pdn: Type.Union([Type.Integer(), Type.Null()]),
     pid: Type.Union([Type.Integer(), Type.Null()], { description: 'the registering process; null for kernel MRs' }),
     owner: Type.Union([Type.String(), Type.Null()], {
@@ -202,13 +202,17 @@ export type MemoryBlock = Static<typeof MemoryBlock>;
 /** What happened, as the control plane tells it: pfnic's event channel records, numbered. */
 export const EventType = Type.Union([
   Type.Literal('invalidate'), Type.Literal('migrate'), Type.Literal('memory'), Type.Literal('pinned'),
-  Type.Literal('lost'), Type.Literal('device'), Type.Literal('async'),
-], { description: 'invalidate, migrate (an MR\'s pages), memory (a block\'s state), pinned (an MR holds a block going offline), lost (records missed), device (an RDMA device comes, goes, is renamed, or gets or loses a netdev), async (a verbs async event of a device or port: port_active, port_err, gid_change, lid_change, pkey_change, sm_change, client_reregister, device_fatal)' });
+  Type.Literal('lost'), Type.Literal('device'), Type.Literal('async'), Type.Literal('mr'),
+], { description: 'invalidate, migrate (an MR\'s pages), memory (a block\'s state), pinned (an MR holds a block going offline), lost (records missed), device (an RDMA device comes, goes, is renamed, or gets or loses a netdev), async (a verbs async event of a device or port: port_active, port_err, gid_change, lid_change, pkey_change, sm_change, client_reregister, device_fatal), mr (the control plane saw an MR added, removed or change state: reason added, removed or changed)' });
 export type EventType = Static<typeof EventType>;
 
 export const Event = Type.Object(
   {
-    id: Type.Integer({ minimum: 1, description: 'the control plane\'s number for it, in order; SSE ids' }),
+    id: Type.Integer({ minimum: 1, description: 'the control plane\'s number for it, in order within its epoch (1 for the first)' }),
+    epoch: Type.String({
+      pattern: '^[0-9a-z]{1,16}$',
+      description: 'the run of the control plane that numbered it (ids start again at 1 in each run); its SSE id is <epoch>-<id>',
+    }),
     time: Type.String({ description: 'when, ISO 8601 (the kernel\'s real-time clock)' }),
     type: EventType,
     reason: Type.String({ description: 'invalidate/migrate: unmap, clear, protection_vma, ...; memory: going_offline, offline, ...; device: register, unregister, netdev_attach, netdev_detach, rename, netdev_rename; async: port_active, port_err, gid_change, ...' }),

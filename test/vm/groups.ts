@@ -68,7 +68,8 @@ function runsOf(groups: Group[], bundled: boolean): Group[][] {
   return runs;
 }
 
-const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+/** @p s as one word of sh. */
+export const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** Runs the groups in guests of @p kernel (test/vm/run.sh), one guest after the other. */
 export async function runGroups(t: Test, top: string, kernel: string, groups: Group[]): Promise<void> {

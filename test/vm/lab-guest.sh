@@ -1,14 +1,15 @@
 #!/bin/sh
-# lab-guest.sh PORT [TOKEN]: the lab's guest side (test/lab.sh, and the dashboard's browser
-# test): rxe0 and pfnic0 on a dummy netdev, the NIC that carries the forwarded port, a demo
-# workload, then the API in the foreground (with TOKEN, the routes that change the host are
-# on). The workload: an ODP MR of 8 MiB, on node 1 when the guest has one (the DIMM of
+# lab-guest.sh PORT [TOKEN [READ_TOKEN]]: the lab's guest side (test/lab.sh, and the
+# dashboard's browser test): rxe0 and pfnic0 on a dummy netdev, the NIC that carries the
+# forwarded port, a demo workload, then the API in the foreground (with TOKEN, an admin's, the
+# routes that change the host are on; with READ_TOKEN, reading needs a token too). The workload: an ODP MR of 8 MiB, on node 1 when the guest has one (the DIMM of
 # run.sh --numa --dimm, which the dashboard can take offline), whose pages are given back
 # and faulted in again every second, and moved between the nodes every 5 s (unless
-# PFNIC_LAB_MIGRATE=0).
+# PFNIC_LAB_MIGRATE=0); with PFNIC_LAB_MRS=N, N more MRs of a page each.
 set -e
 port=${1:-8080}
 token=${2:-}
+read_token=${3:-}
 test/vm/guest rxe
 test/vm/guest pfnic netdev=d0
 test/vm/guest net
@@ -20,7 +21,7 @@ node=
 [ -d /sys/devices/system/node/node1 ] && node="-N 1"
 # shellcheck disable=SC2086 # $node is an option and its value, or nothing
 (while sleep 1; do echo dontneed; echo prefetch; done) |
-	build/cmake/tests/mr_hold -d pfnic0 -p 256 -o 8192 -t 8192 $node > /dev/null &
+	build/cmake/tests/mr_hold -d pfnic0 -p 256 -o 8192 -t 8192 $node ${PFNIC_LAB_MRS:+-m "$PFNIC_LAB_MRS"} > /dev/null &
 holder=$!
 if [ -n "$node" ] && [ "${PFNIC_LAB_MIGRATE:-1}" = 1 ]; then
 	(while sleep 5; do
@@ -31,4 +32,7 @@ if [ -n "$node" ] && [ "${PFNIC_LAB_MIGRATE:-1}" = 1 ]; then
 fi
 echo "lab: a workload churns an ODP MR on pfnic0${node:+ and moves it between nodes 0 and 1}"
 echo "lab: API listening on port $port (forwarded to the host's 127.0.0.1:$port); dashboard at /"
-PORT=$port HOST=0.0.0.0 PFNIC_API_TOKEN=$token exec node dist/api/src/server.js
+anonymous_read=true
+[ -n "$read_token" ] && anonymous_read=false
+PORT=$port HOST=0.0.0.0 PFNIC_API_TOKEN=$token PFNIC_API_READ_TOKEN=$read_token PFNIC_ANONYMOUS_READ=$anonymous_read \
+	exec node dist/api/src/server.js
