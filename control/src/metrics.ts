@@ -140,6 +140,13 @@ function stateNumber(table: ReadonlyMap<number, string>, name: string): number |
   return m ? Number(m[1]) : undefined;
 }
 
+/** The MRs as their families need them: sums by device and kind, and the busiest. */
+interface MrSummary {
+  byKind: { device: string; kind: string; count: number; bytes: number; mapped: number; suspended: number }[];
+  sums: { device: string; counter: string; sum: number }[];
+  busiest: Mr[];
+}
+
 /** Every metric of the control plane, in prom-client's registry; one scrape at a time. */
 export class RdmaMetrics {
   readonly registry = new Registry();
@@ -147,6 +154,7 @@ export class RdmaMetrics {
   private readonly families: (Gauge | Counter)[] = [];
   private readonly options: MetricsOptions;
   private queue: Promise<unknown> = Promise.resolve();
+  private lastMrs: { mrs: readonly Mr[]; summary: MrSummary } | undefined;
 
   private readonly scrapeError = this.gauge('rdma_scrape_error',
     '1 if this scrape could not read a source (devices, mrs, memory_blocks, or a device\'s port_counters), whose series are then left out; 0 if it could',
@@ -301,37 +309,66 @@ export class RdmaMetrics {
     }
   }
 
-  private setMrs(mrs: readonly Mr[]): void {
+  /**
+   * What the MR families are made of, computed once per list: the model hands the same array
+   * until an MR changes, and over 10,000 MRs this is most of a scrape's work.
+   */
+  private mrSummary(mrs: readonly Mr[]): MrSummary {
+    if (this.lastMrs?.mrs === mrs) return this.lastMrs.summary;
     const byKind = new Map<string, { device: string; kind: string; count: number; bytes: number; mapped: number; suspended: number }>();
     const sums = new Map<string, { device: string; counter: string; sum: number }>();
+    const limit = this.options.perMrLimit;
+    // the busiest, kept in order as the list goes by: no sort of every MR
+    const busiest: { mr: Mr; activity: number }[] = [];
     for (const m of mrs) {
       const key = `${m.device}\u0000${m.kind}`;
-      const a = byKind.get(key) ?? { device: m.device, kind: m.kind, count: 0, bytes: 0, mapped: 0, suspended: 0 };
+      let a = byKind.get(key);
+      if (!a) {
+        a = { device: m.device, kind: m.kind, count: 0, bytes: 0, mapped: 0, suspended: 0 };
+        byKind.set(key, a);
+      }
       a.count++;
-      if (m.kind !== 'implicit' && m.length !== null) a.bytes += Number(BigInt(m.length));
+      // lengths below 2^53 bytes read exactly as numbers; implicit MRs span all memory
+      if (m.kind !== 'implicit' && m.length !== null) a.bytes += Number.parseInt(m.length.slice(2), 16);
       a.mapped += m.mapped_pages ?? 0;
       a.suspended += m.suspended_pages ?? 0;
-      byKind.set(key, a);
-      for (const [counter, v] of Object.entries(m.counters)) {
+      for (const counter in m.counters) {
         // levels have their own aggregates (rdma_mr_mapped_pages, rdma_mr_suspended_pages)
         if (MR_LEVELS.has(counter)) continue;
         const k = `${m.device}\u0000${counter}`;
-        const s = sums.get(k) ?? { device: m.device, counter, sum: 0 };
-        s.sum += v;
-        sums.set(k, s);
+        let sum = sums.get(k);
+        if (!sum) {
+          sum = { device: m.device, counter, sum: 0 };
+          sums.set(k, sum);
+        }
+        sum.sum += m.counters[counter]!;
+      }
+      if (limit === 0) continue;
+      const activity = (m.counters.page_faults ?? 0) + (m.counters.page_invalidations ?? 0);
+      const last = busiest[busiest.length - 1];
+      const before = (x: { mr: Mr; activity: number }): boolean => activity > x.activity || (activity === x.activity && m.mrn < x.mr.mrn);
+      if (busiest.length < limit || (last && before(last))) {
+        let at = busiest.length;
+        while (at > 0 && before(busiest[at - 1]!)) at--;
+        busiest.splice(at, 0, { mr: m, activity });
+        if (busiest.length > limit) busiest.pop();
       }
     }
-    for (const a of byKind.values()) {
+    const summary = { byKind: [...byKind.values()], sums: [...sums.values()], busiest: busiest.map((b) => b.mr) };
+    this.lastMrs = { mrs, summary };
+    return summary;
+  }
+
+  private setMrs(mrs: readonly Mr[]): void {
+    const { byKind, sums, busiest } = this.mrSummary(mrs);
+    for (const a of byKind) {
       const labels = { device: a.device, kind: a.kind };
       this.mrCount.set(labels, a.count);
       this.mrBytes.set(labels, a.bytes);
       this.mrMapped.set(labels, a.mapped);
       this.mrSuspended.set(labels, a.suspended);
     }
-    for (const s of sums.values()) this.mrCounterSum.set({ device: s.device, counter: s.counter }, s.sum);
-
-    const activity = (m: Mr): number => (m.counters.page_faults ?? 0) + (m.counters.page_invalidations ?? 0);
-    const busiest = [...mrs].sort((x, y) => activity(y) - activity(x) || x.mrn - y.mrn).slice(0, this.options.perMrLimit);
+    for (const s of sums) this.mrCounterSum.set({ device: s.device, counter: s.counter }, s.sum);
     for (const m of busiest) {
       const labels = { device: m.device, mrn: m.mrn };
       this.perMrInfo.set({ ...labels, kind: m.kind, pid: m.pid ?? '', owner: m.owner ?? '' }, 1);

@@ -29,6 +29,8 @@ const kernel = process.env.PFNIC_KERNEL ?? 'unknown';
 const MANY = Number(process.env.PFNIC_BENCH_MRS ?? 10_000);
 const ROUNDS = Number(process.env.PFNIC_BENCH_ROUNDS ?? 5);
 const EVENTS = Number(process.env.PFNIC_BENCH_EVENTS ?? 2_000);
+// the streams match events to the MR by its key, which only an admin's token shows
+const ADMIN_TOKEN = 'api-bench-admin-token-0123456789';
 // TCG guests are slow; the rig's own time limit bounds the whole run
 t.setTimeout(20 * 60_000);
 
@@ -61,8 +63,8 @@ function countingStream(url: string, lkey: string) {
   let count = 0;
   let lost = 0;
   let last = 0;
-  const sse = readSse(url, {}, (event, data) => {
-    if (event === 'gap') { lost += (JSON.parse(data) as { missed: number }).missed; return; }
+  const sse = readSse(url, { authorization: `Bearer ${ADMIN_TOKEN}` }, (event, data) => {
+    if (event === 'gap') { lost += (JSON.parse(data) as { missed: number | null }).missed ?? 0; return; }
     const e = JSON.parse(data) as Event;
     if (e.type === 'lost') lost += e.lost ?? 0;
     if (e.type === 'invalidate' && e.lkey === lkey) { count++; last = performance.now(); }
@@ -137,7 +139,9 @@ function dashboardPoller(base: string) {
 }
 
 t.test(`what the control plane costs (kernel ${kernel})`, async (t) => {
-  const base = await startApi(t, top, 18095, { env: { PFNIC_RATE_LIMIT: '1000000', PFNIC_METRICS_MR_SERIES: '50' } });
+  const base = await startApi(t, top, 18095, {
+    env: { PFNIC_RATE_LIMIT: '1000000', PFNIC_METRICS_MR_SERIES: '50', PFNIC_API_TOKEN: ADMIN_TOKEN },
+  });
   const loaded = performance.now();
   const holder = await hold(t, top, 'pfnic0', ['-m', String(MANY), '-o', '2048', '-t', '64']);
   const explicit = holder.mrs.find((m) => m.kind === 'explicit');
