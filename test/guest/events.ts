@@ -83,8 +83,21 @@ t.test(`events from the kernel to the API's stream and history (kernel ${kernel}
   const blocks = (await (await fetch(`${base}/v1/memory/blocks`)).json()) as MemoryBlock[];
   const b = blocks.filter((x) => x.node === 1 && x.zone === 'Movable').pop()!;
   const auth = admin;
+  const offlineOfNode1 = async (): Promise<number> => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    return [...text.matchAll(/^rdma_memory_blocks\{state="offline",zone="[^"]*",node="1"\} (\d+)$/gm)]
+      .reduce((n, m) => n + Number(m[1]), 0);
+  };
+  const offlineBefore = await offlineOfNode1();
   const off = await fetch(`${base}/v1/memory/blocks/${b.block}/offline`, { method: 'POST', headers: auth });
   t.equal(off.status, 200, `block ${b.block} goes offline`);
+  // /metrics keeps the blocks it read until a memory event says they changed
+  let offlineAfter = await offlineOfNode1();
+  for (let i = 0; i < 20 && offlineAfter <= offlineBefore; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    offlineAfter = await offlineOfNode1();
+  }
+  t.equal(offlineAfter, offlineBefore + 1, `/metrics counts it offline at once (${offlineBefore}, then ${offlineAfter})`);
   const on = await fetch(`${base}/v1/memory/blocks/${b.block}/online?zone=movable`, { method: 'POST', headers: auth });
   t.equal(on.status, 200, 'and back online');
   const steps = ['going_offline', 'offline', 'going_online', 'online'];
