@@ -67,8 +67,13 @@ t.test('one dump in flight per device, however many ask', async (t) => {
   host.set(mr('pfnic0', 500));
   await model.refresh(0);
   t.ok(model.mr('pfnic0', 500), 'a refresh asked for after a change sees it');
-  for (let i = 0; i < 20; i++) await Promise.all([model.mrs(), model.devices()]);
-  t.equal(host.asked.dumps, before + (host.asked.dumps - before), 'reading the model asks the host nothing');
+  const asked = { ...host.asked };
+  for (let i = 0; i < 20; i++) {
+    model.mrs();
+    model.devices();
+    model.totals();
+  }
+  t.same(host.asked, asked, 'reading the model asks the host nothing');
 });
 
 t.test('clients asking for fresh MRs do not make the kernel dump more than its share', async (t) => {

@@ -244,15 +244,22 @@ export class EventHub {
     this.monitorStatus = { state: 'stopped', message: null };
   }
 
-  private openMonitor(): void {
-    let DeviceMonitor: NativeBinding['DeviceMonitor'];
+  /**
+   * The addon, or undefined after telling @p failed why not: without it the server still runs
+   * (its readiness says so), with nothing to listen with.
+   */
+  private addon(failed: (message: string) => void): NativeBinding | undefined {
     try {
-      ({ DeviceMonitor } = nativeBinding());
+      return nativeBinding();
     } catch (err) {
-      // no addon: the server still runs (its health says so); nothing to listen with
-      this.monitorStatus = { state: 'error', message: (err as Error).message };
-      return;
+      failed((err as Error).message);
+      return undefined;
     }
+  }
+
+  private openMonitor(): void {
+    const DeviceMonitor = this.addon((message) => { this.monitorStatus = { state: 'error', message }; })?.DeviceMonitor;
+    if (!DeviceMonitor) return;
     this.monitorStatus = { state: 'opening', message: null };
     const monitor = new DeviceMonitor((err, changes) => {
       if (err) {
@@ -367,13 +374,8 @@ export class EventHub {
 
   private open(): void {
     if (!this.running) return;
-    let EventWatch: NativeBinding['EventWatch'];
-    try {
-      ({ EventWatch } = nativeBinding());
-    } catch (err) {
-      this.status = { state: 'error', message: (err as Error).message };
-      return;
-    }
+    const EventWatch = this.addon((message) => { this.status = { state: 'error', message }; })?.EventWatch;
+    if (!EventWatch) return;
     const watch = new EventWatch(this.path, (err, records) => {
       if (err) {
         watch.close();
