@@ -50,23 +50,26 @@ pair() {
 	shift
 	client=("$@")
 	out=$(mktemp -d)
-	timeout 180 "${server[@]}" > "$out/srv" 2>&1 &
+	# standard error apart: a program's buffered output comes at its exit, after its errors
+	timeout 180 "${server[@]}" > "$out/srv" 2> "$out/srv.err" &
 	local srv=$!
 	eco_wait_listen "$port"
-	timeout 180 "${client[@]}" > "$out/cli" 2>&1
+	timeout 180 "${client[@]}" > "$out/cli" 2> "$out/cli.err"
 	crc=$?
 	wait $srv
 	src=$?
 	if [ -n "${teardown:-}" ]; then
-		[ $crc = 0 ] || ! grep -q "$teardown" "$out/cli" || crc=0
-		[ $src = 0 ] || ! grep -q "$teardown" "$out/srv" || src=0
+		[ $crc = 0 ] || ! cat "$out/cli" "$out/cli.err" | grep -q "$teardown" || crc=0
+		[ $src = 0 ] || ! cat "$out/srv" "$out/srv.err" | grep -q "$teardown" || src=0
 	fi
-	if [ $crc = 0 ] && [ $src = 0 ] && { [ -z "$check" ] || grep -Eq "$check" "$out/cli"; }; then
+	if [ $crc = 0 ] && [ $src = 0 ] && { [ -z "$check" ] || cat "$out/cli" "$out/cli.err" | grep -Eq "$check"; }; then
 		ok "$name"
 	else
 		not_ok "$name (client exit $crc, server exit $src)"
 		sed 's/^/# client: /' "$out/cli" | tail -n 8
+		sed 's/^/# client (stderr): /' "$out/cli.err" | tail -n 8
 		sed 's/^/# server: /' "$out/srv" | tail -n 8
+		sed 's/^/# server (stderr): /' "$out/srv.err" | tail -n 8
 	fi
 	rm -rf "$out"
 }

@@ -242,10 +242,94 @@ static size_t op_request_ext(uint8_t op)
 }
 
 /*
- * The next RoCE v2 packet the device sends within @secs, its ICRC and headers checked (a
- * bad one fails the current point). Return: false if none came.
+ * Packets that came ahead of the one a check waits for. A veth hands a packet to its peer on
+ * the CPU that sent it, so two packets of one QP sent from two CPUs (a doorbell's context,
+ * then the engine's worker) may arrive swapped, as on any multi-queue path, and a responder
+ * would put them back in order or NAK. A check that waits for a PSN keeps those after it
+ * here (receive_psn()); the next receives take them first, lowest PSN first.
+ */
+#define HELD_MAX 8
+static struct pkt held[HELD_MAX];
+static unsigned int nheld;
+
+static void pkt_copy(struct pkt *to, const struct pkt *from)
+{
+	*to = *from;
+	to->ext = to->f.b + (from->ext - from->f.b);
+	to->pay = to->f.b + (from->pay - from->f.b);
+}
+
+/* How far PSN @a is after PSN @b, in the 24-bit PSN space (0x800000 and above: before). */
+static uint32_t psn_after(uint32_t a, uint32_t b)
+{
+	return (a - b) & 0xffffff;
+}
+
+/* Takes held packet @i out into @k. */
+static void unhold(struct pkt *k, unsigned int i)
+{
+	pkt_copy(k, &held[i]);
+	for (nheld--; i < nheld; i++)
+		pkt_copy(&held[i], &held[i + 1]);
+}
+
+static bool receive_wire(struct pkt *k, double secs);
+
+/*
+ * The next RoCE v2 packet the device sends within @secs (a held one first), its ICRC and
+ * headers checked (a bad one fails the current point). Return: false if none came.
  */
 static bool receive(struct pkt *k, double secs)
+{
+	if (nheld) {
+		unhold(k, 0);
+		return true;
+	}
+	return receive_wire(k, secs);
+}
+
+/*
+ * The packet to QP @qpn at @psn, or else the first other one that is not just ahead of it
+ * (which the check then reports), within @secs; packets to @qpn up to 32 PSNs ahead are held
+ * for later. With @skip_behind, packets to @qpn up to 32 PSNs behind are passed over: a
+ * requester whose ACK timeout ran out sends again what the peer has already answered.
+ * Return: false if nothing came and nothing is held.
+ */
+static bool receive_psn(struct pkt *k, double secs, uint32_t qpn, uint32_t psn,
+			bool skip_behind)
+{
+	double end = now() + secs;
+	unsigned int i;
+
+	psn &= 0xffffff;
+	for (i = 0; i < nheld; i++)
+		if (held[i].qpn == qpn && held[i].psn == psn) {
+			unhold(k, i);
+			return true;
+		}
+	while (receive_wire(k, end - now())) {
+		uint32_t ahead = psn_after(k->psn, psn), behind = psn_after(psn, k->psn);
+
+		if (k->qpn == qpn && skip_behind && behind && behind <= 32) {
+			diag("PSN %#x came again while %#x was awaited: passed over", k->psn, psn);
+			continue;
+		}
+		if (k->qpn != qpn || !ahead || ahead > 32 || nheld == HELD_MAX)
+			return true;
+		for (i = nheld; i && psn_after(held[i - 1].psn, k->psn) < 0x800000 &&
+		     held[i - 1].psn != k->psn; i--)
+			pkt_copy(&held[i], &held[i - 1]);
+		pkt_copy(&held[i], k);
+		nheld++;
+	}
+	if (nheld) {
+		unhold(k, 0);
+		return true;
+	}
+	return false;
+}
+
+static bool receive_wire(struct pkt *k, double secs)
 {
 	double end = now() + secs;
 
@@ -319,7 +403,7 @@ static bool quiet(double secs, const char *what)
 /* An answer expected within a few seconds: @op at @psn. Return: false (said) otherwise. */
 static bool expect_answer(struct pkt *k, uint8_t op, uint32_t psn, const char *what)
 {
-	if (!receive(k, 10)) {
+	if (!receive_psn(k, 10, PEER_QPN, psn, false)) {
 		diag("%s: no answer from the device", what);
 		bad = 1;
 		return false;
@@ -954,7 +1038,7 @@ static void responder(int gidx)
 static bool expect_request(struct pkt *k, uint8_t op, uint32_t psn, size_t paylen,
 			   const char *what)
 {
-	if (!receive(k, 10)) {
+	if (!receive_psn(k, 10, PEER_QPN2, psn, true)) {
 		diag("%s: nothing came", what);
 		bad = 1;
 		return false;
