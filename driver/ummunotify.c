@@ -33,8 +33,10 @@
 #include <linux/mmu_notifier.h>
 #include <linux/module.h>
 #include <linux/poll.h>
+#include <linux/pid_namespace.h>
 #include <linux/rbtree.h>
 #include <linux/sched/mm.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>
@@ -110,11 +112,15 @@ struct umn_file {
 	struct umn_mm *umm;		/* a reference to the address space's notifier */
 	struct list_head node;		/* in umm->files */
 	struct umn_user *user;		/* the opener's real uid, charged for its ranges */
+	struct pid *owner;		/* the opener's thread group, named in fdinfo */
+	u64 id;				/* unique while the module is loaded, named in fdinfo */
 
 	struct mutex mutex;		/* see "Locking" above */
 	struct rb_root cookies;		/* ranges by cookie; under mutex */
 	struct ida slots;
 	unsigned int nranges;		/* under mutex */
+	u64 watched_bytes;		/* the ranges' lengths summed; under mutex */
+	u64 events_read;		/* events read() gave; under mutex */
 	unsigned int max_ranges;
 	u32 features;			/* set once, before used; read by the notifier */
 	bool used;			/* under mutex */
@@ -123,6 +129,8 @@ struct umn_file {
 	spinlock_t lock;		/* see "Locking" above */
 	struct rb_root_cached ranges;	/* interval tree by address; under tree_mutex and lock */
 	struct list_head changed;	/* ranges changed since last reported; under lock */
+	unsigned int nchanged;		/* ranges on that list; under lock */
+	u64 range_changes;		/* changes of a range by an invalidation; under lock */
 	u64 told;			/* the generation the last LAST event gave; under lock */
 
 	struct page *shared_page;	/* struct ummunotify_shared; mapped at offset 0 */
@@ -135,6 +143,7 @@ struct umn_file {
 };
 
 static struct kmem_cache *umn_range_cache;
+static atomic64_t umn_file_ids = ATOMIC64_INIT(0);
 static DEFINE_HASHTABLE(umn_users, 6);
 static DEFINE_SPINLOCK(umn_users_lock);
 
@@ -232,6 +241,7 @@ static void umn_range_changed(struct umn_file *uf, struct umn_range *r, unsigned
 	lockdep_assert_held(&uf->lock);
 	if (list_empty(&r->changed)) {
 		list_add_tail(&r->changed, &uf->changed);
+		uf->nchanged++;
 		r->hint_start = first;
 		r->hint_end = last + 1;
 		r->flags = UMMUNOTIFY_EVENT_FLAG_HINT;
@@ -276,6 +286,7 @@ static void umn_file_mark(struct umn_file *uf, unsigned long start, unsigned lon
 	for (node = interval_tree_iter_first(&uf->ranges, start, end - 1); node;
 	     node = interval_tree_iter_next(node, start, end - 1)) {
 		umn_range_changed(uf, container_of(node, struct umn_range, node), start, end, flag);
+		uf->range_changes++;
 		if (++marked == UMN_WALK_BATCH && may_sleep) {
 			umn_changed_notify(uf);
 			marked = 0;
@@ -561,6 +572,7 @@ static long umn_register(struct umn_file *uf, struct ummunotify_register_ioctl _
 	mutex_unlock(&uf->tree_mutex);
 	rb_add(&r->by_cookie, &uf->cookies, umn_cookie_less);
 	uf->nranges++;
+	uf->watched_bytes += req.end - req.start;
 	uf->used = true;
 	mutex_unlock(&uf->mutex);
 	return 0;
@@ -583,6 +595,8 @@ static void umn_remove(struct umn_file *uf, struct umn_range *r)
 	mutex_lock(&uf->tree_mutex);
 	spin_lock(&uf->lock);
 	interval_tree_remove(&r->node, &uf->ranges);
+	if (!list_empty(&r->changed))
+		uf->nchanged--;
 	list_del(&r->changed);
 	spin_unlock(&uf->lock);
 	mutex_unlock(&uf->tree_mutex);
@@ -590,6 +604,7 @@ static void umn_remove(struct umn_file *uf, struct umn_range *r)
 	WRITE_ONCE(*umn_slot_byte(uf, r->slot), 0);
 	ida_free(&uf->slots, r->slot);
 	uf->nranges--;
+	uf->watched_bytes -= r->node.last + 1 - r->node.start;
 	atomic_long_dec(&uf->user->ranges);
 	kmem_cache_free(umn_range_cache, r);
 }
@@ -720,6 +735,7 @@ static size_t umn_take_events(struct umn_file *uf, struct ummunotify_event *ev,
 		};
 		taken[n++] = r;
 		list_del_init(&r->changed);
+		uf->nchanged--;
 	}
 	*told = uf->told;
 	*gave_last = n < max && list_empty(&uf->changed) && uf->shared->generation != uf->told;
@@ -796,6 +812,7 @@ static ssize_t umn_read(struct file *file, char __user *buf, size_t count, loff_
 		ret = -EFAULT;
 	} else {
 		ret = n * sizeof(*ev);
+		uf->events_read += n;
 	}
 	mutex_unlock(&uf->mutex);
 out:
@@ -880,6 +897,7 @@ static int umn_open(struct inode *inode, struct file *file)
 	if (!uf)
 		return -ENOMEM;
 	uf->max_ranges = clamp(READ_ONCE(max_ranges), 1U, UMN_RANGES_LIMIT);
+	uf->id = atomic64_inc_return(&umn_file_ids);
 	uf->nslot_pages = DIV_ROUND_UP(uf->max_ranges, PAGE_SIZE);
 	mutex_init(&uf->mutex);
 	mutex_init(&uf->tree_mutex);
@@ -913,6 +931,7 @@ static int umn_open(struct inode *inode, struct file *file)
 	list_add(&uf->node, &uf->umm->files);
 	spin_unlock(&uf->umm->lock);
 	mutex_unlock(&uf->umm->files_mutex);
+	uf->owner = get_task_pid(current, PIDTYPE_TGID);
 	file->private_data = uf;
 	return stream_open(inode, file);
 
@@ -942,6 +961,7 @@ static int umn_release_file(struct inode *inode, struct file *file)
 
 	atomic_long_sub(uf->nranges, &uf->user->ranges);
 	umn_user_put(uf->user);
+	put_pid(uf->owner);
 	rbtree_postorder_for_each_entry_safe(r, next, &uf->cookies, by_cookie) {
 		kmem_cache_free(umn_range_cache, r);
 		/* a million ranges take a while to free */
@@ -961,6 +981,45 @@ static int umn_release_file(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/*
+ * /proc/PID/fdinfo/FD of a file: what it watches and how much changed, for a monitor that
+ * walks the processes (it costs the notifier nothing). The "ummunotify-" keys are in
+ * uapi/ummunotify.h. The owner is the process that opened the file, as this reader's PID
+ * namespace numbers it (0 if it is gone or outside it).
+ */
+static void umn_show_fdinfo(struct seq_file *m, struct file *file)
+{
+	struct umn_file *uf = file->private_data;
+	u64 bytes, events_read, range_changes, generation;
+	unsigned int nranges, nchanged;
+	bool released;
+
+	if (mutex_lock_killable(&uf->mutex))
+		return;
+	nranges = uf->nranges;
+	bytes = uf->watched_bytes;
+	events_read = uf->events_read;
+	spin_lock(&uf->lock);
+	nchanged = uf->nchanged;
+	range_changes = uf->range_changes;
+	generation = uf->shared->generation;
+	spin_unlock(&uf->lock);
+	mutex_unlock(&uf->mutex);
+	released = READ_ONCE(uf->umm->released);
+
+	seq_printf(m, "ummunotify-id:\t%llu\n", uf->id);
+	seq_printf(m, "ummunotify-owner-pid:\t%d\n",
+		   pid_nr_ns(uf->owner, task_active_pid_ns(current)));
+	seq_printf(m, "ummunotify-released:\t%d\n", released);
+	seq_printf(m, "ummunotify-ranges:\t%u\n", nranges);
+	seq_printf(m, "ummunotify-max-ranges:\t%u\n", uf->max_ranges);
+	seq_printf(m, "ummunotify-watched-bytes:\t%llu\n", bytes);
+	seq_printf(m, "ummunotify-changed:\t%u\n", nchanged);
+	seq_printf(m, "ummunotify-range-changes:\t%llu\n", range_changes);
+	seq_printf(m, "ummunotify-generation:\t%llu\n", generation);
+	seq_printf(m, "ummunotify-events-read:\t%llu\n", events_read);
+}
+
 static const struct file_operations umn_fops = {
 	.owner = THIS_MODULE,
 	.open = umn_open,
@@ -972,6 +1031,7 @@ static const struct file_operations umn_fops = {
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = umn_mmap,
 	.fasync = umn_fasync,
+	.show_fdinfo = umn_show_fdinfo,
 };
 
 static struct miscdevice umn_misc = {

@@ -110,6 +110,10 @@ t.test(`the dashboard in chromium, against a guest (kernel ${kernel})`, { skip: 
   t.ok(await until(drawn, 120_000), `the rate chart draws the invalidations (up to ${await page.locator('#rates').getAttribute('data-max-invals')} pages/s)`);
   t.ok(await page.locator('#rates canvas').count(), 'on its canvas');
   t.ok(await page.locator('#stream', { hasText: 'live' }).count(), 'the page says its event stream is live');
+  // the lab's process watching 64 ranges through /dev/ummunotify, in a row of its own
+  const watcher = page.locator('#ummunotify tbody tr', { hasText: 'ummunotify' });
+  t.ok(await until(async () => (await watcher.count()) === 1), 'the process watching through /dev/ummunotify is listed');
+  t.equal(await watcher.locator('td').nth(3).textContent(), '64', 'with its 64 ranges');
   await shot('live');
 
   // an offline action: blocks of node 1 until one moves the MR's pages out (an admin's token),

@@ -16,7 +16,7 @@ import t, { type Test } from 'tap';
 import { buildApp } from '../api/src/app.js';
 import { metricsRoutes } from '../api/src/routes/metrics.js';
 import {
-  EventHub, HostModel, RdmaMetrics, sysfsPortCounters, type Device, type MemoryBlock, type MetricsOptions, type MetricsSources, type Mr,
+  EventHub, HostModel, RdmaMetrics, UmmunotifyView, sysfsPortCounters, type Device, type MemoryBlock, type MetricsOptions, type MetricsSources, type Mr,
   type PortCounters, type Port,
 } from '../control/src/index.js';
 
@@ -188,6 +188,9 @@ t.test('each family has the type of what it counts', async (t) => {
     rdma_mr_mapped_pages: 'gauge', rdma_mr_suspended_pages: 'gauge', rdma_mr_counter_sum: 'gauge', rdma_mr_info: 'gauge',
     rdma_mr_length_bytes: 'gauge', rdma_mr_counter_total: 'counter', rdma_mr_pages: 'gauge', rdma_mr_series_left_out: 'gauge',
     rdma_memory_blocks: 'gauge', pfnic_events_total: 'counter', pfnic_event_channel_up: 'gauge',
+    pfnic_ummunotify_loaded: 'gauge', pfnic_ummunotify_files: 'gauge', pfnic_ummunotify_processes: 'gauge',
+    pfnic_ummunotify_ranges: 'gauge', pfnic_ummunotify_watched_bytes: 'gauge', pfnic_ummunotify_changed_ranges: 'gauge',
+    pfnic_ummunotify_range_changes_total: 'counter', pfnic_ummunotify_events_read_total: 'counter',
   };
   t.same(Object.fromEntries([...e.types].filter(([n]) => !n.startsWith('node_infiniband_'))), expected, 'every family of ours, and its type');
   t.ok([...e.types].filter(([n]) => n.startsWith('node_infiniband_')).every(([n, type]) => type === 'counter' && n.endsWith('_total')),
@@ -258,6 +261,7 @@ t.test('a source that fails leaves the rest of the scrape standing', async (t) =
   t.teardown(() => model.stop());
   await app.register(metricsRoutes, {
     hub: new EventHub({ path: '/nonexistent/pfnic-events' }), model, perMrLimit: 5,
+    ummunotify: new UmmunotifyView({ scan: async () => ({ loaded: false, files: [], unreadable: 0 }) }),
     sources: { devices: async () => { throw new Error('no verbs'); }, mrs: async () => [], blocks: async () => [block(0, 'online')] },
   });
   const res = await app.inject({ method: 'GET', url: '/metrics' });

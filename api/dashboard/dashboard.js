@@ -228,6 +228,26 @@ for (const th of $('mrs').tHead.rows[0].cells) {
   });
 }
 
+// ---- ummunotify: what processes watch, by process
+
+async function refreshUmmunotify() {
+  const u = await getJson('/v1/ummunotify');
+  $('umn-summary').textContent = u.loaded
+    ? `(${u.totals.processes} processes, ${u.totals.ranges} ranges, ${u.totals.changed} changed and unread)`
+    : '(the module is not loaded)';
+  fill('ummunotify', u.processes, (row, p) => {
+    row.dataset.pid = p.pid;
+    cell(row, p.pid || '(gone)');
+    cell(row, p.command ?? '');
+    cell(row, p.files);
+    cell(row, p.ranges);
+    cell(row, bytes(`0x${p.watched_bytes.toString(16)}`));
+    cell(row, p.changed);
+    cell(row, p.range_changes);
+    cell(row, p.events_read);
+  });
+}
+
 // ---- memory blocks
 
 async function refreshBlocks() {
@@ -447,7 +467,7 @@ $('token').addEventListener('input', () => {
   typing = setTimeout(() => {
     sessionStorage.setItem(TOKEN_KEY, token());
     restartStream();
-    Promise.allSettled([refreshDevices(), refreshMrs(), refreshBlocks(), refreshChannel(), refreshRates()]);
+    Promise.allSettled([refreshDevices(), refreshMrs(), refreshBlocks(), refreshUmmunotify(), refreshChannel(), refreshRates()]);
   }, 400);
 });
 listen();
@@ -455,4 +475,5 @@ tick(refreshDevices, 10_000);
 tick(async () => { await refreshRates(); $('updated').textContent = `updated ${new Date().toLocaleTimeString()}`; }, 2_000);
 tick(refreshMrs, 5_000);
 tick(refreshBlocks, 5_000);
+tick(refreshUmmunotify, 5_000);
 tick(refreshChannel, 5_000);

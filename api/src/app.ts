@@ -16,7 +16,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 
 import {
-  BLOCK_STATE_TIMEOUT_MS, DeviceQueryError, EventHub, HostModel, kernelSource, type ModelOptions,
+  BLOCK_STATE_TIMEOUT_MS, DeviceQueryError, EventHub, HostModel, UmmunotifyView, kernelSource, type ModelOptions,
+  type UmmunotifyViewOptions,
 } from '../../control/src/index.js';
 import { HttpProblem, sendProblem } from './problem.js';
 import { ErrorReply } from './schemas.js';
@@ -27,6 +28,7 @@ import { healthRoutes } from './routes/health.js';
 import { memoryRoutes } from './routes/memory.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { mrRoutes } from './routes/mrs.js';
+import { ummunotifyRoutes } from './routes/ummunotify.js';
 import { version } from './version.js';
 
 export interface AppOptions {
@@ -47,6 +49,8 @@ export interface AppOptions {
   events?: EventHub | undefined;
   /** How the model of the host's devices and MRs is kept (its hub is the app's). */
   model?: Omit<ModelOptions, 'hub'> | undefined;
+  /** How what processes watch through /dev/ummunotify is read (by default, the host's /proc). */
+  ummunotify?: UmmunotifyViewOptions | undefined;
   /** MRs with /metrics series of their own at most (default 50). */
   perMrSeries?: number | undefined;
   /** Event streams open at once at most (default 100). */
@@ -177,7 +181,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(mrRoutes, { model });
   await app.register(memoryRoutes, { timeoutMs: options.blockTimeoutMs ?? BLOCK_STATE_TIMEOUT_MS });
   await app.register(eventRoutes, { hub, ...(options.maxEventStreams === undefined ? {} : { maxStreams: options.maxEventStreams }) });
-  await app.register(metricsRoutes, { hub, model, perMrLimit: options.perMrSeries ?? 50 });
+  const ummunotify = new UmmunotifyView(options.ummunotify);
+  await app.register(ummunotifyRoutes, { view: ummunotify });
+  await app.register(metricsRoutes, { hub, model, ummunotify, perMrLimit: options.perMrSeries ?? 50 });
   // the dashboard: files of this tree, no build step (api/dashboard, from api/src or dist/api/src)
   await app.register(async (scope) => {
     await publicRoutes(scope);

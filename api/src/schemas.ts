@@ -4,7 +4,7 @@ import { Type, type Static } from 'typebox';
 
 import { Event, EventType, MrKind } from '../../control/src/schema.js';
 
-export { Device, Event, MemoryBlock, Mr } from '../../control/src/schema.js';
+export { Device, Event, MemoryBlock, Mr, UmmunotifyState } from '../../control/src/schema.js';
 
 /** Every error reply: an RFC 9457 problem document, with the fields of the API's first version. */
 export const ErrorReply = Type.Object(

@@ -8,6 +8,7 @@
 #include <napi.h>
 
 #include "block_state.h"
+#include "counter_dirs.h"
 #include "event_channel.h"
 #include "rdma_netlink.h"
 #include "rdma_query.h"
@@ -411,6 +412,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
 	init_block_state(env, exports);
 	init_event_watch(env, exports);
+	init_counter_dirs(env, exports);
 	exports.Set("queryMrs", Napi::Function::New(env, QueryMrs, "queryMrs"));
 	exports.Set("queryMr", Napi::Function::New(env, QueryMr, "queryMr"));
 	exports.Set("queryDevices", Napi::Function::New(env, QueryDevices, "queryDevices"));

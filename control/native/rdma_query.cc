@@ -28,6 +28,9 @@ std::string errno_name(int err)
 	case EAGAIN: return "EAGAIN";
 	case ENODATA: return "ENODATA";
 	case EINVAL: return "EINVAL";
+	case ENOTDIR: return "ENOTDIR";
+	case EMFILE: return "EMFILE";
+	case ENFILE: return "ENFILE";
 	default: return "EIO";
 	}
 }

@@ -13,3 +13,6 @@ export {
   RdmaMetrics, sysfsPortCounters, type EventCounts, type MetricsOptions, type MetricsSources, type PortCounters, type SourceFailure,
 } from './metrics.js';
 export { HostModel, kernelSource, type DeviceRefresh, type ModelCounters, type MrTotals, type ModelOptions, type ModelSource } from './model.js';
+export {
+  UmmunotifyView, byProcess, parseFdinfo, scanUmmunotify, type ScanOptions, type UmmunotifyScan, type UmmunotifyViewOptions,
+} from './ummunotify.js';

@@ -9,8 +9,11 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Type } from 'typebox';
 
-import type { Device, Event, MemoryBlock, Mr } from './schema.js';
+import { checked, nativeBinding, queryError, type NativeBinding } from './native.js';
+
+import type { Device, Event, MemoryBlock, Mr, UmmunotifyState } from './schema.js';
 import { PHYS_STATES, PORT_STATES } from './verbs-names.js';
 
 /** One port's counters as sysfs has them, by file name. */
@@ -31,11 +34,13 @@ export interface MetricsSources {
   blocks: () => Promise<readonly MemoryBlock[]>;
   /** One port's counters (sysfsPortCounters() reads them from sysfs). */
   portCounters: (device: string, port: number) => Promise<PortCounters>;
+  /** What processes watch through /dev/ummunotify (none: no series). */
+  ummunotify?: () => Promise<UmmunotifyState>;
 }
 
 /** A source a scrape could not read: its name (and the device, for port counters). */
 export interface SourceFailure {
-  source: 'devices' | 'mrs' | 'memory_blocks' | 'port_counters';
+  source: 'devices' | 'mrs' | 'memory_blocks' | 'port_counters' | 'ummunotify';
   device?: string;
   error: unknown;
 }
@@ -84,14 +89,38 @@ async function readCounterDir(dir: string): Promise<Map<string, number>> {
   return counters;
 }
 
-/** Reads ports' counters from a sysfs class directory (by default the host's). */
+const CounterDirs = Type.Array(Type.Union([Type.Array(Type.Tuple([Type.String(), Type.Number()])), Type.Null()]));
+
+/**
+ * Reads ports' counters from a sysfs class directory (by default the host's): both of a
+ * port's directories in one call to the addon, whose worker reads every file (through the
+ * file system's thread pool, a file was four trips, and the port counters most of a scrape),
+ * or, without the addon, through the file system's calls.
+ */
 export function sysfsPortCounters(root = '/sys/class/infiniband'): MetricsSources['portCounters'] {
+  let binding: NativeBinding | null | undefined;
   return async (device, port) => {
     const base = path.join(root, device, 'ports', String(port));
-    const [counters, hwCounters] = await Promise.all([
-      readCounterDir(path.join(base, 'counters')), readCounterDir(path.join(base, 'hw_counters')),
-    ]);
-    return { counters, hwCounters };
+    const dirs = [path.join(base, 'counters'), path.join(base, 'hw_counters')];
+    if (binding === undefined) {
+      try {
+        binding = nativeBinding();
+      } catch {
+        binding = null;
+      }
+    }
+    if (binding) {
+      let read: unknown;
+      try {
+        read = await binding.readCounterDirs(dirs);
+      } catch (err) {
+        throw queryError(err);
+      }
+      const [counters, hwCounters] = checked(CounterDirs, read, 'counter directory list');
+      return { counters: new Map(counters ?? []), hwCounters: new Map(hwCounters ?? []) };
+    }
+    const [counters, hwCounters] = await Promise.all(dirs.map(readCounterDir));
+    return { counters: counters!, hwCounters: hwCounters! };
   };
 }
 
@@ -207,6 +236,19 @@ export class RdmaMetrics {
     'Events from pfnic\'s event channel since the control plane started, by type and reason', ['type', 'reason']);
   private readonly channel = this.gauge('pfnic_event_channel_up', '1 while the control plane reads pfnic\'s event channel', []);
 
+  private readonly umnLoaded = this.gauge('pfnic_ummunotify_loaded', '1 while the ummunotify module is loaded', []);
+  private readonly umnLevels = {
+    files: this.gauge('pfnic_ummunotify_files', 'Files open on /dev/ummunotify', []),
+    processes: this.gauge('pfnic_ummunotify_processes', 'Processes that opened them', []),
+    ranges: this.gauge('pfnic_ummunotify_ranges', 'Address ranges the files watch', []),
+    watched_bytes: this.gauge('pfnic_ummunotify_watched_bytes', 'Their lengths summed', []),
+    changed: this.gauge('pfnic_ummunotify_changed_ranges', 'Watched ranges changed and not read yet', []),
+  };
+  private readonly umnRangeChanges = this.counter('pfnic_ummunotify_range_changes_total',
+    'Times the kernel changed a watched range (files closed included, once the control plane saw them)', []);
+  private readonly umnEventsRead = this.counter('pfnic_ummunotify_events_read_total',
+    'Records processes read from their ummunotify files (files closed included, once the control plane saw them)', []);
+
   constructor(options: MetricsOptions) {
     if (!Number.isSafeInteger(options.perMrLimit) || options.perMrLimit < 0) {
       throw new RangeError(`perMrLimit must be a whole number of MRs, 0 or more, not ${String(options.perMrLimit)}`);
@@ -259,10 +301,11 @@ export class RdmaMetrics {
   private async scrape(): Promise<string> {
     const { sources } = this.options;
     for (const family of this.families) family.reset();
-    const [devices, mrs, blocks] = await Promise.all([
+    const [devices, mrs, blocks, umn] = await Promise.all([
       this.read('devices', undefined, () => sources.devices()),
       this.read('mrs', undefined, () => sources.mrs()),
       this.read('memory_blocks', undefined, () => sources.blocks()),
+      sources.ummunotify ? this.read('ummunotify', undefined, sources.ummunotify) : undefined,
     ]);
     if (devices) {
       this.setDevices(devices);
@@ -275,6 +318,7 @@ export class RdmaMetrics {
     if (mrs) this.setMrs(mrs);
     else this.perMrLeftOut.remove({}); // unknown, not 0
     if (blocks) this.setBlocks(blocks);
+    if (umn) this.setUmmunotify(umn);
     for (const e of this.options.events().values()) this.events.inc({ type: e.type, reason: e.reason }, e.count);
     this.channel.set(this.options.channelUp() ? 1 : 0);
     return this.registry.metrics();
@@ -382,6 +426,14 @@ export class RdmaMetrics {
       }
     }
     this.perMrLeftOut.set(mrs.length - busiest.length);
+  }
+
+  private setUmmunotify(state: UmmunotifyState): void {
+    this.umnLoaded.set(state.loaded ? 1 : 0);
+    if (!state.loaded) return;
+    for (const [name, family] of Object.entries(this.umnLevels)) family.set(state.totals[name as keyof typeof this.umnLevels]);
+    this.umnRangeChanges.inc(state.totals.range_changes);
+    this.umnEventsRead.inc(state.totals.events_read);
   }
 
   private setBlocks(blocks: readonly MemoryBlock[]): void {

@@ -24,6 +24,11 @@ export interface NativeBinding {
   writeBlockState(block: number, action: string, timeoutMs: number): Promise<void>;
   /** How many block state changes may be waiting or in progress at once. */
   readonly blockStateLimit: number;
+  /**
+   * Each directory's files holding a decimal number, as [name, value] pairs, read on a worker
+   * thread; null for a directory that is not there. Rejects with the errno name otherwise.
+   */
+  readCounterDirs(dirs: string[]): Promise<unknown>;
   EventWatch: new (path: string, callback: (err: Error | null, records: unknown) => void) => { close(): void };
   DeviceMonitor: new (callback: (err: Error | null, changes: unknown) => void) => { close(): void };
   AsyncEventWatch: new (device: string, callback: (err: Error | null, events: unknown) => void) => { close(): void };
@@ -74,6 +79,7 @@ function isBinding(v: unknown): v is NativeBinding {
     typeof (v as Record<string, unknown>).queryMr === 'function' &&
     typeof (v as Record<string, unknown>).writeBlockState === 'function' &&
     typeof (v as Record<string, unknown>).blockStateLimit === 'number' &&
+    typeof (v as Record<string, unknown>).readCounterDirs === 'function' &&
     typeof (v as Record<string, unknown>).EventWatch === 'function' &&
     typeof (v as Record<string, unknown>).DeviceMonitor === 'function' &&
     typeof (v as Record<string, unknown>).AsyncEventWatch === 'function';

@@ -199,6 +199,67 @@ export const MemoryBlock = Type.Object(
 );
 export type MemoryBlock = Static<typeof MemoryBlock>;
 
+const Count = (description: string) => Type.Integer({ minimum: 0, description });
+
+/** A file open on /dev/ummunotify: what it watches and how much of it changed (its fdinfo). */
+export const UmmunotifyFile = Type.Object(
+  {
+    id: Type.Integer({ minimum: 1, description: 'the module\'s number for the file, unique while it is loaded' }),
+    pid: Type.Integer({ minimum: 0, description: 'the process that opened it, whose address space it watches (0: gone)' }),
+    command: Type.Union([Type.String(), Type.Null()], { description: 'that process\'s command name' }),
+    holders: Type.Array(Type.Integer(), { description: 'the processes holding a descriptor of it' }),
+    released: Type.Boolean({ description: 'the address space is gone: every range is reported changed' }),
+    ranges: Count('address ranges watched'),
+    max_ranges: Count('ranges the file may watch'),
+    watched_bytes: Count('the ranges\' lengths summed (overlaps counted each time)'),
+    changed: Count('ranges changed and not read yet'),
+    range_changes: Count('times the kernel changed a watched range, ever'),
+    generation: Count('the generation in the file\'s shared page'),
+    events_read: Count('records the process has read, ever'),
+  },
+  { title: 'UmmunotifyFile' },
+);
+export type UmmunotifyFile = Static<typeof UmmunotifyFile>;
+
+/** A process's ummunotify files, summed. */
+export const UmmunotifyProcess = Type.Object(
+  {
+    pid: Type.Integer({ minimum: 0 }),
+    command: Type.Union([Type.String(), Type.Null()]),
+    files: Count('files it opened'),
+    ranges: Count('address ranges its files watch'),
+    watched_bytes: Count('their lengths summed'),
+    changed: Count('ranges changed and not read yet'),
+    range_changes: Count('times the kernel changed one of its ranges, ever'),
+    events_read: Count('records it has read, ever'),
+  },
+  { title: 'UmmunotifyProcess' },
+);
+export type UmmunotifyProcess = Static<typeof UmmunotifyProcess>;
+
+/** What the host's processes watch through /dev/ummunotify. */
+export const UmmunotifyState = Type.Object(
+  {
+    loaded: Type.Boolean({ description: 'whether the ummunotify module is loaded' }),
+    scanned_at: Type.String({ description: 'when the processes were walked, ISO 8601' }),
+    scan_ms: Type.Number({ minimum: 0, description: 'how long the walk took' }),
+    unreadable_processes: Count('processes whose descriptors the control plane may not read (it sees them all as root)'),
+    files: Type.Array(UmmunotifyFile),
+    processes: Type.Array(UmmunotifyProcess, { description: 'by ranges watched, most first' }),
+    totals: Type.Object({
+      files: Count('files open'),
+      processes: Count('processes that opened them'),
+      ranges: Count('ranges watched'),
+      watched_bytes: Count('their lengths summed'),
+      changed: Count('ranges changed and not read yet'),
+      range_changes: Count('range changes counted by the files open now, and by those the control plane saw open before they closed'),
+      events_read: Count('records read, counted as range_changes is'),
+    }),
+  },
+  { title: 'UmmunotifyState' },
+);
+export type UmmunotifyState = Static<typeof UmmunotifyState>;
+
 /** What happened, as the control plane tells it: pfnic's event channel records, numbered. */
 export const EventType = Type.Union([
   Type.Literal('invalidate'), Type.Literal('migrate'), Type.Literal('memory'), Type.Literal('pinned'),

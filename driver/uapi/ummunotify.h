@@ -56,6 +56,17 @@
  *
  * After exec (the descriptor kept open), the old address space is gone: every range is
  * reported changed (UMMUNOTIFY_EVENT_FLAG_RELEASE) and no range can be registered.
+ *
+ * For monitors: /proc/PID/fdinfo/FD of such a descriptor has, besides the usual lines,
+ * "key:<TAB>value" lines in decimal: ummunotify-id (the file's number, unique while the
+ * module is loaded: a descriptor inherited or passed on shows the same), ummunotify-owner-pid
+ * (the process that opened it, in the reader's PID namespace; 0 if gone or outside it),
+ * ummunotify-released (1 once the address space is gone), ummunotify-ranges,
+ * ummunotify-max-ranges, ummunotify-watched-bytes (the ranges' lengths summed; overlapping
+ * ranges count each time), ummunotify-changed (ranges changed and not read yet),
+ * ummunotify-range-changes (times an invalidation changed a watched range, ever),
+ * ummunotify-generation, ummunotify-events-read (records read() gave, ever). Later versions
+ * may add keys.
  */
 #ifndef _UAPI_UMMUNOTIFY_H
 #define _UAPI_UMMUNOTIFY_H

@@ -2,9 +2,10 @@
 // foundation.js [--no-module] DEVICE...: pfnic.ko must load and unload on this kernel
 // (unless --no-module), and for each DEVICE, already created, the control plane's API
 // started here must report what rdma-core's ibv_devinfo -v and iproute2's rdma report,
-// field by field.
-import { execFile } from 'node:child_process';
+// field by field; then what a process watches through /dev/ummunotify, as its fdinfo says.
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -251,3 +252,70 @@ function comparePort(t: Test, p: Port, f: Map<string, DevinfoField>): void {
   const unchecked = [...f.keys()].filter((k) => !checked.has(k));
   t.same(unchecked, [], `port ${p.port}: every field ibv_devinfo prints was compared`);
 }
+
+// What a process watches through /dev/ummunotify, as the API and /metrics show it: the
+// program's own account of it, and its fdinfo, read here.
+if (withModule) t.test(`the API shows what a process watches through /dev/ummunotify, as its fdinfo says (kernel ${kernel})`, async (t) => {
+  if (!/ummunotify$/m.test(await readFile('/proc/misc', 'utf8'))) {
+    await sh('insmod', [path.join(top, 'build/driver', kernel, 'ummunotify.ko')]);
+  }
+  apiBase ??= startApi(root, top, apiPort);
+  const base = await apiBase;
+  const holder = spawn(path.join(top, 'build/cmake/tests/ummunotify'), ['--hold', '64'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => { holder.kill(); });
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    holder.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve(out.split('\n')[0]!);
+    });
+    holder.on('exit', (code) => reject(new Error(`the holder exited (${code}) before it was ready: ${out}`)));
+  });
+  const said = Object.fromEntries([...line.matchAll(/(\w+)=(\d+)/g)].map((m) => [m[1]!, Number(m[2])]));
+  t.match(line, /^ready /, `the holder watches its ranges: ${line}`);
+
+  type State = { loaded: boolean; files: { pid: number; holders: number[]; command: string | null; ranges: number;
+    watched_bytes: number; changed: number; range_changes: number; events_read: number; id: number }[];
+  totals: { range_changes: number; files: number } };
+  const get = async (): Promise<State> => {
+    const res = await fetch(`${base}/v1/ummunotify`, { headers: { 'cache-control': 'no-cache' } });
+    t.equal(res.status, 200, 'GET /v1/ummunotify answers 200');
+    return (await res.json()) as State;
+  };
+  // a walk is spaced from the last by its duty cycle: ask until one is new enough
+  let state = await get();
+  for (let i = 0; i < 30 && !state.files.some((f) => f.pid === holder.pid); i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    state = await get();
+  }
+  t.equal(state.loaded, true, 'the module is loaded');
+  const file = state.files.find((f) => f.pid === holder.pid);
+  if (!file) {
+    t.fail('the holder\'s file is listed', { files: state.files });
+    return;
+  }
+  t.same({ ranges: file.ranges, watched_bytes: file.watched_bytes, changed: file.changed, range_changes: file.range_changes,
+    events_read: file.events_read },
+  { ranges: said.ranges, watched_bytes: said.watched_bytes, changed: said.changed, range_changes: said.range_changes,
+    events_read: said.events_read },
+  'its ranges, bytes, changes unread and ever, and records read are what the program did');
+  t.same(file.holders, [holder.pid], 'held by the program alone');
+  t.equal(file.command, 'ummunotify', 'named by its command');
+  const fdinfo = await readFile(`/proc/${holder.pid}/fdinfo/${said.fd}`, 'utf8');
+  t.match(fdinfo, new RegExp(`^ummunotify-id:\\s+${file.id}$`, 'm'), 'the file\'s id is its fdinfo\'s');
+  t.match(fdinfo, new RegExp(`^ummunotify-ranges:\\s+${file.ranges}$`, 'm'), 'and so are its ranges');
+
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  t.match(metrics, /^pfnic_ummunotify_loaded 1$/m, '/metrics: the module is loaded');
+  t.match(metrics, /^pfnic_ummunotify_ranges \d+$/m, '/metrics: the ranges watched');
+  const before = state.totals.range_changes;
+
+  holder.stdin.end();
+  await new Promise((r) => holder.once('exit', r));
+  for (let i = 0; i < 30 && state.files.some((f) => f.pid === holder.pid); i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    state = await get();
+  }
+  t.notOk(state.files.some((f) => f.pid === holder.pid), 'once the program has exited, its file is gone');
+  t.ok(state.totals.range_changes >= before, `the total of range changes keeps what it counted (${before}, now ${state.totals.range_changes})`);
+});

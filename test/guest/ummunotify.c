@@ -4,6 +4,7 @@
  * TAP version 13. Run as root in a guest with ummunotify.ko loaded:
  *
  *   ummunotify [-n RANGES] [-t SECONDS]
+ *   ummunotify --hold N      (a process watching N ranges, for the control plane's test)
  *
  * Every way of changing the memory behind an address is done to a watched range, next to a
  * watched range it must not touch, and the program checks what the kernel says: which
@@ -28,6 +29,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -931,6 +933,125 @@ static void test_fork(void)
 	umn_close(&u);
 }
 
+/* The fdinfo of the file, as a monitor reads it. */
+struct fdinfo {
+	long long id, owner, released, ranges, max_ranges, bytes, changed, range_changes,
+		generation, events_read;
+	int keys;		/* ummunotify- keys found */
+};
+
+/* Reads /proc/PID/fdinfo/FD (PID 0: this process). Return: false if it cannot be read. */
+static bool read_fdinfo(pid_t pid, int fd, struct fdinfo *fi)
+{
+	static const struct { const char *key; size_t off; } keys[] = {
+		{ "id", offsetof(struct fdinfo, id) },
+		{ "owner-pid", offsetof(struct fdinfo, owner) },
+		{ "released", offsetof(struct fdinfo, released) },
+		{ "ranges", offsetof(struct fdinfo, ranges) },
+		{ "max-ranges", offsetof(struct fdinfo, max_ranges) },
+		{ "watched-bytes", offsetof(struct fdinfo, bytes) },
+		{ "changed", offsetof(struct fdinfo, changed) },
+		{ "range-changes", offsetof(struct fdinfo, range_changes) },
+		{ "generation", offsetof(struct fdinfo, generation) },
+		{ "events-read", offsetof(struct fdinfo, events_read) },
+	};
+	char path[64], line[128], key[64];
+	long long v;
+	FILE *f;
+
+	memset(fi, 0xff, sizeof(*fi));
+	fi->keys = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid ? pid : getpid(), fd);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "ummunotify-%63[^:]:\t%lld", key, &v) == 2)
+			for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+				if (!strcmp(key, keys[i].key)) {
+					*(long long *)((char *)fi + keys[i].off) = v;
+					fi->keys++;
+				}
+	fclose(f);
+	return true;
+}
+
+/*
+ * What a monitor sees of a file in /proc/PID/fdinfo: its ranges and bytes, the changes not
+ * read yet and those ever made, the generation, the events read, its owner; the same file
+ * through a descriptor a child inherited.
+ */
+static void test_fdinfo(void)
+{
+	struct report rep;
+	struct fdinfo fi, a, b;
+	bool got;
+	struct umn u, v;
+	int st;
+	char *p;
+	pid_t pid;
+
+	umn_open(&u, 0);
+	umn_open(&v, 0);
+	p = map_anon(8 * PG);
+	got = read_fdinfo(0, u.fd, &fi);
+	ok(got && fi.keys == 10 && fi.ranges == 0 && fi.bytes == 0 &&
+	   fi.changed == 0 && fi.range_changes == 0 && fi.generation == 0 &&
+	   fi.events_read == 0 && fi.released == 0 && fi.owner == getpid() &&
+	   fi.max_ranges == u.info.max_ranges,
+	   "fdinfo of a new file: %d keys, owner %lld (this is %d), nothing watched, %lld ranges at most",
+	   fi.keys, fi.owner, getpid(), fi.max_ranges);
+	read_fdinfo(0, u.fd, &a);
+	read_fdinfo(0, v.fd, &b);
+	ok(a.id > 0 && b.id > 0 && a.id != b.id, "fdinfo: two files have ids of their own (%lld, %lld)",
+	   a.id, b.id);
+	if (reg(&u, p, 3 * PG, 1, NULL) || reg(&u, p + 2 * PG, 5 * PG - 9, 2, NULL) ||
+	    reg(&u, p + 7 * PG, PG, 3, NULL))
+		bail("REGISTER_REGION");
+	got = read_fdinfo(0, u.fd, &fi);
+	ok(got && fi.ranges == 3 && fi.bytes == (long long)(9 * PG - 9) &&
+	   fi.changed == 0, "fdinfo: 3 ranges, %lld bytes watched (overlaps counted each time)",
+	   fi.bytes);
+	munmap(p + 2 * PG, PG);		/* ranges 1 and 2 */
+	got = read_fdinfo(0, u.fd, &fi);
+	ok(got && fi.changed == 2 && fi.range_changes == 2 &&
+	   fi.generation == (long long)gen(&u) && fi.generation > 0,
+	   "fdinfo after a munmap under two ranges: %lld changed, %lld changes, generation %lld",
+	   fi.changed, fi.range_changes, fi.generation);
+	munmap(p + 3 * PG, PG);		/* range 2 again, not read yet */
+	drain(&u, &rep);
+	got = read_fdinfo(0, u.fd, &fi);
+	ok(got && fi.changed == 0 && fi.range_changes == 3 &&
+	   fi.events_read == rep.n + rep.lasts && rep.n == 2,
+	   "fdinfo after read(): nothing changed unread, 3 changes ever, %lld events read (%d ranges and %d LAST)",
+	   fi.events_read, rep.n, rep.lasts);
+	munmap(p + 7 * PG, PG);		/* range 3 */
+	unreg(&u, 3);
+	got = read_fdinfo(0, u.fd, &fi);
+	ok(got && fi.ranges == 2 && fi.bytes == (long long)(8 * PG - 9) &&
+	   fi.changed == 0 && fi.range_changes == 4,
+	   "fdinfo: a changed range unregistered before it is read leaves 2 ranges, %lld bytes, none changed",
+	   fi.bytes);
+	pid = fork();
+	if (pid == 0) {
+		struct fdinfo c;
+
+		/* the child's descriptor is the same file: the same id, the parent its owner */
+		_exit(read_fdinfo(0, u.fd, &c) && c.id == a.id && c.owner == getppid() &&
+		      c.released == 0 ? 0 : 1);
+	}
+	waitpid(pid, &st, 0);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	   "fdinfo through a descriptor a child inherited: the same id, the parent its owner");
+	got = read_fdinfo(0, v.fd, &fi);
+	ok(got && fi.ranges == 0 && fi.range_changes == 0,
+	   "fdinfo: the other file of the process saw none of it");
+	munmap(p, 2 * PG);
+	munmap(p + 4 * PG, 3 * PG);
+	umn_close(&v);
+	umn_close(&u);
+}
+
 /* Something to report: a page watched under cookie 2, unmapped. */
 static void a_watched_change(struct umn *u)
 {
@@ -1308,6 +1429,40 @@ static void test_many(void)
 	diag("closing a file with %ld ranges took %.2f s", n, now() - t0);
 }
 
+/*
+ * --hold N: a process for monitors to find. Watches N pages (every other page of a mapping),
+ * unmaps a quarter of them and reads what that changed, unmaps an eighth more and leaves
+ * that unread, prints what its fdinfo must say, and holds the file until standard input ends.
+ */
+static int hold(long n)
+{
+	long unread = n / 8, read_first = n / 4;
+	struct report rep;
+	struct umn u;
+	char *p;
+
+	if (n < 8)
+		return 2;
+	umn_open(&u, 0);
+	p = map_anon(2 * n * PG);
+	for (long i = 0; i < n; i++)
+		if (reg(&u, p + 2 * i * PG, PG, i + 1, NULL))
+			bail("REGISTER_REGION");
+	for (long i = 0; i < read_first; i++)
+		munmap(p + 2 * i * PG, PG);
+	if (drain(&u, &rep) || rep.n != read_first)
+		bail("read %d changes, expected %ld", rep.n, read_first);
+	for (long i = read_first; i < read_first + unread; i++)
+		munmap(p + 2 * i * PG, PG);
+	printf("ready fd=%d ranges=%ld watched_bytes=%ld changed=%ld range_changes=%ld events_read=%d\n", u.fd, n,
+	       n * (long)PG, unread, read_first + unread, rep.n + rep.lasts);
+	fflush(stdout);
+	while (read(0, &n, 1) > 0)
+		;
+	umn_close(&u);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int c;
@@ -1315,6 +1470,8 @@ int main(int argc, char **argv)
 	g.self = argv[0];
 	if (argc == 3 && !strcmp(argv[1], "--after-exec"))
 		return after_exec(atoi(argv[2]));
+	if (argc == 3 && !strcmp(argv[1], "--hold"))
+		return hold(atol(argv[2]));
 	while ((c = getopt(argc, argv, "n:t:h")) != -1) {
 		switch (c) {
 		case 'n':
@@ -1348,6 +1505,7 @@ int main(int argc, char **argv)
 	test_bad_input();
 	test_files_and_limits();
 	test_fork();
+	test_fdinfo();
 	test_faults_inside();
 	test_exec();
 	test_exit();

@@ -5,7 +5,8 @@
 # routes that change the host are on; with READ_TOKEN, reading needs a token too). The workload: an ODP MR of 8 MiB, on node 1 when the guest has one (the DIMM of
 # run.sh --numa --dimm, which the dashboard can take offline), whose pages are given back
 # and faulted in again every second, and moved between the nodes every 5 s (unless
-# PFNIC_LAB_MIGRATE=0); with PFNIC_LAB_MRS=N, N more MRs of a page each.
+# PFNIC_LAB_MIGRATE=0); with PFNIC_LAB_MRS=N, N more MRs of a page each; and a process
+# watching 64 ranges through /dev/ummunotify.
 set -e
 port=${1:-8080}
 token=${2:-}
@@ -31,6 +32,10 @@ if [ -n "$node" ] && [ "${PFNIC_LAB_MIGRATE:-1}" = 1 ]; then
 	done) &
 fi
 echo "lab: a workload churns an ODP MR on pfnic0${node:+ and moves it between nodes 0 and 1}"
+# a registration cache's view of memory: 64 ranges watched through /dev/ummunotify
+test/vm/guest ummunotify
+sleep 1000000 | build/cmake/tests/ummunotify --hold 64 > /dev/null &
+echo "lab: a process watches 64 ranges through /dev/ummunotify"
 echo "lab: API listening on port $port (forwarded to the host's 127.0.0.1:$port); dashboard at /"
 anonymous_read=true
 [ -n "$read_token" ] && anonymous_read=false

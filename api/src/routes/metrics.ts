@@ -9,6 +9,7 @@ import { Type } from 'typebox';
 
 import {
   listBlocks, RdmaMetrics, sysfsPortCounters, type EventHub, type HostModel, type MemoryBlock, type MetricsSources,
+  type UmmunotifyView,
 } from '../../../control/src/index.js';
 
 /** How long /metrics keeps the memory blocks it read without a memory event. */
@@ -17,6 +18,8 @@ const BLOCKS_MAX_AGE_MS = 30_000;
 export interface MetricsRouteOptions {
   hub: EventHub;
   model: HostModel;
+  /** What processes watch through /dev/ummunotify (a scan every few seconds at most). */
+  ummunotify: UmmunotifyView;
   /** MRs with series of their own at most: the rest are counted, not listed. */
   perMrLimit: number;
   /** Where the metrics' inputs come from; by default each is queried afresh per scrape. */
@@ -55,6 +58,7 @@ export const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRouteOptions> = asy
       },
       blocks: currentBlocks,
       portCounters: sysfsPortCounters(),
+      ummunotify: () => options.ummunotify.state(),
       ...options.sources,
     },
     events: () => options.hub.counts,
@@ -96,7 +100,7 @@ export const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRouteOptions> = asy
     schema: {
       operationId: 'getMetrics',
       summary: 'Prometheus metrics: devices, ports and their counters, MRs, memory blocks, events, the process',
-      description: 'In Prometheus\'s text format (version 0.0.4). A source that cannot be read (devices, MRs, memory blocks, a device\'s port counters) leaves out its series and sets rdma_scrape_error{source} to 1.',
+      description: 'In Prometheus\'s text format (version 0.0.4). A source that cannot be read (devices, MRs, memory blocks, a device\'s port counters, ummunotify\'s files) leaves out its series and sets rdma_scrape_error{source} to 1.',
       tags: ['metrics'],
       produces: ['text/plain'],
       response: { 200: Type.String() },
