@@ -252,6 +252,31 @@ t.test('the OpenAPI document is complete', async (t) => {
   }
   t.same(missing, [], `every operation has an id, its replies and its errors (${ids.size} operations)`);
   t.ok(ids.size >= 13, 'every route is in it');
+
+  // shared schemas: each titled one once, in components, and every $ref leads somewhere
+  const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json() as { components: { schemas: Record<string, unknown> } };
+  const names = Object.keys(doc.components.schemas);
+  for (const name of ['Mr', 'Device', 'Port', 'MemoryBlock', 'Event', 'Problem', 'UmmunotifyState', 'UmmunotifyFile']) {
+    t.ok(names.includes(name), `components.schemas has ${name}`);
+  }
+  const refs: string[] = [];
+  const titledInline: string[] = [];
+  const walk = (node: unknown, inComponents: boolean): void => {
+    if (Array.isArray(node)) { node.forEach((n) => walk(n, inComponents)); return; }
+    if (typeof node !== 'object' || node === null) return;
+    const o = node as Record<string, unknown>;
+    if (typeof o.$ref === 'string') refs.push(o.$ref);
+    if (!inComponents && typeof o.title === 'string' && names.includes(o.title) &&
+      JSON.stringify(o) === JSON.stringify(doc.components.schemas[o.title])) titledInline.push(o.title);
+    for (const v of Object.values(o)) walk(v, inComponents);
+  };
+  walk((doc as unknown as { paths: unknown }).paths, false);
+  walk(doc.components.schemas, true);
+  t.ok(refs.length > ids.size, `operations refer to them (${refs.length} references)`);
+  t.same(refs.filter((r) => !names.includes(r.replace('#/components/schemas/', ''))), [], 'every reference resolves');
+  t.same(titledInline, [], 'no shared schema is also written out in an operation');
+  const problem = (spec.paths['/v1/devices']!.get!.responses['429']!.content!['application/json']!.schema) as { $ref?: string };
+  t.equal(problem.$ref, '#/components/schemas/Problem', 'a problem reply refers to the one Problem');
 });
 
 t.test('errors are problem documents', async (t) => {

@@ -173,12 +173,63 @@ t.test('devices come and go', async (t) => {
   await sleep(100);
   t.same(model.devices().map((d) => d.name), ['pfnic0', 'rxe0'], 'a device notification has the list read again');
   t.ok(model.mr('rxe0', 5), 'and the new device\'s MRs read');
-  t.same(seen, [], 'a device\'s first read announces nothing');
+  t.match(seen, [{ reason: 'added', device: 'rxe0', mrn: 5 }], 'a device that comes later brings news: its MRs said to be added');
+  seen.length = 0;
   host.names = ['rxe0'];
   await model.refreshDevices(0);
   t.same(model.mrs().map((m) => m.device), ['rxe0'], 'a device gone takes its MRs with it');
   t.match(seen, [{ reason: 'removed', device: 'pfnic0', mrn: 1 }], 'each said to be removed');
   t.same(model.status().refresh.map((r) => r.device), ['rxe0'], 'and its refresher stops');
+});
+
+t.test('a device renamed: its MRs said to go under the old name and come under the new', async (t) => {
+  const host = new FakeHost();
+  host.set(mr('pfnic0', 1));
+  host.set(mr('pfnic0', 2));
+  const hub = quietHub();
+  const model = new HostModel(host, { hub, intervalMs: 60_000, devicesIntervalMs: 60_000, dutyCycle: 1 });
+  t.teardown(() => { model.stop(); hub.stop(); });
+  await model.mrsReady();
+  const seen: Event[] = [];
+  hub.subscribe((e) => { if (e.type === 'mr') seen.push(e); });
+  host.names = ['fast0'];
+  host.mrsOf.set('fast0', new Map([...host.mrsOf.get('pfnic0')!].map(([n, m]) => [n, { ...m, device: 'fast0' }])));
+  await model.refreshDevices(0);
+  await model.mrsReady();
+  t.same(seen.map((e) => `${e.reason} ${e.device}/${e.mrn}`).sort(),
+    ['added fast0/1', 'added fast0/2', 'removed pfnic0/1', 'removed pfnic0/2'], 'removed, then added under the new name');
+  t.same(model.mrs().map((m) => `${m.device}/${m.mrn}`), ['fast0/1', 'fast0/2'], 'the model holds them under it');
+});
+
+t.test('stopped and started again, the refreshers go on', async (t) => {
+  const host = new FakeHost();
+  host.set(mr('pfnic0', 1));
+  const model = new HostModel(host, { intervalMs: 50, dutyCycle: 1 });
+  t.teardown(() => model.stop());
+  await model.mrsReady();
+  model.stop();
+  await sleep(150);
+  const stopped = host.asked.dumps;
+  await sleep(150);
+  t.equal(host.asked.dumps, stopped, 'stopped: no dump');
+  model.start();
+  host.set(mr('pfnic0', 2));
+  await sleep(400);
+  t.ok(host.asked.dumps > stopped, `started again: dumps go on (${host.asked.dumps - stopped} more)`);
+  t.ok(model.mr('pfnic0', 2), 'and see what changed');
+});
+
+t.test('an MR spanning all memory adds no bytes, whatever its kind', async (t) => {
+  const host = new FakeHost();
+  host.set(mr('pfnic0', 1, { length: '0x2000' }));
+  host.set(mr('pfnic0', 2, { kind: 'implicit', length: '0xffffffffffffffff' }));
+  host.set(mr('pfnic0', 3, { kind: 'unknown', length: '0xffffffffffffffff' }));
+  host.set(mr('pfnic0', 4, { kind: 'unknown', length: '0x1000' }));
+  const model = new HostModel(host, { intervalMs: 60_000, dutyCycle: 1 });
+  t.teardown(() => model.stop());
+  await model.mrsReady();
+  t.same(model.totals().map((k) => [k.kind, k.mrs, k.bytes]), [['explicit', 1, 0x2000], ['implicit', 1, 0], ['unknown', 2, 0x1000]],
+    'implicit MRs and those of unknown kind with the length of all memory count as MRs, not bytes');
 });
 
 t.test('pages of the MR list', async (t) => {

@@ -19,6 +19,7 @@ import {
   BLOCK_STATE_TIMEOUT_MS, DeviceQueryError, EventHub, HostModel, UmmunotifyView, kernelSource, type ModelOptions,
   type UmmunotifyViewOptions,
 } from '../../control/src/index.js';
+import { shareSchemas } from './openapi.js';
 import { HttpProblem, sendProblem } from './problem.js';
 import { ErrorReply } from './schemas.js';
 import { ANONYMOUS, Tokens, authenticate, tokenDigest, type Credential } from './auth.js';
@@ -125,6 +126,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
         securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
       },
     },
+    transformObject: (doc) => ('openapiObject' in doc ? shareSchemas(doc.openapiObject as Parameters<typeof shareSchemas>[0]) : doc.swaggerObject),
   });
   // Every route's document lists what any route may answer besides its own replies: a
   // problem for a request over the rate limit (429) and for a fault (500), and for a route

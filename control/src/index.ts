@@ -1,6 +1,6 @@
 export * from './schema.js';
 export { listDevices, getDevice, deviceFromRaw, DeviceNotFoundError } from './devices.js';
-export { listMrs, getMr, parseRangeList, MrNotFoundError, type MrFilter } from './mrs.js';
+export { listMrs, getMr, parseRangeList, registeredBytes, MrNotFoundError, type MrFilter } from './mrs.js';
 export { nativeBinding, DeviceQueryError } from './native.js';
 export {
   listBlocks, getBlock, setBlockState, BlockNotFoundError, BlockStateError, BLOCK_STATE_TIMEOUT_MS, type BlockAction,

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { Type } from 'typebox';
 
+import { registeredBytes } from './mrs.js';
 import { checked, nativeBinding, queryError, type NativeBinding } from './native.js';
 
 import type { Device, Event, MemoryBlock, Mr, UmmunotifyState } from './schema.js';
@@ -373,7 +374,7 @@ export class RdmaMetrics {
       }
       a.count++;
       // lengths below 2^53 bytes read exactly as numbers; implicit MRs span all memory
-      if (m.kind !== 'implicit' && m.length !== null) a.bytes += Number.parseInt(m.length.slice(2), 16);
+      a.bytes += registeredBytes(m) ?? 0;
       a.mapped += m.mapped_pages ?? 0;
       a.suspended += m.suspended_pages ?? 0;
       for (const counter in m.counters) {
@@ -416,7 +417,8 @@ export class RdmaMetrics {
     for (const m of busiest) {
       const labels = { device: m.device, mrn: m.mrn };
       this.perMrInfo.set({ ...labels, kind: m.kind, pid: m.pid ?? '', owner: m.owner ?? '' }, 1);
-      if (m.kind !== 'implicit' && m.length !== null) this.perMrLength.set(labels, Number(BigInt(m.length)));
+      const length = registeredBytes(m);
+      if (length !== null) this.perMrLength.set(labels, length);
       const mapped = m.mapped_pages ?? m.counters.mapped_pages;
       if (mapped !== undefined) this.perMrPages.set({ ...labels, state: 'mapped' }, mapped);
       const suspended = m.suspended_pages ?? m.counters.suspended_pages;

@@ -7,7 +7,7 @@
 // as events, and the model's version moves when anything changed, for ETags.
 import { listDevices } from './devices.js';
 import type { EventHub } from './events.js';
-import { MrNotFoundError, getMr, listMrs } from './mrs.js';
+import { MrNotFoundError, getMr, listMrs, registeredBytes } from './mrs.js';
 import type { Device, Event, Mr, MrKind } from './schema.js';
 
 /** Where the model reads the host: the kernel, through the addon (or, in tests, a stand-in). */
@@ -85,7 +85,10 @@ interface DeviceState {
   dirty: Set<number>;
   settle: NodeJS.Timeout | undefined;
   gone: boolean;
-  /** Whether a dump has succeeded: the first announces nothing (the MRs were there before). */
+  /**
+   * Whether what reads find is news to clients: not until the first dump of a device that was
+   * there when the model started (its MRs were there before); at once for a device that came later.
+   */
   loaded: boolean;
   /** Settles when the device's first dump has ended, well or not. */
   first: Promise<void>;
@@ -132,6 +135,8 @@ export class HostModel {
   private devicesReading: Promise<void> | undefined;
   private devicesAgain = false;
   private devicesTimer: NodeJS.Timeout | undefined;
+  /** Whether the devices there at the start have refreshers: MRs of devices after them are news. */
+  private devicesSynced = false;
   private unsubscribe: (() => void) | undefined;
   private running = false;
   private first: Promise<void> | undefined;
@@ -157,6 +162,8 @@ export class HostModel {
     if (this.running) return;
     this.running = true;
     this.unsubscribe = this.hub?.subscribe((e) => this.onEvent(e));
+    // started again after stop(): the refreshers it stopped go on
+    for (const s of this.states.values()) this.plan(s);
     this.first = this.readDevices();
     this.devicesTimer = setInterval(() => { void this.readDevices(); }, this.devicesIntervalMs);
     this.devicesTimer.unref();
@@ -284,7 +291,7 @@ export class HostModel {
       for (const m of s.mrs.values()) {
         const e = entry(s.name, m.kind);
         e.mrs++;
-        if (m.kind !== 'implicit' && m.length !== null) e.bytes += Number(BigInt(m.length));
+        e.bytes += registeredBytes(m) ?? 0;
         e.mapped_pages += m.mapped_pages ?? 0;
         e.suspended_pages += m.suspended_pages ?? 0;
         add(e.counters, m.counters);
@@ -373,12 +380,14 @@ export class HostModel {
       if (this.states.has(name)) continue;
       const s: DeviceState = {
         name, mrs: new Map(), refreshedAt: null, dumpMs: null, error: null, dumping: undefined, again: false,
-        timer: undefined, dirty: new Set(), settle: undefined, gone: false, loaded: false,
+        // a device that comes (or is renamed) later brings MRs clients have not heard of
+        timer: undefined, dirty: new Set(), settle: undefined, gone: false, loaded: this.devicesSynced,
         retired: new Map(), first: Promise.resolve(), dumpStartedAt: -Infinity, readSeq: 0, mrSeq: new Map(),
       };
       this.states.set(name, s);
       s.first = this.dump(s);
     }
+    this.devicesSynced = true;
   }
 
   /** How long after a dump's start the next may start: dumps take at most dutyCycle of the time. */

@@ -151,3 +151,13 @@ export async function getMr(device: string, mrn: number): Promise<Mr> {
   }
   return mrFromRaw(device, checked(RawMr, raw, 'MR'), new Map());
 }
+
+/**
+ * The bytes an MR registers, or null for one that spans all memory: an implicit ODP MR, or
+ * one whose driver does not say its kind but whose length is the whole address space (as an
+ * implicit MR's is), which would swamp any sum.
+ */
+export function registeredBytes(mr: Pick<Mr, 'kind' | 'length'>): number | null {
+  if (mr.kind === 'implicit' || mr.length === null || mr.length === '0xffffffffffffffff') return null;
+  return Number.parseInt(mr.length.slice(2), 16);
+}
