@@ -6,6 +6,7 @@
 // events are published into the hub here (this host has no pfnic); the in-VM suite has
 // the kernel make them.
 import { performance } from 'node:perf_hooks';
+import { createConnection } from 'node:net';
 import Fastify from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import t, { type Test } from 'tap';
@@ -395,6 +396,42 @@ t.test('a client that stops reading is cut off, not held without bound', async (
     clearTimeout(timer);
   }
   t.ok(ended, `after ${published} events unread, the server closed the stream (the client resumes with Last-Event-ID)`);
+});
+
+t.test('a client that stopped reading on a host gone quiet is cut off at a heartbeat', async (t) => {
+  const hub = new EventHub({ path: NO_CHANNEL, epoch: 'k9', historySize: 5000 });
+  const base = await routesOnly(t, hub, { maxStreams: 1, heartbeatMs: 200, maxBufferedBytes: 64 << 20 });
+  const body = { ...sample(1), device: 'x'.repeat(4000) };
+  for (let i = 0; i < 5000; i++) hub.publish(body);  // about 20 MB of history, more than sockets hold
+  // a raw connection that asks for it all and never reads: its socket fills, then nothing is published
+  const url = new URL(`${base}/v1/events?after=0`);
+  const sock = createConnection({ host: url.hostname, port: Number(url.port) });
+  t.teardown(() => { sock.destroy(); });
+  await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+  sock.write(`GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+  sock.pause();
+  const closed = new Promise<boolean>((resolve) => {
+    sock.once('close', () => resolve(true));
+    setTimeout(() => resolve(false), 10_000);
+  });
+  // a second stream is refused while the first holds the only place
+  await sleep(100);
+  const refused = await connect(`${base}/v1/events`);
+  await refused.until(() => false);
+  await refused.close();
+  t.equal(refused.res.status, 503, 'the stalled stream holds the one place meanwhile');
+  // the server closes it once its socket has stayed full for two heartbeats (the client's data is
+  // still buffered on its side, so reading here would only find the close after it)
+  let again = 0;
+  for (let i = 0; i < 40 && again !== 200; i++) {
+    await sleep(100);
+    const c = await connect(`${base}/v1/events`);
+    again = c.res.status;
+    await c.close();
+  }
+  t.equal(again, 200, 'within a few heartbeats with no event published, the server gave its place to another');
+  sock.resume();
+  t.ok(await closed, 'and closed the stalled connection');
 });
 
 t.test('closing the server ends open streams instead of waiting on them', async (t) => {

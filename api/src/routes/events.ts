@@ -175,8 +175,13 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
     let waiting = false;
     /** What was published while waiting: the client is this far behind, beyond its socket. */
     let behindBytes = 0;
+    /** When the socket last said it is full (performance.now()). */
+    let waitingSince = 0;
     const write = (text: string): void => {
-      if (!closed && !res.write(text)) waiting = true;
+      if (!closed && !res.write(text) && !waiting) {
+        waiting = true;
+        waitingSince = performance.now();
+      }
     };
     // Sends what the client has not had, from the history, until the socket is full or
     // the client has everything; a client whose history was trimmed meanwhile hears of it.
@@ -205,7 +210,17 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
         res.destroy();
       }
     });
-    const heartbeat = setInterval(() => { if (!waiting) write(': ping\n\n'); }, heartbeatMs);
+    // a client whose socket stays full for two heartbeats has stopped reading: on a quiet host
+    // no event would come to find it out, and it would hold its place among the streams
+    const heartbeat = setInterval(() => {
+      if (!waiting) {
+        write(': ping\n\n');
+      } else if (performance.now() - waitingSince > 2 * heartbeatMs) {
+        request.log.warn({ buffered: res.writableLength }, 'event stream client stopped reading, closing it');
+        finish();
+        res.destroy();
+      }
+    }, heartbeatMs);
     const finish = (): void => {
       closed = true;
       clearInterval(heartbeat);
