@@ -286,6 +286,25 @@ t.test('scrapes at once do not mix their values', async (t) => {
   t.same(devicesOf(b), ['{device="dev1",port="1"}'], 'the second its own');
 });
 
+t.test('the MR families are made again only for another list of MRs', async (t) => {
+  let list: Mr[] = [mr(1, { page_faults: 3 }), mr(2, { page_faults: 5 })];
+  let failing = false;
+  const metrics = metricsOf({ mrs: async () => { if (failing) throw new Error('no dump'); return list; } });
+  const mrLines = (text: string): string[] => text.split('\n').filter((l) => /^rdma_mr/.test(l));
+  const first = mrLines(await metrics.metrics());
+  t.ok(first.some((l) => l.startsWith('rdma_mr_counter_total{device="pfnic0",mrn="2",counter="page_faults"} 5')), 'the busiest MR\'s series');
+  t.same(mrLines(await metrics.metrics()), first, 'the same list: the same MR series, kept rather than set again');
+  list = [mr(2, { page_faults: 9 })];
+  const third = mrLines(await metrics.metrics());
+  t.ok(third.some((l) => l.startsWith('rdma_mr_counter_total{device="pfnic0",mrn="2",counter="page_faults"} 9')), 'another list: its values');
+  t.notOk(third.some((l) => l.includes('mrn="1"')), 'and an MR gone leaves no series');
+  failing = true;
+  const fourth = await metrics.metrics();
+  t.same(mrLines(fourth), [], 'a list that cannot be read: no MR series at all, not the last ones');
+  failing = false;
+  t.ok(mrLines(await metrics.metrics()).length > 0, 'and they come back with it');
+});
+
 t.test('bad options are refused with a clear error', async (t) => {
   for (const perMrLimit of [-1, 1.5, Number.NaN]) {
     t.throws(() => metricsOf({}, { perMrLimit }), { name: 'RangeError', message: /perMrLimit must be a whole number of MRs/ },

@@ -3,7 +3,7 @@
 // flight per device however many ask, dumps spaced by their cost, MRs named by events read
 // alone, changes published; and the MR list's paging (api/src/mr-query.ts).
 import { setTimeout as sleep } from 'node:timers/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 
 import { MrSorter, checkSort, mrPage } from '../api/src/mr-query.js';
 import { EventHub, HostModel, type Device, type Event, type ModelSource, type Mr } from '../control/src/index.js';
@@ -155,15 +155,21 @@ t.test('events bring MRs up to date, and changes become events', async (t) => {
   t.ok(seen.every((e) => e.start === null), 'MR events carry no address (only an admin may see an MR\'s)');
 });
 
-t.test('devices come and go', async (t) => {
-  const host = new FakeHost();
-  host.set(mr('pfnic0', 1));
+/** A model of @p host, read once, and the MR events it publishes from then on. */
+async function watchedModel(t: Test, host: FakeHost): Promise<{ model: HostModel; hub: EventHub; seen: Event[] }> {
   const hub = quietHub();
   const model = new HostModel(host, { hub, intervalMs: 60_000, devicesIntervalMs: 60_000, dutyCycle: 1 });
   t.teardown(() => { model.stop(); hub.stop(); });
   await model.mrsReady();
   const seen: Event[] = [];
   hub.subscribe((e) => { if (e.type === 'mr') seen.push(e); });
+  return { model, hub, seen };
+}
+
+t.test('devices come and go', async (t) => {
+  const host = new FakeHost();
+  host.set(mr('pfnic0', 1));
+  const { model, hub, seen } = await watchedModel(t, host);
   host.names = ['pfnic0', 'rxe0'];
   host.set(mr('rxe0', 5));
   hub.publish({
@@ -186,12 +192,7 @@ t.test('a device renamed: its MRs said to go under the old name and come under t
   const host = new FakeHost();
   host.set(mr('pfnic0', 1));
   host.set(mr('pfnic0', 2));
-  const hub = quietHub();
-  const model = new HostModel(host, { hub, intervalMs: 60_000, devicesIntervalMs: 60_000, dutyCycle: 1 });
-  t.teardown(() => { model.stop(); hub.stop(); });
-  await model.mrsReady();
-  const seen: Event[] = [];
-  hub.subscribe((e) => { if (e.type === 'mr') seen.push(e); });
+  const { model, hub, seen } = await watchedModel(t, host);
   host.names = ['fast0'];
   host.mrsOf.set('fast0', new Map([...host.mrsOf.get('pfnic0')!].map(([n, m]) => [n, { ...m, device: 'fast0' }])));
   await model.refreshDevices(0);

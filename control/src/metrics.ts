@@ -170,6 +170,9 @@ function stateNumber(table: ReadonlyMap<number, string>, name: string): number |
   return m ? Number(m[1]) : undefined;
 }
 
+/** Marks the families of the MRs (RdmaMetrics.mrFamilies). */
+const MR = Symbol('mr families');
+
 /** The MRs as their families need them: sums by device and kind, and the busiest. */
 interface MrSummary {
   byKind: { device: string; kind: string; count: number; bytes: number; mapped: number; suspended: number }[];
@@ -182,6 +185,13 @@ export class RdmaMetrics {
   readonly registry = new Registry();
   /** Our families, set afresh by each scrape (the process metrics keep state of their own). */
   private readonly families: (Gauge | Counter)[] = [];
+  /**
+   * The MRs' families, set afresh only when the model hands over another list: the same list
+   * makes the same series, and setting a thousand labelled values was half a scrape.
+   */
+  private readonly mrFamilies: (Gauge | Counter)[] = [];
+  /** The list the MR families show now, if any. */
+  private shownMrs: readonly Mr[] | undefined;
   private readonly options: MetricsOptions;
   private queue: Promise<unknown> = Promise.resolve();
   private lastMrs: { mrs: readonly Mr[]; summary: MrSummary } | undefined;
@@ -211,25 +221,25 @@ export class RdmaMetrics {
   private readonly hwLevels = this.gauge('rdma_port_hw_gauge',
     'A hardware statistic of the port that rises and falls (sysfs hw_counters: objects in use, high-water marks), by name', ['device', 'port', 'name']);
 
-  private readonly mrCount = this.gauge('rdma_mrs',
+  private readonly mrCount = this.gauge(MR, 'rdma_mrs',
     'Memory regions, by device and kind (pinned, explicit or implicit ODP, unknown)', ['device', 'kind']);
-  private readonly mrBytes = this.gauge('rdma_mr_bytes',
+  private readonly mrBytes = this.gauge(MR, 'rdma_mr_bytes',
     'Bytes registered in MRs, by device and kind (implicit MRs, which span all memory, left out)', ['device', 'kind']);
-  private readonly mrMapped = this.gauge('rdma_mr_mapped_pages', 'Pages MRs map now, by device and kind', ['device', 'kind']);
-  private readonly mrSuspended = this.gauge('rdma_mr_suspended_pages',
+  private readonly mrMapped = this.gauge(MR, 'rdma_mr_mapped_pages', 'Pages MRs map now, by device and kind', ['device', 'kind']);
+  private readonly mrSuspended = this.gauge(MR, 'rdma_mr_suspended_pages',
     'Pages of ODP MRs taken by the kernel and not faulted back yet, by device and kind', ['device', 'kind']);
-  private readonly mrCounterSum = this.gauge('rdma_mr_counter_sum',
+  private readonly mrCounterSum = this.gauge(MR, 'rdma_mr_counter_sum',
     'The sum of a per-MR counter over the device\'s live MRs (a gauge: it falls when an MR goes)', ['device', 'counter']);
-  private readonly perMrInfo = this.gauge('rdma_mr_info',
+  private readonly perMrInfo = this.gauge(MR, 'rdma_mr_info',
     'An MR with series of its own (value 1): its kind, and the process that registered it', ['device', 'mrn', 'kind', 'pid', 'owner']);
-  private readonly perMrLength = this.gauge('rdma_mr_length_bytes',
+  private readonly perMrLength = this.gauge(MR, 'rdma_mr_length_bytes',
     'The length of an MR with series of its own (implicit MRs, which span all memory, left out)', ['device', 'mrn']);
-  private readonly perMrCounter = this.counter('rdma_mr_counter_total',
+  private readonly perMrCounter = this.counter(MR, 'rdma_mr_counter_total',
     'A per-MR counter (rdma statistic mr), for the MRs with the most faults and invalidations', ['device', 'mrn', 'counter']);
-  private readonly perMrPages = this.gauge('rdma_mr_pages',
+  private readonly perMrPages = this.gauge(MR, 'rdma_mr_pages',
     'Pages of an MR with series of its own, by state: mapped now, or suspended (taken by the kernel, not faulted back yet)',
     ['device', 'mrn', 'state']);
-  private readonly perMrLeftOut = this.gauge('rdma_mr_series_left_out', 'MRs with no series of their own, over the limit', []);
+  private readonly perMrLeftOut = this.gauge(MR, 'rdma_mr_series_left_out', 'MRs with no series of their own, over the limit', []);
 
   private readonly blocks = this.gauge('rdma_memory_blocks', 'Memory blocks of the host, by state, zone and NUMA node', ['state', 'zone', 'node']);
 
@@ -273,15 +283,19 @@ export class RdmaMetrics {
     return run;
   }
 
-  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
+  private gauge<L extends string>(...args: [name: string, help: string, labelNames: readonly L[]] |
+    [group: typeof MR, name: string, help: string, labelNames: readonly L[]]): Gauge<L> {
+    const [group, name, help, labelNames] = args.length === 4 ? args : [undefined, ...args];
     const family = new Gauge({ name, help, labelNames, registers: [this.registry] });
-    this.families.push(family);
+    (group === MR ? this.mrFamilies : this.families).push(family);
     return family;
   }
 
-  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+  private counter<L extends string>(...args: [name: string, help: string, labelNames: readonly L[]] |
+    [group: typeof MR, name: string, help: string, labelNames: readonly L[]]): Counter<L> {
+    const [group, name, help, labelNames] = args.length === 4 ? args : [undefined, ...args];
     const family = new Counter({ name, help, labelNames, registers: [this.registry] });
-    this.families.push(family);
+    (group === MR ? this.mrFamilies : this.families).push(family);
     return family;
   }
 
@@ -316,8 +330,17 @@ export class RdmaMetrics {
         for (const p of ports ?? []) this.setPortCounters(d.name, p.port, p.counters);
       }));
     }
-    if (mrs) this.setMrs(mrs);
-    else this.perMrLeftOut.remove({}); // unknown, not 0
+    if (!mrs || mrs !== this.shownMrs) {
+      for (const family of this.mrFamilies) family.reset();
+      this.shownMrs = undefined;
+    }
+    // without a list, the MR series are left out: unknown, not 0
+    if (mrs && mrs !== this.shownMrs) {
+      this.setMrs(mrs);
+      this.shownMrs = mrs;
+    } else if (!mrs) {
+      this.perMrLeftOut.remove({}); // a family without labels comes back as 0 from reset()
+    }
     if (blocks) this.setBlocks(blocks);
     if (umn) this.setUmmunotify(umn);
     for (const e of this.options.events().values()) this.events.inc({ type: e.type, reason: e.reason }, e.count);
