@@ -33,6 +33,7 @@
 #include <linux/mmu_notifier.h>
 #include <linux/module.h>
 #include <linux/poll.h>
+#include <linux/proc_fs.h>
 #include <linux/pid_namespace.h>
 #include <linux/rbtree.h>
 #include <linux/sched/mm.h>
@@ -118,9 +119,9 @@ struct umn_file {
 	struct mutex mutex;		/* see "Locking" above */
 	struct rb_root cookies;		/* ranges by cookie; under mutex */
 	struct ida slots;
-	unsigned int nranges;		/* under mutex */
-	u64 watched_bytes;		/* the ranges' lengths summed; under mutex */
-	u64 events_read;		/* events read() gave; under mutex */
+	unsigned int nranges;		/* under mutex; read without it by fdinfo */
+	u64 watched_bytes;		/* the ranges' lengths summed; as nranges */
+	u64 events_read;		/* events read() gave; as nranges */
 	unsigned int max_ranges;
 	u32 features;			/* set once, before used; read by the notifier */
 	bool used;			/* under mutex */
@@ -457,12 +458,16 @@ static void umn_check_inflight(struct umn_file *uf, struct umn_range *r)
 		if (!in->range || in->end <= start || end <= in->start)
 			continue;
 		flag = umn_change_flag(uf, in->event);
-		if (flag)
+		if (flag) {
 			umn_range_changed(uf, r, in->start, in->end, flag);
+			uf->range_changes++;
+		}
 	}
-	if (umm->overflow && umm->overflow_start < end && start < umm->overflow_end)
+	if (umm->overflow && umm->overflow_start < end && start < umm->overflow_end) {
 		umn_range_changed(uf, r, umm->overflow_start, umm->overflow_end,
 				  UMMUNOTIFY_EVENT_FLAG_OTHER);
+		uf->range_changes++;
+	}
 	if (!list_empty(&r->changed))
 		umn_changed_notify(uf);
 }
@@ -571,8 +576,9 @@ static long umn_register(struct umn_file *uf, struct ummunotify_register_ioctl _
 	spin_unlock(&uf->umm->lock);
 	mutex_unlock(&uf->tree_mutex);
 	rb_add(&r->by_cookie, &uf->cookies, umn_cookie_less);
-	uf->nranges++;
-	uf->watched_bytes += req.end - req.start;
+	/* written under the mutex, read without it by umn_show_fdinfo() */
+	WRITE_ONCE(uf->nranges, uf->nranges + 1);
+	WRITE_ONCE(uf->watched_bytes, uf->watched_bytes + (req.end - req.start));
 	uf->used = true;
 	mutex_unlock(&uf->mutex);
 	return 0;
@@ -603,8 +609,8 @@ static void umn_remove(struct umn_file *uf, struct umn_range *r)
 	rb_erase(&r->by_cookie, &uf->cookies);
 	WRITE_ONCE(*umn_slot_byte(uf, r->slot), 0);
 	ida_free(&uf->slots, r->slot);
-	uf->nranges--;
-	uf->watched_bytes -= r->node.last + 1 - r->node.start;
+	WRITE_ONCE(uf->nranges, uf->nranges - 1);
+	WRITE_ONCE(uf->watched_bytes, uf->watched_bytes - (r->node.last + 1 - r->node.start));
 	atomic_long_dec(&uf->user->ranges);
 	kmem_cache_free(umn_range_cache, r);
 }
@@ -812,7 +818,7 @@ static ssize_t umn_read(struct file *file, char __user *buf, size_t count, loff_
 		ret = -EFAULT;
 	} else {
 		ret = n * sizeof(*ev);
-		uf->events_read += n;
+		WRITE_ONCE(uf->events_read, uf->events_read + n);
 	}
 	mutex_unlock(&uf->mutex);
 out:
@@ -984,32 +990,35 @@ static int umn_release_file(struct inode *inode, struct file *file)
 /*
  * /proc/PID/fdinfo/FD of a file: what it watches and how much changed, for a monitor that
  * walks the processes (it costs the notifier nothing). The "ummunotify-" keys are in
- * uapi/ummunotify.h. The owner is the process that opened the file, as this reader's PID
- * namespace numbers it (0 if it is gone or outside it).
+ * uapi/ummunotify.h. The owner is the process that opened the file, as the PID namespace of
+ * that /proc numbers it (0 if it is gone or outside it). The file's mutex is not taken: its
+ * holder may be in a page fault for as long as the faulting memory takes, and a monitor must
+ * not wait on that. What it guards is read as it is at that moment.
  */
 static void umn_show_fdinfo(struct seq_file *m, struct file *file)
 {
+	struct pid_namespace *ns = proc_pid_ns(file_inode(m->file)->i_sb);
 	struct umn_file *uf = file->private_data;
 	u64 bytes, events_read, range_changes, generation;
 	unsigned int nranges, nchanged;
+	pid_t owner = 0;
 	bool released;
 
-	if (mutex_lock_killable(&uf->mutex))
-		return;
-	nranges = uf->nranges;
-	bytes = uf->watched_bytes;
-	events_read = uf->events_read;
+	nranges = READ_ONCE(uf->nranges);
+	bytes = READ_ONCE(uf->watched_bytes);
+	events_read = READ_ONCE(uf->events_read);
 	spin_lock(&uf->lock);
 	nchanged = uf->nchanged;
 	range_changes = uf->range_changes;
 	generation = uf->shared->generation;
 	spin_unlock(&uf->lock);
-	mutex_unlock(&uf->mutex);
 	released = READ_ONCE(uf->umm->released);
+	/* a pid whose process has exited may have been given to another since */
+	if (pid_has_task(uf->owner, PIDTYPE_TGID))
+		owner = pid_nr_ns(uf->owner, ns);
 
 	seq_printf(m, "ummunotify-id:\t%llu\n", uf->id);
-	seq_printf(m, "ummunotify-owner-pid:\t%d\n",
-		   pid_nr_ns(uf->owner, task_active_pid_ns(current)));
+	seq_printf(m, "ummunotify-owner-pid:\t%d\n", owner);
 	seq_printf(m, "ummunotify-released:\t%d\n", released);
 	seq_printf(m, "ummunotify-ranges:\t%u\n", nranges);
 	seq_printf(m, "ummunotify-max-ranges:\t%u\n", uf->max_ranges);

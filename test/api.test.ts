@@ -275,6 +275,8 @@ t.test('the OpenAPI document is complete', async (t) => {
   t.ok(refs.length > ids.size, `operations refer to them (${refs.length} references)`);
   t.same(refs.filter((r) => !names.includes(r.replace('#/components/schemas/', ''))), [], 'every reference resolves');
   t.same(titledInline, [], 'no shared schema is also written out in an operation');
+  t.ok((doc.components.schemas.Mr as { required?: string[] }).required?.includes('mrn'),
+    'the shared Mr is the whole MR, not the partial one a page of fields gives');
   const problem = (spec.paths['/v1/devices']!.get!.responses['429']!.content!['application/json']!.schema) as { $ref?: string };
   t.equal(problem.$ref, '#/components/schemas/Problem', 'a problem reply refers to the one Problem');
 });

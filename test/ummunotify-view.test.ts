@@ -101,6 +101,20 @@ t.test('the view sums by process, keeps totals growing, and spaces its scans', a
   await sleep(25);
   t.same((await view.state()).totals.range_changes, 9, 'so do those of a file gone with fewer');
 
+  // a file missing from one walk (its descriptor in flight between processes) and back: counted once
+  next = { loaded: true, unreadable: 0, files: [file(2, 10, 1, 4, 2), file(4, 40, 1, 7, 0)] };
+  await sleep(25);
+  t.equal((await view.state()).totals.range_changes, 9 + 7, 'a new file adds its changes');
+  next = { loaded: true, unreadable: 0, files: [file(2, 10, 1, 4, 2)] };
+  await sleep(25);
+  t.equal((await view.state()).totals.range_changes, 16, 'missed by a walk, its changes stay');
+  next = { loaded: true, unreadable: 0, files: [file(2, 10, 1, 4, 2), file(4, 40, 1, 8, 0)] };
+  await sleep(25);
+  t.equal((await view.state()).totals.range_changes, 9 + 8, 'and seen again, they are not counted twice');
+
+  const stuck = new UmmunotifyView({ scan: () => new Promise(() => {}), timeoutMs: 100 });
+  await t.rejects(stuck.state(), /the walk of the processes took over 0.1 s/, 'a walk that does not end fails in time');
+
   const spaced = new UmmunotifyView({ scan: async () => { scans++; await sleep(30); return next; }, maxAgeMs: 0, dutyCycle: 0.05 });
   const before = scans;
   await spaced.state();
@@ -134,12 +148,21 @@ t.test('GET /v1/ummunotify and the metrics show it', async (t) => {
   t.match(metrics.body, /# TYPE pfnic_ummunotify_changed_ranges gauge/, 'ranges changed now a gauge');
 });
 
+t.test('without the module, or when the walk fails, no ummunotify series but the flags', async (t) => {
+  const app = await buildApp({ ummunotify: { scan: async () => ({ loaded: false, files: [], unreadable: 0 }) } });
+  t.teardown(() => app.close());
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+  t.match(text, /^pfnic_ummunotify_loaded 0$/m, 'not loaded: 0');
+  t.notMatch(text, /^pfnic_ummunotify_(files|ranges|range_changes_total|events_read_total) /m, 'and no other series, not zeros');
+});
+
 t.test('a scan that fails is a scrape error, not a failed scrape', async (t) => {
   const app = await buildApp({ ummunotify: { scan: async () => { throw new Error('EACCES: /proc'); } } });
   t.teardown(() => app.close());
   const metrics = await app.inject({ method: 'GET', url: '/metrics' });
   t.equal(metrics.statusCode, 200, '/metrics answers');
   t.match(metrics.body, /rdma_scrape_error\{source="ummunotify"\} 1/, 'flagging the source');
+  t.notMatch(metrics.body, /^pfnic_ummunotify_\w+ /m, 'and leaving its series out');
   const res = await app.inject({ method: 'GET', url: '/v1/ummunotify' });
   t.equal(res.statusCode, 503, 'GET /v1/ummunotify says the walk failed');
   t.match(res.json(), { status: 503, detail: /EACCES/ }, 'and why');

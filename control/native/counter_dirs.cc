@@ -22,17 +22,37 @@ constexpr size_t kMaxDirs = 4096;
 
 using Counters = std::vector<std::pair<std::string, double>>;
 
+// Errors that mean "this counter is not kept here, or not now": the file is left out.
+bool absent(int err)
+{
+	return err == ENOENT || err == EINVAL || err == EOPNOTSUPP || err == ENODATA ||
+	       err == ENOSYS || err == EISDIR;
+}
+
 // A counter file's value, or nothing when it holds no decimal number ("N/A (no PMA)") or
-// the device will not say now (EINVAL, EOPNOTSUPP and the like, as from a port asleep).
-std::optional<double> read_counter(int dirfd, const char *name)
+// the device does not keep it now. Any other failure throws: the port's counters cannot be
+// told, rather than told without it.
+std::optional<double> read_counter(int dirfd, const std::string &dir, const char *name)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return std::nullopt;
+	if (fd < 0) {
+		const int err = errno;
+
+		if (absent(err))
+			return std::nullopt;
+		throw QueryError(errno_name(err), "cannot open " + dir + "/" + name + ": " + std::strerror(err));
+	}
 	char buf[64];
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	const int err = errno;
+
 	close(fd);
-	if (n <= 0)
+	if (n < 0) {
+		if (absent(err))
+			return std::nullopt;
+		throw QueryError(errno_name(err), "cannot read " + dir + "/" + name + ": " + std::strerror(err));
+	}
+	if (n == 0)
 		return std::nullopt;
 	buf[n] = '\0';
 	size_t len = std::strspn(buf, "0123456789");
@@ -53,11 +73,16 @@ std::optional<Counters> read_dir(const std::string &path)
 		throw QueryError(errno_name(err), "cannot read " + path + ": " + std::strerror(err));
 	}
 	Counters out;
-	while (const dirent *e = readdir(dir)) {
-		if (e->d_name[0] == '.')
-			continue;
-		if (std::optional<double> v = read_counter(dirfd(dir), e->d_name))
-			out.emplace_back(e->d_name, *v);
+	try {
+		while (const dirent *e = readdir(dir)) {
+			if (e->d_name[0] == '.')
+				continue;
+			if (std::optional<double> v = read_counter(dirfd(dir), path, e->d_name))
+				out.emplace_back(e->d_name, *v);
+		}
+	} catch (...) {
+		closedir(dir);
+		throw;
 	}
 	closedir(dir);
 	return out;

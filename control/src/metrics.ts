@@ -342,7 +342,7 @@ export class RdmaMetrics {
       this.perMrLeftOut.remove({}); // a family without labels comes back as 0 from reset()
     }
     if (blocks) this.setBlocks(blocks);
-    if (umn) this.setUmmunotify(umn);
+    this.setUmmunotify(umn);
     for (const e of this.options.events().values()) this.events.inc({ type: e.type, reason: e.reason }, e.count);
     this.channel.set(this.options.channelUp() ? 1 : 0);
     return this.registry.metrics();
@@ -453,7 +453,15 @@ export class RdmaMetrics {
     this.perMrLeftOut.set(mrs.length - busiest.length);
   }
 
-  private setUmmunotify(state: UmmunotifyState): void {
+  private setUmmunotify(state: UmmunotifyState | undefined): void {
+    // families without labels come back as 0 from reset(): unknown (the walk failed) or
+    // meaningless (no module) is no series, not 0, which a counter's rate() would take for a reset
+    const families = [...Object.values(this.umnLevels), this.umnRangeChanges, this.umnEventsRead];
+    if (!state?.loaded) for (const family of families) family.remove({});
+    if (!state) {
+      this.umnLoaded.remove({});
+      return;
+    }
     this.umnLoaded.set(state.loaded ? 1 : 0);
     if (!state.loaded) return;
     for (const [name, family] of Object.entries(this.umnLevels)) family.set(state.totals[name as keyof typeof this.umnLevels]);

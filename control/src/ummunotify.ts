@@ -166,6 +166,8 @@ export interface UmmunotifyViewOptions {
   maxAgeMs?: number;
   /** The largest share of the time scans may take (default 0.05). */
   dutyCycle?: number;
+  /** A scan that takes longer fails (default 10 s): a process's /proc may not answer. */
+  timeoutMs?: number;
 }
 
 /** Totals that only grow: what files counted, those gone included. */
@@ -175,6 +177,12 @@ interface Totals {
 }
 
 /**
+ * Walks a file may be missed in (a descriptor in flight between processes, a read that
+ * failed) before it counts as closed: until then, one seen again is not counted twice.
+ */
+const GONE_AFTER_SCANS = 3;
+
+/**
  * The last scan, made again when callers ask for a newer one: one scan at a time, and a scan
  * that took d ms is followed by the next no sooner than d / dutyCycle after it started.
  */
@@ -182,12 +190,14 @@ export class UmmunotifyView {
   private readonly scan: () => Promise<UmmunotifyScan>;
   private readonly maxAgeMs: number;
   private readonly dutyCycle: number;
+  private readonly timeoutMs: number;
   private last: UmmunotifyState | undefined;
   private lastAt = -Infinity;
   private lastMs = 0;
   private running: Promise<UmmunotifyState> | undefined;
-  /** The last values of each file seen, and what files no longer there had counted. */
+  /** The last values of each file seen, those of files missing from the last walks, and what closed files had counted. */
   private seen = new Map<number, Totals>();
+  private missing = new Map<number, Totals & { walks: number }>();
   private retired: Totals = { range_changes: 0, events_read: 0 };
   /** Scans made, and the seconds they took, for the benchmark. */
   readonly counters = { scans: 0, scan_seconds: 0 };
@@ -196,6 +206,7 @@ export class UmmunotifyView {
     this.scan = options.scan ?? (() => scanUmmunotify());
     this.maxAgeMs = options.maxAgeMs ?? 5_000;
     this.dutyCycle = options.dutyCycle ?? 0.05;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
   }
 
   /**
@@ -213,7 +224,11 @@ export class UmmunotifyView {
     const started = performance.now();
     this.counters.scans++;
     try {
-      const scan = await this.scan();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`the walk of the processes took over ${this.timeoutMs / 1000} s`)), this.timeoutMs);
+      });
+      const scan = await Promise.race([this.scan(), late]).finally(() => clearTimeout(timer));
       this.last = this.summarize(scan, new Date().toISOString(), performance.now() - started);
       return this.last;
     } finally {
@@ -226,15 +241,21 @@ export class UmmunotifyView {
   private summarize(scan: UmmunotifyScan, at: string, ms: number): UmmunotifyState {
     const now = new Map<number, Totals>();
     for (const f of scan.files) {
-      const before = this.seen.get(f.id);
+      const before = this.seen.get(f.id) ?? this.missing.get(f.id);
+      this.missing.delete(f.id);
       // a smaller count under a known id is another file (the module was loaded again)
       if (before && (f.range_changes < before.range_changes || f.events_read < before.events_read)) this.retire(before);
       now.set(f.id, { range_changes: f.range_changes, events_read: f.events_read });
     }
-    for (const [id, t] of this.seen) if (!now.has(id)) this.retire(t);
+    for (const [id, t] of this.seen) if (!now.has(id)) this.missing.set(id, { ...t, walks: 0 });
+    for (const [id, t] of this.missing) {
+      if (++t.walks < GONE_AFTER_SCANS) continue;
+      this.missing.delete(id);
+      this.retire(t);
+    }
     this.seen = now;
     const totals = { ...this.retired };
-    for (const t of now.values()) {
+    for (const t of [...now.values(), ...this.missing.values()]) {
       totals.range_changes += t.range_changes;
       totals.events_read += t.events_read;
     }
