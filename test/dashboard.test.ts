@@ -45,6 +45,10 @@ t.test(`the dashboard in chromium, against a guest (kernel ${kernel})`, { skip: 
     if (!tokenGiven && /status of 401/.test(m.text())) refused.push(m.text());
     else problems.push(`console: ${m.text()}`);
   });
+  // the console says a status, not the URL: this names it
+  page.on('response', (r) => {
+    if (r.status() >= 500 || (tokenGiven && r.status() >= 400)) problems.push(`response ${r.status()}: ${r.request().method()} ${r.url()}`);
+  });
   page.on('requestfailed', (r) => {
     // a new token ends the event stream the page had open, to open it again with the token
     if (new URL(r.url()).pathname === '/v1/events' && r.failure()?.errorText === 'net::ERR_ABORTED') return;

@@ -113,7 +113,7 @@ t.test('the view sums by process, keeps totals growing, and spaces its scans', a
   t.equal((await view.state()).totals.range_changes, 9 + 8, 'and seen again, they are not counted twice');
 
   const stuck = new UmmunotifyView({ scan: () => new Promise(() => {}), timeoutMs: 100 });
-  await t.rejects(stuck.state(), /the walk of the processes took over 0.1 s/, 'a walk that does not end fails in time');
+  await t.rejects(stuck.state(), /the walk of the processes took over 0.1 s/, 'a first walk that does not end fails in time');
 
   const spaced = new UmmunotifyView({ scan: async () => { scans++; await sleep(30); return next; }, maxAgeMs: 0, dutyCycle: 0.05 });
   const before = scans;
@@ -154,6 +154,28 @@ t.test('without the module, or when the walk fails, no ummunotify series but the
   const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
   t.match(text, /^pfnic_ummunotify_loaded 0$/m, 'not loaded: 0');
   t.notMatch(text, /^pfnic_ummunotify_(files|ranges|range_changes_total|events_read_total) /m, 'and no other series, not zeros');
+});
+
+t.test('a walk that fails after one that did not: the last one, saying why it is old', async (t) => {
+  const root = fakeProc();
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  let failing = false;
+  const app = await buildApp({
+    ummunotify: {
+      scan: async () => { if (failing) throw new Error('the walk of the processes took over 30 s'); return scanUmmunotify({ procRoot: root }); },
+      maxAgeMs: 0, dutyCycle: 1,
+    },
+  });
+  t.teardown(() => app.close());
+  t.equal((await app.inject({ method: 'GET', url: '/v1/ummunotify' })).json<{ error: string | null }>().error, null, 'a good walk: no error');
+  failing = true;
+  await sleep(20);
+  const res = await app.inject({ method: 'GET', url: '/v1/ummunotify', headers: { 'cache-control': 'no-cache' } });
+  t.equal(res.statusCode, 200, 'then a failed one: still 200');
+  t.match(res.json(), { error: /took over 30 s/, totals: { files: 3 } }, 'with the last walk\'s files and why they are old');
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+  t.match(metrics, /^rdma_scrape_error\{source="ummunotify"\} 1$/m, '/metrics flags the failed walk');
+  t.match(metrics, /^pfnic_ummunotify_files 3$/m, 'and keeps the last walk\'s series');
 });
 
 t.test('a scan that fails is a scrape error, not a failed scrape', async (t) => {

@@ -342,6 +342,11 @@ export class RdmaMetrics {
       this.perMrLeftOut.remove({}); // a family without labels comes back as 0 from reset()
     }
     if (blocks) this.setBlocks(blocks);
+    if (umn?.error) {
+      // the series are the last walk's; the flag says this one failed
+      this.scrapeError.set({ source: 'ummunotify' }, 1);
+      this.options.onSourceError?.({ source: 'ummunotify', error: new Error(umn.error) });
+    }
     this.setUmmunotify(umn);
     for (const e of this.options.events().values()) this.events.inc({ type: e.type, reason: e.reason }, e.count);
     this.channel.set(this.options.channelUp() ? 1 : 0);

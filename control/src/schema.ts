@@ -241,6 +241,9 @@ export type UmmunotifyProcess = Static<typeof UmmunotifyProcess>;
 export const UmmunotifyState = Type.Object(
   {
     loaded: Type.Boolean({ description: 'whether the ummunotify module is loaded' }),
+    error: Type.Union([Type.String(), Type.Null()], {
+      description: 'why the last walk of the processes failed, when what follows is an earlier walk\'s; null when it did not',
+    }),
     scanned_at: Type.String({ description: 'when the processes were walked, ISO 8601' }),
     scan_ms: Type.Number({ minimum: 0, description: 'how long the walk took' }),
     unreadable_processes: Count('processes whose descriptors the control plane may not read (it sees them all as root)'),

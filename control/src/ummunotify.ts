@@ -166,7 +166,7 @@ export interface UmmunotifyViewOptions {
   maxAgeMs?: number;
   /** The largest share of the time scans may take (default 0.05). */
   dutyCycle?: number;
-  /** A scan that takes longer fails (default 10 s): a process's /proc may not answer. */
+  /** A scan that takes longer fails (default 30 s): a process's /proc may not answer. */
   timeoutMs?: number;
 }
 
@@ -181,6 +181,9 @@ interface Totals {
  * failed) before it counts as closed: until then, one seen again is not counted twice.
  */
 const GONE_AFTER_SCANS = 3;
+
+/** However long the last walk took, the next may come this soon (its duty cycle aside). */
+const MAX_SPACING_MS = 60_000;
 
 /**
  * The last scan, made again when callers ask for a newer one: one scan at a time, and a scan
@@ -206,16 +209,18 @@ export class UmmunotifyView {
     this.scan = options.scan ?? (() => scanUmmunotify());
     this.maxAgeMs = options.maxAgeMs ?? 5_000;
     this.dutyCycle = options.dutyCycle ?? 0.05;
-    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
   /**
    * The state no older than @p maxAgeMs (default the view's), unless scanning that often
-   * would exceed the duty cycle: then the last one. A failed scan rejects.
+   * would exceed the duty cycle: then the last one. A scan that fails gives the last state
+   * with its error, or rejects if there is none.
    */
   async state(maxAgeMs = this.maxAgeMs): Promise<UmmunotifyState> {
     const since = performance.now() - this.lastAt;
-    if (this.last && (since <= maxAgeMs || since < this.lastMs / this.dutyCycle)) return this.last;
+    const spacing = Math.min(this.lastMs / this.dutyCycle, MAX_SPACING_MS);
+    if (this.last && (since <= maxAgeMs || since < spacing)) return this.last;
     this.running ??= this.rescan().finally(() => { this.running = undefined; });
     return this.running;
   }
@@ -230,6 +235,11 @@ export class UmmunotifyView {
       });
       const scan = await Promise.race([this.scan(), late]).finally(() => clearTimeout(timer));
       this.last = this.summarize(scan, new Date().toISOString(), performance.now() - started);
+      return this.last;
+    } catch (err) {
+      // a walk that failed (a slow host) leaves what the last one found, saying why it is old
+      if (!this.last) throw err;
+      this.last = { ...this.last, error: (err as Error).message };
       return this.last;
     } finally {
       this.lastMs = performance.now() - started;
@@ -262,6 +272,7 @@ export class UmmunotifyView {
     const processes = byProcess(scan.files);
     return {
       loaded: scan.loaded,
+      error: null,
       scanned_at: at,
       scan_ms: Math.round(ms * 10) / 10,
       unreadable_processes: scan.unreadable,
