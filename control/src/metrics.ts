@@ -173,6 +173,10 @@ function stateNumber(table: ReadonlyMap<number, string>, name: string): number |
 /** Marks the families of the MRs (RdmaMetrics.mrFamilies). */
 const MR = Symbol('mr families');
 
+/** A family's name, help and labels, after its group if it has one. */
+type FamilyArgs<L extends string> = [name: string, help: string, labelNames: readonly L[]] |
+  [group: typeof MR, name: string, help: string, labelNames: readonly L[]];
+
 /** The MRs as their families need them: sums by device and kind, and the busiest. */
 interface MrSummary {
   byKind: { device: string; kind: string; count: number; bytes: number; mapped: number; suspended: number }[];
@@ -283,18 +287,26 @@ export class RdmaMetrics {
     return run;
   }
 
-  private gauge<L extends string>(...args: [name: string, help: string, labelNames: readonly L[]] |
-    [group: typeof MR, name: string, help: string, labelNames: readonly L[]]): Gauge<L> {
-    const [group, name, help, labelNames] = args.length === 4 ? args : [undefined, ...args];
-    const family = new Gauge({ name, help, labelNames, registers: [this.registry] });
-    (group === MR ? this.mrFamilies : this.families).push(family);
-    return family;
+  private gauge<L extends string>(...args: FamilyArgs<L>): Gauge<L> {
+    const { group, config } = this.familyConfig(args);
+    return this.keep(new Gauge(config), group);
   }
 
-  private counter<L extends string>(...args: [name: string, help: string, labelNames: readonly L[]] |
-    [group: typeof MR, name: string, help: string, labelNames: readonly L[]]): Counter<L> {
-    const [group, name, help, labelNames] = args.length === 4 ? args : [undefined, ...args];
-    const family = new Counter({ name, help, labelNames, registers: [this.registry] });
+  private counter<L extends string>(...args: FamilyArgs<L>): Counter<L> {
+    const { group, config } = this.familyConfig(args);
+    return this.keep(new Counter(config), group);
+  }
+
+  /** A family's settings from a gauge's or counter's arguments (the group first, if any). */
+  private familyConfig<L extends string>(args: FamilyArgs<L>):
+    { group: typeof MR | undefined; config: { name: string; help: string; labelNames: readonly L[]; registers: Registry[] } } {
+    const [group, name, help, labelNames]: [typeof MR | undefined, string, string, readonly L[]] =
+      args.length === 4 ? args : [undefined, ...args];
+    return { group, config: { name, help, labelNames, registers: [this.registry] } };
+  }
+
+  /** Keeps a family with those its group's scrapes set afresh. */
+  private keep<F extends Gauge | Counter>(family: F, group: typeof MR | undefined): F {
     (group === MR ? this.mrFamilies : this.families).push(family);
     return family;
   }
