@@ -6,13 +6,12 @@
 // of its own, read once per scrape: one that fails is flagged by rdma_scrape_error and leaves
 // out only its own series. Counters are counters, levels are gauges; what changes (a port's
 // state) is a value, never a label.
-import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { Type } from 'typebox';
 
 import { registeredBytes } from './mrs.js';
-import { checked, nativeBinding, queryError, type NativeBinding } from './native.js';
+import { checked, nativeBinding, queryError } from './native.js';
 
 import type { Device, Event, MemoryBlock, Mr, UmmunotifyState } from './schema.js';
 import { PHYS_STATES, PORT_STATES } from './verbs-names.js';
@@ -59,69 +58,25 @@ export interface MetricsOptions {
   onSourceError?: (failure: SourceFailure) => void;
 }
 
-/** Errors that mean "this counter is not there or not kept on this port": left out. */
-const ABSENT = new Set(['ENOENT', 'EINVAL', 'EOPNOTSUPP', 'ENOTSUP', 'ENODATA', 'ENOSYS']);
-
-const errnoOf = (err: unknown): string | undefined =>
-  err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-
-/** The counters of one sysfs directory; none if the port has no such directory. */
-async function readCounterDir(dir: string): Promise<Map<string, number>> {
-  const counters = new Map<string, number>();
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    // software devices (rxe, pfnic) have no counters/: they answer no MADs
-    if (errnoOf(err) === 'ENOENT') return counters;
-    throw err;
-  }
-  await Promise.all(names.map(async (name) => {
-    let text: string;
-    try {
-      text = (await readFile(path.join(dir, name), 'utf8')).trim();
-    } catch (err) {
-      if (ABSENT.has(errnoOf(err) ?? '')) return;
-      throw err;
-    }
-    // "N/A (no PMA)" and the like: a counter this port does not keep
-    if (/^\d+$/.test(text)) counters.set(name, Number(text));
-  }));
-  return counters;
-}
-
 const CounterDirs = Type.Array(Type.Union([Type.Array(Type.Tuple([Type.String(), Type.Number()])), Type.Null()]));
 
 /**
  * Reads ports' counters from a sysfs class directory (by default the host's): both of a
  * port's directories in one call to the addon, whose worker reads every file (through the
- * file system's thread pool, a file was four trips, and the port counters most of a scrape),
- * or, without the addon, through the file system's calls.
+ * file system's thread pool, a file was four trips, and the port counters most of a scrape).
+ * Without the addon the source fails, as the devices do.
  */
 export function sysfsPortCounters(root = '/sys/class/infiniband'): MetricsSources['portCounters'] {
-  let binding: NativeBinding | null | undefined;
   return async (device, port) => {
     const base = path.join(root, device, 'ports', String(port));
-    const dirs = [path.join(base, 'counters'), path.join(base, 'hw_counters')];
-    if (binding === undefined) {
-      try {
-        binding = nativeBinding();
-      } catch {
-        binding = null;
-      }
+    let read: unknown;
+    try {
+      read = await nativeBinding().readCounterDirs([path.join(base, 'counters'), path.join(base, 'hw_counters')]);
+    } catch (err) {
+      throw queryError(err);
     }
-    if (binding) {
-      let read: unknown;
-      try {
-        read = await binding.readCounterDirs(dirs);
-      } catch (err) {
-        throw queryError(err);
-      }
-      const [counters, hwCounters] = checked(CounterDirs, read, 'counter directory list');
-      return { counters: new Map(counters ?? []), hwCounters: new Map(hwCounters ?? []) };
-    }
-    const [counters, hwCounters] = await Promise.all(dirs.map(readCounterDir));
-    return { counters: counters!, hwCounters: hwCounters! };
+    const [counters, hwCounters] = checked(CounterDirs, read, 'counter directory list');
+    return { counters: new Map(counters ?? []), hwCounters: new Map(hwCounters ?? []) };
   };
 }
 

@@ -201,6 +201,16 @@ export type MemoryBlock = Static<typeof MemoryBlock>;
 
 const Count = (description: string) => Type.Integer({ minimum: 0, description });
 
+/** What a file, a process's files or all of them watch through /dev/ummunotify, and how much changed. */
+const UmmunotifySums = {
+  ranges: Count('address ranges watched'),
+  watched_bytes: Count('the ranges\' lengths summed (overlaps counted each time)'),
+  changed: Count('ranges changed and not read yet'),
+  range_changes: Count('times the kernel changed a watched range, ever (in totals: by the files open now, and by those ' +
+    'the control plane saw open before they closed)'),
+  events_read: Count('records read, ever (in totals: counted as range_changes is)'),
+};
+
 /** A file open on /dev/ummunotify: what it watches and how much of it changed (its fdinfo). */
 export const UmmunotifyFile = Type.Object(
   {
@@ -209,13 +219,9 @@ export const UmmunotifyFile = Type.Object(
     command: Type.Union([Type.String(), Type.Null()], { description: 'that process\'s command name' }),
     holders: Type.Array(Type.Integer(), { description: 'the processes holding a descriptor of it' }),
     released: Type.Boolean({ description: 'the address space is gone: every range is reported changed' }),
-    ranges: Count('address ranges watched'),
     max_ranges: Count('ranges the file may watch'),
-    watched_bytes: Count('the ranges\' lengths summed (overlaps counted each time)'),
-    changed: Count('ranges changed and not read yet'),
-    range_changes: Count('times the kernel changed a watched range, ever'),
     generation: Count('the generation in the file\'s shared page'),
-    events_read: Count('records the process has read, ever'),
+    ...UmmunotifySums,
   },
   { title: 'UmmunotifyFile' },
 );
@@ -227,11 +233,7 @@ export const UmmunotifyProcess = Type.Object(
     pid: Type.Integer({ minimum: 0 }),
     command: Type.Union([Type.String(), Type.Null()]),
     files: Count('files it opened'),
-    ranges: Count('address ranges its files watch'),
-    watched_bytes: Count('their lengths summed'),
-    changed: Count('ranges changed and not read yet'),
-    range_changes: Count('times the kernel changed one of its ranges, ever'),
-    events_read: Count('records it has read, ever'),
+    ...UmmunotifySums,
   },
   { title: 'UmmunotifyProcess' },
 );
@@ -252,11 +254,7 @@ export const UmmunotifyState = Type.Object(
     totals: Type.Object({
       files: Count('files open'),
       processes: Count('processes that opened them'),
-      ranges: Count('ranges watched'),
-      watched_bytes: Count('their lengths summed'),
-      changed: Count('ranges changed and not read yet'),
-      range_changes: Count('range changes counted by the files open now, and by those the control plane saw open before they closed'),
-      events_read: Count('records read, counted as range_changes is'),
+      ...UmmunotifySums,
     }),
   },
   { title: 'UmmunotifyState' },

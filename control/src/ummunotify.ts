@@ -137,24 +137,27 @@ export async function scanUmmunotify(options: ScanOptions = {}): Promise<Ummunot
   return { loaded: true, files, unreadable };
 }
 
+/** What files, processes and totals sum alike. */
+const SUMMED = ['ranges', 'watched_bytes', 'changed', 'range_changes', 'events_read'] as const;
+type Sums = Pick<UmmunotifyFile, (typeof SUMMED)[number]>;
+
+const noSums = (): Sums => ({ ranges: 0, watched_bytes: 0, changed: 0, range_changes: 0, events_read: 0 });
+
+function addSums(into: Sums, from: Sums): void {
+  for (const k of SUMMED) into[k] += from[k];
+}
+
 /** The files of each owning process, summed. */
 export function byProcess(files: readonly UmmunotifyFile[]): UmmunotifyProcess[] {
   const out = new Map<number, UmmunotifyProcess>();
   for (const f of files) {
     let p = out.get(f.pid);
     if (!p) {
-      p = {
-        pid: f.pid, command: f.command, files: 0, ranges: 0, watched_bytes: 0, changed: 0, range_changes: 0,
-        events_read: 0,
-      };
+      p = { pid: f.pid, command: f.command, files: 0, ...noSums() };
       out.set(f.pid, p);
     }
     p.files++;
-    p.ranges += f.ranges;
-    p.watched_bytes += f.watched_bytes;
-    p.changed += f.changed;
-    p.range_changes += f.range_changes;
-    p.events_read += f.events_read;
+    addSums(p, f);
   }
   return [...out.values()].sort((a, b) => b.ranges - a.ranges || a.pid - b.pid);
 }
@@ -270,6 +273,8 @@ export class UmmunotifyView {
       totals.events_read += t.events_read;
     }
     const processes = byProcess(scan.files);
+    const sums = noSums();
+    for (const p of processes) addSums(sums, p);
     return {
       loaded: scan.loaded,
       error: null,
@@ -281,9 +286,8 @@ export class UmmunotifyView {
       totals: {
         files: scan.files.length,
         processes: processes.length,
-        ranges: processes.reduce((n, p) => n + p.ranges, 0),
-        watched_bytes: processes.reduce((n, p) => n + p.watched_bytes, 0),
-        changed: processes.reduce((n, p) => n + p.changed, 0),
+        ...sums,
+        // these two keep what closed files had counted
         range_changes: totals.range_changes,
         events_read: totals.events_read,
       },
