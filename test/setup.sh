@@ -20,6 +20,7 @@ APT_PACKAGES=(
 	rdmacm-utils libfabric-bin ucx-utils openmpi-bin libopenmpi-dev nvme-cli fio python3-pyverbs
 	build-essential cmake ninja-build pkg-config libmnl-dev xz-utils zstd valgrind chromium prometheus
 	debian-archive-keyring ca-certificates
+	debhelper dh-dkms dkms lintian
 )
 
 phase() {
