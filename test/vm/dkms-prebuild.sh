@@ -13,15 +13,15 @@ kdir=$(kernel_build_dir "$name")
 work=$(mktemp -d "${TMPDIR:-/tmp}/dkms-prebuild.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-dpkg-deb -x "$deb" "$work/root"
-src=$(echo "$work"/root/usr/src/pfnic-*)
+dpkg-deb -x "$deb" "$work/unpacked"
+src=$(echo "$work"/unpacked/usr/src/pfnic-*)
 version=${src##*/pfnic-}
 if [ "$(matrix_get "$name" source)" = archive ]; then
 	# the host's gcc for a kernel Debian built with a newer one (see build-driver.sh)
 	sed -i 's|^MAKE\[0\]="make KDIR=${kernel_source_dir}"$|MAKE[0]="make KDIR=${kernel_source_dir} CC=gcc CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT= CONFIG_DEBUG_INFO_BTF_MODULES= KCFLAGS=-Wno-attributes"|' \
 		"$src/dkms.conf"
 fi
-trees=(--dkmstree "$work/dkms" --sourcetree "$work/root/usr/src" --installtree "$work/installed")
+trees=(--dkmstree "$work/dkms" --sourcetree "$work/unpacked/usr/src" --installtree "$work/installed")
 mkdir -p "$work/dkms" "$work/installed"
 dkms add "${trees[@]}" -m pfnic -v "$version" > /dev/null
 dkms build "${trees[@]}" -m pfnic -v "$version" -k "$release" --kernelsourcedir "$kdir" ||
