@@ -61,8 +61,6 @@ snapshot() {
 }
 snapshot > /tmp/before-install
 took "listing what is there"
-dpkg-query -S /bin/ls > /dev/null
-took "reading dpkg's database"
 
 # --- install --------------------------------------------------------------------------------
 # man-db's trigger re-indexes every manual page at each install and purge: minutes under TCG

@@ -19,11 +19,7 @@ build_one() {
 	# Copy only what changed, so an unchanged driver is not rebuilt.
 	cp -u -r "$source_dir"/*.[ch] "$source_dir/uapi" "$source_dir/Kbuild" "$source_dir/Makefile" "$out/"
 	if [ "$(matrix_get "$name" source)" = archive ]; then
-		# Debian builds newer kernels with a newer gcc than bookworm has. Build with the host's
-		# gcc and turn off the two options whose flags it does not know; the module is
-		# compatible (same ABI, checked by loading it in that kernel).
-		flags=(CC=gcc CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT= CONFIG_DEBUG_INFO_BTF_MODULES=
-			KCFLAGS=-Wno-attributes)
+		flags=("${ARCHIVE_KERNEL_MAKE_FLAGS[@]}")
 	fi
 	make -s -C "$kdir" M="$out" "${flags[@]}" modules
 	for ko in pfnic ummunotify; do

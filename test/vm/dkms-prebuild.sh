@@ -17,8 +17,8 @@ dpkg-deb -x "$deb" "$work/unpacked"
 src=$(echo "$work"/unpacked/usr/src/pfnic-*)
 version=${src##*/pfnic-}
 if [ "$(matrix_get "$name" source)" = archive ]; then
-	# the host's gcc for a kernel Debian built with a newer one (see build-driver.sh)
-	sed -i 's|^MAKE\[0\]="make KDIR=${kernel_source_dir}"$|MAKE[0]="make KDIR=${kernel_source_dir} CC=gcc CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT= CONFIG_DEBUG_INFO_BTF_MODULES= KCFLAGS=-Wno-attributes"|' \
+	# the host's gcc for a kernel Debian built with a newer one (lib.sh)
+	sed -i "s|^MAKE\\[0\\]=\"make KDIR=\${kernel_source_dir}\"\$|MAKE[0]=\"make KDIR=\${kernel_source_dir} ${ARCHIVE_KERNEL_MAKE_FLAGS[*]}\"|" \
 		"$src/dkms.conf"
 fi
 trees=(--dkmstree "$work/dkms" --sourcetree "$work/unpacked/usr/src" --installtree "$work/installed")

@@ -19,6 +19,12 @@ else
 fi
 MATRIX=$RIG_DIR/kernels.json
 
+# Debian builds its newer kernels with a newer gcc than bookworm has: out-of-tree modules for
+# them are built with the host's gcc, with the two options whose flags it does not know off
+# (the module is compatible: same ABI, checked by loading it in that kernel).
+ARCHIVE_KERNEL_MAKE_FLAGS=(CC=gcc CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT= CONFIG_DEBUG_INFO_BTF_MODULES=
+	KCFLAGS=-Wno-attributes)
+
 rig_log() { printf 'rig: %s\n' "$*" >&2; }
 rig_die() { printf 'rig: error: %s\n' "$*" >&2; exit 1; }
 
