@@ -123,7 +123,7 @@ async function checkPackages(): Promise<void> {
         if (flags) args.push('--make-args', flags);
       }
       const begun = Date.now();
-      await t.spawn('bash', [path.join(top, 'test/vm/run.sh'), '--dimm', '512M', '--timeout', fullTier() ? '3000' : '1200',
+      await t.spawn('bash', [path.join(top, 'test/vm/run.sh'), '--dimm', '512M', '--timeout', fullTier() ? '3000' : '1800',
         kernel, '--', 'test/guest/packages.sh', ...args], { cwd: top }, `test/guest/packages.sh ${args.join(' ')}`);
       t.comment(`kernel ${kernel}: the packages in a guest took ${Math.round((Date.now() - begun) / 1000)} s`);
     });

@@ -59,12 +59,15 @@ snapshot() {
 		grep -Ev '^/var/lib/(dpkg|apt|ucf|systemd/deb-systemd-helper-(enabled|masked))(/|$)|^/var/lib/dkms/mok\.(key|pub)$|^/etc/ld\.so\.cache$|^/lib/modules/[^/]*/modules\.' |
 		sort
 }
+# man-db's trigger re-indexes every manual page at each install and purge, a minute or more
+# under TCG: it does so while this file exists (the debconf answer only writes or removes it
+# when man-db is configured). Nothing here asks a question, and no terminal would answer it.
+rm -f /var/lib/man-db/auto-update
+export DEBIAN_FRONTEND=noninteractive
 snapshot > /tmp/before-install
 took "listing what is there"
 
 # --- install --------------------------------------------------------------------------------
-# man-db's trigger re-indexes every manual page at each install and purge: minutes under TCG
-echo 'man-db man-db/auto-update boolean false' | debconf-set-selections
 if [ -n "$prebuilt" ]; then
 	version=$(dpkg-deb -f "${files[0]}" Version)
 	install -D -m 0644 "$prebuilt" "/usr/share/pfnic-dkms/pfnic-${version%%-*}.dkms.tar.gz"
