@@ -40,6 +40,14 @@ for (let i = 0; i < lines.length; i++) {
       for (let j = i + 2; j < lines.length && lines[j].trim() !== "..."; j++) {
         const indent = /^ */.exec(lines[j])[0].length;
         const key = /^\s*([A-Za-z]+):(.*)$/.exec(lines[j]);
+        // a t.same() failure says what it found only in its diff: its changed lines
+        if (indent === keyIndent && key?.[1] === "diff") {
+          for (let k = j + 1; k < lines.length && /^ */.exec(lines[k])[0].length > keyIndent; k++) {
+            const changed = lines[k].trim();
+            if (/^[-+](?![-+]{2} )/.test(changed) && detail.length < 12) detail.push(`diff ${changed.slice(0, 300)}`);
+          }
+          continue;
+        }
         if (indent !== keyIndent || !key || !key[2].trim() || /^[>|]/.test(key[2].trim())) continue;
         if (/^(stdio|cwd|command|externalID)$/.test(key[1])) continue;
         if (detail.length < 8) detail.push(lines[j].trim());
