@@ -1,9 +1,10 @@
 #!/bin/bash
-# packages.sh DEB_DIR [--prebuilt TARBALL] [--late-headers TREE] [--make-args ARGS]: pfnic's Debian packages on a
-# host, as TAP: installed (DKMS builds the modules for this kernel), used with no environment
-# variable (modprobe as /etc/modprobe.d/pfnic.conf says, ibv_devinfo, ibv_rc_pingpong -o, a
-# program built with pkg-config against the registration cache), the control plane's unit
-# verified and its server started as the unit says, then everything purged and checked gone.
+# packages.sh DEB_DIR [--prebuilt TARBALL] [--late-headers TREE] [--make-args ARGS]: pfnic's
+# Debian packages on a host, as TAP: installed (DKMS builds the modules for this kernel), used
+# with no environment variable (modprobe as /etc/modprobe.d/pfnic.conf says, ibv_devinfo,
+# ibv_rc_pingpong -o, a program built with pkg-config against the registration cache), the
+# control plane's unit verified and its server started as the unit says, then everything
+# purged and checked gone.
 # The guest's root is a throwaway overlay, so installing there changes nothing of the host.
 #
 # --prebuilt TARBALL: DKMS's build for this kernel was done on the host
@@ -16,7 +17,7 @@
 # --make-args ARGS: extra make arguments for DKMS's build (an /etc/dkms/pfnic.conf, as an
 #   admin would write): the rig's newer kernels were built by a newer gcc than this host has.
 set -u
-debs=${1:?usage: packages.sh DEB_DIR [--late-headers TREE] [--make-args ARGS]}
+debs=${1:?usage: packages.sh DEB_DIR [--prebuilt TARBALL] [--late-headers TREE] [--make-args ARGS]}
 shift
 late_tree='' make_args='' prebuilt=''
 while [ $# -gt 0 ]; do

@@ -17,9 +17,10 @@ dpkg-deb -x "$deb" "$work/unpacked"
 src=$(echo "$work"/unpacked/usr/src/pfnic-*)
 version=${src##*/pfnic-}
 if [ "$(matrix_get "$name" source)" = archive ]; then
-	# the host's gcc for a kernel Debian built with a newer one (lib.sh)
-	sed -i "s|^MAKE\\[0\\]=\"make KDIR=\${kernel_source_dir}\"\$|MAKE[0]=\"make KDIR=\${kernel_source_dir} ${ARCHIVE_KERNEL_MAKE_FLAGS[*]}\"|" \
-		"$src/dkms.conf"
+	# the host's gcc for a kernel Debian built with a newer one (lib.sh): DKMS sources
+	# dkms.conf, so a later MAKE[0] is the one it runs, as from an admin's /etc/dkms/pfnic.conf
+	# shellcheck disable=SC2016 # ${kernel_source_dir} is DKMS's to expand
+	printf 'MAKE[0]="make KDIR=${kernel_source_dir} %s"\n' "${ARCHIVE_KERNEL_MAKE_FLAGS[*]}" >> "$src/dkms.conf"
 fi
 trees=(--dkmstree "$work/dkms" --sourcetree "$work/unpacked/usr/src" --installtree "$work/installed")
 mkdir -p "$work/dkms" "$work/installed"

@@ -119,8 +119,7 @@ prepare_host_kernel() {
 uncompress_modules() {
 	local tree=$1 rel=$2 mods
 	mods=$tree/usr/lib/modules/$rel
-	find "$mods" -name '*.ko.xz' -print -quit | grep -q . ||
-		find "$mods" -name '*.ko.zst' -print -quit | grep -q . || return 1
+	find "$mods" \( -name '*.ko.xz' -o -name '*.ko.zst' \) -print -quit | grep -q . || return 1
 	rig_log "kernel $rel: uncompressing its modules"
 	find "$mods" -name '*.ko.xz' -print0 | xargs -0 -r -P "$(nproc)" -n 64 xz -d
 	find "$mods" -name '*.ko.zst' -print0 | xargs -0 -r -P "$(nproc)" -n 64 zstd -q -d --rm
